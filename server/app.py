@@ -1,0 +1,212 @@
+"""Routes only: which URL goes to which handler. ``create_app(settings)`` builds the ASGI app.
+
+Public (site key, browsers):   POST /v1/events           -> server/ingest/handler.py
+                               POST /v1/recommend        -> server/serving.py (when installed)
+Secret (server to server):     POST /v1/events/import    -> server/ingest/handler.py
+                               /v1/catalog/...           -> server/catalog/api.py
+                               /v1/privacy/...           -> server/privacy_api.py
+Operations:                    GET /healthz, GET /metrics
+Widget:                        GET /w/...                -> server/widget_assets.py
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+import traceback
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import metrics
+from .catalog import api as catalog_api
+from .config import Settings
+from .errors import ApiError, error_body, error_response
+from .ingest import handler as ingest
+from . import privacy_api
+from .logs import setup_logging
+from .ratelimit import RateLimiter
+from .shards import ShardManager
+from .tenants import TenantRegistry
+
+log = logging.getLogger("funnelrec.app")
+access_log = logging.getLogger("funnelrec.access")
+
+PUBLIC_PREFIXES = ("/v1/events", "/v1/recommend")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True, "status": "healthy", "tenants": len(request.app.state.registry.all())})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    if not request.app.state.settings.metrics_enabled:
+        raise ApiError(404, "not_found", "metrics are turned off")
+    body, ctype = metrics.render(request.app.state.shards)
+    return Response(body, media_type=ctype)
+
+
+async def preflight(request: Request) -> Response:
+    origin = request.headers.get("origin")
+    headers = {
+        "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+        "Access-Control-Allow-Headers": "content-type, x-funnelrec-key",
+        "Access-Control-Max-Age": "86400",
+        "Vary": "Origin",
+    }
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+    return Response(status_code=204, headers=headers)
+
+
+def _import_optional(module_name: str):
+    """A part that may not be installed yet (the widget assets, the engine, the admin)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+
+
+def _optional_routes(module_name: str) -> list:
+    module = _import_optional(module_name)
+    return list(getattr(module, "routes", [])) if module else []
+
+
+class TimingMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware: it breaks contextvars): latency metric + access log."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            metrics.LATENCY.labels(name).observe(elapsed)
+            if status[0] >= 400 or access_log.isEnabledFor(logging.DEBUG):
+                access_log.log(logging.INFO if status[0] < 500 else logging.ERROR, "request", extra={
+                    "method": scope.get("method"), "path": scope.get("path"), "status": status[0],
+                    "ms": round(elapsed * 1000, 2)})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    setup_logging(settings.log_level)
+
+    def with_cors(request: Request, headers: dict) -> dict:
+        origin = request.headers.get("origin")
+        if origin and request.url.path.startswith(PUBLIC_PREFIXES) and "Access-Control-Allow-Origin" not in headers:
+            headers = {**headers, "Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if origin:
+            headers = {**headers, "Access-Control-Expose-Headers": "Retry-After"}
+        return headers
+
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
+        metrics.REQUESTS_REFUSED.labels(str(exc.status), exc.code).inc()
+        return error_response(exc, with_cors(request, {}))
+
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code,
+                            headers=with_cors(request, dict(exc.headers or {})))
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", extra={"path": request.url.path, "error": repr(exc)}, exc_info=exc)
+        extra = {"traceback": traceback.format_exception(exc)} if settings.debug else {}
+        return JSONResponse(error_body(500, "internal_error", "internal server error", **extra), status_code=500,
+                            headers=with_cors(request, {}))
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+        Route("/v1/events", ingest.post_events, methods=["POST"]),
+        Route("/v1/events", preflight, methods=["OPTIONS"]),
+        Route("/v1/events/import", ingest.import_events, methods=["POST"]),
+        Route("/v1/catalog/stats", catalog_api.stats, methods=["GET"]),
+        Route("/v1/catalog/products", catalog_api.delete_products, methods=["DELETE"]),
+        Route("/v1/catalog/products/{id:path}", catalog_api.get_product, methods=["GET"]),
+        Route("/v1/catalog/{kind}", catalog_api.upsert, methods=["POST"]),
+        Route("/v1/privacy/{who:str}/{id:path}", privacy_api.handle, methods=["GET", "DELETE"]),
+        Route("/v1/recommend", preflight, methods=["OPTIONS"]),
+    ]
+    routes += _optional_routes("server.widget_assets")
+    routes += _optional_routes("server.serving")
+    routes += _optional_routes("server.admin")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        async def close_idle():
+            while True:
+                await asyncio.sleep(max(5, min(60, settings.shard_idle_close_s / 4)))
+                with contextlib.suppress(Exception):
+                    await app.state.shards.close_idle(settings.shard_idle_close_s)
+
+        task = asyncio.create_task(close_idle())
+        for hook in app.state.startup_hooks:
+            await hook(app)
+        try:
+            yield
+        finally:
+            task.cancel()
+            for hook in app.state.shutdown_hooks:
+                with contextlib.suppress(Exception):
+                    await hook(app)
+            await app.state.shards.close_all()
+
+    app = Starlette(
+        debug=False,
+        routes=routes,
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = TenantRegistry(settings.data_dir, settings.tenant_cache_s)
+    app.state.shards = ShardManager(app.state.registry, settings)
+    app.state.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    app.state.event_listeners = []
+    app.state.catalog_listeners = []
+
+    def notify_events(tenant, shard, accepted: int) -> None:
+        for fn in app.state.event_listeners:
+            fn(tenant, shard, accepted)
+
+    def notify_catalog(tenant, shard) -> None:
+        for fn in app.state.catalog_listeners:
+            fn(tenant, shard)
+
+    app.state.notify_events = notify_events
+    app.state.notify_catalog = notify_catalog
+    for module_name in ("server.serving", "server.admin"):
+        module = _import_optional(module_name)
+        if module is not None and hasattr(module, "install"):
+            module.install(app)
+    app.add_middleware(TimingMiddleware, settings=settings)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory server.app:app_from_env`` (used by ``funnelrec serve``)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,61 @@
+"""Who is calling: the tenant behind a site key or a secret key, the client IP, CORS.
+
+The tenant is always found from the key, never from ids in the request, so tenant A's keys can
+reach nothing of tenant B whatever the request names.
+"""
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from .errors import ApiError
+from .tenants import Tenant
+
+
+def client_ip(request: Request, trust_forwarded_for: bool) -> str:
+    if trust_forwarded_for:
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd:
+            return fwd.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def public_tenant(request: Request, site_key: str | None) -> Tenant:
+    """The tenant of a public (site key) request, checked against its allowed origins."""
+    registry = request.app.state.registry
+    key = site_key or request.headers.get("x-funnelrec-key") or request.query_params.get("site_key")
+    if not key:
+        raise ApiError(401, "missing_key", "no site key: send it as `site_key` in the body")
+    tenant = registry.by_site_key(key)
+    if tenant is None:
+        if registry.by_secret_key(key) is not None:
+            raise ApiError(401, "wrong_key_kind", "a secret key must never be used in a browser; use the site key")
+        raise ApiError(401, "unknown_key", "unknown site key")
+    origin = request.headers.get("origin")
+    if not tenant.origin_allowed(origin):
+        raise ApiError(403, "origin_not_allowed", f"origin {origin or '(none)'} is not allowed for this site key")
+    return tenant
+
+
+def secret_tenant(request: Request) -> Tenant:
+    """The tenant of a server-to-server request: ``Authorization: Bearer sk_...``."""
+    registry = request.app.state.registry
+    auth = request.headers.get("authorization", "")
+    scheme, _, key = auth.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "missing_key", "send the secret key as `Authorization: Bearer sk_...`")
+    key = key.strip()
+    tenant = registry.by_secret_key(key)
+    if tenant is None:
+        if registry.by_site_key(key) is not None:
+            raise ApiError(403, "wrong_key_kind", "a site key may only send events and read recommendations")
+        raise ApiError(401, "unknown_key", "unknown secret key")
+    return tenant
+
+
+def cors_headers(request: Request, tenant: Tenant | None = None) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    if not origin:
+        return {}
+    if tenant is not None and not tenant.origin_allowed(origin):
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

@@ -1,0 +1,110 @@
+"""Every setting of funnelrec, its default and its help text, in one table.
+
+Settings are read from the environment (``FUNNELREC_<NAME>``), then from a ``.env`` file
+in the working directory, then fall back to the default below. A value that cannot be cast
+fails loudly at start-up. ``docs/settings.md`` is generated from this table and a test keeps
+the two in step (``python -m server.config > docs/settings.md``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "cast": cast})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(Path("./data"), "Folder holding control.db and one SQLite shard per tenant.", Path)
+    host: str = _setting("127.0.0.1", "Address `funnelrec serve` binds to. Loopback by default: put a reverse proxy in front.")
+    port: int = _setting(8400, "Port `funnelrec serve` listens on.", int)
+    workers: int = _setting(1, "Number of uvicorn worker processes.", int)
+    log_level: str = _setting("info", "Log level: debug, info, warning or error. Logs are JSON lines on stderr.")
+    debug: bool = _setting(False, "Show tracebacks in error responses. Never in production.", _bool)
+    max_body_bytes: int = _setting(256 * 1024, "Largest request body accepted on the public events endpoint (413 above).", int)
+    max_events_per_batch: int = _setting(500, "Most events in one public batch (400 above).", int)
+    max_import_body_bytes: int = _setting(32 * 1024 * 1024, "Largest body accepted on the secret bulk APIs (catalog, event import).", int)
+    max_import_records: int = _setting(50_000, "Most records in one secret bulk request.", int)
+    rate_limit_rps: float = _setting(50.0, "Public requests per second allowed per tenant and client IP (token bucket); 0 turns the limit off.", float)
+    rate_limit_burst: int = _setting(100, "Bucket size of the per-IP rate limit: requests allowed in a burst.", int)
+    max_clock_skew_s: int = _setting(86_400, "Events stamped further than this in the future are rejected.", int)
+    sqlite_synchronous: str = _setting("FULL", "SQLite `synchronous` for shards: FULL survives power loss; NORMAL only process crashes.")
+    sqlite_busy_timeout_ms: int = _setting(10_000, "How long a shard connection waits on a lock held by another process.", int)
+    write_batch_max: int = _setting(2_000, "Most queued write jobs group-committed in one transaction.", int)
+    read_pool_size: int = _setting(4, "Read-only connections kept open per shard.", int)
+    shard_idle_close_s: int = _setting(600, "Close a shard's writer and readers after this many idle seconds.", int)
+    trust_forwarded_for: bool = _setting(False, "Take the client IP from X-Forwarded-For (only behind a trusted proxy).", _bool)
+    tenant_cache_s: float = _setting(2.0, "How long a worker trusts its cached copy of the tenant list before checking the control database for changes.", float)
+    metrics_enabled: bool = _setting(True, "Expose Prometheus metrics on /metrics.", _bool)
+    widget_dir: Path = _setting(Path(__file__).resolve().parent.parent / "widget" / "dist", "Folder with the built widget served under /w/.", Path)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        values: dict[str, Any] = {}
+        source = dict(_read_dotenv(Path(".env")))
+        source.update(os.environ if env is None else env)
+        for f in fields(cls):
+            key = "FUNNELREC_" + f.name.upper()
+            if key in source:
+                cast = f.metadata["cast"] or str
+                try:
+                    values[f.name] = cast(source[key])
+                except ValueError as exc:
+                    raise SystemExit(f"setting {key}={source[key]!r} is invalid: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def shard_dir(self) -> Path:
+        return Path(self.data_dir) / "tenants"
+
+    def control_path(self) -> Path:
+        return Path(self.data_dir) / "control.db"
+
+
+def _read_dotenv(path: Path) -> list[tuple[str, str]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        out.append((k.strip(), v.strip().strip('"').strip("'")))
+    return out
+
+
+def settings_markdown() -> str:
+    lines = [
+        "# Settings",
+        "",
+        "Every setting, read from the environment variable shown (or a `.env` file in the working",
+        "directory), with its default. Generated from `server/config.py` by",
+        "`python -m server.config > docs/settings.md`; a test fails when the two differ.",
+        "",
+        "| variable | default | what it does |",
+        "|---|---|---|",
+    ]
+    for f in fields(Settings):
+        default = f.default
+        if f.name == "widget_dir":
+            default = "<install>/widget/dist"
+        lines.append(f"| `FUNNELREC_{f.name.upper()}` | `{default}` | {f.metadata['help']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

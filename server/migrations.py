@@ -1,0 +1,104 @@
+"""Versioned schema of a tenant shard. Append a new (version, sql) pair; never edit an old one.
+
+Times are integer milliseconds since the Unix epoch (UTC). ``events.ts`` is the time the
+event happened (client clock, or the original time for imported logs); ``events.received`` is
+the server's receive time. Recency everywhere is measured against the tenant's clock: the
+newest ``events.ts`` in the shard.
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE products (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT '',       -- a path, levels joined by ' > '
+    price REAL,
+    currency TEXT,
+    image TEXT,
+    url TEXT,
+    in_stock INTEGER NOT NULL DEFAULT 1,
+    brand TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',         -- JSON array of strings
+    attrs TEXT NOT NULL DEFAULT '{}',        -- JSON object, free attributes
+    created_at INTEGER NOT NULL,             -- first listed (ms): drives "new arrivals"
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,                     -- the merchant's logged-in user id
+    gender TEXT,                             -- 'f', 'm', 'x' or NULL
+    birth_year INTEGER,
+    age_band TEXT,                           -- e.g. '25-34'; derived from birth_year when absent
+    interests TEXT NOT NULL DEFAULT '[]',    -- JSON array of strings
+    segment TEXT,
+    attrs TEXT NOT NULL DEFAULT '{}',
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE reviews (
+    id TEXT PRIMARY KEY,
+    product TEXT NOT NULL,
+    user_id TEXT,
+    visitor TEXT,
+    rating REAL,
+    text TEXT NOT NULL DEFAULT '',
+    ts INTEGER NOT NULL
+);
+CREATE INDEX reviews_product ON reviews(product);
+
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,                 -- insertion order: models rebuild "since seq N"
+    event_id TEXT NOT NULL UNIQUE,           -- client-made; a repeat is stored once
+    type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    visitor TEXT NOT NULL,
+    session TEXT NOT NULL,
+    user_id TEXT,
+    product TEXT,                            -- the product the event is about, if any
+    page TEXT,                               -- page type for page_view / engagement
+    rec_id TEXT,                             -- recommendation id for rec_impression / rec_click
+    data TEXT NOT NULL DEFAULT '{}',         -- the rest of the event, JSON
+    source TEXT NOT NULL DEFAULT 'web'       -- web | import | api
+);
+CREATE INDEX events_session ON events(session, ts);
+CREATE INDEX events_visitor ON events(visitor, ts);
+
+CREATE TABLE order_lines (
+    order_id TEXT NOT NULL,
+    product TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    visitor TEXT NOT NULL,
+    session TEXT NOT NULL,
+    user_id TEXT,
+    quantity REAL NOT NULL,
+    price REAL,
+    currency TEXT,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (order_id, product)          -- a re-sent order (new event id) is stored once
+) WITHOUT ROWID;
+CREATE INDEX order_lines_visitor ON order_lines(visitor, ts);
+
+CREATE TABLE visitors (
+    id TEXT PRIMARY KEY,
+    user_id TEXT,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX visitors_user ON visitors(user_id) WHERE user_id IS NOT NULL;
+
+CREATE TABLE drops (                         -- events counted but not stored (bots, consent)
+    day TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, reason)
+) WITHOUT ROWID;
+
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"""),
+]

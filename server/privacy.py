@@ -1,0 +1,66 @@
+"""A visitor's (or logged-in user's) data: export it all, or erase it all (GDPR / PIPA).
+
+Works on a plain sqlite3 connection so the API (through the writer) and the CLI share it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+
+def _visitor_ids(conn: sqlite3.Connection, visitor: str | None, user: str | None) -> list[str]:
+    ids = set()
+    if visitor:
+        ids.add(visitor)
+    if user:
+        ids.update(r[0] for r in conn.execute("SELECT id FROM visitors WHERE user_id=?", (user,)))
+        ids.update(r[0] for r in conn.execute("SELECT DISTINCT visitor FROM events WHERE user_id=?", (user,)))
+    return sorted(ids)
+
+
+def _where(visitors: list[str], user: str | None, vcol: str = "visitor", ucol: str = "user_id") -> tuple[str, list]:
+    parts, args = [], []
+    if visitors:
+        parts.append(f"{vcol} IN ({','.join('?' * len(visitors))})")
+        args += visitors
+    if user:
+        parts.append(f"{ucol} = ?")
+        args.append(user)
+    return " OR ".join(parts) or "0", args
+
+
+def export(conn: sqlite3.Connection, visitor: str | None = None, user: str | None = None) -> dict:
+    vids = _visitor_ids(conn, visitor, user)
+    w, a = _where(vids, user)
+    cols = ["event_id", "type", "ts", "received", "visitor", "session", "user_id", "product", "page", "rec_id", "data", "source"]
+    events = []
+    for row in conn.execute(f"SELECT {', '.join(cols)} FROM events WHERE {w} ORDER BY ts", a):
+        d = dict(zip(cols, row))
+        d["data"] = json.loads(d["data"])
+        events.append(d)
+    lcols = ["order_id", "product", "event_id", "visitor", "session", "user_id", "quantity", "price", "currency", "ts"]
+    lines = [dict(zip(lcols, r)) for r in conn.execute(f"SELECT {', '.join(lcols)} FROM order_lines WHERE {w}", a)]
+    rcols = ["id", "product", "user_id", "visitor", "rating", "text", "ts"]
+    reviews = [dict(zip(rcols, r)) for r in conn.execute(f"SELECT {', '.join(rcols)} FROM reviews WHERE {w}", a)]
+    vw, va = _where(vids, user, vcol="id")
+    vcols = ["id", "user_id", "first_seen", "last_seen", "events"]
+    visitors = [dict(zip(vcols, r)) for r in conn.execute(f"SELECT {', '.join(vcols)} FROM visitors WHERE {vw}", va)]
+    profile = None
+    if user:
+        ucols = ["id", "gender", "birth_year", "age_band", "interests", "segment", "attrs", "updated_at"]
+        row = conn.execute(f"SELECT {', '.join(ucols)} FROM users WHERE id=?", (user,)).fetchone()
+        profile = dict(zip(ucols, row)) if row else None
+    return {"visitors": visitors, "profile": profile, "events": events, "order_lines": lines, "reviews": reviews}
+
+
+def erase(conn: sqlite3.Connection, visitor: str | None = None, user: str | None = None) -> dict:
+    """Delete every row about the visitor / user. Run inside the writer's transaction."""
+    vids = _visitor_ids(conn, visitor, user)
+    w, a = _where(vids, user)
+    out = {}
+    for table in ("events", "order_lines", "reviews"):
+        out[table] = conn.execute(f"DELETE FROM {table} WHERE {w}", a).rowcount
+    vw, va = _where(vids, user, vcol="id")
+    out["visitors"] = conn.execute(f"DELETE FROM visitors WHERE {vw}", va).rowcount
+    out["profile"] = conn.execute("DELETE FROM users WHERE id=?", (user,)).rowcount if user else 0
+    return out

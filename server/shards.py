@@ -1,0 +1,297 @@
+"""One SQLite file per tenant: open, migrate, the single writer, the read connections.
+
+Every write to a shard goes through that shard's one writer thread (``ShardWriter``): callers
+submit a *job* (a function taking a ``sqlite3.Connection``) and get a future. The writer takes
+every job waiting in its queue, runs them in one transaction (each in its own SAVEPOINT, so one
+failing job does not undo the others), commits once, and only then resolves the futures. So a
+request is answered only after its data is committed, and many concurrent requests share one
+commit (group commit).
+
+Reads never go through the writer: they use their own connections (``Shard.read`` for async
+code via aiosqlite, ``Shard.connect_read`` for threads), which WAL lets run beside the writer.
+
+Across several server processes each process has its own writer per shard; SQLite's file lock
+(with ``busy_timeout``) serialises them, so a shard still sees one write transaction at a time.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import aiosqlite
+
+from .migrations import MIGRATIONS
+
+log = logging.getLogger("funnelrec.shards")
+
+Job = Callable[[sqlite3.Connection], Any]
+
+
+def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous if synchronous in ('FULL', 'NORMAL', 'EXTRA') else 'FULL'}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this shard lacks, each in its own transaction. Returns the version."""
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            pending = [m for m in MIGRATIONS if m[0] > version]
+            if not pending:
+                conn.execute("COMMIT")
+                return version
+            number, sql = pending[0]
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+            log.info("migrated shard", extra={"version": number})
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _split_sql(sql: str) -> list[str]:
+    out, buf = [], []
+    for line in sql.splitlines(keepends=True):
+        buf.append(line)
+        if sqlite3.complete_statement("".join(buf)):
+            stmt = "".join(buf).strip()
+            if stmt:
+                out.append(stmt)
+            buf = []
+    rest = "".join(buf).strip()
+    if rest:
+        out.append(rest)
+    return out
+
+
+class ShardWriter(threading.Thread):
+    """The one writer of one shard, with group commit."""
+
+    def __init__(self, path: Path, synchronous: str, busy_timeout_ms: int, batch_max: int = 2000):
+        super().__init__(name=f"writer-{path.stem}", daemon=True)
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.batch_max = batch_max
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.commits = 0
+        self.jobs = 0
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start_and_wait(self) -> None:
+        self.start()
+        self._ready.wait()
+        if self._error:
+            raise self._error
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        if not self.is_alive():
+            fut.set_exception(RuntimeError("shard writer is stopped"))
+            return fut
+        self._queue.put((job, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        try:
+            conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms)
+            migrate(conn)
+        except BaseException as exc:  # surfaced by start_and_wait
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < self.batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, _ in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((True, job(conn)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:  # one job's failure does not undo the others
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.jobs += len(batch)
+        except Exception as exc:  # the commit itself failed: nothing of this batch is stored
+            log.error("shard commit failed", extra={"shard": self.path.stem, "error": str(exc)})
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            results = [(False, exc)] * len(batch)
+        for (_, fut), (ok, value) in zip(batch, results):
+            if fut.set_running_or_notify_cancel():
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+
+
+class Shard:
+    """A tenant's shard: its writer and its read connections."""
+
+    def __init__(self, slug: str, path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
+                 batch_max: int = 2000, read_pool_size: int = 4, generation: int = 0):
+        self.slug = slug
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.read_pool_size = read_pool_size
+        self.generation = generation
+        self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max)
+        self.writer.start_and_wait()
+        self._readers: asyncio.Queue | None = None
+        self._readers_made = 0
+        self._all_readers: list[aiosqlite.Connection] = []
+        self.last_used = time.monotonic()
+
+    # -- writing ---------------------------------------------------------------------
+    async def write(self, job: Job) -> Any:
+        """Run ``job(conn)`` in the writer's next group commit; returns after COMMIT."""
+        self.last_used = time.monotonic()
+        return await asyncio.wrap_future(self.writer.submit(job))
+
+    def write_sync(self, job: Job) -> Any:
+        self.last_used = time.monotonic()
+        return self.writer.submit(job).result()
+
+    # -- reading ---------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        self.last_used = time.monotonic()
+        if self._readers is None:
+            self._readers = asyncio.Queue()
+        if self._readers.empty() and self._readers_made < self.read_pool_size:
+            self._readers_made += 1
+            conn = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            await conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            self._all_readers.append(conn)
+            self._readers.put_nowait(conn)
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)
+
+    def connect_read(self) -> sqlite3.Connection:
+        """A new read-only connection for use in one thread (model builds, exports)."""
+        return open_connection(self.path, self.synchronous, self.busy_timeout_ms, readonly=True)
+
+    async def close(self) -> None:
+        for conn in self._all_readers:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._all_readers.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+
+    def close_sync(self) -> None:
+        self.writer.stop()
+
+
+class ShardManager:
+    """Opens each tenant's shard once per process, on first use."""
+
+    def __init__(self, registry, settings):
+        self.registry = registry
+        self.settings = settings
+        self._shards: dict[str, Shard] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant) -> Shard:
+        shard = self._shards.get(tenant.slug)
+        if shard is not None and shard.generation == tenant.created_at and shard.writer.is_alive():
+            shard.last_used = time.monotonic()
+            return shard
+        with self._lock:
+            shard = self._shards.get(tenant.slug)
+            if shard is None or shard.generation != tenant.created_at or not shard.writer.is_alive():
+                if shard is not None:
+                    shard.close_sync()
+                shard = Shard(
+                    tenant.slug, self.registry.shard_path(tenant.slug),
+                    synchronous=self.settings.sqlite_synchronous,
+                    busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
+                    batch_max=self.settings.write_batch_max,
+                    read_pool_size=self.settings.read_pool_size,
+                    generation=tenant.created_at,
+                )
+                self._shards[tenant.slug] = shard
+            return shard
+
+    def open_shards(self) -> list[Shard]:
+        return list(self._shards.values())
+
+    def queue_depth(self) -> int:
+        return sum(s.writer.depth() for s in self._shards.values())
+
+    async def close_idle(self, idle_s: float) -> None:
+        now = time.monotonic()
+        for slug, shard in list(self._shards.items()):
+            if now - shard.last_used > idle_s and shard.writer.depth() == 0:
+                with self._lock:
+                    if self._shards.get(slug) is shard:
+                        del self._shards[slug]
+                await shard.close()
+
+    async def forget(self, slug: str) -> None:
+        shard = self._shards.pop(slug, None)
+        if shard is not None:
+            await shard.close()
+
+    async def close_all(self) -> None:
+        for slug in list(self._shards):
+            await self.forget(slug)
+
+    def close_all_sync(self) -> None:
+        for slug in list(self._shards):
+            shard = self._shards.pop(slug)
+            shard.close_sync()
