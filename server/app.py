@@ -31,7 +31,7 @@ from .ingest import handler as ingest
 from . import privacy_api
 from .logs import setup_logging
 from .ratelimit import RateLimiter
-from .shards import ShardManager
+from .shards import ShardGone, ShardManager
 from .tenants import TenantRegistry
 
 log = logging.getLogger("funnelrec.app")
@@ -126,6 +126,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics.REQUESTS_REFUSED.labels(str(exc.status), exc.code).inc()
         return error_response(exc, with_cors(request, {}))
 
+    async def on_shard_gone(request: Request, exc: Exception) -> Response:
+        return await on_api_error(request, ApiError(401, "unknown_key", "this tenant no longer exists"))
+
     async def on_http_error(request: Request, exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code,
@@ -177,7 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         debug=False,
         routes=routes,
-        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
+        exception_handlers={ApiError: on_api_error, ShardGone: on_shard_gone, HTTPException: on_http_error, Exception: on_crash},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -5,6 +5,8 @@ DELETE erases it in one transaction and returns what was removed.
 """
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -33,6 +35,5 @@ async def handle(request: Request) -> JSONResponse:
         finally:
             conn.close()
 
-    import asyncio
     data = await asyncio.get_running_loop().run_in_executor(None, run)
     return JSONResponse({"ok": True, **data})

@@ -237,8 +237,24 @@ class Shard:
         self.writer.stop()
 
 
+class ShardGone(LookupError):
+    """The tenant was deleted (its shard file is gone): never re-create it by writing."""
+
+
+def create_shard_file(path: Path) -> None:
+    """Create and migrate a new tenant's shard (at tenant creation)."""
+    conn = open_connection(path)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
+
+
 class ShardManager:
-    """Opens each tenant's shard once per process, on first use."""
+    """Opens each tenant's shard once per process, on first use.
+
+    A shard file is made when its tenant is created; if it is missing the tenant was deleted
+    (perhaps by another process) and ``get`` raises ``ShardGone`` instead of re-creating it."""
 
     def __init__(self, registry, settings):
         self.registry = registry
@@ -248,6 +264,12 @@ class ShardManager:
 
     def get(self, tenant) -> Shard:
         shard = self._shards.get(tenant.slug)
+        path = self.registry.shard_path(tenant.slug)
+        if not path.exists():
+            if shard is not None:
+                self._shards.pop(tenant.slug, None)
+                shard.close_sync()
+            raise ShardGone(tenant.slug)
         if shard is not None and shard.generation == tenant.created_at and shard.writer.is_alive():
             shard.last_used = time.monotonic()
             return shard
@@ -257,7 +279,7 @@ class ShardManager:
                 if shard is not None:
                     shard.close_sync()
                 shard = Shard(
-                    tenant.slug, self.registry.shard_path(tenant.slug),
+                    tenant.slug, path,
                     synchronous=self.settings.sqlite_synchronous,
                     busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
                     batch_max=self.settings.write_batch_max,

@@ -230,6 +230,9 @@ class TenantRegistry:
                 )
             except sqlite3.IntegrityError:
                 raise TenantError(f"tenant {slug!r} already exists") from None
+            from .shards import create_shard_file
+
+            create_shard_file(self.shard_path(slug))
             self._reload()
         return self._by_slug[slug], secret
 

@@ -175,11 +175,8 @@ def event_from_obj(obj: dict) -> Event:
 
 
 def explain(exc: Exception) -> str:
+    """The validation message, with the list of types when the type is missing or unknown."""
     msg = str(exc)
-    if "Expected `object`, got" in msg or "Invalid value" in msg and "$.type" in msg:
-        return msg
-    if "Object missing required field `type`" in msg:
-        return "event has no `type`; expected one of: " + ", ".join(EVENT_TYPES)
-    if "Invalid value" in msg and "`type`" in msg:
+    if "missing required field `type`" in msg or ("Invalid value" in msg and "`$.type`" in msg):
         return msg + "; expected one of: " + ", ".join(EVENT_TYPES)
     return msg

@@ -1,0 +1,13 @@
+"""Pure numpy/scipy algorithm kernels used by the recommenders.
+
+Nothing here knows about HTTP, SQLite, tenants or events: each kernel takes arrays (dense or
+scipy.sparse) and returns arrays. The recommenders in ``server/recommenders/`` turn a tenant's
+data into these inputs and the outputs into scored candidates with reasons.
+
+- ``topk``       top-k selection over rows of dense or sparse score blocks
+- ``text``       TF-IDF over words and in-word character n-grams (Korean without an analyser)
+- ``als``        implicit-feedback ALS (Hu, Koren, Volinsky 2008) with session fold-in
+- ``neighbors``  user-kNN over a weighted user x item matrix
+- ``groups``     RFM tiers, k-means behavioural clusters, per-group item lift
+- ``images``     image embedder interface and a classical colour/pHash/texture extractor
+"""

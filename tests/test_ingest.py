@@ -1,0 +1,170 @@
+"""POST /v1/events: idempotency, partial rejection, every 4xx path, bots, privacy."""
+from __future__ import annotations
+
+import json
+import time
+
+from starlette.testclient import TestClient
+
+from server.app import create_app
+
+from tests.helpers import BROWSER_UA, ORIGIN, count, ev, make_settings
+
+
+def post(client, key, events, **kw):
+    return client.post("/v1/events", content=json.dumps({"site_key": key, "events": events}),
+                       headers={"content-type": "text/plain;charset=UTF-8", **kw.pop("headers", {})}, **kw)
+
+
+def test_batch_is_stored_and_acknowledged(client, app, shop):
+    r = post(client, shop.site_key, [ev(), ev("engagement"), ev("add_to_cart")])
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True, "accepted": 3, "duplicates": 0, "dropped": 0, "rejected": []}
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    assert count(app, "shop") == 3
+
+
+def test_repeated_event_ids_are_stored_once(client, app, shop):
+    batch = [ev(), ev("search"), ev("purchase")]
+    assert post(client, shop.site_key, batch).json()["accepted"] == 3
+    r = post(client, shop.site_key, batch)  # a retry
+    assert r.json()["accepted"] == 0 and r.json()["duplicates"] == 3
+    same = ev()
+    r = post(client, shop.site_key, [same, dict(same)])  # the same id twice in one batch
+    assert r.json()["accepted"] == 1 and r.json()["duplicates"] == 1
+    assert count(app, "shop") == 4
+    assert count(app, "shop", "SELECT count(*) FROM order_lines") == 1
+
+
+def test_resent_order_with_new_event_id_keeps_one_order(client, app, shop):
+    purchase = ev("purchase", order="o-42")
+    post(client, shop.site_key, [purchase])
+    post(client, shop.site_key, [{**purchase, "id": "another-id"}])
+    assert count(app, "shop", "SELECT count(*) FROM order_lines WHERE order_id='o-42'") == 1
+
+
+def test_invalid_events_are_rejected_with_index_and_reason_and_the_rest_kept(client, app, shop):
+    events = [
+        ev(),
+        ev("page_view", page="nowhere"),
+        ev("no_such_type"),
+        {"type": "page_view", "page": "main"},
+        ev(),
+        ev("purchase", lines=[]),
+        ev(ts=int(time.time() * 1000) + 10 * 86400 * 1000),
+        "not an object",
+        ev("engagement", scroll_pct=250),
+        ev(id="bad id with spaces"),
+        ev("add_to_cart"),
+    ]
+    r = post(client, shop.site_key, events)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["accepted"] == 3
+    rejected = {x["index"]: x["reason"] for x in body["rejected"]}
+    assert sorted(rejected) == [1, 2, 3, 5, 6, 7, 8, 9]
+    assert "$.page" in rejected[1]
+    assert "expected one of" in rejected[2] and "page_view" in rejected[2]
+    assert "missing required field" in rejected[3]
+    assert "future" in rejected[6]
+    assert "object" in rejected[7]
+    assert "$.scroll_pct" in rejected[8]
+    assert count(app, "shop") == 3
+
+
+def test_error_shape_for_each_4xx(client, app, shop, make_tenant):
+    def check(r, status, code):
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert body["ok"] is False and body["status"] == status and body["error"] == code
+        assert isinstance(body["message"], str) and body["message"]
+        return r
+
+    check(client.post("/v1/events", content=b"{not json"), 400, "invalid_body")
+    check(client.post("/v1/events", content=b'{"events": 5}'), 400, "invalid_body")
+    check(post(client, None, [ev()]), 401, "missing_key")
+    check(post(client, "pk_unknown", [ev()]), 401, "unknown_key")
+    check(post(client, shop.secret_key, [ev()]), 401, "wrong_key_kind")
+    check(post(client, shop.site_key, [ev()], headers={"origin": "https://evil.example"}), 403, "origin_not_allowed")
+    check(client.post("/v1/events", content=b"x" * (app.state.settings.max_body_bytes + 1)), 413, "body_too_large")
+    too_many = [ev() for _ in range(app.state.settings.max_events_per_batch + 1)]
+    check(post(client, shop.site_key, too_many), 413, "too_many_events")
+    check(client.get("/v1/nothing-here"), 404, "not_found")
+    check(client.get("/v1/events"), 405, "method_not_allowed")
+    assert count(app, "shop") == 0
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path):
+    app = create_app(make_settings(tmp_path, rate_limit_rps=1.0, rate_limit_burst=2))
+    t, _ = app.state.registry.create("shop", [ORIGIN])
+    with TestClient(app, headers={"user-agent": BROWSER_UA, "origin": ORIGIN}) as client:
+        codes = [post(client, t.site_key, [ev()]).status_code for _ in range(3)]
+        assert codes[:2] == [200, 200]
+        r = post(client, t.site_key, [ev()])
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"] == "rate_limited"
+        assert r.headers["access-control-allow-origin"] == ORIGIN  # the widget can read it
+
+
+def test_bots_are_counted_and_dropped_unless_test_mode(client, app, shop, make_tenant):
+    r = post(client, shop.site_key, [ev(), ev()], headers={"user-agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"})
+    assert r.json()["dropped"] == 2 and r.json()["drop_reason"] == "bot_user_agent"
+    body = json.dumps({"site_key": shop.site_key, "ctx": {"webdriver": True}, "events": [ev()]})
+    r = client.post("/v1/events", content=body)
+    assert r.json()["dropped"] == 1 and r.json()["drop_reason"] == "bot_webdriver"
+    assert count(app, "shop") == 0
+    assert count(app, "shop", "SELECT sum(count) FROM drops") == 3
+    assert count(app, "shop", "SELECT count(*) FROM visitors") == 0
+    test = make_tenant("qa", test_mode=True)
+    r = client.post("/v1/events", content=json.dumps({"site_key": test.site_key, "ctx": {"webdriver": True}, "events": [ev()]}),
+                    headers={"user-agent": "HeadlessChrome"})
+    assert r.json()["accepted"] == 1
+
+
+def test_do_not_track_is_honoured_by_default(client, app, shop, make_tenant):
+    body = {"site_key": shop.site_key, "ctx": {"dnt": True}, "events": [ev()]}
+    assert client.post("/v1/events", content=json.dumps(body)).json()["drop_reason"] == "do_not_track"
+    other = make_tenant("nodnt", honor_dnt=False)
+    body["site_key"] = other.site_key
+    assert client.post("/v1/events", content=json.dumps(body)).json()["accepted"] == 1
+
+
+def test_any_origin_when_tenant_has_none(client, app, make_tenant):
+    dev = make_tenant("dev", origins=())
+    assert post(client, dev.site_key, [ev()], headers={"origin": "http://localhost:3000"}).json()["accepted"] == 1
+
+
+def test_preflight(client):
+    r = client.options("/v1/events", headers={"origin": ORIGIN, "access-control-request-method": "POST"})
+    assert r.status_code == 204 and r.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_stored_columns_and_korean_text(client, app, shop):
+    e = ev("search", query="여성 니트 가디건", user="u-7", results=0)
+    p = ev("purchase", order="o1", currency="KRW", lines=[{"product": "상품-1", "quantity": 1, "price": 39000},
+                                                         {"product": "상품-1", "quantity": 2, "price": 39000}])
+    post(client, shop.site_key, [e, p])
+    t = app.state.registry.get("shop")
+    conn = app.state.shards.get(t).connect_read()
+    row = conn.execute("SELECT type, visitor, session, user_id, data, source FROM events WHERE event_id=?", (e["id"],)).fetchone()
+    assert row[:4] == ("search", "v1", "s1", "u-7")
+    assert json.loads(row[4]) == {"query": "여성 니트 가디건", "results": 0}
+    assert row[5] == "web"
+    line = conn.execute("SELECT product, quantity, price, currency FROM order_lines WHERE order_id='o1'").fetchone()
+    assert line == ("상품-1", 3.0, 39000.0, "KRW")
+    v = conn.execute("SELECT user_id, events FROM visitors WHERE id='v1'").fetchone()
+    assert v == ("u-7", 2)
+    conn.close()
+
+
+def test_tenants_are_isolated(client, app, make_tenant):
+    a = make_tenant("tenant-a")
+    b = make_tenant("tenant-b")
+    post(client, a.site_key, [ev(visitor="shared-visitor")])
+    post(client, b.site_key, [ev(visitor="shared-visitor"), ev(visitor="shared-visitor")])
+    assert count(app, "tenant-a") == 1 and count(app, "tenant-b") == 2
+    # A's secret key sees only A's data, whatever ids the request names
+    r = client.get("/v1/privacy/visitors/shared-visitor", headers=a.auth)
+    assert len(r.json()["events"]) == 1
+    assert client.get("/v1/catalog/stats", headers=a.auth).json()["counts"]["events"] == 1
