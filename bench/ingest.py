@@ -1,0 +1,411 @@
+"""Ingestion load generator on loopback: events/s with batches of 1, 10 and 50 events per request.
+
+    .venv/bin/python bench/ingest.py                      # 10 s per scenario, FULL and NORMAL
+    .venv/bin/python bench/ingest.py --duration 5 --sync FULL --batches 1,50
+
+What it does, in one run:
+1. starts an empty Starlette POST endpoint (``bench/empty_app.py``) in its own uvicorn process,
+   served with the same options as ``funnelrec serve``, and measures it with the same bodies;
+2. for each SQLite ``synchronous`` mode asked for (FULL, NORMAL), starts a real ``funnelrec serve``
+   process (1 worker, rate limit off, fresh temp data dir) with one test-mode tenant per batch size,
+   and measures ``POST /v1/events`` with batches of 1, 10 and 50 realistic mixed events
+   (page_view, engagement, search, add_to_cart, purchase with lines), every event id unique;
+3. after each ingest scenario, checks that nothing acknowledged was lost: the sum of ``accepted``
+   over the 200 replies equals the rows in that tenant's ``events`` table, all ids are distinct,
+   and no reply reported a duplicate or a rejection.
+
+The client is one asyncio process (uvloop when installed) holding many keep-alive HTTP/1.1
+connections over raw asyncio protocols, one request in flight per connection (closed loop), with
+request bytes assembled from pre-encoded event fragments: a few µs per request, so that on a
+2-core machine the server, not the client, is what is measured. The client's and the server's
+CPU use are reported beside every figure so that can be checked.
+
+Output: a Markdown table on stdout and ``bench/results/ingest.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, ServerProcess, create_tenant, free_port, funnelrec_cmd  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "ingest.json"
+UA = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+# -- events ----------------------------------------------------------------------------------
+def event_fragments(n: int, seed: int, now_ms: int) -> list[tuple[bytes, int]]:
+    """``n`` pre-encoded events, each a bytes template with ``%s`` slots for the event id.
+
+    Mix (roughly what the widget sends): 45% page_view, 30% engagement, 5% search,
+    15% add_to_cart, 5% purchase with 1-4 lines."""
+    rnd = random.Random(seed)
+    products = [f"P{rnd.randrange(10_000, 99_999)}" for _ in range(2000)]
+    out = []
+    for _ in range(n):
+        visitor = f"v{rnd.randrange(1, 20_000)}"
+        session = f"{visitor}.s{rnd.randrange(1, 5)}"
+        ts = now_ms - rnd.randrange(0, 60_000)
+        prod = rnd.choice(products)
+        common = {"id": "@@ID@@", "visitor": visitor, "session": session, "ts": ts}
+        if rnd.random() < 0.2:
+            common["user"] = f"u{visitor[1:]}"
+        r = rnd.random()
+        if r < 0.45:
+            page = rnd.choice(["detail", "detail", "detail", "category", "main", "search", "cart"])
+            ev = {"type": "page_view", **common, "page": page, "url": f"https://shop.example/p/{prod}",
+                  "referrer": "https://www.google.com/", "title": "Hand-made ceramic mug, 350 ml", "device": "mobile"}
+            if page == "detail":
+                ev["product"] = prod
+        elif r < 0.75:
+            ev = {"type": "engagement", **common, "page": "detail", "product": prod,
+                  "engaged_ms": rnd.randrange(500, 90_000), "visible_ms": rnd.randrange(1000, 120_000),
+                  "scroll_pct": round(rnd.uniform(0, 100), 1), "scroll_ms": rnd.randrange(0, 20_000),
+                  "content_ms": {"description": rnd.randrange(0, 30_000), "reviews": rnd.randrange(0, 10_000),
+                                 "images": rnd.randrange(0, 15_000)}}
+        elif r < 0.80:
+            ev = {"type": "search", **common, "query": rnd.choice(["mug", "red lantern", "가방", "candle holder"]),
+                  "results": rnd.randrange(0, 200)}
+        elif r < 0.95:
+            ev = {"type": "add_to_cart", **common, "product": prod, "quantity": rnd.randrange(1, 4),
+                  "price": round(rnd.uniform(1, 60), 2), "currency": "GBP"}
+        else:
+            lines = [{"product": rnd.choice(products), "quantity": rnd.randrange(1, 6),
+                      "price": round(rnd.uniform(1, 60), 2)} for _ in range(rnd.randrange(1, 5))]
+            ev = {"type": "purchase", **common, "order": "o-@@ID@@", "lines": lines, "currency": "GBP",
+                  "total": round(sum(l["quantity"] * l["price"] for l in lines), 2)}
+        text = json.dumps(ev, separators=(",", ":")).replace("%", "%%")
+        out.append((text.replace("@@ID@@", "%s").encode(), text.count("@@ID@@")))
+    return out
+
+
+class BodyMaker:
+    """Request bytes for one connection: unique ids ``<run>-<scenario>-<conn>-<n>``."""
+
+    def __init__(self, site_key: str, batch: int, fragments: list[tuple[bytes, int]], prefix: str, port: int):
+        self.batch = batch
+        self.fragments = fragments
+        self.prefix = prefix.encode()
+        self.n = 0
+        self.pos = random.randrange(len(fragments))
+        self.head = b'{"site_key":"' + site_key.encode() + b'","events":['
+        self.req_head = (b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:" + str(port).encode() +
+                         b"\r\nUser-Agent: " + UA + b"\r\nOrigin: https://shop.example\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: ")
+
+    def next(self) -> bytes:
+        parts = []
+        frags = self.fragments
+        nf = len(frags)
+        for _ in range(self.batch):
+            frag, slots = frags[self.pos]
+            self.pos = (self.pos + 1) % nf
+            eid = self.prefix + str(self.n).encode()
+            self.n += 1
+            parts.append(frag % ((eid,) * slots))
+        body = self.head + b",".join(parts) + b"]}"
+        return self.req_head + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+# -- raw HTTP/1.1 client -------------------------------------------------------------------------
+class HttpConn(asyncio.Protocol):
+    """One keep-alive connection; ``request(bytes)`` -> (status, body). One request at a time."""
+
+    def __init__(self):
+        self.transport = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def data_received(self, data: bytes):
+        self.buf += data
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buf[:end]).lower()
+        i = head.find(b"content-length:")
+        if i < 0:
+            if self.waiter and not self.waiter.done():
+                self.waiter.set_exception(ConnectionError("reply without content-length: " + head.decode(errors="replace")))
+            return
+        j = head.find(b"\r\n", i)
+        length = int(head[i + 15:j if j > 0 else len(head)])
+        total = end + 4 + length
+        if len(buf) < total:
+            return
+        status = int(head[9:12])
+        body = bytes(buf[end + 4:total])
+        del buf[:total]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((status, body))
+
+    async def request(self, data: bytes):
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self.waiter
+
+
+@dataclass
+class Result:
+    target: str                 # "empty" or "ingest"
+    sync: str | None
+    batch: int
+    connections: int
+    seconds: float
+    requests: int
+    req_per_s: float
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    non_200: int
+    server_cpu_pct: float
+    client_cpu_pct: float
+    count_check: dict = field(default_factory=dict)
+
+
+async def run_scenario(port: int, site_key: str, batch: int, connections: int, duration: float, warmup: float,
+                       fragments, prefix: str, parse_replies: bool) -> dict:
+    loop = asyncio.get_running_loop()
+    conns = []
+    for _ in range(connections):
+        _, proto = await loop.create_connection(HttpConn, "127.0.0.1", port)
+        conns.append(proto)
+    latencies: list[float] = []
+    done_times: list[float] = []
+    stats = {"acked_events": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "dropped": 0, "non_200": 0,
+             "sent_events": 0, "errors": []}
+    stop = False
+
+    async def worker(i: int, conn: HttpConn):
+        maker = BodyMaker(site_key, batch, fragments, f"{prefix}-{i}-", port)
+        perf = time.perf_counter
+        while not stop:
+            req = maker.next()
+            t0 = perf()
+            status, body = await conn.request(req)
+            t1 = perf()
+            latencies.append(t1 - t0)
+            done_times.append(t1)
+            stats["sent_events"] += batch
+            if status != 200:
+                stats["non_200"] += 1
+                if len(stats["errors"]) < 5:
+                    stats["errors"].append(f"{status}: {body[:300].decode(errors='replace')}")
+                continue
+            if parse_replies:
+                r = json.loads(body)
+                stats["acked_events"] += batch
+                stats["accepted"] += r["accepted"]
+                stats["duplicates"] += r["duplicates"]
+                stats["dropped"] += r["dropped"]
+                stats["rejected"] += len(r["rejected"])
+
+    tasks = [asyncio.create_task(worker(i, c)) for i, c in enumerate(conns)]
+    t_start = time.perf_counter()
+    await asyncio.sleep(warmup)
+    m_start = time.perf_counter()
+    cpu0 = time.process_time()
+    await asyncio.sleep(duration)
+    m_end = time.perf_counter()
+    cpu1 = time.process_time()
+    stop = True
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)  # drain: every request in flight answered
+    for c in conns:
+        c.transport.close()
+    window = [(t, lat) for t, lat in zip(done_times, latencies) if m_start <= t < m_end]
+    lats = sorted(lat for _, lat in window)
+    n = len(lats)
+
+    def pct(p):
+        return round(lats[min(n - 1, int(p * n))] * 1000, 2) if n else 0.0
+
+    secs = m_end - m_start
+    return {"requests": n, "seconds": round(secs, 3), "req_per_s": round(n / secs, 1),
+            "events_per_s": round(n * batch / secs, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, "client_cpu_pct": round(100 * (cpu1 - cpu0) / secs, 1),
+            "total_s": round(time.perf_counter() - t_start, 2), **stats}
+
+
+def count_check(shard_path: Path, stats: dict) -> dict:
+    conn = sqlite3.connect(f"file:{shard_path}?mode=ro", uri=True)
+    try:
+        rows, distinct = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    finally:
+        conn.close()
+    ok = (rows == stats["accepted"] and distinct == rows and stats["duplicates"] == 0
+          and stats["rejected"] == 0 and stats["dropped"] == 0 and stats["accepted"] == stats["acked_events"])
+    return {"ok": ok, "rows_in_shard": rows, "distinct_ids": distinct, "sum_accepted": stats["accepted"],
+            "events_in_200_replies": stats["acked_events"], "duplicates": stats["duplicates"],
+            "rejected": stats["rejected"], "dropped": stats["dropped"]}
+
+
+def measure(server: ServerProcess, **kw) -> dict:
+    c0 = server.cpu_seconds()
+    t0 = time.perf_counter()
+    out = asyncio.run(run_scenario(server.port, **kw)) if not _UVLOOP else _uvloop_run(run_scenario(server.port, **kw))
+    # server CPU over the whole scenario (warm-up + window + drain), as % of one core
+    out["server_cpu_pct"] = round(100 * (server.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    return out
+
+
+try:
+    import uvloop as _uvloop_mod
+
+    _UVLOOP = True
+
+    def _uvloop_run(coro):
+        return _uvloop_mod.run(coro)
+except ImportError:  # pragma: no cover
+    _UVLOOP = False
+
+
+# -- the run -------------------------------------------------------------------------------------
+def result_row(target, sync, batch, connections, m, check=None) -> Result:
+    return Result(target=target, sync=sync, batch=batch, connections=connections, seconds=m["seconds"],
+                  requests=m["requests"], req_per_s=m["req_per_s"], events_per_s=m["events_per_s"],
+                  p50_ms=m["p50_ms"], p99_ms=m["p99_ms"], max_ms=m["max_ms"], non_200=m["non_200"],
+                  server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"], count_check=check or {})
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario (default 10)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each window (default 1)")
+    ap.add_argument("--batches", default="1,10,50", help="events per request, comma-separated (default 1,10,50)")
+    ap.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections (default 64)")
+    ap.add_argument("--sync", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)")
+    ap.add_argument("--no-empty", action="store_true", help="skip the empty-endpoint baseline")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS.relative_to(ROOT)})")
+    ap.add_argument("--keep", action="store_true", help="keep the temp data dirs and print where they are")
+    a = ap.parse_args(argv)
+    batches = [int(b) for b in a.batches.split(",") if b.strip()]
+    syncs = [s.strip().upper() for s in a.sync.split(",") if s.strip()]
+    run_id = f"r{int(time.time())}"
+    fragments = event_fragments(5000, 42, int(time.time() * 1000))
+    results: list[Result] = []
+    failures: list[str] = []
+    print(f"# bench/ingest: {a.duration:g} s per scenario (+{a.warmup:g} s warm-up), {a.connections} connections, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, client loop: {'uvloop' if _UVLOOP else 'asyncio'}",
+          file=sys.stderr)
+
+    if not a.no_empty:
+        port = free_port()
+        with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port)], port, name="empty") as srv:
+            for b in batches:
+                m = measure(srv, site_key="pk_none", batch=b, connections=a.connections, duration=a.duration,
+                            warmup=a.warmup, fragments=fragments, prefix=f"{run_id}-e{b}", parse_replies=False)
+                results.append(result_row("empty", None, b, a.connections, m))
+                print(f"empty       batch {b:3}: {m['req_per_s']:>9,.0f} req/s  p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  "
+                      f"server CPU {m['server_cpu_pct']}%  client CPU {m['client_cpu_pct']}%", file=sys.stderr)
+
+    for sync in syncs:
+        data_dir = Path(tempfile.mkdtemp(prefix=f"funnelrec-bench-{sync.lower()}-"))
+        env = {**os.environ, "FUNNELREC_RATE_LIMIT_RPS": "0", "FUNNELREC_SQLITE_SYNCHRONOUS": sync,
+               "FUNNELREC_LOG_LEVEL": "warning", "FUNNELREC_DATA_DIR": str(data_dir)}
+        tenants = {b: create_tenant(data_dir, f"bench-b{b}", env=env) for b in batches}
+        port = free_port()
+        cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1")
+        with ServerProcess(cmd, port, env=env, name=f"funnelrec-{sync.lower()}") as srv:
+            for b in batches:
+                m = measure(srv, site_key=tenants[b]["site_key"], batch=b, connections=a.connections,
+                            duration=a.duration, warmup=a.warmup, fragments=fragments, prefix=f"{run_id}-{sync[0]}{b}",
+                            parse_replies=True)
+                check = count_check(data_dir / "tenants" / f"bench-b{b}.db", m)
+                if not check["ok"]:
+                    failures.append(f"count check failed for {sync} batch {b}: {check}")
+                if m["non_200"]:
+                    failures.append(f"{m['non_200']} non-200 replies for {sync} batch {b}: {m['errors']}")
+                results.append(result_row("ingest", sync, b, a.connections, m, check))
+                print(f"ingest {sync:6} batch {b:3}: {m['events_per_s']:>9,.0f} events/s {m['req_per_s']:>8,.0f} req/s  "
+                      f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  server CPU {m['server_cpu_pct']}%  "
+                      f"client CPU {m['client_cpu_pct']}%  count check {'ok' if check['ok'] else 'FAILED'}",
+                      file=sys.stderr)
+            if failures and any("non-200" in f for f in failures):
+                print(srv.log(), file=sys.stderr)
+        if a.keep:
+            print(f"data dir kept: {data_dir}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    targets = evaluate_targets(results)
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "client_loop": "uvloop" if _UVLOOP else "asyncio"},
+        "settings": {"duration_s": a.duration, "warmup_s": a.warmup, "connections": a.connections,
+                     "batches": batches, "sync": syncs, "server": "funnelrec serve, 1 worker, rate limit off"},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": [asdict(r) for r in results],
+        "targets": targets,
+        "failures": failures,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(results, targets))
+    for f in failures:
+        print(f"FAILURE: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def evaluate_targets(results: list[Result]) -> list[dict]:
+    out = []
+    empty1 = next((r for r in results if r.target == "empty" and r.batch == 1), None)
+    for r in results:
+        if r.target != "ingest":
+            continue
+        if r.batch == 50:
+            out.append({"what": f"events/s with 50-event batches ({r.sync})", "value": r.events_per_s,
+                        "target": 50_000, "met": r.events_per_s >= 50_000})
+        if r.batch == 1 and empty1 is not None:
+            ratio = r.req_per_s / empty1.req_per_s if empty1.req_per_s else 0.0
+            out.append({"what": f"1-event req/s vs empty endpoint ({r.sync})", "value": round(ratio, 3),
+                        "target": 0.25, "met": ratio >= 0.25})
+    return out
+
+
+def markdown(results: list[Result], targets: list[dict]) -> str:
+    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | client CPU | non-200 | count check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        check = ""
+        if r.count_check:
+            c = r.count_check
+            check = (f"{'ok' if c['ok'] else 'FAILED'}: {c['rows_in_shard']:,} rows = {c['sum_accepted']:,} accepted"
+                     if c["ok"] else f"FAILED {c}")
+        name = "empty Starlette POST" if r.target == "empty" else "POST /v1/events"
+        lines.append(f"| {name} | {r.sync or '-'} | {r.batch} | {r.req_per_s:,.0f} | {r.events_per_s:,.0f} | "
+                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.client_cpu_pct:.0f}% | {r.non_200} | {check} |")
+    if targets:
+        lines.append("")
+        for t in targets:
+            lines.append(f"- {t['what']}: **{t['value']:,}** (target ≥ {t['target']:,}) — {'met' if t['met'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
