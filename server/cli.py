@@ -57,7 +57,8 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--log-level", default=None, help="debug, info, warning, error.")
 @data_dir_option
-def serve(host, port, workers, log_level, data_dir) -> None:
+@json_option
+def serve(host, port, workers, log_level, data_dir, as_json=False) -> None:
     """Run the HTTP service."""
     import uvicorn
 
@@ -68,7 +69,11 @@ def serve(host, port, workers, log_level, data_dir) -> None:
     if log_level:
         os.environ["FUNNELREC_LOG_LEVEL"] = log_level
     TenantRegistry(s.data_dir).close()  # create the data dir and control db before workers race for it
-    click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "url": f"http://{s.host}:{s.port}", "data_dir": str(s.data_dir),
+                               "workers": s.workers}))
+    else:
+        click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
     uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
                 log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
 
@@ -286,22 +291,37 @@ def privacy_erase(slug, visitor, user, data_dir, as_json) -> None:
 
 # -- misc ------------------------------------------------------------------------------
 @main.command("settings")
-def settings_cmd() -> None:
-    """Print every setting with its default (Markdown)."""
-    click.echo(settings_markdown(), nl=False)
+@data_dir_option
+@json_option
+def settings_cmd(data_dir, as_json) -> None:
+    """Print every setting: its current value and default (Markdown, or JSON)."""
+    from dataclasses import fields
+
+    if as_json:
+        current = _settings(data_dir)
+        click.echo(json.dumps({f.name: {"env": f"FUNNELREC_{f.name.upper()}", "value": str(getattr(current, f.name)),
+                                        "default": str(f.default), "help": f.metadata["help"]}
+                               for f in fields(Settings)}, indent=2))
+    else:
+        click.echo(settings_markdown(), nl=False)
 
 
 @main.command("snippet")
 @click.option("--tenant", "slug", required=True)
 @click.option("--endpoint", default=None, help="Public URL of this service (default http://HOST:PORT).")
 @data_dir_option
-def snippet_cmd(slug, endpoint, data_dir) -> None:
+@json_option
+def snippet_cmd(slug, endpoint, data_dir, as_json) -> None:
     """Print the script tag to paste into the shop."""
     from .widget_assets import snippet_html
 
     s = _settings(data_dir)
-    t = TenantRegistry(s.data_dir).require(slug)
-    click.echo(snippet_html(t.site_key, endpoint or f"http://{s.host}:{s.port}", t.locale))
+    try:
+        t = TenantRegistry(s.data_dir).require(slug)
+    except TenantError as exc:
+        _fail(as_json, str(exc))
+    html = snippet_html(t.site_key, endpoint or f"http://{s.host}:{s.port}", t.locale)
+    _out(as_json, {"ok": True, "tenant": slug, "snippet": html}, html)
 
 
 @main.command("demo")
@@ -309,13 +329,17 @@ def snippet_cmd(slug, endpoint, data_dir) -> None:
 @click.option("--host", default=None)
 @click.option("--no-serve", is_flag=True, help="Only set up the demo tenant and its data.")
 @data_dir_option
-def demo_cmd(port, host, no_serve, data_dir) -> None:
+@json_option
+def demo_cmd(port, host, no_serve, data_dir, as_json) -> None:
     """Set up the demo tenant with its catalog and traffic, then serve."""
     from .demo import setup_demo
 
     s = _settings(data_dir, port=port, host=host)
     info = setup_demo(s, echo=lambda m: click.echo(m, err=True))
-    click.echo(json.dumps(info, indent=2), err=True)
+    if as_json:
+        click.echo(json.dumps({"ok": True, **info}, indent=2))
+    else:
+        click.echo("\n".join(f"  {k}: {v}" for k, v in info.items()), err=True)
     if not no_serve:
         ctx = click.get_current_context()
         ctx.invoke(serve, host=s.host, port=s.port, workers=None, log_level=None, data_dir=str(s.data_dir))
