@@ -1,0 +1,247 @@
+"""The one interface every recommender implements.
+
+A recommender is a class in its own module of ``server/recommenders/`` registered by name::
+
+    import numpy as np
+    from .base import Candidates, Context, Recommender
+    from .registry import register
+
+    @register("best_sellers", context=(), description="most sold in the last 30 days")
+    class BestSellers(Recommender):
+        def fit(self, ds):                       # build time: background thread, once per rebuild
+            w = ds.window(ds.fb_kind == PURCHASE, days=30)
+            return np.bincount(ds.fb_item[w], minlength=ds.n_items).astype(np.float32)
+
+        def recommend(self, model, ds, ctx, k):   # request time: a few hundred microseconds
+            return Candidates.top(model, k, "a best seller")
+
+Adding a module is all it takes: ``registry.load_all()`` imports every module of the package.
+
+Two phases
+----------
+``fit(ds) -> model``  Build time. Runs in the tenant's background build thread after the
+    ``Dataset`` (``dataset.py``) was read from the shard. Return any small object (arrays,
+    neighbour lists, a fitted factorisation); keep it compact (memory is per tenant and per
+    worker process) and precompute what requests need (e.g. top-50 neighbours per item rather
+    than a dense item x item matrix). Returning ``None`` is fine for request-only recommenders.
+    An exception here is logged and recorded in ``Model.errors``; the rest of the model builds
+    and the recommender is skipped at request time (placements fall back).
+    Shared, expensive derivations (co-occurrence, TF-IDF of the catalog...) go through
+    ``ds.derived("name", fn)`` so two recommenders build them once.
+
+``recommend(model, ds, ctx, k) -> Candidates``  Request time, on the event loop: no I/O, no
+    blocking; numpy on small arrays only. ``model`` is what ``fit`` returned, ``ds`` the dataset
+    of the same build, ``ctx`` the request ``Context`` below, ``k`` how many candidates are
+    wanted (already inflated for business-rule filtering; return up to ``k``, fewer is fine, an
+    empty ``Candidates`` when the recommender has nothing to say, e.g. no seed product).
+    Scores: higher is better, any positive scale (the placement normalises each source by its
+    maximum before blending). Do NOT apply business rules (stock, exclusions, price band): the
+    placement does, once, for all sources. Do exclude the seed items themselves where that is
+    the meaning (a product is not "viewed together" with itself); the placement also does.
+    Every candidate carries a short human reason ("viewed together with Blue Mug").
+
+``context`` (declared with ``register``): which request fields the recommender needs, any of
+    "product", "cart", "order", "session", "person", "query", "category", "profile". The
+    placement skips a recommender whose needs the request lacks (cheaply, without calling it).
+
+The request ``Context``
+-----------------------
+Built by ``server/serving.py`` for each slot from the request body and from the shard, read
+live (so an event posted a moment ago is in it, whichever worker process stored it):
+  tenant, visitor, session, user, locale   as sent (``user`` may be None)
+  page_type, placement                      e.g. "detail", "detail_similar"
+  product / item                            current product id / its dataset index (-1: unknown)
+  category, query                           as sent (may be None)
+  cart / cart_items, order / order_items    product ids / their dataset indices (unknown dropped)
+  recent                                    list[Recent], newest first: this visitor's (and
+                                            logged-in user's) latest product interactions read
+                                            from the shard at request time, each with product,
+                                            item index, kind (signals.VIEW, CART, PURCHASE ...),
+                                            ts, weight (engagement-weighted), in_session flag
+  bought                                    {product id: last purchase ts} of this visitor / user
+  person                                    dataset person index of the user or visitor, or -1
+  profile                                   the ``users`` row as a dict (gender, age_band,
+                                            interests, segment ...) or None
+  now_ms, clock_ms, hour, weekday           wall time; tenant clock; visit-time context
+  params                                    per-source parameters from the strategy config
+Helpers: ``ctx.session_items()`` (weighted recent items of this session),
+``ctx.seed_items()`` (current product, cart, order, then session items: what "related" means).
+
+Candidates
+----------
+``Candidates(items, scores, reasons)``: ``items`` int32 dataset item indices, ``scores``
+float32 aligned, ``reasons`` one string for all or a list aligned with items. Build them with
+``Candidates.top(dense_scores, k, reason)`` or ``Candidates.from_pairs``.
+
+A learned ranker (its own issue) plugs in after blending: ``server/placements/ranker.py``
+receives every candidate with its per-source scores and returns one score each.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
+
+
+@dataclass(frozen=True)
+class Recent:
+    """One recent product interaction of the requesting visitor, read live from the shard."""
+    product: str
+    item: int            # dataset index, -1 when the product is newer than the model
+    kind: int            # server.signals.VIEW / CART / REMOVE / PURCHASE / REVIEW / CLICK
+    ts: int
+    weight: float        # signal weight (engagement-weighted for views), before time decay
+    in_session: bool
+
+
+@dataclass
+class Context:
+    tenant: str = ""
+    visitor: str | None = None
+    session: str | None = None
+    user: str | None = None
+    locale: str | None = None
+    page_type: str = "main"
+    placement: str = ""
+    product: str | None = None
+    item: int = -1
+    category: str | None = None
+    query: str | None = None
+    cart: list[str] = field(default_factory=list)
+    cart_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    order: list[str] = field(default_factory=list)
+    order_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    recent: list[Recent] = field(default_factory=list)
+    bought: dict[str, int] = field(default_factory=dict)
+    person: int = -1
+    profile: dict | None = None
+    now_ms: int = 0
+    clock_ms: int = 0
+    hour: int = 0
+    weekday: int = 0
+    params: dict = field(default_factory=dict)
+
+    def has(self, need: str) -> bool:
+        """Whether the request carries what ``need`` (a ``CONTEXT_FIELDS`` name) asks for."""
+        if need == "product":
+            return self.item >= 0
+        if need == "cart":
+            return len(self.cart_items) > 0
+        if need == "order":
+            return len(self.order_items) > 0
+        if need == "session":
+            return any(r.item >= 0 for r in self.recent)
+        if need == "person":
+            return self.person >= 0 or bool(self.recent)
+        if need == "query":
+            return bool(self.query and self.query.strip())
+        if need == "category":
+            return bool(self.category)
+        if need == "profile":
+            return bool(self.profile)
+        return True
+
+    def session_items(self, max_items: int = 10, in_session_only: bool = False) -> list[tuple[int, float]]:
+        """(item, weight) of the latest distinct products of this visitor, newest first.
+
+        Weight = signal weight x recency rank decay (the newest counts most); removals and
+        impressions are skipped. Products unknown to the model are skipped."""
+        from ..signals import CART, PURCHASE, REMOVE, VIEW, CLICK, REVIEW
+        out: dict[int, float] = {}
+        rank = 0
+        for r in self.recent:
+            if r.item < 0 or r.kind not in (VIEW, CART, PURCHASE, CLICK, REVIEW):
+                continue
+            if in_session_only and not r.in_session:
+                continue
+            if r.item not in out:
+                if len(out) >= max_items:
+                    break
+                out[r.item] = 0.0
+                rank += 1
+            out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1))
+        return [(i, w) for i, w in out.items() if w > 0]
+
+    def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
+        """What "related to this visit" means: the current product (weight 3), cart and order
+        items (2 each), then the session's recent items (their weights)."""
+        seeds: dict[int, float] = {}
+        if self.item >= 0:
+            seeds[self.item] = 3.0
+        for i in list(self.cart_items) + list(self.order_items):
+            seeds[int(i)] = max(seeds.get(int(i), 0.0), 2.0)
+        for i, w in self.session_items(max_items):
+            if i not in seeds:
+                seeds[i] = min(w, 2.0)
+        return list(seeds.items())[:max_items]
+
+
+class Candidates:
+    """Scored candidate items from one recommender (see the module docstring)."""
+    __slots__ = ("items", "scores", "reasons")
+
+    def __init__(self, items: np.ndarray, scores: np.ndarray, reasons: str | Sequence[str] = ""):
+        self.items = np.asarray(items, dtype=np.int32)
+        self.scores = np.asarray(scores, dtype=np.float32)
+        self.reasons = reasons
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def reason(self, pos: int) -> str:
+        return self.reasons if isinstance(self.reasons, str) else self.reasons[pos]
+
+    @classmethod
+    def empty(cls) -> "Candidates":
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.float32), "")
+
+    @classmethod
+    def top(cls, scores: np.ndarray, k: int, reason: str | Callable[[int], str] = "",
+            exclude: Sequence[int] | None = None, min_score: float = 0.0) -> "Candidates":
+        """The ``k`` best of a dense score vector (one score per dataset item), dropping scores
+        <= ``min_score`` and the ``exclude`` indices. ``reason`` is a string or item -> string."""
+        if scores is None or len(scores) == 0 or k <= 0:
+            return cls.empty()
+        s = scores
+        if exclude is not None and len(exclude):
+            s = scores.copy()
+            s[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        k = min(k, len(s))
+        idx = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
+        idx = idx[np.argsort(-s[idx], kind="stable")]
+        idx = idx[s[idx] > min_score]
+        reasons = [reason(int(i)) for i in idx] if callable(reason) else reason
+        return cls(idx, s[idx], reasons)
+
+    @classmethod
+    def from_pairs(cls, pairs: dict[int, float] | Sequence[tuple[int, float]], k: int,
+                   reason: str | Callable[[int], str] = "") -> "Candidates":
+        items = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
+        items = [p for p in items if p[1] > 0]
+        items.sort(key=lambda p: -p[1])
+        items = items[:k]
+        if not items:
+            return cls.empty()
+        idx = [p[0] for p in items]
+        reasons = [reason(i) for i in idx] if callable(reason) else reason
+        return cls(np.array(idx, np.int32), np.array([p[1] for p in items], np.float32), reasons)
+
+
+class Recommender:
+    """Base class; see the module docstring. Subclasses set nothing by hand: ``register`` sets
+    ``name``, ``context`` and ``description``."""
+    name: ClassVar[str] = ""
+    context: ClassVar[frozenset[str]] = frozenset()
+    description: ClassVar[str] = ""
+
+    def fit(self, ds) -> Any:
+        return None
+
+    def recommend(self, model: Any, ds, ctx: Context, k: int) -> Candidates:
+        raise NotImplementedError
+
+    def applicable(self, ctx: Context) -> bool:
+        return all(ctx.has(n) for n in self.context)

@@ -1,0 +1,219 @@
+"""A tenant's model (dataset + every recommender's fitted state) and the background builder.
+
+``build_model(conn)``: read the ``Dataset``, then ``fit`` every registered recommender, each in a
+try/except: one failing recommender is recorded in ``Model.errors`` and skipped at request time.
+
+``ModelStore`` (one per process): tenant slug -> last good ``Model``. Builds run in ONE
+background thread per process (a 2-core box serves requests on the other), never in a request:
+  - on first use of a tenant (``get_or_schedule``; a request meanwhile gets ``None`` and the
+    placement serves its catalog-only fallback, or waits briefly for a small tenant);
+  - after ``rebuild_after_events`` new events (counted by the app's event listener);
+  - every ``rebuild_interval_s`` when the shard has new events (``events.seq`` moved) or the
+    catalog changed;
+A failed build is logged and the previous model stays in service.
+
+Several worker processes each build their own model from the shared shard; the real-time part
+of serving (the session's latest events) is read from the shard per request, so any worker
+answers correctly right after another stored an event.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import registry
+from .dataset import Dataset, build_dataset
+
+log = logging.getLogger("funnelrec.model")
+
+
+@dataclass
+class Model:
+    ds: Dataset
+    fitted: dict[str, Any]
+    recommenders: dict[str, Any]         # name -> Recommender instance
+    errors: dict[str, str] = field(default_factory=dict)
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    built_at: float = 0.0
+    catalog_version: int = 0
+
+    def has(self, name: str) -> bool:
+        return name in self.fitted
+
+    def summary(self) -> dict:
+        return {"built_at": self.built_at, "build_seconds": round(self.build_seconds, 3),
+                "dataset": self.ds.summary(), "recommenders": sorted(self.fitted),
+                "errors": self.errors, "fit_seconds": {k: round(v, 4) for k, v in self.fit_seconds.items()}}
+
+
+def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max_events: int | None = None) -> Model:
+    t0 = time.perf_counter()
+    ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events)
+    fitted: dict[str, Any] = {}
+    instances: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {"_dataset": ds.read_seconds}
+    for name, cls in sorted(registry.all_recommenders().items()):
+        if only is not None and name not in only:
+            continue
+        t1 = time.perf_counter()
+        try:
+            rec = cls()
+            fitted[name] = rec.fit(ds)
+            instances[name] = rec
+        except Exception as exc:
+            log.exception("recommender fit failed", extra={"recommender": name, "error": repr(exc)})
+            errors[name] = repr(exc)
+        timings[name] = time.perf_counter() - t1
+    return Model(ds=ds, fitted=fitted, recommenders=instances, errors=errors, fit_seconds=timings,
+                 build_seconds=time.perf_counter() - t0, built_at=time.time())
+
+
+class _TenantState:
+    __slots__ = ("model", "future", "new_events", "dirty", "last_build", "failures", "last_error", "seq")
+
+    def __init__(self) -> None:
+        self.model: Model | None = None
+        self.future: concurrent.futures.Future | None = None
+        self.new_events = 0
+        self.dirty = False
+        self.last_build = 0.0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.seq = -1
+
+
+class ModelStore:
+    def __init__(self, rebuild_after_events: int = 1000, rebuild_interval_s: float = 300.0,
+                 max_events: int | None = None):
+        self.rebuild_after_events = rebuild_after_events
+        self.rebuild_interval_s = rebuild_interval_s
+        self.max_events = max_events
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-build")
+        self._state: dict[str, _TenantState] = {}
+        self._lock = threading.Lock()
+
+    def _st(self, slug: str) -> _TenantState:
+        st = self._state.get(slug)
+        if st is None:
+            with self._lock:
+                st = self._state.setdefault(slug, _TenantState())
+        return st
+
+    def get(self, slug: str) -> Model | None:
+        st = self._state.get(slug)
+        return st.model if st else None
+
+    def status(self, slug: str) -> dict:
+        st = self._st(slug)
+        return {"model": st.model.summary() if st.model else None, "building": bool(st.future and not st.future.done()),
+                "new_events": st.new_events, "failures": st.failures, "last_error": st.last_error}
+
+    def schedule(self, shard, force: bool = False) -> concurrent.futures.Future | None:
+        """Start a background build of ``shard``'s tenant unless one is running."""
+        st = self._st(shard.slug)
+        with self._lock:
+            if st.future is not None and not st.future.done():
+                return st.future
+            if not force and st.model is not None and not st.dirty and st.new_events == 0:
+                return None
+            st.new_events = 0
+            st.dirty = False
+            st.future = self._executor.submit(self._build, shard, st)
+            return st.future
+
+    def _build(self, shard, st: _TenantState) -> Model | None:
+        conn = shard.connect_read()
+        try:
+            model = build_model(conn, max_events=self.max_events)
+            st.model = model
+            st.failures = 0
+            st.last_error = None
+            st.seq = model.ds.last_seq
+            log.info("model built", extra={"tenant": shard.slug, "seconds": round(model.build_seconds, 3),
+                                           **model.ds.summary()})
+            return model
+        except Exception as exc:  # keep the last good model
+            st.failures += 1
+            st.last_error = repr(exc)
+            log.exception("model build failed; keeping the last good model", extra={"tenant": shard.slug})
+            return None
+        finally:
+            st.last_build = time.monotonic()
+            conn.close()
+
+    async def ensure(self, shard, wait_s: float) -> Model | None:
+        """The tenant's model; on first use schedule a build and wait up to ``wait_s``."""
+        st = self._st(shard.slug)
+        if st.model is not None:
+            return st.model
+        fut = self.schedule(shard, force=True)
+        if fut is not None and wait_s > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), wait_s)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        return st.model
+
+    # -- triggers ----------------------------------------------------------------------
+    def on_events(self, tenant, shard, accepted: int) -> None:
+        if accepted <= 0:
+            return
+        st = self._st(shard.slug)
+        st.new_events += accepted
+        if st.model is not None and st.new_events >= self.rebuild_after_events:
+            self.schedule(shard)
+
+    def on_catalog(self, tenant, shard) -> None:
+        st = self._st(shard.slug)
+        st.dirty = True
+        if st.model is not None and time.monotonic() - st.last_build > 5:
+            self.schedule(shard)
+
+    def tick(self, shards) -> None:
+        """Periodic: rebuild tenants whose model is older than the interval and whose shard
+        changed (events from other processes count too: ``events.seq`` moved)."""
+        now = time.monotonic()
+        for shard in shards:
+            st = self._state.get(shard.slug)
+            if st is None or st.model is None or now - st.last_build < self.rebuild_interval_s:
+                continue
+            if st.dirty or st.new_events:
+                self.schedule(shard)
+                continue
+            try:
+                conn = shard.connect_read()
+                try:
+                    seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+                finally:
+                    conn.close()
+            except Exception:
+                continue
+            if seq != st.seq:
+                st.dirty = True
+                self.schedule(shard)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def peak_memory_build(conn, **kw) -> tuple[Model, int]:
+    """Build with tracemalloc on: (model, peak bytes allocated by Python and numpy)."""
+    tracemalloc.start()
+    try:
+        model = build_model(conn, **kw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return model, peak
+
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
