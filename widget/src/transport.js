@@ -30,7 +30,8 @@ export function createTransport(url, wrap) {
     set(QK, all.length ? all.slice(-MAX_Q) : null);
   }
 
-  function schedule(d) {
+  function schedule(d, now_) {
+    if (now_) { clearTimeout(timer); timer = 0; }
     if (timer || !q.length) return;
     timer = setTimeout(() => { timer = 0; send(); }, Math.max(d, bo.at - now(), 0));
   }
@@ -92,7 +93,7 @@ export function createTransport(url, wrap) {
       const b = take(n);
       let ok = false;
       try { ok = navigator.sendBeacon(url, JSON.stringify(wrap(b))); } catch (e) { /* no beacon */ }
-      if (ok) { remove(b); n = BATCH; } else if (b.length > 1) n = Math.ceil(b.length / 2);
+      if (ok) remove(b); else if (b.length > 1) n = Math.ceil(b.length / 2);
       else break; // refused even alone: stays stored for the next page
     }
     save();
@@ -103,18 +104,17 @@ export function createTransport(url, wrap) {
       q.push(e);
       if (q.length > MAX_Q) q.splice(0, q.length - MAX_Q);
       save();
-      schedule(q.length >= BATCH ? 0 : DELAY);
+      schedule(q.length >= BATCH ? 0 : DELAY, q.length >= BATCH);
     },
     // Start storing and sending (consent given). Sends anything left by earlier pages.
     start() { persist = true; save(); schedule(0); },
     // Stop and forget (consent withdrawn).
     stop() { persist = false; q = []; set(QK, null); },
-    send: () => { clearTimeout(timer); timer = 0; return send(); },
+    send: () => { schedule(0, 1); },
     beacon,
     online() { bo.at = 0; schedule(0); },
     // True while the server is backing us off (used to skip recommendation requests).
     down: () => bo.at > now(),
-    get q() { return q; },
     get bo() { return bo; },
   };
 }
