@@ -101,4 +101,29 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 """),
+    (2, """
+CREATE TABLE rec_served (                    -- what /v1/recommend served, for attribution
+    rec_id TEXT PRIMARY KEY,                 -- carried by rec_impression / rec_click events
+    ts INTEGER NOT NULL,                     -- server time (ms)
+    visitor TEXT,
+    session TEXT,
+    user_id TEXT,
+    page TEXT,                               -- page type of the request
+    slot TEXT NOT NULL,
+    placement TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    config_version INTEGER NOT NULL DEFAULT 0,
+    products TEXT NOT NULL,                  -- JSON array of product ids, in served order
+    sources TEXT NOT NULL DEFAULT '[]'       -- JSON array: the recommender behind each product
+) WITHOUT ROWID;
+CREATE INDEX rec_served_ts ON rec_served(ts);
+
+CREATE TABLE strategy_configs (              -- per-tenant placement strategies, one row per version
+    version INTEGER PRIMARY KEY,
+    config TEXT NOT NULL,                    -- JSON document (server/placements/config.py)
+    created_at INTEGER NOT NULL,
+    note TEXT
+);
+"""),
 ]

@@ -1,0 +1,136 @@
+"""Run one placement strategy for one slot: candidates -> blend -> rank -> rules -> fallbacks.
+
+1. every source recommender that is registered, fitted and applicable to the request gives up
+   to ``k`` candidates; each source's scores are divided by its maximum and multiplied by its
+   weight; a candidate's score is the sum over sources, its reason the reason of the source
+   that contributed most;
+2. boosts multiply the blended score; the ranker (``ranker.py``) orders the pool;
+3. the rules (``server/rules.py``) filter: stock, exclusions, category, price band, recently
+   bought (buy_again exempt), diversity caps, products already shown in an earlier slot;
+4. while the slot is short, each fallback recommender in turn adds its candidates after them;
+5. the last net is the catalog by all-time popularity then newness: never empty while the
+   rules allow any product, never random;
+6. pins are put at their positions.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .. import rules as R
+from ..recommenders._common import popularity
+from ..recommenders.base import Candidates, Context
+from ..signals import CART, PURCHASE, VIEW
+from .ranker import Scored, get_ranker
+
+log = logging.getLogger("funnelrec.placements")
+
+
+def catalog_order(ds) -> tuple[np.ndarray, np.ndarray]:
+    """All catalog products, most popular (all time, decayed) first, then newest: the last net."""
+    def build(ds):
+        if ds.n_items == 0:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        pop = popularity(ds, (VIEW, CART, PURCHASE), half_life_days=90.0).astype(np.float64)
+        created = ds.created_at.astype(np.float64)
+        span = max(created.max() - created.min(), 1.0)
+        score = pop + 1e-3 * (created - created.min()) / span
+        order = np.lexsort((np.arange(ds.n_items), -score))
+        order = order[ds.in_catalog[order]]
+        return order.astype(np.int32), score[order].astype(np.float32)
+    return ds.derived("catalog_order", build)
+
+
+def _call(model, name: str, ctx: Context, k: int) -> Candidates | None:
+    rec = model.recommenders.get(name)
+    if rec is None or name not in model.fitted or not rec.applicable(ctx):
+        return None
+    try:
+        return rec.recommend(model.fitted[name], model.ds, ctx, k)
+    except Exception as exc:  # one broken recommender must not break the slot
+        log.exception("recommender failed at request time", extra={"recommender": name, "error": repr(exc)})
+        return None
+
+
+def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_seen: set[int]) -> list[tuple[int, str, str]]:
+    """Items for one slot: [(dataset item index, reason, source name)], at most ``count``."""
+    ds = model.ds
+    if ds.n_items == 0 or count <= 0:
+        return []
+    rules = dict(rules)
+    if strategy.get("scope_to_category") and ctx.category and not rules.get("categories"):
+        if len(ds.category_items(ctx.category)):
+            rules["categories"] = [ctx.category]
+    mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
+    bought_recent: set[int] = set()
+    days = rules.get("exclude_bought_days", 30)
+    if days and ctx.bought:
+        limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
+        bought_recent = {ds.item(p) for p, ts in ctx.bought.items() if ts >= limit} - {-1}
+    k = count * 3 + 20
+    ctx.params = {}
+
+    # 1-2: blend the sources
+    pool: dict[int, Scored] = {}
+    for src in strategy.get("sources", ()):
+        name = src["recommender"]
+        ctx.params = src.get("params") or {}
+        c = _call(model, name, ctx, k)
+        if c is None or len(c) == 0:
+            continue
+        top = float(c.scores.max())
+        if top <= 0:
+            continue
+        w = float(src.get("weight", 1.0)) / top
+        for pos, (i, s) in enumerate(zip(c.items.tolist(), c.scores.tolist())):
+            part = s * w
+            e = pool.get(i)
+            if e is None:
+                e = pool[i] = Scored()
+            e.score += part
+            e.sources[name] = s / top
+            if part > e.best_part:
+                e.best_part, e.best, e.reason = part, name, c.reason(pos)
+    if pool and rules.get("boost"):
+        items = np.fromiter(pool.keys(), np.int32, len(pool))
+        f = R.boost_factors(ds, rules, items)
+        if f is not None:
+            for i, fi in zip(items.tolist(), f.tolist()):
+                pool[i].score *= fi
+    ranked = [(i, pool[i].reason, pool[i].best) for i in get_ranker().rank(model, ctx, pool)]
+    ranked = [e for e in ranked if e[0] not in bought_recent or e[2] == "buy_again"]
+    chosen = R.select(ds, ranked, count, rules, mask, page_seen)
+
+    # 4: fallbacks, in order
+    for name in strategy.get("fallbacks", ()):
+        if len(chosen) >= count:
+            break
+        c = _call(model, name, ctx, k)
+        if c is None or len(c) == 0:
+            continue
+        have = {e[0] for e in chosen}
+        extra = [(i, c.reason(p), name) for p, i in enumerate(c.items.tolist())
+                 if i not in have and (i not in bought_recent or name == "buy_again")]
+        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+
+    # 5: the catalog net
+    if len(chosen) < count:
+        order, _ = catalog_order(ds)
+        have = {e[0] for e in chosen}
+        m = mask.copy()
+        if bought_recent:
+            m[list(bought_recent)] = False
+        extra = []
+        for i in order.tolist():
+            if m[i] and i not in have and i not in page_seen:
+                extra.append((i, "popular in the shop", "catalog"))
+                if len(extra) >= (count - len(chosen)) * 4 + 10:
+                    break
+        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+
+    # 6: pins
+    chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
+    if rules.get("dedupe", True):
+        page_seen.update(e[0] for e in chosen)
+    return chosen

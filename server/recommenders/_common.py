@@ -1,0 +1,179 @@
+"""Shared building blocks of the item-to-item recommenders (private: not a recommender).
+
+``cooccurrence`` counts pairs within rows (sessions, baskets, persons); ``neighbours`` keeps the
+top-k of each item row as two small dense arrays, which is what requests read.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..signals import CART, PURCHASE, VIEW
+
+MAX_ROW = 60      # a row (session, basket) longer than this keeps only its first MAX_ROW items
+NEIGHBOURS = 50
+
+
+class Neighbours:
+    """Top-k neighbours per item: ``idx[i]`` (int32, -1 padded) and ``score[i]`` (float32)."""
+    __slots__ = ("idx", "score")
+
+    def __init__(self, idx: np.ndarray, score: np.ndarray):
+        self.idx = idx
+        self.score = score
+
+    @classmethod
+    def empty(cls, n: int, k: int = 1) -> "Neighbours":
+        return cls(np.full((n, k), -1, np.int32), np.zeros((n, k), np.float32))
+
+    def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i < 0 or i >= len(self.idx):
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        row, sc = self.idx[i], self.score[i]
+        m = row >= 0
+        return row[m], sc[m]
+
+    def scores_for(self, seeds: list[tuple[int, float]], n_items: int) -> np.ndarray | None:
+        """Dense score vector: sum over seeds of seed weight x neighbour score; None if nothing."""
+        out = None
+        for i, w in seeds:
+            idx, sc = self.of(i)
+            if len(idx) == 0:
+                continue
+            if out is None:
+                out = np.zeros(n_items, np.float32)
+            np.add.at(out, idx, sc * w)
+        return out
+
+    def contributions(self, seeds: list[tuple[int, float]]) -> dict[int, tuple[float, int]]:
+        """item -> (score, the seed contributing most), for reasons ("viewed together with X")."""
+        acc: dict[int, list] = {}
+        for s, w in seeds:
+            idx, sc = self.of(s)
+            for j, v in zip(idx.tolist(), (sc * w).tolist()):
+                a = acc.get(j)
+                if a is None:
+                    acc[j] = [v, s, v]
+                else:
+                    a[0] += v
+                    if v > a[2]:
+                        a[1], a[2] = s, v
+        return {j: (a[0], a[1]) for j, a in acc.items()}
+
+    def nbytes(self) -> int:
+        return self.idx.nbytes + self.score.nbytes
+
+
+def cap_rows(X: sp.csr_matrix, max_row: int = MAX_ROW) -> sp.csr_matrix:
+    """Keep at most ``max_row`` entries per row (bounded quadratic co-occurrence cost)."""
+    X = X.tocsr()
+    lengths = np.diff(X.indptr)
+    if len(lengths) == 0 or lengths.max(initial=0) <= max_row:
+        return X
+    keep = np.ones(X.nnz, bool)
+    for r in np.flatnonzero(lengths > max_row):
+        keep[X.indptr[r] + max_row:X.indptr[r + 1]] = False
+    rows = np.repeat(np.arange(X.shape[0]), lengths)[keep]
+    return sp.csr_matrix((X.data[keep], (rows, X.indices[keep])), shape=X.shape)
+
+
+def cooccurrence(X: sp.csr_matrix, binary: bool = True) -> sp.csr_matrix:
+    """items x items pair counts within rows of X (diagonal zeroed)."""
+    X = cap_rows(X)
+    if binary:
+        X = X.copy()
+        X.data = np.ones_like(X.data)
+    C = (X.T @ X).tocsr().astype(np.float32)
+    C.setdiag(0)
+    C.eliminate_zeros()
+    return C
+
+
+def top_k_rows(S: sp.csr_matrix, k: int = NEIGHBOURS, min_score: float = 0.0) -> Neighbours:
+    """Top-k of each row of a sparse items x items score matrix."""
+    S = S.tocsr()
+    n = S.shape[0]
+    idx = np.full((n, k), -1, np.int32)
+    score = np.zeros((n, k), np.float32)
+    indptr, indices, data = S.indptr, S.indices, S.data
+    for r in range(n):
+        a, b = indptr[r], indptr[r + 1]
+        if a == b:
+            continue
+        d = data[a:b]
+        c = indices[a:b]
+        if b - a > k:
+            part = np.argpartition(-d, k - 1)[:k]
+            d, c = d[part], c[part]
+        order = np.argsort(-d, kind="stable")
+        d, c = d[order], c[order]
+        m = d > min_score
+        d, c = d[m], c[m]
+        idx[r, :len(c)] = c
+        score[r, :len(c)] = d
+    return Neighbours(idx, score)
+
+
+def cosine(C: sp.csr_matrix, counts: np.ndarray, shrink: float = 0.0) -> sp.csr_matrix:
+    """C_ij / (sqrt(n_i n_j) + shrink): co-occurrence to cosine similarity."""
+    C = C.tocoo()
+    denom = np.sqrt(counts[C.row].astype(np.float64) * counts[C.col]) + shrink
+    data = (C.data / np.maximum(denom, 1e-9)).astype(np.float32)
+    return sp.csr_matrix((data, (C.row, C.col)), shape=C.shape)
+
+
+def coview_neighbours(ds) -> Neighbours:
+    """Items viewed in the same sessions (cosine over sessions, non-bounce views only)."""
+    def build(ds):
+        V = ds.V.copy()
+        V.data = (V.data >= 0.5).astype(np.float32)  # a bounce is not a co-view
+        V.eliminate_zeros()
+        if V.nnz == 0:
+            return Neighbours.empty(ds.n_items)
+        C = cooccurrence(V)
+        counts = np.asarray((V > 0).sum(axis=0)).ravel()
+        return top_k_rows(cosine(C, counts, shrink=2.0))
+    return ds.derived("coview_neighbours", build)
+
+
+def copurchase_counts(ds) -> tuple[sp.csr_matrix, np.ndarray, int]:
+    def build(ds):
+        C = cooccurrence(ds.B) if ds.B.nnz else sp.csr_matrix((ds.n_items, ds.n_items), dtype=np.float32)
+        counts = np.asarray(ds.B.sum(axis=0)).ravel().astype(np.float64)
+        return C, counts, ds.B.shape[0]
+    return ds.derived("copurchase_counts", build)
+
+
+def itemcf_neighbours(ds) -> Neighbours:
+    """Item-based CF: cosine between item columns of the (decayed, weighted) person x item matrix."""
+    def build(ds):
+        R = ds.R
+        if R.nnz == 0:
+            return Neighbours.empty(ds.n_items)
+        # log-damped weights, rows capped, cosine over persons
+        X = R.copy()
+        X.data = np.log1p(X.data).astype(np.float32)
+        X = cap_rows(X, 200)
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel()) + 1e-6
+        S = (X.T @ X).tocsr().astype(np.float32)
+        S.setdiag(0)
+        S.eliminate_zeros()
+        S = S.tocoo()
+        S = sp.csr_matrix(((S.data / (norms[S.row] * norms[S.col] + 0.5)).astype(np.float32), (S.row, S.col)),
+                          shape=S.shape)
+        return top_k_rows(S)
+    return ds.derived("itemcf_neighbours", build)
+
+
+def popularity(ds, kinds=(VIEW, CART, PURCHASE), half_life_days: float | None = None, days: float | None = None,
+               purchase_weight: float = 1.0) -> np.ndarray:
+    """Per item: sum of feedback weights of ``kinds``; decayed with ``half_life_days`` against the
+    tenant clock, restricted to the last ``days``."""
+    m = np.isin(ds.fb_kind, kinds)
+    m = ds.window(m, days)
+    w = ds.fb_weight[m].astype(np.float64)
+    w = np.maximum(w, 0)
+    if half_life_days:
+        age = (ds.clock_ms - ds.fb_ts[m]) / 86_400_000
+        w = w * np.power(0.5, age / half_life_days)
+    return np.bincount(ds.fb_item[m], weights=w, minlength=ds.n_items).astype(np.float32)

@@ -1,0 +1,43 @@
+"""Bought together: complements from co-purchase, scored by confidence x log(1 + lift).
+
+conf(i->j) = baskets with i and j / baskets with i;  lift = conf / P(j).  Pairs seen in fewer
+than ``min_support`` baskets are dropped (2 once the tenant has 200+ baskets, else 1), so one
+odd basket does not make a complement.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._common import Neighbours, copurchase_counts, top_k_rows
+from .base import Candidates, Recommender
+from .registry import register
+
+
+def lift_scores(C: sp.csr_matrix, counts: np.ndarray, n_baskets: int, min_support: int) -> sp.csr_matrix:
+    C = C.tocoo()
+    keep = C.data >= min_support
+    r, c, d = C.row[keep], C.col[keep], C.data[keep].astype(np.float64)
+    conf = d / np.maximum(counts[r], 1)
+    p_j = (counts[c] + 1.0) / (n_baskets + 1.0)
+    score = conf * np.log1p(conf / p_j)
+    return sp.csr_matrix((score.astype(np.float32), (r, c)), shape=C.shape)
+
+
+@register("bought_together", description="often bought together with these products (complements)")
+class BoughtTogether(Recommender):
+    def fit(self, ds):
+        C, counts, n = copurchase_counts(ds)
+        if n == 0:
+            return Neighbours.empty(ds.n_items)
+        return top_k_rows(lift_scores(C, counts, n, 2 if n >= 200 else 1))
+
+    def recommend(self, model, ds, ctx, k):
+        seeds = ctx.seed_items()
+        if not seeds:
+            return Candidates.empty()
+        contrib = model.contributions(seeds)
+        for s, _ in seeds:
+            contrib.pop(s, None)
+        return Candidates.from_pairs({j: v for j, (v, _) in contrib.items()}, k,
+                                     lambda j: f"often bought with {ds.label(contrib[j][1])}")

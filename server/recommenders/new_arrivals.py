@@ -1,0 +1,22 @@
+"""New arrivals: the newest products of the catalog (``products.created_at``), score decaying
+with a two-week half-life from the newest listing."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Candidates, Recommender
+from .registry import register
+
+
+@register("new_arrivals", description="newest products")
+class NewArrivals(Recommender):
+    def fit(self, ds):
+        if ds.n_items == 0:
+            return np.zeros(0, np.float32)
+        created = ds.created_at.astype(np.float64)
+        newest = created[ds.in_catalog].max(initial=0)
+        s = np.power(0.5, (newest - created) / (14 * 86_400_000)) + 1e-3
+        return np.where(ds.in_catalog, s, 0).astype(np.float32)
+
+    def recommend(self, model, ds, ctx, k):
+        return Candidates.top(model, k, "new arrival")

@@ -1,0 +1,26 @@
+"""Viewed together: products viewed in the same sessions as the seeds (substitutes).
+
+Fit: cosine co-view over sessions (bounces below an engagement weight of 0.5 do not count),
+top-50 neighbours per product. Request: seeds = current product, cart, session items.
+"""
+from __future__ import annotations
+
+from ._common import coview_neighbours
+from .base import Candidates, Recommender
+from .registry import register
+
+
+@register("viewed_together", description="viewed in the same sessions as this product (substitutes)")
+class ViewedTogether(Recommender):
+    def fit(self, ds):
+        return coview_neighbours(ds)
+
+    def recommend(self, model, ds, ctx, k):
+        seeds = ctx.seed_items()
+        if not seeds:
+            return Candidates.empty()
+        contrib = model.contributions(seeds)
+        for s, _ in seeds:
+            contrib.pop(s, None)
+        return Candidates.from_pairs({j: v for j, (v, _) in contrib.items()}, k,
+                                     lambda j: f"viewed together with {ds.label(contrib[j][1])}")

@@ -1,0 +1,438 @@
+"""Recommendations: ``POST /v1/recommend`` (site key) and the strategy API (secret key).
+
+request -> tenant (site key + origin) -> the tenant's model (built in the background) -> live
+context from the shard (this visitor's latest events and purchases: an event stored a moment
+ago by any worker process shapes this answer) -> per slot: placement strategy (variant) ->
+candidates -> blend -> ranker -> rules -> fallbacks -> items with reasons -> one ``rec_id`` per
+slot, the served lists stored in ``rec_served`` through the shard's writer without waiting for
+the commit (group commit batches them; the response does not wait for disk).
+
+State shared between worker processes is the shard alone: each process builds its own model
+from it, reads the live session from it, and re-reads the strategy config from it (at most
+every 2 s). Nothing is pinned to a process.
+
+Secret API (``Authorization: Bearer sk_...``):
+  GET  /v1/strategies            stored and effective strategies, registered recommenders
+  PUT  /v1/strategies            validate and store a new version (body: placements document)
+  GET  /v1/strategies/versions   the version history
+  POST /v1/strategies/rollback   {"version": n}: store version n again as the newest
+  GET  /v1/engine/status         the tenant's model: sizes, build time, failing recommenders
+  POST /v1/engine/rebuild        start a rebuild now
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+import uuid
+import weakref
+from typing import Optional
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import msgspec  # noqa: E402
+import numpy as np  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from .auth import cors_headers, public_tenant, secret_tenant  # noqa: E402
+from .errors import ApiError  # noqa: E402
+from .ingest.handler import read_body  # noqa: E402
+from .placements import config as strategies  # noqa: E402
+from .placements.blend import run_slot  # noqa: E402
+from .recommenders import registry  # noqa: E402
+from .recommenders.base import Context, Recent  # noqa: E402
+from .recommenders.model import ModelStore  # noqa: E402
+from . import rules as R  # noqa: E402
+from .signals import CART, CLICK, PURCHASE, REMOVE, REVIEW, VIEW  # noqa: E402
+from .signals.weights import DEFAULT as SIGNALS  # noqa: E402
+
+log = logging.getLogger("funnelrec.serving")
+
+MAX_SLOTS = 10
+MAX_COUNT = 50
+RECENT_EVENTS = 60
+
+# -- request body ----------------------------------------------------------------------
+Str128 = msgspec.Meta(max_length=128)
+
+
+class Page(msgspec.Struct, omit_defaults=True):
+    type: str = "main"
+    product: Optional[str] = None
+    category: Optional[str] = None
+    query: Optional[str] = None
+    cart: list[str] = []
+    order: list[str] = []
+
+
+class Slot(msgspec.Struct):
+    id: str
+    placement: str = "main"
+    count: int = 8
+    exclude: list[str] = []
+    rules: Optional[dict] = None
+
+
+class Body(msgspec.Struct):
+    slots: list[Slot]
+    site_key: Optional[str] = None
+    visitor: Optional[str] = None
+    session: Optional[str] = None
+    user: Optional[str] = None
+    locale: Optional[str] = None
+    page: Page = msgspec.field(default_factory=Page)
+
+
+_decode = msgspec.json.Decoder(Body).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _check(body: Body) -> None:
+    if not body.slots:
+        raise ApiError(400, "invalid_body", "`slots` must name at least one slot")
+    if len(body.slots) > MAX_SLOTS:
+        raise ApiError(400, "invalid_body", f"at most {MAX_SLOTS} slots per request")
+    for name in ("visitor", "session", "user", "locale"):
+        v = getattr(body, name)
+        if v is not None and len(v) > 128:
+            raise ApiError(400, "invalid_body", f"`{name}` is longer than 128 characters")
+    p = body.page
+    if len(p.cart) > 200 or len(p.order) > 500:
+        raise ApiError(400, "invalid_body", "`page.cart` takes at most 200 and `page.order` 500 products")
+    for s in body.slots:
+        if not s.id or len(s.id) > 64:
+            raise ApiError(400, "invalid_body", "every slot needs an `id` of 1-64 characters")
+        if not 1 <= s.count <= MAX_COUNT:
+            raise ApiError(400, "invalid_body", f"slot {s.id!r}: `count` must be 1 to {MAX_COUNT}")
+        if len(s.exclude) > 1000:
+            raise ApiError(400, "invalid_body", f"slot {s.id!r}: `exclude` takes at most 1000 products")
+        if s.rules is not None:
+            errs = R.validate_rules(s.rules, f"slots[{s.id}].rules")
+            if errs:
+                raise ApiError(400, "invalid_rules", "; ".join(errs[:10]))
+
+
+# -- engine state (one per app) --------------------------------------------------------
+class Engine:
+    def __init__(self, settings):
+        g = lambda name, default: getattr(settings, name, default)  # noqa: E731 (settings the lead may add)
+        self.first_wait_s = float(g("engine_first_build_wait_s", 3.0))
+        self.tick_s = float(g("engine_tick_s", 30.0))
+        self.models = ModelStore(rebuild_after_events=int(g("engine_rebuild_after_events", 1000)),
+                                 rebuild_interval_s=float(g("engine_rebuild_interval_s", 300.0)),
+                                 max_events=int(g("engine_max_events", 5_000_000)) or None)
+        self.configs = strategies.ConfigCache()
+        self._conns: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._tick_task: asyncio.Task | None = None
+
+    def conn(self, shard) -> sqlite3.Connection:
+        """A read-only connection per shard for the few indexed look-ups of a request (tens of
+        microseconds each: cheaper inline than a thread hop)."""
+        c = self._conns.get(shard)
+        if c is None:
+            c = shard.connect_read()
+            self._conns[shard] = c
+        return c
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+# -- live context ----------------------------------------------------------------------
+def _factor(engaged: float, scroll: float, usual: float) -> float:
+    cfg = SIGNALS
+    if engaged < cfg.bounce_ms:
+        return cfg.bounce_factor
+    f = 0.5 + 0.5 * min(engaged / max(usual, cfg.bounce_ms), cfg.rel_cap)
+    f *= 1.0 + cfg.scroll_bonus * min(max(scroll, 0.0), 100.0) / 100.0
+    return min(f, cfg.max_factor)
+
+
+_LIVE_SQL = ("SELECT type, product, ts, session, CASE WHEN type='engagement' THEN json_extract(data,'$.engaged_ms') END,"
+             " CASE WHEN type='engagement' THEN json_extract(data,'$.scroll_pct') END"
+             " FROM events WHERE visitor=? AND product IS NOT NULL ORDER BY ts DESC LIMIT ?")
+_KIND = {"page_view": VIEW, "engagement": VIEW, "rec_click": VIEW, "add_to_cart": CART,
+         "remove_from_cart": REMOVE, "review": REVIEW}
+
+
+def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
+    """This visitor's latest product interactions (newest first), purchases, newest ts."""
+    if not visitor:
+        return [], {}, 0
+    agg: dict[tuple[str, int], list] = {}
+    newest = 0
+    for etype, product, ts, sess, engaged, scroll in conn.execute(_LIVE_SQL, (visitor, RECENT_EVENTS)):
+        kind = _KIND.get(etype)
+        if kind is None:
+            continue
+        newest = max(newest, ts)
+        key = (product, kind)
+        a = agg.get(key)
+        if a is None:
+            # ts of newest, in session, engaged ms (None: unmeasured), max scroll
+            a = agg[key] = [ts, False, None, 0.0]
+        if session and sess == session:
+            a[1] = True
+        if engaged is not None:
+            a[2] = (a[2] or 0) + engaged
+            a[3] = max(a[3], scroll or 0.0)
+    recent = []
+    usual = ds.usual_engaged_ms if ds is not None else None
+    for (product, kind), (ts, in_s, engaged, scroll) in agg.items():
+        i = ds.item(product) if ds is not None else -1
+        w = SIGNALS.type_weight(kind)
+        if kind == VIEW and engaged is not None:
+            u = float(usual[i]) if (usual is not None and 0 <= i < len(usual)) else 30_000.0
+            w *= _factor(engaged, scroll, u)
+        recent.append(Recent(product, i, kind, ts, w, in_s))
+    recent.sort(key=lambda r: -r.ts)
+    bought = {p: ts for p, ts in conn.execute(
+        "SELECT product, max(ts) FROM order_lines WHERE visitor=? GROUP BY product ORDER BY 2 DESC LIMIT 200", (visitor,))}
+    for p, ts in bought.items():
+        newest = max(newest, ts)
+        i = ds.item(p) if ds is not None else -1
+        recent.append(Recent(p, i, PURCHASE, ts, SIGNALS.purchase, False))
+    recent.sort(key=lambda r: -r.ts)
+    return recent, bought, newest
+
+
+def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
+    if not user:
+        return None
+    row = conn.execute("SELECT gender, birth_year, age_band, interests, segment, attrs FROM users WHERE id=?", (user,)).fetchone()
+    if row is None:
+        return None
+    import json
+    return {"gender": row[0], "birth_year": row[1], "age_band": row[2], "interests": json.loads(row[3] or "[]"),
+            "segment": row[4], "attrs": json.loads(row[5] or "{}")}
+
+
+# -- cold start before the first model --------------------------------------------------
+def _catalog_only(conn: sqlite3.Connection, count: int, exclude: set[str]) -> list[tuple]:
+    rows = conn.execute("SELECT id, title, url, image, price, currency FROM products WHERE in_stock=1"
+                        " ORDER BY created_at DESC, id LIMIT ?", (count + len(exclude) + 10,)).fetchall()
+    return [r for r in rows if r[0] not in exclude][:count]
+
+
+# -- the endpoint ----------------------------------------------------------------------
+async def recommend(request: Request) -> Response:
+    app = request.app
+    settings = app.state.settings
+    eng = _engine(request)
+    raw = await read_body(request, settings.max_body_bytes)
+    try:
+        body = _decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ApiError(400, "invalid_body", f"expected {{site_key, visitor, session, page, slots: [...]}}: {exc}")
+    tenant = public_tenant(request, body.site_key)
+    cors = cors_headers(request, tenant)
+    try:
+        _check(body)
+    except ApiError as exc:
+        exc.headers.update(cors)
+        raise
+    shard = app.state.shards.get(tenant)
+    model = eng.models.get(tenant.slug)
+    if model is None:
+        model = await eng.models.ensure(shard, eng.first_wait_s)
+    conn = eng.conn(shard)
+    now_ms = int(time.time() * 1000)
+    version, cfg = eng.configs.get(tenant.slug, conn)
+    page = body.page
+    who = body.visitor or body.session or ""
+    out: dict[str, dict] = {}
+    served: list[tuple] = []
+    currency = tenant.currency
+
+    if model is None:  # first build still running: catalog only, newest first
+        seen: set[str] = set(page.cart) | ({page.product} if page.product else set())
+        for slot in body.slots:
+            rows = _catalog_only(conn, slot.count, seen | set(slot.exclude))
+            seen.update(r[0] for r in rows)
+            rec_id = "r_" + uuid.uuid4().hex[:20]
+            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": "cold_start", "variant": "A",
+                            "items": [{"id": r[0], "title": r[1], "url": r[2], "image": r[3], "price": r[4],
+                                       "currency": r[5] or currency, "reason": "new arrival"} for r in rows]}
+            served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
+                           "cold_start", "A", version, _encode([r[0] for r in rows]).decode(),
+                           _encode(["cold_start"] * len(rows)).decode()))
+    else:
+        ds = model.ds
+        recent, bought, newest = live_context(conn, ds, body.visitor, body.session)
+        ctx = Context(
+            tenant=tenant.slug, visitor=body.visitor, session=body.session, user=body.user, locale=body.locale,
+            page_type=page.type, product=page.product, item=ds.item(page.product),
+            category=page.category, query=page.query,
+            cart=page.cart, cart_items=np.array([i for i in map(ds.item, page.cart) if i >= 0], np.int32),
+            order=page.order, order_items=np.array([i for i in map(ds.item, page.order) if i >= 0], np.int32),
+            recent=recent, bought=bought, person=ds.person(body.user, body.visitor),
+            profile=_profile(conn, body.user), now_ms=now_ms, clock_ms=max(ds.clock_ms, newest),
+        )
+        lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
+        ctx.hour, ctx.weekday = lt.tm_hour, lt.tm_wday
+        page_seen: set[int] = set()
+        for slot in body.slots:
+            pname, variants = strategies.resolve(cfg, slot.placement)
+            strat = strategies.choose_variant(variants, who, pname)
+            ctx.placement = pname
+            rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
+            chosen = run_slot(model, ctx, strat, slot.count, rules, page_seen)
+            rec_id = "r_" + uuid.uuid4().hex[:20]
+            items = []
+            for i, reason, _src in chosen:
+                price = ds.price[i]
+                items.append({"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
+                              "price": None if price != price else float(price),
+                              "currency": ds.currency[i] or currency, "reason": reason})
+            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strat.get("strategy", pname),
+                            "variant": strat.get("name", "A"), "items": items}
+            served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
+                           strat.get("strategy", pname), strat.get("name", "A"), version,
+                           _encode([ds.item_ids[e[0]] for e in chosen]).decode(), _encode([e[2] for e in chosen]).decode()))
+    _store_served(shard, served)
+    payload = {"ok": True, "currency": currency, "locale": body.locale or tenant.locale, "slots": out}
+    return Response(_encode(payload), media_type="application/json", headers=cors)
+
+
+_INSERT_SERVED = ("INSERT OR IGNORE INTO rec_served (rec_id, ts, visitor, session, user_id, page, slot, placement,"
+                  " strategy, variant, config_version, products, sources) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def _store_served(shard, rows: list[tuple]) -> None:
+    """Submit to the shard's writer without awaiting: it joins the next group commit."""
+    if not rows:
+        return
+
+    def job(conn: sqlite3.Connection) -> None:
+        conn.executemany(_INSERT_SERVED, rows)
+
+    fut = shard.writer.submit(job)
+    fut.add_done_callback(_log_failed)
+
+
+def _log_failed(fut) -> None:
+    exc = fut.exception()
+    if exc is not None:
+        log.error("storing served recommendations failed", extra={"error": repr(exc)})
+
+
+# -- secret API --------------------------------------------------------------------------
+def _json(data, status: int = 200) -> Response:
+    return Response(_encode(data), status_code=status, media_type="application/json")
+
+
+async def get_strategies(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    shard = request.app.state.shards.get(tenant)
+    async with shard.read() as conn:
+        cur = await conn.execute("SELECT version, config FROM strategy_configs ORDER BY version DESC LIMIT 1")
+        row = await cur.fetchone()
+    import json
+    version, doc = (row[0], json.loads(row[1])) if row else (0, None)
+    return _json({"ok": True, "version": version, "config": doc or {"placements": {}},
+                  "effective": strategies.effective(doc), "recommenders": registry.names()})
+
+
+async def put_strategies(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    try:
+        doc = msgspec.json.decode(raw) if raw.strip() else None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_body", f"not JSON: {exc}")
+    errs = strategies.validate(doc)
+    if errs:
+        raise ApiError(400, "invalid_strategy", "; ".join(errs[:20]), problems=errs[:100])
+    shard = request.app.state.shards.get(tenant)
+    version = await shard.write(strategies.store_job(doc))
+    _engine(request).configs.invalidate(tenant.slug)
+    return _json({"ok": True, "version": version})
+
+
+async def strategy_versions(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    shard = request.app.state.shards.get(tenant)
+    conn = shard.connect_read()
+    try:
+        return _json({"ok": True, "versions": strategies.versions(conn)})
+    finally:
+        conn.close()
+
+
+async def rollback(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    raw = await read_body(request, 4096)
+    try:
+        version = msgspec.json.decode(raw).get("version")
+    except (msgspec.DecodeError, AttributeError):
+        version = None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ApiError(400, "invalid_body", "send {\"version\": n}")
+    shard = request.app.state.shards.get(tenant)
+    try:
+        new = await shard.write(strategies.rollback_job(version))
+    except LookupError:
+        raise ApiError(404, "not_found", f"no strategy version {version}")
+    _engine(request).configs.invalidate(tenant.slug)
+    return _json({"ok": True, "version": new, "restored": version})
+
+
+async def engine_status(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    eng = _engine(request)
+    return _json({"ok": True, **eng.models.status(tenant.slug), "registered": registry.names(),
+                  "import_errors": registry.import_errors()})
+
+
+async def engine_rebuild(request: Request) -> Response:
+    tenant = secret_tenant(request)
+    eng = _engine(request)
+    fut = eng.models.schedule(request.app.state.shards.get(tenant), force=True)
+    wait = request.query_params.get("wait") in ("1", "true")
+    if wait and fut is not None:
+        await asyncio.wrap_future(fut)
+    return _json({"ok": True, "scheduled": fut is not None, **eng.models.status(tenant.slug)}, 202 if not wait else 200)
+
+
+routes = [
+    Route("/v1/recommend", recommend, methods=["POST"]),
+    Route("/v1/strategies", get_strategies, methods=["GET"]),
+    Route("/v1/strategies", put_strategies, methods=["PUT", "POST"]),
+    Route("/v1/strategies/versions", strategy_versions, methods=["GET"]),
+    Route("/v1/strategies/rollback", rollback, methods=["POST"]),
+    Route("/v1/engine/status", engine_status, methods=["GET"]),
+    Route("/v1/engine/rebuild", engine_rebuild, methods=["POST"]),
+]
+
+
+def install(app) -> None:
+    eng = Engine(app.state.settings)
+    app.state.engine = eng
+    registry.load_all()
+    app.state.event_listeners.append(eng.models.on_events)
+    app.state.catalog_listeners.append(eng.models.on_catalog)
+
+    async def start(app) -> None:
+        async def tick():
+            while True:
+                await asyncio.sleep(eng.tick_s)
+                with contextlib.suppress(Exception):
+                    eng.models.tick(app.state.shards.open_shards())
+        eng._tick_task = asyncio.create_task(tick())
+
+    async def stop(app) -> None:
+        if eng._tick_task:
+            eng._tick_task.cancel()
+        eng.models.shutdown()
+        for c in list(eng._conns.values()):
+            with contextlib.suppress(Exception):
+                c.close()
+
+    app.state.startup_hooks.append(start)
+    app.state.shutdown_hooks.append(stop)

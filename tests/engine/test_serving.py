@@ -1,0 +1,137 @@
+"""/v1/recommend and the strategy API, in process."""
+import time
+
+from tests.engine.fixtures import product
+from tests.helpers import ORIGIN, ev
+
+
+def _catalog(client, shop, rows):
+    r = client.post("/v1/catalog/products", json=rows, headers=shop.auth)
+    assert r.status_code == 200, r.text
+
+
+def _events(client, shop, evs):
+    r = client.post("/v1/events", json={"site_key": shop.site_key, "events": evs})
+    assert r.status_code == 200 and r.json()["accepted"] == len(evs), r.text
+
+
+def _rebuild(client, shop):
+    r = client.post("/v1/engine/rebuild?wait=1", headers=shop.auth)
+    assert r.status_code == 200, r.text
+
+
+def _rec(client, shop, slots, **body):
+    payload = {"site_key": shop.site_key, "visitor": "v9", "session": "s9", "page": {"type": "main"}, "slots": slots}
+    payload.update(body)
+    r = client.post("/v1/recommend", content=__import__("json").dumps(payload), headers={"content-type": "text/plain"})
+    assert r.status_code == 200, r.text
+    return r
+
+
+def _shop_with_sessions(client, shop):
+    _catalog(client, shop, [product(f"p{i}", f"Product {i}", "Home > Mugs" if i < 5 else "Food", price=5 + i)
+                            for i in range(10)])
+    now = int(time.time() * 1000) - 60_000
+    evs = []
+    # many sessions view p1 then p2 (substitutes); baskets hold p1 + p7 (complements)
+    for s in range(12):
+        evs += [ev("page_view", page="detail", product="p1", visitor=f"u{s}", session=f"x{s}", ts=now + s),
+                ev("page_view", page="detail", product="p2", visitor=f"u{s}", session=f"x{s}", ts=now + s + 1),
+                ev("purchase", order=f"o{s}", lines=[{"product": "p1"}, {"product": "p7"}], visitor=f"u{s}",
+                   session=f"x{s}", ts=now + s + 2)]
+    evs += [ev("page_view", page="detail", product="p4", visitor="w", session="w", ts=now + 50 + s) for s in range(3)]
+    _events(client, shop, evs)
+    _rebuild(client, shop)
+
+
+def test_contract_shape_and_cors(client, shop):
+    _shop_with_sessions(client, shop)
+    r = _rec(client, shop, [{"id": "cmp", "placement": "detail_complements", "count": 4},
+                            {"id": "sim", "placement": "detail_similar", "count": 4}],
+             page={"type": "detail", "product": "p1", "category": "Home > Mugs"}, locale="ko")
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    body = r.json()
+    assert body["ok"] is True and body["currency"] and body["locale"] == "ko"
+    sim, cmp_ = body["slots"]["sim"], body["slots"]["cmp"]
+    for s in (sim, cmp_):
+        assert s["rec_id"].startswith("r_") and s["variant"] == "A" and s["strategy"]
+        for it in s["items"]:
+            assert set(it) == {"id", "title", "url", "image", "price", "currency", "reason"}
+            assert it["id"] != "p1"
+    assert cmp_["items"][0]["id"] == "p7" and "bought" in cmp_["items"][0]["reason"]
+    ids = [i["id"] for i in sim["items"]] + [i["id"] for i in cmp_["items"]]
+    assert len(ids) == len(set(ids)) == 8  # no duplicates across slots, never short
+    alone = _rec(client, shop, [{"id": "sim", "placement": "detail_similar", "count": 4}],
+                 page={"type": "detail", "product": "p1"}).json()["slots"]["sim"]["items"]
+    assert alone[0]["id"] == "p2" and alone[0]["reason"] == "viewed together with Product 1"
+
+
+def test_realtime_next_request(client, shop):
+    _shop_with_sessions(client, shop)
+    r = _rec(client, shop, [{"id": "m", "placement": "main", "count": 3}])
+    assert r.json()["slots"]["m"]["strategy"] == "personal"
+    # the visitor views p1 now: the very next request follows it, no rebuild in between
+    _events(client, shop, [ev("page_view", page="detail", product="p1", visitor="v9", session="s9")])
+    items = _rec(client, shop, [{"id": "m", "placement": "main", "count": 3}]).json()["slots"]["m"]["items"]
+    assert items[0]["id"] == "p2" and "because you viewed" in items[0]["reason"]
+
+
+def test_served_is_stored(client, shop, app):
+    _shop_with_sessions(client, shop)
+    rid = _rec(client, shop, [{"id": "m", "placement": "main", "count": 3}]).json()["slots"]["m"]["rec_id"]
+    shard = app.state.shards.get(app.state.registry.get("shop"))
+    for _ in range(50):
+        conn = shard.connect_read()
+        row = conn.execute("SELECT placement, strategy, products FROM rec_served WHERE rec_id=?", (rid,)).fetchone()
+        conn.close()
+        if row:
+            break
+        time.sleep(0.02)
+    assert row[0] == "main" and row[2].startswith("[")
+
+
+def test_cold_start_catalog_only(client, shop):
+    _catalog(client, shop, [product("a", "새 머그컵", "주방 > 컵"), product("b", "Tea"), product("c", "Cup", in_stock=False)])
+    r = _rec(client, shop, [{"id": "m", "placement": "main", "count": 5}])
+    items = r.json()["slots"]["m"]["items"]
+    assert {i["id"] for i in items} == {"a", "b"}  # never empty, never out of stock
+    assert any(i["title"] == "새 머그컵" for i in items)
+
+
+def test_empty_catalog_gives_empty_slot(client, shop):
+    r = _rec(client, shop, [{"id": "m", "placement": "main", "count": 5}])
+    assert r.json()["slots"]["m"]["items"] == []
+
+
+def test_errors(client, shop):
+    r = client.post("/v1/recommend", json={"site_key": "pk_nope", "slots": [{"id": "a"}]})
+    assert r.status_code == 401 and r.json()["ok"] is False
+    r = client.post("/v1/recommend", json={"site_key": shop.site_key, "slots": [{"id": "a", "count": 0}]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_body"
+    assert r.headers["access-control-allow-origin"] == ORIGIN
+    r = client.post("/v1/recommend", content=b"{", headers={"content-type": "text/plain"})
+    assert r.status_code == 400
+    r = client.post("/v1/recommend", json={"site_key": shop.site_key, "slots": [{"id": "a", "rules": {"bogus": 1}}]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_rules"
+
+
+def test_strategy_api_versions_and_variants(client, shop):
+    _shop_with_sessions(client, shop)
+    r = client.get("/v1/strategies", headers=shop.auth)
+    assert r.json()["version"] == 0 and "main" in r.json()["effective"]
+    bad = client.put("/v1/strategies", json={"placements": {"main": {"sources": [{"recommender": "nope"}]}}},
+                     headers=shop.auth)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_strategy" and "nope" in bad.json()["message"]
+    doc = {"placements": {"main": {"variants": [
+        {"name": "A", "share": 0},
+        {"name": "B", "share": 100, "strategy": "newest", "sources": [{"recommender": "new_arrivals", "weight": 1}],
+         "fallbacks": []}]}}, "note": "test"}
+    r = client.put("/v1/strategies", json=doc, headers=shop.auth)
+    assert r.status_code == 200 and r.json()["version"] == 1
+    s = _rec(client, shop, [{"id": "m", "placement": "main", "count": 3}]).json()["slots"]["m"]
+    assert s["variant"] == "B" and s["strategy"] == "newest" and s["items"][0]["reason"] == "new arrival"
+    assert client.put("/v1/strategies", json={"placements": {}}, headers=shop.auth).json()["version"] == 2
+    assert client.post("/v1/strategies/rollback", json={"version": 1}, headers=shop.auth).json()["version"] == 3
+    vs = client.get("/v1/strategies/versions", headers=shop.auth).json()["versions"]
+    assert [v["version"] for v in vs] == [3, 2, 1]
+    assert client.get("/v1/strategies", headers={"authorization": f"Bearer {shop.site_key}"}).status_code == 403
