@@ -184,6 +184,7 @@ class Result:
     server_cpu_pct: float
     client_cpu_pct: float
     count_check: dict = field(default_factory=dict)
+    loadavg_1m: list = field(default_factory=list)
 
 
 async def run_scenario(port: int, site_key: str, batch: int, connections: int, duration: float, warmup: float,
@@ -263,11 +264,14 @@ def count_check(shard_path: Path, stats: dict) -> dict:
 
 
 def measure(server: ServerProcess, **kw) -> dict:
+    load0 = os.getloadavg()[0]
     c0 = server.cpu_seconds()
     t0 = time.perf_counter()
     out = asyncio.run(run_scenario(server.port, **kw)) if not _UVLOOP else _uvloop_run(run_scenario(server.port, **kw))
     # server CPU over the whole scenario (warm-up + window + drain), as % of one core
     out["server_cpu_pct"] = round(100 * (server.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    # the 1-minute load average before and after: other work on the machine skews the figures
+    out["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     return out
 
 
@@ -287,7 +291,8 @@ def result_row(target, sync, batch, connections, m, check=None) -> Result:
     return Result(target=target, sync=sync, batch=batch, connections=connections, seconds=m["seconds"],
                   requests=m["requests"], req_per_s=m["req_per_s"], events_per_s=m["events_per_s"],
                   p50_ms=m["p50_ms"], p99_ms=m["p99_ms"], max_ms=m["max_ms"], non_200=m["non_200"],
-                  server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"], count_check=check or {})
+                  server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"], count_check=check or {},
+                  loadavg_1m=m["loadavg_1m"])
 
 
 def main(argv=None) -> int:
@@ -301,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-empty", action="store_true", help="skip the empty-endpoint baseline")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs and print where they are")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="record each ingest scenario's server with py-spy (collapsed stacks) into this folder")
     a = ap.parse_args(argv)
     batches = [int(b) for b in a.batches.split(",") if b.strip()]
     syncs = [s.strip().upper() for s in a.sync.split(",") if s.strip()]
@@ -331,9 +338,12 @@ def main(argv=None) -> int:
         cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1")
         with ServerProcess(cmd, port, env=env, name=f"funnelrec-{sync.lower()}") as srv:
             for b in batches:
+                spy = start_profile(a.profile, srv, f"ingest-{sync.lower()}-b{b}", a.warmup + a.duration)
                 m = measure(srv, site_key=tenants[b]["site_key"], batch=b, connections=a.connections,
                             duration=a.duration, warmup=a.warmup, fragments=fragments, prefix=f"{run_id}-{sync[0]}{b}",
                             parse_replies=True)
+                if spy is not None:
+                    spy.wait(timeout=60)
                 check = count_check(data_dir / "tenants" / f"bench-b{b}.db", m)
                 if not check["ok"]:
                     failures.append(f"count check failed for {sync} batch {b}: {check}")
@@ -372,6 +382,20 @@ def main(argv=None) -> int:
     return 1 if failures else 0
 
 
+def start_profile(folder: Path | None, srv: ServerProcess, name: str, seconds: float):
+    """py-spy (pip install py-spy) sampling the server process, all threads, for ``seconds``."""
+    if folder is None:
+        return None
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "-p", str(srv.pid), "-d", str(int(seconds) + 1), "-r", "250",
+                             "--format", "raw", "--threads", "-o", str(folder / f"{name}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def evaluate_targets(results: list[Result]) -> list[dict]:
     out = []
     empty1 = next((r for r in results if r.target == "empty" and r.batch == 1), None)
@@ -389,8 +413,8 @@ def evaluate_targets(results: list[Result]) -> list[dict]:
 
 
 def markdown(results: list[Result], targets: list[dict]) -> str:
-    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | client CPU | non-200 | count check |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | client CPU | load avg | non-200 | count check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         check = ""
         if r.count_check:
@@ -399,7 +423,7 @@ def markdown(results: list[Result], targets: list[dict]) -> str:
                      if c["ok"] else f"FAILED {c}")
         name = "empty Starlette POST" if r.target == "empty" else "POST /v1/events"
         lines.append(f"| {name} | {r.sync or '-'} | {r.batch} | {r.req_per_s:,.0f} | {r.events_per_s:,.0f} | "
-                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.client_cpu_pct:.0f}% | {r.non_200} | {check} |")
+                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {r.non_200} | {check} |")
     if targets:
         lines.append("")
         for t in targets:
