@@ -22,7 +22,7 @@ h2{all:unset;font-size:var(--funnelrec-title-size,18px);font-weight:700;white-sp
 button{all:unset;cursor:pointer;width:32px;height:32px;border-radius:50%;text-align:center;font-size:20px;line-height:30px;border:1px solid var(--funnelrec-border,#ccc);background:var(--funnelrec-button-bg,#fff);color:inherit}
 button:disabled{opacity:.35;cursor:default}
 button:focus-visible,a:focus-visible{outline:2px solid var(--funnelrec-focus,#1a73e8);outline-offset:2px}
-ul{all:unset;flex:1;min-height:0;display:flex;gap:var(--funnelrec-gap,12px);overflow-x:auto;overflow-y:hidden;scroll-snap-type:x mandatory;scroll-behavior:smooth;padding:4px}
+ul{all:unset;flex:1;min-height:0;display:flex;gap:var(--funnelrec-gap,12px);overflow-x:auto;overflow-y:hidden;scroll-snap-type:x mandatory;scroll-behavior:smooth;padding:4px;scroll-padding:0 4px}
 li{all:unset;display:block;flex:0 0 var(--funnelrec-item-width,160px);scroll-snap-align:start}
 a{all:unset;display:block;cursor:pointer;border-radius:var(--funnelrec-radius,8px)}
 img{display:block;width:100%;height:auto;aspect-ratio:1;object-fit:cover;border-radius:var(--funnelrec-radius,8px);background:var(--funnelrec-image-bg,#f2f2f2)}
