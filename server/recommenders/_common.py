@@ -77,16 +77,25 @@ def cap_rows(X: sp.csr_matrix, max_row: int = MAX_ROW) -> sp.csr_matrix:
     return sp.csr_matrix((X.data[keep], (rows, X.indices[keep])), shape=X.shape)
 
 
+def row_of(S: sp.csr_matrix) -> np.ndarray:
+    """The row index of every stored entry of a CSR matrix."""
+    return np.repeat(np.arange(S.shape[0], dtype=np.int32), np.diff(S.indptr))
+
+
+def drop_diagonal(S: sp.csr_matrix) -> sp.csr_matrix:
+    S.data[row_of(S) == S.indices] = 0
+    S.eliminate_zeros()
+    return S
+
+
 def cooccurrence(X: sp.csr_matrix, binary: bool = True) -> sp.csr_matrix:
     """items x items pair counts within rows of X (diagonal zeroed)."""
     X = cap_rows(X)
     if binary:
         X = X.copy()
         X.data = np.ones_like(X.data)
-    C = (X.T @ X).tocsr().astype(np.float32)
-    C.setdiag(0)
-    C.eliminate_zeros()
-    return C
+    C = (X.T.tocsr() @ X).tocsr().astype(np.float32)
+    return drop_diagonal(C)
 
 
 def top_k_rows(S: sp.csr_matrix, k: int = NEIGHBOURS, min_score: float = 0.0) -> Neighbours:
@@ -116,10 +125,10 @@ def top_k_rows(S: sp.csr_matrix, k: int = NEIGHBOURS, min_score: float = 0.0) ->
 
 def cosine(C: sp.csr_matrix, counts: np.ndarray, shrink: float = 0.0) -> sp.csr_matrix:
     """C_ij / (sqrt(n_i n_j) + shrink): co-occurrence to cosine similarity."""
-    C = C.tocoo()
-    denom = np.sqrt(counts[C.row].astype(np.float64) * counts[C.col]) + shrink
-    data = (C.data / np.maximum(denom, 1e-9)).astype(np.float32)
-    return sp.csr_matrix((data, (C.row, C.col)), shape=C.shape)
+    C = C.tocsr().copy()
+    denom = np.sqrt(counts[row_of(C)].astype(np.float64) * counts[C.indices]) + shrink
+    C.data = (C.data / np.maximum(denom, 1e-9)).astype(np.float32)
+    return C
 
 
 def coview_neighbours(ds) -> Neighbours:
@@ -155,12 +164,8 @@ def itemcf_neighbours(ds) -> Neighbours:
         X.data = np.log1p(X.data).astype(np.float32)
         X = cap_rows(X, 200)
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel()) + 1e-6
-        S = (X.T @ X).tocsr().astype(np.float32)
-        S.setdiag(0)
-        S.eliminate_zeros()
-        S = S.tocoo()
-        S = sp.csr_matrix(((S.data / (norms[S.row] * norms[S.col] + 0.5)).astype(np.float32), (S.row, S.col)),
-                          shape=S.shape)
+        S = drop_diagonal((X.T.tocsr() @ X).tocsr().astype(np.float32))
+        S.data = (S.data / (norms[row_of(S)] * norms[S.indices] + 0.5)).astype(np.float32)
         return top_k_rows(S)
     return ds.derived("itemcf_neighbours", build)
 

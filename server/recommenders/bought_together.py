@@ -9,19 +9,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._common import Neighbours, copurchase_counts, top_k_rows
+from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
 from .base import Candidates, Recommender
 from .registry import register
 
 
 def lift_scores(C: sp.csr_matrix, counts: np.ndarray, n_baskets: int, min_support: int) -> sp.csr_matrix:
-    C = C.tocoo()
-    keep = C.data >= min_support
-    r, c, d = C.row[keep], C.col[keep], C.data[keep].astype(np.float64)
+    C = C.tocsr().copy()
+    r, c, d = row_of(C), C.indices, C.data.astype(np.float64)
     conf = d / np.maximum(counts[r], 1)
     p_j = (counts[c] + 1.0) / (n_baskets + 1.0)
-    score = conf * np.log1p(conf / p_j)
-    return sp.csr_matrix((score.astype(np.float32), (r, c)), shape=C.shape)
+    C.data = np.where(d >= min_support, conf * np.log1p(conf / p_j), 0).astype(np.float32)
+    C.eliminate_zeros()
+    return C
 
 
 @register("bought_together", description="often bought together with these products (complements)")

@@ -155,6 +155,15 @@ class _Ids:
             self.ids.append(key)
         return i
 
+    def codes(self, keys) -> np.ndarray:
+        """int64 codes of many keys at once (new keys appended in order)."""
+        if len(keys) == 0:
+            return np.zeros(0, np.int64)
+        uniq, inv = np.unique(np.array(keys, dtype=str), return_inverse=True)
+        get = self.get
+        mapped = np.fromiter((get(k) for k in uniq.tolist()), np.int64, len(uniq))
+        return mapped[inv.ravel()]
+
 
 def _tags(s: str | None) -> list[str]:
     try:
@@ -269,24 +278,33 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
         fb_p.append(p); fb_s.append(s); fb_i.append(i); fb_k.append(kind); fb_t.append(ts)
         fb_w.append(w); fb_q.append(1.0); fb_e.append(np.nan)
 
-    # purchases: order lines
+    # purchases: order lines (columnar: the person key is computed by SQLite)
     baskets = _Ids()
-    b_rows, b_cols, b_person, b_ts = [], [], [], []
-    for order_id, product, visitor, session, user, qty, ts in conn.execute(
-            "SELECT order_id, product, visitor, session, user_id, quantity, ts FROM order_lines"
-            + (" WHERE ts >= (SELECT min(ts) FROM events WHERE seq > ?)" if min_seq else ""),
-            (min_seq,) if min_seq else ()):
-        i = items.get(product)
-        p = person_of(visitor, user)
-        s = sessions.get(session)
-        b = baskets.get(order_id)
-        if b == len(b_person):
-            b_person.append(p)
-            b_ts.append(ts)
-        b_rows.append(b)
-        b_cols.append(i)
-        fb_p.append(p); fb_s.append(s); fb_i.append(i); fb_k.append(PURCHASE); fb_t.append(ts)
-        fb_w.append(cfg.purchase); fb_q.append(qty); fb_e.append(np.nan)
+    rows = conn.execute(
+        "SELECT order_id, product, coalesce('u:' || user_id, 'v:' || visitor), session, quantity, ts FROM order_lines"
+        + (" WHERE ts >= (SELECT min(ts) FROM events WHERE seq > ?)" if min_seq else ""),
+        (min_seq,) if min_seq else ()).fetchall()
+    if rows:
+        c_order, c_product, c_person, c_session, c_qty, c_ts = zip(*rows)
+        del rows
+        if vu:  # visitors who logged in at some point are that user
+            remap = {"v:" + v: "u:" + u for v, u in vu.items()}
+            c_person = [remap.get(k, k) for k in c_person]
+        b_rows = baskets.codes(c_order)
+        b_cols = items.codes(c_product)
+        o_person = persons.codes(c_person)
+        o_session = sessions.codes(c_session)
+        o_ts = np.array(c_ts, np.int64)
+        o_qty = np.array(c_qty, np.float64)
+        first = np.unique(b_rows, return_index=True)[1]
+        b_person = o_person[first]
+        b_ts = o_ts[first]
+    else:
+        b_rows = b_cols = o_person = o_session = np.zeros(0, np.int64)
+        o_ts = np.zeros(0, np.int64)
+        o_qty = np.zeros(0)
+        b_person = np.zeros(0, np.int64)
+        b_ts = np.zeros(0, np.int64)
 
     # searches
     s_sess, s_pers, s_query, s_ts, s_res = [], [], [], [], []
@@ -335,14 +353,17 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
         v_item = np.zeros(0, np.int64)
         ds.usual_engaged_ms = np.full(n_items, 30_000, np.float32)
 
-    ds.fb_person = np.concatenate([v_person, np.array(fb_p, np.int64)]).astype(np.int32)
-    ds.fb_session = np.concatenate([keys[:, 0], np.array(fb_s, np.int64)]).astype(np.int32)
-    ds.fb_item = np.concatenate([v_item, np.array(fb_i, np.int64)]).astype(np.int32)
-    ds.fb_kind = np.concatenate([np.full(len(v_item), VIEW, np.int8), np.array(fb_k, np.int8)])
-    ds.fb_ts = np.concatenate([v_ts, np.array(fb_t, np.int64)])
-    ds.fb_weight = np.concatenate([v_w, np.array(fb_w, np.float64)]).astype(np.float32)
-    ds.fb_qty = np.concatenate([np.ones(len(v_item)), np.array(fb_q, np.float64)]).astype(np.float32)
-    ds.fb_engaged_ms = np.concatenate([np.where(measured, v_eng, np.nan), np.array(fb_e, np.float64)]).astype(np.float32)
+    n_o = len(b_cols)
+    ds.fb_person = np.concatenate([v_person, np.array(fb_p, np.int64), o_person]).astype(np.int32)
+    ds.fb_session = np.concatenate([keys[:, 0], np.array(fb_s, np.int64), o_session]).astype(np.int32)
+    ds.fb_item = np.concatenate([v_item, np.array(fb_i, np.int64), b_cols]).astype(np.int32)
+    ds.fb_kind = np.concatenate([np.full(len(v_item), VIEW, np.int8), np.array(fb_k, np.int8),
+                                 np.full(n_o, PURCHASE, np.int8)])
+    ds.fb_ts = np.concatenate([v_ts, np.array(fb_t, np.int64), o_ts])
+    ds.fb_weight = np.concatenate([v_w, np.array(fb_w, np.float64), np.full(n_o, cfg.purchase)]).astype(np.float32)
+    ds.fb_qty = np.concatenate([np.ones(len(v_item)), np.array(fb_q, np.float64), o_qty]).astype(np.float32)
+    ds.fb_engaged_ms = np.concatenate([np.where(measured, v_eng, np.nan), np.array(fb_e, np.float64),
+                                       np.full(n_o, np.nan)]).astype(np.float32)
     if ds.clock_ms == 0 and len(ds.fb_ts):
         ds.clock_ms = int(ds.fb_ts.max())
     ds.fb_decay = sig.decay(ds.fb_ts, ds.clock_ms, cfg)
@@ -397,13 +418,13 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
     ds.V = sp.csr_matrix((ds.fb_weight[vm], (ds.fb_session[vm], ds.fb_item[vm])),
                          shape=(len(sessions.ids), n_items), dtype=np.float32)
     ds.basket_ids = baskets.ids
-    ds.basket_person = np.array(b_person, np.int32)
-    ds.basket_ts = np.array(b_ts, np.int64)
+    ds.basket_person = np.asarray(b_person, np.int32)
+    ds.basket_ts = np.asarray(b_ts, np.int64)
     B = sp.csr_matrix((np.ones(len(b_rows), np.float32), (b_rows, b_cols)), shape=(len(baskets.ids), n_items))
     B.data[:] = 1.0  # duplicates summed: back to 0/1
     ds.B = B
     if len(b_rows):
-        P = sp.csr_matrix((np.ones(len(b_rows), np.float32), (np.array(b_person, np.int64)[b_rows], b_cols)),
+        P = sp.csr_matrix((np.ones(len(b_rows), np.float32), (o_person, b_cols)),
                           shape=(n_p, n_items))
     else:
         P = sp.csr_matrix((n_p, n_items), dtype=np.float32)
