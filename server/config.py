@@ -42,6 +42,8 @@ class Settings:
     rate_limit_burst: int = _setting(100, "Bucket size of the per-IP rate limit: requests allowed in a burst.", int)
     max_clock_skew_s: int = _setting(86_400, "Events stamped further than this in the future are rejected.", int)
     sqlite_synchronous: str = _setting("FULL", "SQLite `synchronous` for shards: FULL survives power loss; NORMAL only process crashes.")
+    sqlite_cache_mb: int = _setting(64, "Page cache of each shard's writer connection, in MiB.", int)
+    sqlite_wal_autocheckpoint: int = _setting(10_000, "WAL pages (4 KiB) before the writer checkpoints; larger means fewer, bigger checkpoints.", int)
     sqlite_busy_timeout_ms: int = _setting(10_000, "How long a shard connection waits on a lock held by another process.", int)
     write_batch_max: int = _setting(2_000, "Most queued write jobs group-committed in one transaction.", int)
     read_pool_size: int = _setting(4, "Read-only connections kept open per shard.", int)

@@ -43,7 +43,7 @@ def export(conn: sqlite3.Connection, visitor: str | None = None, user: str | Non
     rcols = ["id", "product", "user_id", "visitor", "rating", "text", "ts"]
     reviews = [dict(zip(rcols, r)) for r in conn.execute(f"SELECT {', '.join(rcols)} FROM reviews WHERE {w}", a)]
     vw, va = _where(vids, user, vcol="id")
-    vcols = ["id", "user_id", "first_seen", "last_seen", "events"]
+    vcols = ["id", "user_id", "first_seen", "last_seen"]
     visitors = [dict(zip(vcols, r)) for r in conn.execute(f"SELECT {', '.join(vcols)} FROM visitors WHERE {vw}", va)]
     profile = None
     if user:

@@ -2,8 +2,9 @@
 
 Every write to a shard goes through that shard's one writer thread (``ShardWriter``): callers
 submit a *job* (a function taking a ``sqlite3.Connection``) and get a future. The writer takes
-every job waiting in its queue, runs them in one transaction (each in its own SAVEPOINT, so one
-failing job does not undo the others), commits once, and only then resolves the futures. So a
+every job waiting in its queue, runs them in one transaction, commits once, and only then
+resolves the futures. If a job raises, the transaction is rolled back and the batch re-run with
+each job in its own SAVEPOINT, so one failing job does not undo the others. So a
 request is answered only after its data is committed, and many concurrent requests share one
 commit (group commit).
 
@@ -35,7 +36,8 @@ log = logging.getLogger("funnelrec.shards")
 Job = Callable[[sqlite3.Connection], Any]
 
 
-def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, readonly: bool = False) -> sqlite3.Connection:
+def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, readonly: bool = False,
+                    cache_mb: int = 0, wal_autocheckpoint: int = 0) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
     else:
@@ -45,6 +47,10 @@ def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous if synchronous in ('FULL', 'NORMAL', 'EXTRA') else 'FULL'}")
     conn.execute("PRAGMA foreign_keys=ON")
+    if cache_mb:
+        conn.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
+    if wal_autocheckpoint and not readonly:
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
     return conn
 
 
@@ -87,8 +93,11 @@ def _split_sql(sql: str) -> list[str]:
 class ShardWriter(threading.Thread):
     """The one writer of one shard, with group commit."""
 
-    def __init__(self, path: Path, synchronous: str, busy_timeout_ms: int, batch_max: int = 2000):
+    def __init__(self, path: Path, synchronous: str, busy_timeout_ms: int, batch_max: int = 2000,
+                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000):
         super().__init__(name=f"writer-{path.stem}", daemon=True)
+        self.cache_mb = cache_mb
+        self.wal_autocheckpoint = wal_autocheckpoint
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
@@ -122,7 +131,8 @@ class ShardWriter(threading.Thread):
 
     def run(self) -> None:
         try:
-            conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms)
+            conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms,
+                                   cache_mb=self.cache_mb, wal_autocheckpoint=self.wal_autocheckpoint)
             migrate(conn)
         except BaseException as exc:  # surfaced by start_and_wait
             self._error = exc
@@ -148,25 +158,13 @@ class ShardWriter(threading.Thread):
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list) -> None:
-        results: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, _ in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    results.append((True, job(conn)))
-                    conn.execute("RELEASE job")
-                except Exception as exc:  # one job's failure does not undo the others
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    results.append((False, exc))
-            conn.execute("COMMIT")
-            self.commits += 1
-            self.jobs += len(batch)
-        except Exception as exc:  # the commit itself failed: nothing of this batch is stored
-            log.error("shard commit failed", extra={"shard": self.path.stem, "error": str(exc)})
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
+            results = self._transaction(conn, batch, isolate=False)
+        except _JobFailed:
+            # one job raised: undo everything and run the batch again, each job in its own
+            # SAVEPOINT, so the failing job alone is lost (jobs are pure functions of conn)
+            results = self._transaction(conn, batch, isolate=True)
+        except Exception as exc:
             results = [(False, exc)] * len(batch)
         for (_, fut), (ok, value) in zip(batch, results):
             if fut.set_running_or_notify_cancel():
@@ -175,19 +173,56 @@ class ShardWriter(threading.Thread):
                 else:
                     fut.set_exception(value)
 
+    def _transaction(self, conn: sqlite3.Connection, batch: list, isolate: bool) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, _ in batch:
+                if not isolate:
+                    try:
+                        results.append((True, job(conn)))
+                    except Exception as exc:
+                        raise _JobFailed() from exc
+                    continue
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((True, job(conn)))
+                    conn.execute("RELEASE job")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            if not isinstance(exc, _JobFailed):
+                # the commit itself failed (disk full, lock timeout): nothing of this batch is stored
+                log.error("shard commit failed", extra={"shard": self.path.stem, "error": str(exc)})
+                return [(False, exc)] * len(batch)
+            raise
+        self.commits += 1
+        self.jobs += len(batch)
+        return results
+
+
+class _JobFailed(Exception):
+    pass
+
 
 class Shard:
     """A tenant's shard: its writer and its read connections."""
 
     def __init__(self, slug: str, path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
-                 batch_max: int = 2000, read_pool_size: int = 4, generation: int = 0):
+                 batch_max: int = 2000, read_pool_size: int = 4, generation: int = 0,
+                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000):
         self.slug = slug
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.read_pool_size = read_pool_size
         self.generation = generation
-        self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max)
+        self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max, cache_mb, wal_autocheckpoint)
         self.writer.start_and_wait()
         self._readers: asyncio.Queue | None = None
         self._readers_made = 0
@@ -285,6 +320,8 @@ class ShardManager:
                     batch_max=self.settings.write_batch_max,
                     read_pool_size=self.settings.read_pool_size,
                     generation=tenant.created_at,
+                    cache_mb=self.settings.sqlite_cache_mb,
+                    wal_autocheckpoint=self.settings.sqlite_wal_autocheckpoint,
                 )
                 self._shards[tenant.slug] = shard
             return shard

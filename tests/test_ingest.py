@@ -149,12 +149,12 @@ def test_stored_columns_and_korean_text(client, app, shop):
     conn = app.state.shards.get(t).connect_read()
     row = conn.execute("SELECT type, visitor, session, user_id, data, source FROM events WHERE event_id=?", (e["id"],)).fetchone()
     assert row[:4] == ("search", "v1", "s1", "u-7")
-    assert json.loads(row[4]) == {"query": "여성 니트 가디건", "results": 0}
+    assert json.loads(row[4]) == {k: v for k, v in e.items()}  # the whole validated event
     assert row[5] == "web"
     line = conn.execute("SELECT product, quantity, price, currency FROM order_lines WHERE order_id='o1'").fetchone()
     assert line == ("상품-1", 3.0, 39000.0, "KRW")
-    v = conn.execute("SELECT user_id, events FROM visitors WHERE id='v1'").fetchone()
-    assert v == ("u-7", 2)
+    v = conn.execute("SELECT user_id, first_seen, last_seen FROM visitors WHERE id='v1'").fetchone()
+    assert v == ("u-7", min(e["ts"], p["ts"]), max(e["ts"], p["ts"]))
     conn.close()
 
 
@@ -168,3 +168,34 @@ def test_tenants_are_isolated(client, app, make_tenant):
     r = client.get("/v1/privacy/visitors/shared-visitor", headers=a.auth)
     assert len(r.json()["events"]) == 1
     assert client.get("/v1/catalog/stats", headers=a.auth).json()["counts"]["events"] == 1
+
+
+def test_writer_isolates_a_failing_job_and_group_commits(app, shop):
+    """A job that raises loses only itself; the others of the same group commit are stored."""
+    import sqlite3
+
+    from server.ingest.schema import event_from_obj
+    from server.ingest.store import store_events_job
+
+    shard = app.state.shards.get(app.state.registry.get("shop"))
+    good = [store_events_job([event_from_obj(ev())], 1, "web") for _ in range(20)]
+
+    def bad(conn: sqlite3.Connection):
+        conn.execute("INSERT INTO events (event_id) VALUES ('half-done')")  # NOT NULL violation
+
+    import time as _time
+
+    commits_before = shard.writer.commits
+    blocker = shard.writer.submit(lambda conn: _time.sleep(0.3))  # the next jobs queue up meanwhile
+    futures = [shard.writer.submit(j) for j in good[:10]] + [shard.writer.submit(bad)] + \
+        [shard.writer.submit(j) for j in good[10:]]
+    blocker.result()
+    outcomes = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(timeout=10).accepted)
+        except sqlite3.IntegrityError:
+            outcomes.append("failed")
+    assert outcomes == [1] * 10 + ["failed"] + [1] * 10
+    assert count(app, "shop") == 20
+    assert shard.writer.commits - commits_before <= 3  # grouped: not one commit per job
