@@ -129,6 +129,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def on_shard_gone(request: Request, exc: Exception) -> Response:
         return await on_api_error(request, ApiError(401, "unknown_key", "this tenant no longer exists"))
 
+    async def on_too_deep(request: Request, exc: Exception) -> Response:
+        # JSON nested thousands deep exhausts the decoder's recursion limit, on any route
+        return await on_api_error(request, ApiError(400, "invalid_body", "JSON nested too deeply"))
+
     async def on_http_error(request: Request, exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code,
@@ -180,7 +184,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         debug=False,
         routes=routes,
-        exception_handlers={ApiError: on_api_error, ShardGone: on_shard_gone, HTTPException: on_http_error, Exception: on_crash},
+        exception_handlers={ApiError: on_api_error, ShardGone: on_shard_gone, RecursionError: on_too_deep, HTTPException: on_http_error, Exception: on_crash},
         lifespan=lifespan,
     )
     app.state.settings = settings
