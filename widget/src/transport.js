@@ -55,7 +55,7 @@ export function createTransport(url, wrap) {
     bo.n = Math.min(bo.n + 1, 20);
     let d = Math.min(MAX_BACKOFF, BASE * 2 ** (bo.n - 1)) * (0.5 + Math.random() / 2);
     if (ra > 0) d = Math.max(d, Math.min(ra * 1000, 3600e3));
-    bo.at = now() + d;
+    bo.at = now() + Math.round(d);
     set(BK, bo);
   }
 

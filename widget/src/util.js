@@ -1,6 +1,6 @@
 // Small helpers shared by every module. Nothing here may throw into the host page.
 
-export const now = () => Date.now();
+export const now = () => Math.floor(Date.now());
 
 // A random id of n chars from [0-9a-z] (crypto when there is one).
 export function rid(n = 16) {
