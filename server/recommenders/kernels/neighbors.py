@@ -1,0 +1,120 @@
+"""User-based k-nearest-neighbour collaborative filtering.
+
+Users are rows of a weighted user × item matrix (purchases, carts, wish lists, engaged views).
+Each column is first down-weighted by how common the item is (``log(1 + n_users / n_buyers)``,
+"inverse user frequency", Breese et al. 1998) so that two people sharing a best seller count for
+less than two sharing a niche product; rows are then L2-normalised and similarity is cosine.
+
+For a target user (a trained row or any vector, e.g. the current session's items) we take the
+``k`` most similar other users, optionally shrunk by overlap size (``sim · n / (n + shrink)``)
+and score each item by the sum of the neighbours' similarity × their (normalised) weight for it.
+Items the target already has are excluded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from .topk import cosine_topk_all, topk_1d
+
+
+@dataclass
+class Neighbourhood:
+    users: np.ndarray        # neighbour row indices, best first
+    sims: np.ndarray         # their similarities
+
+
+class UserKNN:
+    def __init__(self, k: int = 30, iuf: bool = True, shrink: float = 0.0, min_sim: float = 1e-6):
+        self.k = k
+        self.iuf = iuf
+        self.shrink = shrink
+        self.min_sim = min_sim
+        self.item_weight = np.empty(0)
+        self.R = sparse.csr_matrix((0, 0))       # raw weights (binary presence used for overlap)
+        self.N = sparse.csr_matrix((0, 0))       # IUF-weighted, row-normalised
+        self.NT = sparse.csr_matrix((0, 0))
+
+    @property
+    def n_users(self) -> int:
+        return self.R.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.R.shape[1]
+
+    def fit(self, R: sparse.spmatrix) -> "UserKNN":
+        R = sparse.csr_matrix(R, dtype=np.float64)
+        R.data = np.maximum(R.data, 0.0)
+        R.eliminate_zeros()
+        self.R = R
+        n_u = R.shape[0]
+        users_per_item = np.bincount(R.indices, minlength=R.shape[1]).astype(np.float64)
+        if self.iuf:
+            self.item_weight = np.log1p(n_u / np.maximum(users_per_item, 1.0))
+        else:
+            self.item_weight = np.ones(R.shape[1])
+        self.N = self._normalize(R)
+        self.NT = self.N.T.tocsr()
+        return self
+
+    def _normalize(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
+        W = R @ sparse.diags(self.item_weight) if R.shape[1] else R
+        W = sparse.csr_matrix(W)
+        norms = np.sqrt(np.asarray(W.multiply(W).sum(axis=1)).ravel())
+        return sparse.csr_matrix(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ W)
+
+    def vector(self, items: np.ndarray, weights: np.ndarray | None = None) -> sparse.csr_matrix:
+        """A 1 × items row for a visitor who is not a trained user (e.g. from a session)."""
+        items = np.asarray(items, dtype=np.int64)
+        w = np.ones(items.size) if weights is None else np.asarray(weights, dtype=np.float64)
+        keep = (items >= 0) & (items < self.n_items) & (w > 0)
+        return sparse.csr_matrix((w[keep], (np.zeros(keep.sum(), dtype=np.int64), items[keep])),
+                                 shape=(1, self.n_items))
+
+    def neighbours(self, row: sparse.spmatrix, k: int | None = None, exclude_user: int | None = None) -> Neighbourhood:
+        k = self.k if k is None else k
+        if self.n_users == 0 or row.nnz == 0:
+            return Neighbourhood(np.empty(0, dtype=np.int64), np.empty(0))
+        q = self._normalize(sparse.csr_matrix(row))
+        sims = np.asarray((self.N @ q.T).toarray()).ravel()
+        if self.shrink > 0:
+            present = (sparse.csr_matrix(row) > 0).astype(np.float64).toarray().ravel()
+            overlap = np.asarray((self.R > 0).astype(np.float64) @ present).ravel()
+            sims = sims * overlap / (overlap + self.shrink)
+        sims = np.where(sims >= self.min_sim, sims, -np.inf)
+        excl = np.array([exclude_user]) if exclude_user is not None else None
+        users, s = topk_1d(sims, k, excl)
+        return Neighbourhood(users, s)
+
+    def score(self, row: sparse.spmatrix, k: int | None = None, exclude_user: int | None = None,
+              exclude_items: np.ndarray | None = None, n: int = 20) -> tuple[np.ndarray, np.ndarray, Neighbourhood]:
+        """Top-``n`` items for a user row: (item indices, scores, the neighbourhood used).
+
+        Scores are Σ over neighbours of ``sim × their row-normalised weight``; the user's own
+        items and ``exclude_items`` are never returned.
+        """
+        nb = self.neighbours(row, k, exclude_user)
+        if nb.users.size == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0), nb
+        Rn = self.R[nb.users]
+        rs = np.asarray(Rn.sum(axis=1)).ravel()
+        Rn = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ Rn)
+        s = np.asarray(Rn.T @ nb.sims).ravel()
+        own = sparse.csr_matrix(row).indices
+        excl = np.concatenate([own, np.asarray(exclude_items if exclude_items is not None else [], dtype=np.int64)])
+        s = np.where(s > 0, s, -np.inf)
+        items, scores = topk_1d(s, n, excl)
+        return items, scores, nb
+
+    def contributors(self, nb: Neighbourhood, item: int) -> int:
+        """How many of the neighbours have ``item`` (for the reason string)."""
+        if nb.users.size == 0:
+            return 0
+        return int((self.R[nb.users][:, item] > 0).sum())
+
+    def all_neighbours(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every trained user's top-k neighbours at once (blocked): (users × k) indices, sims."""
+        return cosine_topk_all(self.N, self.k if k is None else k, min_score=self.min_sim)
