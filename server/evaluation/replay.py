@@ -1,0 +1,115 @@
+"""Replay the train part of a log into a scratch tenant through the product's own code.
+
+The rows become funnelrec events (``page_view`` + ``engagement`` for views with measured
+engaged time, ``add_to_cart``, one ``purchase`` per order with its lines) and products, written
+as NDJSON files and loaded with ``server.catalog.importer.import_file`` (what ``funnelrec
+import`` runs); then ``server.recommenders.model.build_model`` reads the shard exactly as the
+server's background builder does. The scratch shard lives in a temporary folder.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from ..catalog.importer import import_file
+from ..recommenders import registry
+from ..recommenders.dataset import build_dataset
+from ..recommenders.model import Model, build_model
+from ..signals.weights import DEFAULT, SignalConfig
+from ..shards import Shard
+from .formats import CART, PURCHASE, VIEW, Log, Row, safe_id
+
+MAX_LINES = 500
+
+
+def events_of(rows: list[Row], start: int = 0):
+    """Rows -> event dicts of the ingestion schema (ids ``ev<n>`` from ``start``)."""
+    n = start
+    orders: "OrderedDict[str, list]" = OrderedDict()
+    for ts, visitor, session, kind, product, order, qty, price, engaged, scroll in rows:
+        if kind == PURCHASE:
+            key = order or session
+            o = orders.get(key)
+            if o is None:
+                o = orders[key] = [ts, visitor, session, {}]
+            lines = o[3]
+            if product in lines:
+                lines[product]["quantity"] += qty
+            else:
+                line = {"product": product, "quantity": max(qty, 1e-6)}
+                if price is not None:
+                    line["price"] = max(price, 0.0)
+                lines[product] = line
+            continue
+        n += 1
+        base = {"id": f"ev{n}", "visitor": visitor, "session": session, "ts": int(ts)}
+        if kind == VIEW:
+            yield {**base, "type": "page_view", "page": "detail", "product": product}
+            if engaged is not None:
+                n += 1
+                ev = {**base, "id": f"ev{n}", "type": "engagement", "page": "detail", "product": product,
+                      "engaged_ms": int(max(engaged, 0))}
+                if scroll is not None:
+                    ev["scroll_pct"] = float(min(max(scroll, 0), 100))
+                yield ev
+        elif kind == CART:
+            yield {**base, "type": "add_to_cart", "product": product, "quantity": max(qty, 1e-6)}
+    for key, (ts, visitor, session, lines) in orders.items():
+        items = list(lines.values())
+        for part in range(0, len(items), MAX_LINES):
+            n += 1
+            oid = safe_id(key, 120) + (f"-{part // MAX_LINES}" if part else "")
+            yield {"id": f"ev{n}", "type": "purchase", "visitor": visitor, "session": session, "ts": int(ts),
+                   "order": oid, "lines": items[part:part + MAX_LINES]}
+
+
+def write_files(log: Log, rows: list[Row], folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    pp, ep = folder / "products.ndjson", folder / "events.ndjson"
+    with open(pp, "w", encoding="utf-8") as f:
+        for p in log.products.values():
+            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+    with open(ep, "w", encoding="utf-8") as f:
+        for ev in events_of(rows):
+            f.write(json.dumps(ev, ensure_ascii=False) + "\n")
+    return pp, ep
+
+
+def replay(log: Log, rows: list[Row], folder: Path, slug: str = "evaluation") -> tuple[Shard, dict]:
+    """Import ``rows`` (the train part) and the products into a new shard in ``folder``."""
+    t0 = time.perf_counter()
+    pp, ep = write_files(log, rows, folder)
+    shard = Shard(slug, folder / f"{slug}.db", synchronous="OFF")
+    rp = import_file(shard, "products", pp)
+    re_ = import_file(shard, "events", ep)
+    if re_.rejected:
+        first = re_.errors[:3]
+        raise ValueError(f"{re_.rejected} events rejected by the importer, e.g. {first}")
+    return shard, {"products": rp.as_dict(), "events": re_.as_dict(), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def build(shard: Shard, cfg: SignalConfig | None = None):
+    """The model of the scratch tenant, as the server's builder makes it. With a non-default
+    ``cfg`` (the time-signal experiments) the dataset is read with those signal weights and
+    every recommender fitted on it, the same steps as ``build_model``."""
+    conn = shard.connect_read()
+    try:
+        if cfg is None or cfg == DEFAULT:
+            return build_model(conn)
+        ds = build_dataset(conn, cfg=cfg)
+        fitted, inst, errors, secs = {}, {}, {}, {"_dataset": ds.read_seconds}
+        for name, cls in sorted(registry.all_recommenders().items()):
+            t1 = time.perf_counter()
+            try:
+                rec = cls()
+                fitted[name] = rec.fit(ds)
+                inst[name] = rec
+            except Exception as exc:
+                errors[name] = repr(exc)
+            secs[name] = time.perf_counter() - t1
+        return Model(ds=ds, fitted=fitted, recommenders=inst, errors=errors, fit_seconds=secs,
+                     build_seconds=sum(secs.values()), built_at=time.time())
+    finally:
+        conn.close()
