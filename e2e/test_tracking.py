@@ -17,10 +17,16 @@ DETAIL_HEAD = '<meta name="funnelrec:page" content="detail"><meta name="funnelre
 
 
 def flush_and_wait(page) -> None:
-    """funnelrec('flush') and wait until the server has answered the batch it sent."""
-    with page.expect_response(lambda r: "/v1/events" in r.url and r.request.method == "POST", timeout=10000):
-        page.evaluate("funnelrec('flush')")
-        page.clock.run_for(10)
+    """funnelrec('flush'), then move the fake clock on in 1 ms steps until the widget's stored
+    queue is empty: every event made so far has been acknowledged by the server (a batch still
+    in flight from earlier is waited for too)."""
+    page.evaluate("funnelrec('flush')")
+    for _ in range(300):
+        page.clock.run_for(1)
+        if page.evaluate("localStorage.getItem('_frq')") is None:
+            return
+        page.wait_for_timeout(10)
+    raise AssertionError("the widget did not deliver its events")
 
 
 def start_paused(page, url: str) -> int:
@@ -132,6 +138,32 @@ def test_page_views_commands_and_single_page_navigation(page, pages, server, ten
     cart = next(e for e in rows if e["type"] == "add_to_cart")
     assert cart["product"] == "sku7" and cart["quantity"] == 2 and cart["user_id"] == "cust42"
     assert len({e["session"] for e in rows}) == 1
+
+
+def test_search_page_and_a_visit_ending_after_30_idle_minutes(page, pages, server, tenant):
+    head = ('<meta name="funnelrec:page" content="search"><meta name="funnelrec:query" content="머그컵">'
+            '<meta name="funnelrec:results" content="0">')
+    url = pages.add("/t/search", page_html(tenant["site_key"], server.url, head=head, body="<h1>No results</h1>"))
+    start_paused(page, url)
+    page.mouse.move(5, 5)
+    page.clock.run_for(2000)
+    page.clock.run_for(31 * 60 * 1000)
+  # 31 minutes without activity
+    page.mouse.move(50, 50)             # the next activity starts a new visit
+    page.clock.run_for(600)
+    flush_and_wait(page)
+    visitor = visitor_of(page)
+    rows = wait_for(lambda: (lambda r: r if "visit_end" in {e["type"] for e in r} else None)(
+        server.events("e2e", visitor=visitor)), what="visit_end")
+    search = [e for e in rows if e["type"] == "search"]
+    assert len(search) == 1 and search[0]["query"] == "머그컵" and search[0].get("results", 0) == 0
+    starts = [e for e in rows if e["type"] == "visit_start"]
+    end = next(e for e in rows if e["type"] == "visit_end")
+    assert len(starts) == 2
+    assert end["session"] == starts[0]["session"] != starts[1]["session"]
+    assert end["pages"] == 1
+    assert 1000 <= end["duration_ms"] <= 60000      # first to last activity (or heartbeat), not the idle half hour
+    assert 15000 <= end["engaged_ms"] <= 18000
 
 
 def test_global_privacy_control_stops_tracking(page, pages, server, tenant):
