@@ -64,7 +64,7 @@ class MLP:
         z = self.score(X)
         return self._loss_grad(z, mask, y)[0]
 
-    def fit(self, X, mask, y, Xv, mv, yv, lr=3e-3, batch=32, max_epochs=40, patience=4, l2=1e-4, seed=0,
+    def fit(self, X, mask, y, Xv, mv, yv, lr=3e-3, batch=32, max_epochs=30, patience=3, l2=1e-4, seed=0,
             time_budget_s: float | None = None) -> dict:
         """X: (Q, P, F) float32, mask (Q, P) bool, y (Q, P) positive weights; *v: validation."""
         import time
@@ -94,7 +94,7 @@ class MLP:
                 grads_W, grads_b = [None] * len(self.W), [None] * len(self.b)
                 for layer in range(len(self.W) - 1, -1, -1):
                     a = acts[layer]
-                    grads_W[layer] = np.einsum("bpi,bpo->io", a, g) + l2 * self.W[layer]
+                    grads_W[layer] = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1]) + l2 * self.W[layer]
                     grads_b[layer] = g.sum(axis=(0, 1))
                     if layer:
                         g = (g @ self.W[layer].T) * (acts[layer] > 0)

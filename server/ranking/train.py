@@ -50,6 +50,9 @@ POOL = 150
 K = 20
 MIN_GUARD = 30
 RECENT = 60
+# recommenders whose fit reads only the catalog (text, images), never the feedback: the past
+# model reuses the serving model's fit (no leakage, and the costliest fits are not repeated)
+CATALOG_ONLY = {"content_based", "similar_image", "new_arrivals"}
 
 
 @dataclass
@@ -284,7 +287,7 @@ def _guard(mlp, X, M, Y, placements_of: list[str]) -> dict:
 _VERSIONS: dict[str, int] = defaultdict(int)
 
 
-def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 1800,
+def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 1200,
                  recent_share: float = 0.2, seed: int = 0, progress=None, strategies: dict | None = None,
                  time_budget_s: float = 20.0) -> RankerState:
     t0 = time.perf_counter()
@@ -300,6 +303,9 @@ def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = ""
     fitted, inst, fit_s = {}, {}, {}
     for name in needed:
         t1 = time.perf_counter()
+        if name in CATALOG_ONLY:
+            fitted[name], inst[name] = model.fitted[name], model.recommenders[name]
+            continue
         try:
             rec = type(model.recommenders[name])()
             fitted[name] = rec.fit(past)

@@ -1,0 +1,111 @@
+"""The learned ranker: it learns a synthetic signal, the guard refuses a worse model, the
+hook falls back to the blend, position bias weights, the past has no future rows."""
+import numpy as np
+import pytest
+
+from server.ranking.features import FeatureSpace
+from server.ranking.history import truncate
+from server.ranking.mlp import MLP
+from server.ranking.pool import CandidateSet
+from server.ranking.ranker import LearnedRanker, blend_order
+from server.ranking.train import RankerState, _guard, ipw_weight, ndcg_at
+from server.recommenders.base import Context
+
+
+def _synthetic(n_queries, P=20, F=6, seed=0):
+    """The positive of each query is the candidate with the largest x0 * x1 (an interaction no
+    single feature shows); x2 is a decoy correlated with the row order."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_queries, P, F)).astype(np.float32)
+    M = np.ones((n_queries, P), bool)
+    Y = np.zeros((n_queries, P), np.float32)
+    best = np.argmax(X[:, :, 0] * X[:, :, 1], axis=1)
+    Y[np.arange(n_queries), best] = 1.0
+    return X, M, Y, best
+
+
+def test_mlp_learns_an_interaction():
+    X, M, Y, _ = _synthetic(1200)
+    Xv, Mv, Yv, _ = _synthetic(300, seed=1)
+    Xt, _, _, best_t = _synthetic(400, seed=2)
+    mlp = MLP(X.shape[2], seed=0)
+    before = float(np.mean(np.argmax(mlp.score(Xt), axis=1) == best_t))
+    info = mlp.fit(X, M, Y, Xv, Mv, Yv, lr=1e-2, max_epochs=60, patience=6)
+    acc = float(np.mean(np.argmax(mlp.score(Xt), axis=1) == best_t))
+    assert info["epochs"] >= 2 and info["val_loss"] < np.log(20)   # better than uniform over 20
+    assert acc > 0.5 and acc > before + 0.3                          # chance is 1/20
+
+
+def test_mlp_early_stopping_keeps_the_best_epoch():
+    X, M, Y, _ = _synthetic(200)
+    Xv, Mv, Yv, _ = _synthetic(100, seed=1)
+    mlp = MLP(X.shape[2], seed=0)
+    info = mlp.fit(X, M, Y, Xv, Mv, Yv, max_epochs=50, patience=2)
+    assert info["best_epoch"] <= info["epochs"]
+    assert mlp.loss((Xv - 0) , Mv, Yv) == pytest.approx(info["val_loss"], rel=1e-3)
+
+
+class _Stub:
+    def __init__(self, sign):
+        self.sign = sign
+
+    def score(self, x):
+        return self.sign * -np.arange(len(x), dtype=np.float32)   # +1: keeps the blend order, -1: reverses it
+
+
+def test_guard_refuses_a_worse_model():
+    n, P = 40, 10
+    X = np.zeros((n, P, 3), np.float32)
+    M = np.ones((n, P), bool)
+    Y = np.zeros((n, P), np.float32)
+    Y[:, 0] = 1.0                              # the blend's first candidate is the right one
+    worse = _guard(_Stub(-1), X, M, Y, ["cart"] * n)
+    assert worse["cart"]["ranker_ndcg"] < worse["cart"]["blend_ndcg"] and not worse["cart"]["passes"]
+    Y[:] = 0
+    Y[:, P - 1] = 1.0                          # the blend's last candidate is the right one
+    better = _guard(_Stub(-1), X, M, Y, ["cart"] * n)
+    assert better["cart"]["passes"]
+    few = _guard(_Stub(-1), X[:5], M[:5], Y[:5], ["cart"] * 5)
+    assert not few["cart"]["passes"]           # too small a slice: the blend serves
+
+
+def test_ndcg_at_and_ipw():
+    assert ndcg_at(np.array([3, 1, 2]), {1: 1.0}) == pytest.approx(1 / np.log2(3))
+    assert ipw_weight(0) == 1.0 and ipw_weight(3) == 4.0 and ipw_weight(50) == 10.0 and ipw_weight(None) == 1.0
+
+
+class _Model:
+    pass
+
+
+def test_hook_serves_only_where_the_guard_passed(monkeypatch):
+    import server.ranking.ranker as R
+    items = np.array([10, 11, 12], np.int32)
+    cands = CandidateSet(items, np.array([3.0, 2.0, 1.0], np.float32), np.zeros((3, 1), np.float32), ["a"])
+    state = RankerState("t-1", FeatureSpace(["a"], ["cart"]), MLP(3), ["cart", "main"], ["cart"])
+    monkeypatch.setattr(R, "ranked_order", lambda st, model, ctx, c: np.array([2, 1, 0]))
+    model = _Model()
+    model.learned_ranker = state
+    r = LearnedRanker()
+    assert r.rank(model, Context(tenant="t", placement="cart"), cands).tolist() == [2, 1, 0]
+    # trained for main but the guard refused it there: blend order
+    assert r.rank(model, Context(tenant="t", placement="main"), cands).tolist() == blend_order(cands).tolist() == [0, 1, 2]
+    model.learned_ranker = None
+    model.ds = type("DS", (), {"n_feedback": 0})()
+    assert r.rank(model, Context(tenant="t", placement="cart"), cands).tolist() == [0, 1, 2]   # untrained: blend
+
+
+def test_truncate_keeps_indices_and_drops_the_future(tmp_path):
+    from tests.engine.fixtures import MIN, T0, ShopData, buy, product, view
+    shop = ShopData(tmp_path).products([product(p) for p in "abcd"])
+    shop.events([view("a", ts=T0), view("b", ts=T0 + MIN), buy("o1", ["a", "b"], ts=T0 + 2 * MIN),
+                 buy("o2", ["c", "d"], visitor="v2", session="s2", ts=T0 + 10 * MIN)])
+    model = shop.model(only=["bought_together"])
+    shop.close()
+    ds = model.ds
+    past = truncate(ds, T0 + 5 * MIN)
+    assert past.item_ids == ds.item_ids and past.n_persons == ds.n_persons
+    assert past.fb_ts.max() < T0 + 5 * MIN and len(past.fb_ts) < len(ds.fb_ts)
+    assert past.B.shape[0] == 1 and set(past.B.indices.tolist()) == {ds.item("a"), ds.item("b")}
+    assert past.P[ds.person(None, "v2")].nnz == 0
+    assert past.clock_ms < ds.clock_ms
