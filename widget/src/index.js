@@ -19,9 +19,9 @@ const VERSION = typeof __VERSION__ == 'string' ? __VERSION__ : 'dev';
 const HEARTBEAT = 20e3, REC_TIMEOUT = 5000, ACTIVITY = ['mousemove', 'mousedown', 'keydown', 'touchstart', 'wheel'];
 const UK = '_fru';
 const SELECT = {
-  description: '[itemprop=description],#description,.product-description,#tab-description,.description',
-  reviews: '#reviews,.reviews,#tab-reviews,.review-list,[itemprop=review]',
-  images: '.product-gallery,.product-images,#product-images,.gallery',
+  description: '[itemprop=description],#description,.product-description,.description',
+  reviews: '#reviews,.reviews,[itemprop=review]',
+  images: '.product-gallery,.product-images,.gallery',
 };
 
 function main() {
@@ -35,8 +35,8 @@ function main() {
   const locale = attr('locale') || D.documentElement.lang || N.language || 'en';
   const lang = locale.slice(0, 2).toLowerCase();
   const nonce = attr('nonce') || sc.nonce || '';
-  const signals = attr('respect-dnt') != 'false' &&
-    (N.globalPrivacyControl === true || N.doNotTrack == '1' || W.doNotTrack == '1');
+  const dnt = N.globalPrivacyControl === true || N.doNotTrack == '1' || W.doNotTrack == '1';
+  const signals = dnt && attr('respect-dnt') != 'false';
   // consent: true = track, false = never, null = waiting for funnelrec('consent', ...)
   let consent = signals ? false : attr('consent') == 'required' ? null : true;
   let visitor = consent ? readVisitor() : null;
@@ -47,7 +47,7 @@ function main() {
   const T = createTransport(base + '/v1/events', (events) => ({
     site_key: key,
     sent_at: now(),
-    ctx: { webdriver: !!N.webdriver, dnt: N.doNotTrack == '1' || N.globalPrivacyControl === true, lang: N.language, tz: tz() },
+    ctx: { webdriver: !!N.webdriver, dnt, lang: N.language, tz: tz() },
     events,
   }));
   if (consent) { storeVisitor(vid()); T.start(); }
@@ -185,6 +185,7 @@ function main() {
 
   // ---- recommendation slots: one request for every slot on the page ----
   const seen = {};
+  let recSeq = 0;
   const imp = createImpressions((li) => {
     const x = li.__fr;
     const k = x.rec + '|' + x.slot + '|' + x.item;
@@ -207,6 +208,7 @@ function main() {
     });
     const fail = () => req.forEach((r) => collapse(by[r.id].h));
     if (T.down()) return fail(); // the server is failing: do not add to its load
+    const seq = ++recSeq; // a reply for an earlier page view (SPA) is ignored
     let ac = null, to = 0;
     try { ac = new AbortController(); to = setTimeout(() => ac.abort(), REC_TIMEOUT); } catch (e) { /* old browser */ }
     const body = {
@@ -218,6 +220,7 @@ function main() {
       .then((r) => (r.ok ? r.json() : null))
       .then(safe((j) => {
         clearTimeout(to);
+        if (seq != recSeq) return;
         req.forEach((r) => {
           const s = by[r.id], data = j && j.slots && j.slots[r.id];
           const n = data ? render(s.h, s.sr, data, s.placement, {

@@ -36,11 +36,13 @@ export function createTransport(url, wrap) {
     timer = setTimeout(() => { timer = 0; send(); }, Math.max(d, bo.at - now(), 0));
   }
 
-  // The next batch: at most `max` events and MAX_BYTES of body.
+  // The next batch: at most `n` events and about MAX_BYTES of body.
   function take(n) {
     const b = [];
+    let size = 300;
     for (const e of q) {
-      if (b.length >= n || (b.length && JSON.stringify(wrap(b.concat(e))).length > MAX_BYTES)) break;
+      size += JSON.stringify(e).length + 1;
+      if (b.length >= n || (b.length && size > MAX_BYTES)) break;
       b.push(e);
     }
     return b;
@@ -110,7 +112,8 @@ export function createTransport(url, wrap) {
     start() { persist = true; save(); schedule(0); },
     // Stop and forget (consent withdrawn).
     stop() { persist = false; q = []; set(QK, null); },
-    send: () => { schedule(0, 1); },
+    // Send now (tab hidden, flush): the fetch starts before this returns.
+    send() { clearTimeout(timer); timer = 0; send(); },
     beacon,
     online() { bo.at = 0; schedule(0); },
     // True while the server is backing us off (used to skip recommendation requests).
