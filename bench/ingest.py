@@ -184,12 +184,14 @@ class Result:
     non_200: int
     server_cpu_pct: float
     client_cpu_pct: float
+    server_cpu_us_per_request: float = 0.0
+    server_cpu_us_per_event: float = 0.0
     count_check: dict = field(default_factory=dict)
     loadavg_1m: list = field(default_factory=list)
 
 
 async def run_scenario(port: int, site_key: str, batch: int, connections: int, duration: float, warmup: float,
-                       fragments, prefix: str, parse_replies: bool) -> dict:
+                       fragments, prefix: str, parse_replies: bool, cpu_probe=None) -> dict:
     loop = asyncio.get_running_loop()
     conns = []
     for _ in range(connections):
@@ -230,9 +232,11 @@ async def run_scenario(port: int, site_key: str, batch: int, connections: int, d
     await asyncio.sleep(warmup)
     m_start = time.perf_counter()
     cpu0 = time.process_time()
+    srv0 = cpu_probe() if cpu_probe else 0.0
     await asyncio.sleep(duration)
     m_end = time.perf_counter()
     cpu1 = time.process_time()
+    srv1 = cpu_probe() if cpu_probe else 0.0
     stop = True
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)  # drain: every request in flight answered
     for c in conns:
@@ -248,6 +252,9 @@ async def run_scenario(port: int, site_key: str, batch: int, connections: int, d
     return {"requests": n, "seconds": round(secs, 3), "req_per_s": round(n / secs, 1),
             "events_per_s": round(n * batch / secs, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
             "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, "client_cpu_pct": round(100 * (cpu1 - cpu0) / secs, 1),
+            "server_cpu_pct": round(100 * (srv1 - srv0) / secs, 1),
+            "server_cpu_us_per_request": round(1e6 * (srv1 - srv0) / n, 1) if n else 0.0,
+            "server_cpu_us_per_event": round(1e6 * (srv1 - srv0) / (n * batch), 2) if n else 0.0,
             "total_s": round(time.perf_counter() - t_start, 2), **stats}
 
 
@@ -266,11 +273,9 @@ def count_check(shard_path: Path, stats: dict) -> dict:
 
 def measure(server: ServerProcess, **kw) -> dict:
     load0 = os.getloadavg()[0]
-    c0 = server.cpu_seconds()
-    t0 = time.perf_counter()
-    out = asyncio.run(run_scenario(server.port, **kw)) if not _UVLOOP else _uvloop_run(run_scenario(server.port, **kw))
-    # server CPU over the whole scenario (warm-up + window + drain), as % of one core
-    out["server_cpu_pct"] = round(100 * (server.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    coro = run_scenario(server.port, cpu_probe=server.cpu_seconds, **kw)
+    # server CPU in the measured window, as % of one core (the server may use 2 cores: loop + writer thread)
+    out = _uvloop_run(coro) if _UVLOOP else asyncio.run(coro)
     # the 1-minute load average before and after: other work on the machine skews the figures
     out["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     return out
@@ -292,7 +297,9 @@ def result_row(target, sync, batch, connections, m, check=None, round_no=1) -> R
     return Result(target=target, sync=sync, batch=batch, connections=connections, round=round_no, seconds=m["seconds"],
                   requests=m["requests"], req_per_s=m["req_per_s"], events_per_s=m["events_per_s"],
                   p50_ms=m["p50_ms"], p99_ms=m["p99_ms"], max_ms=m["max_ms"], non_200=m["non_200"],
-                  server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"], count_check=check or {},
+                  server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"],
+                  server_cpu_us_per_request=m["server_cpu_us_per_request"],
+                  server_cpu_us_per_event=m["server_cpu_us_per_event"], count_check=check or {},
                   loadavg_1m=m["loadavg_1m"])
 
 
@@ -312,7 +319,11 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs and print where they are")
     ap.add_argument("--profile", type=Path, default=None,
                     help="record each ingest scenario's server with py-spy (collapsed stacks) into this folder")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="with --profile: sample only the thread holding the GIL (where the one usable core goes)")
     a = ap.parse_args(argv)
+    global _PROFILE_GIL
+    _PROFILE_GIL = a.profile_gil
     batches = [int(b) for b in a.batches.split(",") if b.strip()]
     syncs = [s.strip().upper() for s in a.sync.split(",") if s.strip()]
     run_id = f"r{int(time.time())}"
@@ -411,6 +422,9 @@ def best_rounds(runs: list[Result]) -> list[Result]:
     return sorted(best.values(), key=lambda r: (order.get((r.target, r.sync), 1), r.sync or "", r.batch))
 
 
+_PROFILE_GIL = False
+
+
 def start_profile(folder: Path | None, srv: ServerProcess, name: str, seconds: float):
     """py-spy (pip install py-spy) sampling the server process, all threads, for ``seconds``."""
     if folder is None:
@@ -421,7 +435,8 @@ def start_profile(folder: Path | None, srv: ServerProcess, name: str, seconds: f
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     folder.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([spy, "record", "-p", str(srv.pid), "-d", str(int(seconds) + 1), "-r", "250",
-                             "--format", "raw", "--threads", "-o", str(folder / f"{name}.txt")],
+                             "--format", "raw", "--threads", *(["--gil"] if _PROFILE_GIL else []),
+                             "-o", str(folder / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -442,8 +457,8 @@ def evaluate_targets(results: list[Result]) -> list[dict]:
 
 
 def markdown(results: list[Result], targets: list[dict]) -> str:
-    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | client CPU | load avg | non-200 | count check |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | server CPU µs/request | client CPU | load avg | non-200 | count check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         check = ""
         if r.count_check:
@@ -452,7 +467,7 @@ def markdown(results: list[Result], targets: list[dict]) -> str:
                      if c["ok"] else f"FAILED {c}")
         name = "empty Starlette POST" if r.target == "empty" else "POST /v1/events"
         lines.append(f"| {name} | {r.sync or '-'} | {r.batch} | {r.req_per_s:,.0f} | {r.events_per_s:,.0f} | "
-                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {r.non_200} | {check} |")
+                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.server_cpu_us_per_request:,.0f} | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {r.non_200} | {check} |")
     if targets:
         lines.append("")
         for t in targets:
