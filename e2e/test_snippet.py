@@ -4,6 +4,7 @@ versioned URL with its SRI hash, real recommendations render, and a click on one
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 from e2e.helpers import DIST, wait_for, widget_ready, visitor_of
@@ -22,6 +23,15 @@ def test_versioned_url_headers(server):
         assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert r.headers["Access-Control-Allow-Origin"] == "*"
         assert len(r.read()) == MANIFEST["bytes"]
+    with urllib.request.urlopen(f"{server.url}/w/funnelrec.js") as r:
+        assert r.headers["Cache-Control"] == "public, max-age=300"
+    try:
+        urllib.request.urlopen(f"{server.url}/w/0.0.0-deadbeef/funnelrec.js")
+        raise AssertionError("an unknown version must be a 404")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404
+        assert json.loads(e.read()) == {"ok": False, "status": 404, "error": "not_found",
+                                        "message": f"no widget version '0.0.0-deadbeef'; the current one is '{MANIFEST['version']}'"}
 
 
 def test_snippet_loads_with_sri_renders_and_tracks_a_click(page, pages, server, tenant):
