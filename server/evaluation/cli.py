@@ -52,11 +52,14 @@ def default_data(fmt: str) -> Path:
 @click.option("--no-ranker", is_flag=True, help="Do not train and measure the learned ranker.")
 @click.option("--dwell-from-gaps", is_flag=True,
               help="Use the time to the next view as a proxy of engaged time (time-signal experiment).")
+@click.option("--signals", default=None,
+              help="Signal weight overrides for experiments, e.g. bounce_ms=10000,half_life_days=30 "
+                   "(fields of server.signals.weights.SignalConfig).")
 @click.option("--label", default=None, help="Name of the result files (default: the format).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON.")
-def eval_cmd(data, fmt, out, max_cases, test_days, test_fraction, tasks, only, no_ranker, dwell_from_gaps, label,
-             quiet, as_json) -> None:
+def eval_cmd(data, fmt, out, max_cases, test_days, test_fraction, tasks, only, no_ranker, dwell_from_gaps, signals,
+             label, quiet, as_json) -> None:
     """Replay a real log through the product's import and models into a scratch tenant and
     measure every recommender, placement strategy, the learned ranker and the baselines on a
     time split (next item, next basket, bought together)."""
@@ -71,9 +74,22 @@ def eval_cmd(data, fmt, out, max_cases, test_days, test_fraction, tasks, only, n
     bad = [t for t in chosen if t not in TASKS]
     if bad:
         raise click.UsageError(f"unknown task(s) {', '.join(bad)}; use {', '.join(TASKS)}")
+    cfg = None
+    if signals:
+        import dataclasses
+        from ..signals.weights import DEFAULT
+        known = {f.name: f.type for f in dataclasses.fields(DEFAULT)}
+        over = {}
+        for part in signals.split(","):
+            k, _, v = part.partition("=")
+            k = k.strip()
+            if k not in known:
+                raise click.UsageError(f"--signals: unknown field {k!r}; known: {', '.join(sorted(known))}")
+            over[k] = float(v)
+        cfg = dataclasses.replace(DEFAULT, **over)
     result = evaluate(path, fmt, out, max_cases=max_cases, test_days=test_days, test_fraction=test_fraction,
                       tasks=chosen, only=only, ranker=not no_ranker, dwell_from_gaps=dwell_from_gaps, quiet=quiet,
-                      label=label)
+                      label=label, signal_config=cfg)
     stem = label or fmt
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))

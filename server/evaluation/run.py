@@ -131,7 +131,7 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
     prog.note(f"split at {time.strftime('%Y-%m-%d %H:%M', time.gmtime(split.cut_ms / 1000))} UTC: "
               f"{len(split.train):,} train rows, {len(split.test):,} test rows")
     result: dict = {"data": str(data), "format": fmt, "label": label or fmt, "log": log.summary(), "notes": list(log.notes),
-                    "split": split.summary(), "k": K, "max_cases": max_cases, "signals": vars(cfg).copy() if hasattr(cfg, "__dict__") else {},
+                    "split": split.summary(), "k": K, "max_cases": max_cases, "signals": __import__("dataclasses").asdict(cfg),
                     "dwell_from_gaps": dwell_from_gaps, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     with tempfile.TemporaryDirectory(prefix="funnelrec-eval-") as tmp:
