@@ -22,7 +22,7 @@ from .. import rules as R
 from ..recommenders._common import popularity
 from ..recommenders.base import Candidates, Context
 from ..signals import CART, PURCHASE, VIEW
-from .ranker import Scored, get_ranker
+from .ranker import CandidateSet, get_ranker
 
 log = logging.getLogger("funnelrec.placements")
 
@@ -59,9 +59,11 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     if ds.n_items == 0 or count <= 0:
         return []
     rules = dict(rules)
+    scoped = False
     if strategy.get("scope_to_category") and ctx.category and not rules.get("categories"):
         if len(ds.category_items(ctx.category)):
             rules["categories"] = [ctx.category]
+            scoped = True
     mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
     bought_recent: set[int] = set()
     days = rules.get("exclude_bought_days", 30)
@@ -71,8 +73,10 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     k = count * 3 + 20
     ctx.params = {}
 
-    # 1-2: blend the sources
-    pool: dict[int, Scored] = {}
+    # 1-2: blend the sources (vectorised: a few hundred candidates, no per-item Python)
+    names: list[str] = []
+    cands: list[Candidates] = []
+    parts = []
     for src in strategy.get("sources", ()):
         name = src["recommender"]
         ctx.params = src.get("params") or {}
@@ -82,24 +86,34 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         top = float(c.scores.max())
         if top <= 0:
             continue
-        w = float(src.get("weight", 1.0)) / top
-        for pos, (i, s) in enumerate(zip(c.items.tolist(), c.scores.tolist())):
-            part = s * w
-            e = pool.get(i)
-            if e is None:
-                e = pool[i] = Scored()
-            e.score += part
-            e.sources[name] = s / top
-            if part > e.best_part:
-                e.best_part, e.best, e.reason = part, name, c.reason(pos)
-    if pool and rules.get("boost"):
-        items = np.fromiter(pool.keys(), np.int32, len(pool))
-        f = R.boost_factors(ds, rules, items)
-        if f is not None:
-            for i, fi in zip(items.tolist(), f.tolist()):
-                pool[i].score *= fi
-    ranked = [(i, pool[i].reason, pool[i].best) for i in get_ranker().rank(model, ctx, pool)]
-    ranked = [e for e in ranked if e[0] not in bought_recent or e[2] == "buy_again"]
+        s_i = len(names)
+        names.append(name)
+        cands.append(c)
+        norm = c.scores / top
+        parts.append((c.items, norm, norm * float(src.get("weight", 1.0)), np.full(len(c), s_i, np.int32),
+                      np.arange(len(c), dtype=np.int32)))
+    ranked = []
+    if parts:
+        items = np.concatenate([p[0] for p in parts])
+        norm = np.concatenate([p[1] for p in parts])
+        part = np.concatenate([p[2] for p in parts])
+        srci = np.concatenate([p[3] for p in parts])
+        pos = np.concatenate([p[4] for p in parts])
+        uniq, inv = np.unique(items, return_inverse=True)
+        score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
+        per_source = np.zeros((len(uniq), len(names)), np.float32)
+        per_source[inv, srci] = norm
+        order = np.lexsort((-part, inv))
+        first = np.ones(len(order), bool)
+        first[1:] = inv[order][1:] != inv[order][:-1]
+        best_src = srci[order][first]
+        best_pos = pos[order][first]
+        if rules.get("boost"):
+            f = R.boost_factors(ds, rules, uniq)
+            if f is not None:
+                score = score * f
+        ranking = get_ranker().rank(model, ctx, CandidateSet(uniq, score, per_source, names))
+        ranked = _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, bought_recent)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
     # 4: fallbacks, in order
@@ -110,27 +124,50 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         if c is None or len(c) == 0:
             continue
         have = {e[0] for e in chosen}
-        extra = [(i, c.reason(p), name) for p, i in enumerate(c.items.tolist())
-                 if i not in have and (i not in bought_recent or name == "buy_again")]
+        extra = ((i, _Reason(c, p), name) for p, i in enumerate(c.items.tolist())
+                 if i not in have and (i not in bought_recent or name == "buy_again"))
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
 
-    # 5: the catalog net
+    # 5: the catalog net (a small category is completed from outside it)
     if len(chosen) < count:
-        order, _ = catalog_order(ds)
-        have = {e[0] for e in chosen}
-        m = mask.copy()
-        if bought_recent:
-            m[list(bought_recent)] = False
-        extra = []
-        for i in order.tolist():
-            if m[i] and i not in have and i not in page_seen:
-                extra.append((i, "popular in the shop", "catalog"))
-                if len(extra) >= (count - len(chosen)) * 4 + 10:
-                    break
-        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent)
+    if len(chosen) < count and scoped:
+        rules.pop("categories")
+        mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
+        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent)
 
     # 6: pins
     chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
     if rules.get("dedupe", True):
         page_seen.update(e[0] for e in chosen)
-    return chosen
+    return [(i, str(reason), src) for i, reason, src in chosen]
+
+
+def _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent) -> list:
+    order, _ = catalog_order(ds)
+    have = {e[0] for e in chosen}
+    if bought_recent:
+        mask = mask.copy()
+        mask[list(bought_recent)] = False
+    extra = ((i, "popular in the shop", "catalog") for i in order.tolist() if mask[i] and i not in have)
+    return R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+
+
+class _Reason:
+    """A candidate's reason, computed only if the candidate is shown."""
+    __slots__ = ("c", "pos")
+
+    def __init__(self, c: Candidates, pos: int):
+        self.c, self.pos = c, pos
+
+    def __str__(self) -> str:
+        return self.c.reason(self.pos)
+
+
+def _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, bought_recent):
+    for r in ranking.tolist():
+        i = int(uniq[r])
+        s = int(best_src[r])
+        if i in bought_recent and names[s] != "buy_again":
+            continue
+        yield i, _Reason(cands[s], int(best_pos[r])), names[s]

@@ -1,32 +1,35 @@
 """The one scoring step after candidate generation: the place of the learned ranker.
 
-``rank(model, ctx, pool)`` receives every candidate of a slot with its per-source normalised
-scores (``pool``: item -> ``Scored``) and returns the items best first. The default is the
-weighted blend computed by ``blend.py``. A learned two-stage ranker (its own issue) replaces
-``RANKER`` with an object whose ``rank`` builds features for these few candidates (the source
-scores, the dataset's product arrays, ``ctx`` with its live session and visit time) and orders
-them by the model's score. Register it with ``set_ranker``; it must be fast (candidates are a
-few hundred at most) and must not do I/O.
+``rank(model, ctx, cands) -> order`` receives every candidate of a slot (``CandidateSet``:
+the unique items, their blended score, and the matrix of per-source normalised scores, one
+column per source recommender of the strategy) and returns positions into ``cands.items``,
+best first. The default orders by the weighted blend computed in ``blend.py``.
+
+A learned two-stage ranker (its own issue) replaces it with ``set_ranker(obj)``: ``obj.rank``
+builds features for these few candidates (``cands.per_source``, the dataset's product arrays
+via ``model.ds``, the live session and visit time in ``ctx``) and orders them by the model's
+score. It must be fast (a few hundred candidates, about a millisecond) and do no I/O.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass
-class Scored:
-    score: float = 0.0                       # weighted blend of normalised source scores
-    sources: dict[str, float] = field(default_factory=dict)   # recommender -> normalised score
-    reason: str = ""
-    best: str = ""                           # the source contributing most
-    best_part: float = 0.0
+class CandidateSet:
+    items: np.ndarray        # int32 unique dataset item indices
+    score: np.ndarray        # float32 blended score (after boosts)
+    per_source: np.ndarray   # float32 [len(items), len(sources)]: each source's score / its max
+    sources: list[str]       # recommender names, the columns of per_source
 
 
 class BlendRanker:
     name = "blend"
 
-    def rank(self, model, ctx, pool: dict[int, Scored]) -> list[int]:
-        return sorted(pool, key=lambda i: -pool[i].score)
+    def rank(self, model, ctx, cands: CandidateSet) -> np.ndarray:
+        return np.lexsort((cands.items, -cands.score))
 
 
 RANKER = BlendRanker()

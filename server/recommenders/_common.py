@@ -10,6 +10,8 @@ import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, VIEW
 
+_EMPTY_I = np.zeros(0, np.int32)
+_EMPTY_F = np.zeros(0, np.float32)
 MAX_ROW = 60      # a row (session, basket) longer than this keeps only its first MAX_ROW items
 NEIGHBOURS = 50
 
@@ -33,32 +35,47 @@ class Neighbours:
         m = row >= 0
         return row[m], sc[m]
 
-    def scores_for(self, seeds: list[tuple[int, float]], n_items: int) -> np.ndarray | None:
-        """Dense score vector: sum over seeds of seed weight x neighbour score; None if nothing."""
-        out = None
-        for i, w in seeds:
-            idx, sc = self.of(i)
-            if len(idx) == 0:
-                continue
-            if out is None:
-                out = np.zeros(n_items, np.float32)
-            np.add.at(out, idx, sc * w)
-        return out
+    def gather(self, seeds: list[tuple[int, float]], drop: set[int] | None = None):
+        """Sum over seeds of seed weight x neighbour score, vectorised.
 
-    def contributions(self, seeds: list[tuple[int, float]]) -> dict[int, tuple[float, int]]:
-        """item -> (score, the seed contributing most), for reasons ("viewed together with X")."""
-        acc: dict[int, list] = {}
-        for s, w in seeds:
-            idx, sc = self.of(s)
-            for j, v in zip(idx.tolist(), (sc * w).tolist()):
-                a = acc.get(j)
-                if a is None:
-                    acc[j] = [v, s, v]
-                else:
-                    a[0] += v
-                    if v > a[2]:
-                        a[1], a[2] = s, v
-        return {j: (a[0], a[1]) for j, a in acc.items()}
+        Returns (items int32, scores float32, best_seed int32: the seed contributing most to
+        each item), items unique, unsorted; seed items themselves and ``drop`` are removed."""
+        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx) and w > 0]
+        if not seeds:
+            return _EMPTY_I, _EMPTY_F, _EMPTY_I
+        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
+        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
+        idx = self.idx[s]
+        sc = self.score[s] * w[:, None]
+        src = np.broadcast_to(s[:, None], idx.shape)
+        m = idx >= 0
+        idx, sc, src = idx[m], sc[m], src[m]
+        if len(idx) == 0:
+            return _EMPTY_I, _EMPTY_F, _EMPTY_I
+        uniq, inv = np.unique(idx, return_inverse=True)
+        total = np.bincount(inv, weights=sc, minlength=len(uniq)).astype(np.float32)
+        order = np.lexsort((-sc, inv))            # by item, best contribution first
+        first = np.ones(len(order), bool)
+        first[1:] = inv[order][1:] != inv[order][:-1]
+        best = src[order][first].astype(np.int32)
+        keep = ~np.isin(uniq, s)
+        if drop:
+            keep &= ~np.isin(uniq, np.fromiter(drop, np.int64, len(drop)))
+        return uniq[keep].astype(np.int32), total[keep], best[keep]
+
+    def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
+        """Top ``k`` of ``gather`` as Candidates, the reason naming the best seed (lazily)."""
+        from .base import Candidates
+        items, scores, best = self.gather(seeds, drop)
+        if len(items) == 0:
+            return Candidates.empty()
+        if len(items) > k:
+            part = np.argpartition(-scores, k - 1)[:k]
+            items, scores, best = items[part], scores[part], best[part]
+        order = np.argsort(-scores, kind="stable")
+        items, scores, best = items[order], scores[order], best[order]
+        bmap = dict(zip(items.tolist(), best.tolist()))
+        return Candidates(items, scores, lambda j: reason_fmt.format(ds.label(bmap[j])))
 
     def nbytes(self) -> int:
         return self.idx.nbytes + self.score.nbytes

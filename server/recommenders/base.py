@@ -70,8 +70,11 @@ Helpers: ``ctx.session_items()`` (weighted recent items of this session),
 Candidates
 ----------
 ``Candidates(items, scores, reasons)``: ``items`` int32 dataset item indices, ``scores``
-float32 aligned, ``reasons`` one string for all or a list aligned with items. Build them with
-``Candidates.top(dense_scores, k, reason)`` or ``Candidates.from_pairs``.
+float32 aligned, ``reasons`` one string for all, a list aligned with items, or a function
+item index -> string (called only for the few items finally shown: cheapest for long lists).
+Build them with ``Candidates.top(dense_scores, k, reason)`` or ``Candidates.from_pairs``.
+Keep request-time work vectorised (numpy over the candidate arrays, not Python loops over
+hundreds of candidates): a request has a budget of about a millisecond for all its sources.
 
 A learned ranker (its own issue) plugs in after blending: ``server/placements/ranker.py``
 receives every candidate with its per-source scores and returns one score each.
@@ -192,7 +195,12 @@ class Candidates:
         return len(self.items)
 
     def reason(self, pos: int) -> str:
-        return self.reasons if isinstance(self.reasons, str) else self.reasons[pos]
+        r = self.reasons
+        if isinstance(r, str):
+            return r
+        if callable(r):
+            return r(int(self.items[pos]))
+        return r[pos]
 
     @classmethod
     def empty(cls) -> "Candidates":
@@ -213,8 +221,7 @@ class Candidates:
         idx = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
         idx = idx[np.argsort(-s[idx], kind="stable")]
         idx = idx[s[idx] > min_score]
-        reasons = [reason(int(i)) for i in idx] if callable(reason) else reason
-        return cls(idx, s[idx], reasons)
+        return cls(idx, s[idx], reason)
 
     @classmethod
     def from_pairs(cls, pairs: dict[int, float] | Sequence[tuple[int, float]], k: int,
@@ -226,8 +233,7 @@ class Candidates:
         if not items:
             return cls.empty()
         idx = [p[0] for p in items]
-        reasons = [reason(i) for i in idx] if callable(reason) else reason
-        return cls(np.array(idx, np.int32), np.array([p[1] for p in items], np.float32), reasons)
+        return cls(np.array(idx, np.int32), np.array([p[1] for p in items], np.float32), reason)
 
 
 class Recommender:

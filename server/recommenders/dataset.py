@@ -71,7 +71,7 @@ _EVENT_KIND = {"add_to_cart": CART, "remove_from_cart": REMOVE, "rec_impression"
 class Dataset:
     def __init__(self) -> None:
         self._derived: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # derivations may use other derivations
 
     # -- helpers ---------------------------------------------------------------------
     def derived(self, name: str, fn: Callable[["Dataset"], Any]) -> Any:

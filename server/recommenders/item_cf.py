@@ -2,33 +2,47 @@
 product columns of the person x product implicit-feedback matrix (weights from ``signals``).
 
 Seeds: the current product and the visitor's live history (``ctx.seed_items``) plus, for a
-known person, their strongest items in the model.
+known person, their strongest items in the model (precomputed: top 10 per person).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ._common import itemcf_neighbours
 from .base import Candidates, Recommender
 from .registry import register
 
+TOP = 10
+
+
+def person_top(R, n: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+    """Per person row of R: its ``n`` strongest items (-1 padded) and their weights / row max."""
+    idx = np.full((R.shape[0], n), -1, np.int32)
+    w = np.zeros((R.shape[0], n), np.float32)
+    indptr, indices, data = R.indptr, R.indices, R.data
+    for r in range(R.shape[0]):
+        a, b = indptr[r], indptr[r + 1]
+        if a == b:
+            continue
+        d = data[a:b]
+        o = np.argsort(-d, kind="stable")[:n]
+        idx[r, :len(o)] = indices[a:b][o]
+        w[r, :len(o)] = d[o] / max(float(d[o[0]]), 1e-9)
+    return idx, w
+
 
 @register("item_cf", description="similar to products this visitor liked (item-based CF)")
 class ItemCF(Recommender):
     def fit(self, ds):
-        return itemcf_neighbours(ds)
+        return itemcf_neighbours(ds), ds.derived("person_top", lambda ds: person_top(ds.R))
 
     def recommend(self, model, ds, ctx, k):
+        nbrs, (top_idx, top_w) = model
         seeds = dict(ctx.seed_items())
-        if ctx.person >= 0:
-            row = ds.R.getrow(ctx.person)
-            if row.nnz:
-                top = row.indices[row.data.argsort()[::-1][:10]]
-                mx = float(row.data.max())
-                for i in top:
-                    seeds.setdefault(int(i), float(row[0, i]) / mx)
+        if 0 <= ctx.person < len(top_idx):
+            for i, w in zip(top_idx[ctx.person].tolist(), top_w[ctx.person].tolist()):
+                if i >= 0:
+                    seeds.setdefault(i, w)
         if not seeds:
             return Candidates.empty()
-        contrib = model.contributions(list(seeds.items()))
-        for s in seeds:
-            contrib.pop(s, None)
-        return Candidates.from_pairs({j: v for j, (v, _) in contrib.items()}, k,
-                                     lambda j: f"similar to {ds.label(contrib[j][1])}")
+        return nbrs.candidates(list(seeds.items()), k, "similar to {}", ds)

@@ -7,6 +7,8 @@ recent item weighs by its engagement weight and recency rank; its neighbours com
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._common import coview_neighbours, itemcf_neighbours
 from .base import Candidates, Recommender
 from .registry import register
@@ -22,17 +24,18 @@ class RealtimePersonal(Recommender):
         seeds = ctx.session_items(8)
         if not seeds:
             return Candidates.empty()
-        acc: dict[int, list] = {}
-        for table, share in ((coview, 0.6), (itemcf, 0.4)):
-            for j, (v, s) in table.contributions(seeds).items():
-                a = acc.get(j)
-                if a is None:
-                    acc[j] = [v * share, s]
-                else:
-                    a[0] += v * share
-        for s, _ in seeds:
-            acc.pop(s, None)
-        if ctx.item >= 0:
-            acc.pop(ctx.item, None)
-        return Candidates.from_pairs({j: a[0] for j, a in acc.items()}, k,
-                                     lambda j: f"because you viewed {ds.label(acc[j][1])}")
+        drop = {ctx.item} if ctx.item >= 0 else None
+        parts = [(coview.gather(seeds, drop), 0.6), (itemcf.gather(seeds, drop), 0.4)]
+        items = np.concatenate([p[0][0] for p in parts])
+        if len(items) == 0:
+            return Candidates.empty()
+        scores = np.concatenate([p[0][1] * p[1] for p in parts])
+        best = np.concatenate([p[0][2] for p in parts])
+        uniq, inv = np.unique(items, return_inverse=True)
+        total = np.bincount(inv, weights=scores, minlength=len(uniq)).astype(np.float32)
+        order = np.lexsort((-scores, inv))
+        first = np.ones(len(order), bool)
+        first[1:] = inv[order][1:] != inv[order][:-1]
+        bmap = dict(zip(uniq.tolist(), best[order][first].tolist()))
+        c = Candidates.top(total, k)
+        return Candidates(uniq[c.items], c.scores, lambda j: f"because you viewed {ds.label(bmap[j])}")

@@ -19,8 +19,4 @@ class ViewedTogether(Recommender):
         seeds = ctx.seed_items()
         if not seeds:
             return Candidates.empty()
-        contrib = model.contributions(seeds)
-        for s, _ in seeds:
-            contrib.pop(s, None)
-        return Candidates.from_pairs({j: v for j, (v, _) in contrib.items()}, k,
-                                     lambda j: f"viewed together with {ds.label(contrib[j][1])}")
+        return model.candidates(seeds, k, "viewed together with {}", ds)
