@@ -85,7 +85,8 @@ export function root(host, nonce) {
 export function collapse(host) {
   try {
     const io = new IntersectionObserver(([e]) => {
-      if (!e.isIntersecting && e.boundingClientRect.top > 0) { sa(host, STATE, 'empty'); io.disconnect(); }
+      // (still empty: a later page view of a single-page app may have filled it meanwhile)
+      if (!e.isIntersecting && e.boundingClientRect.top > 0) { if (!host.shadowRoot.querySelector('li')) sa(host, STATE, 'empty'); io.disconnect(); }
     });
     io.observe(host);
   } catch (e) { sa(host, STATE, 'empty'); }

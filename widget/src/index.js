@@ -122,7 +122,7 @@ function main() {
       }), { rootMargin: '-25% 0px' });
       SECTIONS.forEach((k) => {
         const x = D.querySelector('[data-funnelrec-content~="' + k + '"]') || D.querySelector(SELECT[k]);
-        if (x && !x.__fr) { x.__fr = k; io.observe(x); }
+        if (x) { x.__fr = k; io.observe(x); }
       });
     } catch (e) { /* no IntersectionObserver */ }
     track('page_view', {
