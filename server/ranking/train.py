@@ -45,7 +45,6 @@ from .pool import candidate_set, with_items
 
 FAMILY = {"detail_similar": "next_item", "main": "next_basket", "cart": "bought_together",
           "detail_complements": "bought_together", "checkout": "bought_together", "purchase": "bought_together"}
-COMPLEMENTS = ("cart", "detail_complements", "checkout", "purchase")
 POOL = 150
 K = 20
 MIN_GUARD = 30
@@ -132,7 +131,12 @@ class Query:
     restrict: np.ndarray | None = None    # shown products (click queries): rank among these only
 
 
-def log_queries(ds, cut: int, hist: _History, per_family: int, rng: random.Random) -> list[Query]:
+def log_queries(ds, cut: int, hist: _History, per_family: int, rng: random.Random,
+                family: dict[str, str] | None = None) -> list[Query]:
+    family = family or FAMILY
+    baskets = sorted(p for p, f in family.items() if f == "next_basket")
+    complements = sorted(p for p, f in family.items() if f == "bought_together")
+    next_items = sorted(p for p, f in family.items() if f == "next_item")
     out: list[Query] = []
     # orders after the cut
     after = np.flatnonzero(ds.basket_ts >= cut)
@@ -147,16 +151,16 @@ def log_queries(ds, cut: int, hist: _History, per_family: int, rng: random.Rando
             nb.append(b)
         if len(items) >= 2:
             bt.append(b)
-    for b in rng.sample(nb, min(per_family, len(nb))):
+    for b in rng.sample(nb, min(per_family, len(nb)) if baskets else 0):
         items = ds.B.indices[ds.B.indptr[b]:ds.B.indptr[b + 1]]
         ts = int(ds.basket_ts[b])
         ctx = hist.context(int(ds.basket_person[b]), ts, page="main")
-        out.append(Query(ts, "main", ctx, {int(i): 1.0 for i in items}))
-    for b in rng.sample(bt, min(per_family, len(bt))):
+        out.append(Query(ts, rng.choice(baskets), ctx, {int(i): 1.0 for i in items}))
+    for b in rng.sample(bt, min(per_family, len(bt)) if complements else 0):
         items = ds.B.indices[ds.B.indptr[b]:ds.B.indptr[b + 1]].tolist()
         ts = int(ds.basket_ts[b])
         given = rng.choice(items)
-        placement = rng.choice(COMPLEMENTS)
+        placement = rng.choice(complements)
         ctx = hist.context(-1, ts, page=placement)
         ctx.recent, ctx.bought = [], {}
         ctx.product, ctx.item = ds.item_ids[given], given
@@ -167,7 +171,7 @@ def log_queries(ds, cut: int, hist: _History, per_family: int, rng: random.Rando
         out.append(Query(ts, placement, ctx, {int(i): 1.0 for i in items if i != given}))
     # sessions after the cut: the next viewed product
     vm = np.flatnonzero((ds.fb_kind == sig.VIEW) | (ds.fb_kind == sig.CART))
-    if len(vm):
+    if len(vm) and next_items:
         sess = ds.fb_session[vm]
         first = np.full(ds.n_sessions, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first, sess, ds.fb_ts[vm])
@@ -190,12 +194,14 @@ def log_queries(ds, cut: int, hist: _History, per_family: int, rng: random.Rando
             ctx = hist.context(person, int(ds.fb_ts[cur]) + 1, session=int(ds.fb_session[cur]), page="detail")
             ctx.item = int(ds.fb_item[cur])
             ctx.product = ds.item_ids[ctx.item]
-            out.append(Query(ts, "detail_similar", ctx, {int(ds.fb_item[nxt]): 1.0}))
+            out.append(Query(ts, rng.choice(next_items), ctx, {int(ds.fb_item[nxt]): 1.0}))
     return out
 
 
-def click_queries(conn: sqlite3.Connection, ds, cut: int, hist: _History, limit: int, eta: float = 1.0) -> list[Query]:
+def click_queries(conn: sqlite3.Connection, ds, cut: int, hist: _History, limit: int, eta: float = 1.0,
+                  strategies: dict | None = None) -> list[Query]:
     """Served lists after the cut with their impressions and clicks (see the module docstring)."""
+    strategies = strategies or DEFAULT_STRATEGIES
     try:
         rows = conn.execute(
             "SELECT e.type, e.rec_id, e.product, json_extract(e.data,'$.position'), e.ts, s.placement, s.visitor, s.session, s.user_id"
@@ -218,7 +224,7 @@ def click_queries(conn: sqlite3.Connection, ds, cut: int, hist: _History, limit:
             q["shown"].setdefault(i, pos)
     out = []
     for q in lists.values():
-        if not q["clicked"] or len(q["shown"]) < 2 or q["placement"] not in FAMILY:
+        if not q["clicked"] or len(q["shown"]) < 2 or q["placement"] not in strategies:
             continue
         person = ds.person(q["user"], q["visitor"])
         ctx = hist.context(person, q["ts"], session=ds.session_index.get(q["session"], -1), page=q["placement"])
@@ -289,7 +295,7 @@ _VERSIONS: dict[str, int] = defaultdict(int)
 
 def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 1200,
                  recent_share: float = 0.2, seed: int = 0, progress=None, strategies: dict | None = None,
-                 time_budget_s: float = 20.0) -> RankerState:
+                 time_budget_s: float = 20.0, family: dict[str, str] | None = None) -> RankerState:
     t0 = time.perf_counter()
     note = progress or (lambda m: None)
     ds = model.ds
@@ -299,7 +305,8 @@ def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = ""
         raise ValueError("too little data to train a ranker (fewer than 50 interactions)")
     cut = int(np.quantile(ds.fb_ts, 1 - recent_share))
     past = truncate(ds, cut)
-    needed = sorted({s["recommender"] for p in FAMILY for s in strategies[p].get("sources", ())} & set(model.fitted))
+    family = family or FAMILY
+    needed = sorted({s["recommender"] for p in family for s in strategies[p].get("sources", ())} & set(model.fitted))
     fitted, inst, fit_s = {}, {}, {}
     for name in needed:
         t1 = time.perf_counter()
@@ -316,10 +323,10 @@ def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = ""
     past_model = Model(ds=past, fitted=fitted, recommenders=inst)
     t_fit = time.perf_counter() - t0
     hist = _History(ds)
-    queries = log_queries(ds, cut, hist, max_queries // 2, rng)
+    queries = log_queries(ds, cut, hist, max_queries // 2, rng, family)
     n_click = 0
     if conn is not None:
-        cq = click_queries(conn, ds, cut, hist, max_queries)
+        cq = click_queries(conn, ds, cut, hist, max_queries, strategies=strategies)
         n_click = len(cq)
         queries += cq
     queries.sort(key=lambda q: q.ts)
