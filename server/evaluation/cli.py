@@ -55,11 +55,13 @@ def default_data(fmt: str) -> Path:
 @click.option("--signals", default=None,
               help="Signal weight overrides for experiments, e.g. bounce_ms=10000,half_life_days=30 "
                    "(fields of server.signals.weights.SignalConfig).")
+@click.option("--ranker-without", default="",
+              help="Ablation: ranker feature groups or names to switch off (time, engagement, or feature names).")
 @click.option("--label", default=None, help="Name of the result files (default: the format).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON.")
 def eval_cmd(data, fmt, out, max_cases, test_days, test_fraction, tasks, only, no_ranker, dwell_from_gaps, signals,
-             label, quiet, as_json) -> None:
+             ranker_without, label, quiet, as_json) -> None:
     """Replay a real log through the product's import and models into a scratch tenant and
     measure every recommender, placement strategy, the learned ranker and the baselines on a
     time split (next item, next basket, bought together)."""
@@ -89,7 +91,8 @@ def eval_cmd(data, fmt, out, max_cases, test_days, test_fraction, tasks, only, n
         cfg = dataclasses.replace(DEFAULT, **over)
     result = evaluate(path, fmt, out, max_cases=max_cases, test_days=test_days, test_fraction=test_fraction,
                       tasks=chosen, only=only, ranker=not no_ranker, dwell_from_gaps=dwell_from_gaps, quiet=quiet,
-                      label=label, signal_config=cfg)
+                      label=label, signal_config=cfg,
+                      ranker_without=tuple(x.strip() for x in ranker_without.split(",") if x.strip()))
     stem = label or fmt
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))

@@ -66,6 +66,7 @@ class Accumulator:
         self.n_items = n_items
         self.pop_pct = pop_pct
         self.sums = {"hit": 0.0, "rr": 0.0, "recall": 0.0, "ndcg": 0.0}
+        self.sq = {"hit": 0.0, "rr": 0.0, "recall": 0.0, "ndcg": 0.0}
         self.n = 0
         self.empty = 0
         self.items: set[int] = set()
@@ -80,10 +81,10 @@ class Accumulator:
         if not recs:
             self.empty += 1
             return
-        self.sums["hit"] += hit(recs, t, self.k)
-        self.sums["rr"] += rr(recs, t, self.k)
-        self.sums["recall"] += recall(recs, t, self.k)
-        self.sums["ndcg"] += ndcg(recs, t, self.k)
+        for name, fn in (("hit", hit), ("rr", rr), ("recall", recall), ("ndcg", ndcg)):
+            v = fn(recs, t, self.k)
+            self.sums[name] += v
+            self.sq[name] += v * v
         self.items.update(recs)
         valid = [r for r in recs if 0 <= r < len(self.pop_pct)]
         self.pop_sum += float(self.pop_pct[valid].sum()) if valid else 0.0
@@ -93,6 +94,8 @@ class Accumulator:
         n = max(self.n, 1)
         return {"cases": self.n, "empty": self.empty,
                 **{name: round(v / n, 4) for name, v in self.sums.items()},
+                **{f"se_{name}": round(math.sqrt(max(self.sq[name] / n - (v / n) ** 2, 0.0) / n), 4)
+                   for name, v in self.sums.items()},
                 "coverage": round(len(self.items) / max(self.n_items, 1), 4),
                 "pop_bias": round(self.pop_sum / self.pop_n, 4) if self.pop_n else None,
                 "ms_per_case": round(1000 * self.seconds / n, 3)}

@@ -16,10 +16,10 @@ def table(result: dict, task: str, top: int | None = None) -> str:
     rows = sorted(((n, r) for n, r in res.items() if not n.startswith("_")), key=lambda kv: (-kv[1][m1], -kv[1][m2]))
     if top:
         rows = rows[:top]
-    lines = [f"| system | {l1} | {l2} | coverage@20 | pop. bias | empty | fit s | mem MB | ms/case |",
+    lines = [f"| system | {l1} (± s.e.) | {l2} | coverage@20 | pop. bias | empty | fit s | mem MB | ms/case |",
              "|---|---|---|---|---|---|---|---|---|"]
     for n, r in rows:
-        lines.append(f"| {n} | {r[m1]:.4f} | {r[m2]:.4f} | {r['coverage']:.3f} | "
+        lines.append(f"| {n} | {r[m1]:.4f} ±{r.get('se_' + m1, 0):.3f} | {r[m2]:.4f} | {r['coverage']:.3f} | "
                      f"{'' if r['pop_bias'] is None else format(r['pop_bias'], '.3f')} | {r['empty']}/{r['cases']} | "
                      f"{r.get('fit_s', '')} | {r.get('mem_mb', '')} | {r['ms_per_case']} |")
     return "\n".join(lines) + "\n"

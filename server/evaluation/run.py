@@ -124,7 +124,7 @@ def _systems(model, ranker_state, baselines) -> dict[str, Callable]:
 def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_days: float | None = None,
              test_fraction: float = 0.15, tasks: tuple[str, ...] = T.TASKS, only: str | None = None,
              ranker: bool = True, dwell_from_gaps: bool = False, signal_config: sig.SignalConfig | None = None,
-             quiet: bool = False, label: str | None = None) -> dict:
+             quiet: bool = False, label: str | None = None, ranker_without: tuple[str, ...] = ()) -> dict:
     prog = Progress(quiet)
     t_start = time.perf_counter()
     cfg = signal_config or sig.DEFAULT
@@ -140,7 +140,7 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
     split = time_split(log, test_days, test_fraction)
     prog.note(f"split at {time.strftime('%Y-%m-%d %H:%M', time.gmtime(split.cut_ms / 1000))} UTC: "
               f"{len(split.train):,} train rows, {len(split.test):,} test rows")
-    result: dict = {"data": str(data), "format": fmt, "label": label or fmt, "log": log.summary(), "notes": list(log.notes),
+    result: dict = {"ranker_without": list(ranker_without), "data": str(data), "format": fmt, "label": label or fmt, "log": log.summary(), "notes": list(log.notes),
                     "split": split.summary(), "k": K, "max_cases": max_cases, "signals": __import__("dataclasses").asdict(cfg),
                     "dwell_from_gaps": dwell_from_gaps, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
@@ -170,7 +170,8 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
                 from ..ranking.train import FAMILY, train_ranker
                 t0 = time.perf_counter()
                 ranker_state = train_ranker(model, progress=prog.note, strategies=STRATEGIES,
-                                            family={**FAMILY, "main_repeat": "next_basket"})
+                                            family={**FAMILY, "main_repeat": "next_basket"},
+                                            disabled=_disabled(ranker_without))
                 secs = time.perf_counter() - t0
                 result["ranker"] = ranker_state.report()
                 result["ranker"]["train_seconds"] = round(secs, 3)
@@ -233,6 +234,14 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
     from .report import markdown
     (out_dir / f"{stem}.md").write_text(markdown(result))
     return result
+
+
+def _disabled(groups: tuple[str, ...]) -> tuple[str, ...]:
+    from ..ranking.features import ENGAGEMENT, TIME
+    out: list[str] = []
+    for g in groups:
+        out += {"time": TIME, "engagement": ENGAGEMENT}.get(g, (g,))
+    return tuple(out)
 
 
 def _jsonable(o):

@@ -18,6 +18,7 @@ Per candidate (``FeatureSpace.names`` lists them in order):
       ``ctx.device`` / ``ctx.referrer`` when the serving context carries them, else 0
   visitor: known person, log history length, segment (vip, heavy, normal, other)
   placement one-hot (one model serves every placement it was trained for)
+Groups that can be switched off for ablations (``disabled``): ``TIME`` and ``ENGAGEMENT``.
 """
 from __future__ import annotations
 
@@ -28,14 +29,17 @@ from ..signals import weights as sig
 DAY = 86_400_000.0
 SEGMENTS = ("vip", "heavy", "normal")
 DEVICES = ("desktop", "mobile", "tablet")
+TIME = ("hour_sin", "hour_cos", "weekend", "hour_affinity")
+ENGAGEMENT = ("related_engaged_max", "own_recent_weight")
 _SEARCH = ("google.", "naver.", "daum.", "bing.", "yahoo.", "duckduckgo.")
 _SOCIAL = ("facebook.", "instagram.", "t.co", "twitter.", "kakao", "youtube.", "tiktok.", "pinterest.")
 
 
 class FeatureSpace:
-    def __init__(self, sources: list[str], placements: list[str]):
+    def __init__(self, sources: list[str], placements: list[str], disabled: tuple[str, ...] = ()):
         self.sources = list(sources)
         self.placements = list(placements)
+        self.disabled = tuple(disabled)
         self.col = {s: k for k, s in enumerate(self.sources)}
         base = ["blend:score", "blend:rrank", "n_sources", "pop_log", "last_days_log", "age_days_log", "price_log",
                 "price_missing", "price_rel_session", "same_category_product", "seed_category_share",
@@ -45,13 +49,15 @@ class FeatureSpace:
         self.names = ([f"{s}:score" for s in self.sources] + [f"{s}:rrank" for s in self.sources] + base
                       + [f"placement:{p}" for p in self.placements])
         self.n_base = len(base)
+        self.off = np.array([k for k, name in enumerate(self.names)
+                             if name in self.disabled or name.split(":")[0] in self.disabled], np.int64)
 
     @property
     def width(self) -> int:
         return len(self.names)
 
     def state(self) -> dict:
-        return {"sources": self.sources, "placements": self.placements}
+        return {"sources": self.sources, "placements": self.placements, "disabled": list(self.disabled)}
 
 
 def item_table(ds) -> dict:
@@ -187,4 +193,6 @@ def features(space: FeatureSpace, model, ctx, cands) -> np.ndarray:
         X[:, b + 27 + (SEGMENTS.index(seg) if seg in SEGMENTS else 3)] = 1
     if ctx.placement in space.placements:
         X[:, b + space.n_base + space.placements.index(ctx.placement)] = 1
+    if len(space.off):
+        X[:, space.off] = 0  # ablations: features switched off (``FeatureSpace.disabled``)
     return X

@@ -295,7 +295,8 @@ _VERSIONS: dict[str, int] = defaultdict(int)
 
 def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 1200,
                  recent_share: float = 0.2, seed: int = 0, progress=None, strategies: dict | None = None,
-                 time_budget_s: float = 20.0, family: dict[str, str] | None = None) -> RankerState:
+                 time_budget_s: float = 20.0, family: dict[str, str] | None = None,
+                 disabled: tuple[str, ...] = ()) -> RankerState:
     t0 = time.perf_counter()
     note = progress or (lambda m: None)
     ds = model.ds
@@ -331,7 +332,7 @@ def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = ""
         queries += cq
     queries.sort(key=lambda q: q.ts)
     placements = sorted({q.placement for q in queries})
-    space = FeatureSpace(sorted(fitted), placements)
+    space = FeatureSpace(sorted(fitted), placements, disabled)
     t2 = time.perf_counter()
     X, M, Y, keep = _tensors(space, past_model, queries, strategies)
     t_feat = time.perf_counter() - t2
