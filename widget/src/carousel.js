@@ -14,12 +14,12 @@
 //   scroll-snap, and no smooth scrolling under prefers-reduced-motion.
 import { httpUrl, on } from './util.js';
 
-const CSS = `:host{display:block!important;box-sizing:border-box!important;padding:0!important;border:0!important;min-height:var(--funnelrec-height,360px)!important;contain:layout paint}
+const CSS = `:host{display:block!important;padding:0!important;border:0!important;min-height:var(--funnelrec-height,360px)!important;contain:layout paint}
 :host([data-funnelrec-state=empty]){display:none!important}
 .r{all:initial;display:flex;flex-direction:column;box-sizing:border-box;height:var(--funnelrec-height,360px);overflow:hidden;padding:8px 0;font:400 14px/1.4 var(--funnelrec-font,system-ui,-apple-system,"Apple SD Gothic Neo","Malgun Gothic",sans-serif);color:var(--funnelrec-color,#222);background:var(--funnelrec-bg,transparent)}
 .h{display:flex;align-items:center;justify-content:space-between;gap:8px;height:40px;padding:0 4px}
 h2{all:unset;font-size:var(--funnelrec-title-size,18px);font-weight:700;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-button{all:unset;cursor:pointer;width:32px;height:32px;border-radius:50%;text-align:center;font-size:20px;line-height:30px;border:1px solid var(--funnelrec-border,#ccc);background:var(--funnelrec-button-bg,#fff);color:inherit}
+button{all:unset;cursor:pointer;width:32px;height:32px;border-radius:50%;text-align:center;font-size:20px;line-height:30px;border:1px solid var(--funnelrec-border,#ccc);background:var(--funnelrec-button-bg,#fff)}
 button:disabled{opacity:.35;cursor:default}
 button:focus-visible,a:focus-visible{outline:2px solid var(--funnelrec-focus,#1a73e8);outline-offset:2px}
 ul{all:unset;flex:1;min-height:0;display:flex;gap:var(--funnelrec-gap,12px);overflow-x:auto;overflow-y:hidden;scroll-snap-type:x mandatory;scroll-behavior:smooth;padding:4px;scroll-padding:0 4px}
@@ -35,12 +35,12 @@ export const TITLES = {
   en: {
     main: 'Recommended for you', category: 'Popular in this category', search: 'You may be looking for',
     detail_similar: 'Similar products', detail_complements: 'Goes well with', cart: 'Complete your order',
-    checkout: 'Customers also bought', purchase: 'Customers also bought', prev: 'Previous', next: 'Next',
+    checkout: 'Customers also bought', prev: 'Previous', next: 'Next',
   },
   ko: {
     main: '회원님을 위한 추천 상품', category: '이 카테고리 인기 상품', search: '이런 상품을 찾으세요?',
     detail_similar: '비슷한 상품', detail_complements: '함께 사면 좋은 상품', cart: '함께 담으면 좋은 상품',
-    checkout: '다른 고객이 함께 구매한 상품', purchase: '다른 고객이 함께 구매한 상품', prev: '이전', next: '다음',
+    checkout: '다른 고객이 함께 구매한 상품', prev: '이전', next: '다음',
   },
 };
 export const STATE = 'data-funnelrec-state';
@@ -96,7 +96,7 @@ export function collapse(host) {
 // Returns the number of items shown.
 export function render(host, sr, data, placement, o) {
   const T = TITLES[o.lang] || TITLES.en;
-  const title = host.getAttribute('data-title') || T[placement] || T.main;
+  const title = host.getAttribute('data-title') || T[placement == 'purchase' ? 'checkout' : placement] || T.main;
   const reduce = matchMedia('(prefers-reduced-motion: reduce)').matches;
   const wrap = el('section', 'r');
   sa(wrap, 'role', 'region');
