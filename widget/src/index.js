@@ -280,7 +280,9 @@ function main() {
     pageView();
     queued.forEach((c) => { if (c[0] != 'consent' && c[0] != 'identify' && c[0] != 'page') api.apply(null, c); });
   });
-  if (D.readyState == 'loading') on(D, 'DOMContentLoaded', start); else start();
+  // A prerendered page (speculation rules) is not a page view until the visitor opens it.
+  const go = () => (D.readyState == 'loading' ? on(D, 'DOMContentLoaded', start) : start());
+  if (D.prerendering) on(D, 'prerenderingchange', go); else go();
 }
 
 function tz() {

@@ -156,3 +156,16 @@ test('pagehide hands the rest to sendBeacon', async () => {
   assert.ok(s.beacons.flatMap((b) => b.events).some((e) => e.type == 'page_view'));
   assert.equal(s.w.localStorage.getItem('_frq'), null);
 });
+
+test('a prerendered page counts only once it is shown', async () => {
+  const s = shop({ before: (w) => Object.defineProperty(w.document, 'prerendering', { value: true, configurable: true }) });
+  s.load();
+  s.w.funnelrec('flush');
+  await tick();
+  assert.equal(s.sent.length, 0);
+  Object.defineProperty(s.w.document, 'prerendering', { value: false, configurable: true });
+  s.w.document.dispatchEvent(new s.w.Event('prerenderingchange'));
+  s.w.funnelrec('flush');
+  await tick();
+  assert.equal(s.events().filter((e) => e.type == 'page_view').length, 1);
+});
