@@ -192,12 +192,15 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
             w *= _factor(engaged, scroll, u)
         recent.append(Recent(product, i, kind, ts, w, in_s))
     recent.sort(key=lambda r: -r.ts)
-    bought = {p: ts for p, ts in conn.execute(
-        "SELECT product, max(ts) FROM order_lines WHERE visitor=? GROUP BY product ORDER BY 2 DESC LIMIT 200", (visitor,))}
-    for p, ts in bought.items():
+    bought: dict[str, int] = {}
+    for p, ts in conn.execute("SELECT product, ts FROM order_lines WHERE visitor=? ORDER BY ts DESC LIMIT 300", (visitor,)):
+        if p not in bought:
+            bought[p] = ts
+    for n, (p, ts) in enumerate(bought.items()):
         newest = max(newest, ts)
-        i = ds.item(p) if ds is not None else -1
-        recent.append(Recent(p, i, PURCHASE, ts, SIGNALS.purchase, False))
+        if n < 20:  # the latest purchases count as recent interactions
+            i = ds.item(p) if ds is not None else -1
+            recent.append(Recent(p, i, PURCHASE, ts, SIGNALS.purchase, False))
     recent.sort(key=lambda r: -r.ts)
     return recent, bought, newest
 

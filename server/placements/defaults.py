@@ -20,12 +20,12 @@ DEFAULT_STRATEGIES: dict[str, dict] = {
             {"recommender": "realtime_personal", "weight": 1.0},
             {"recommender": "item_cf", "weight": 0.6},
             {"recommender": "matrix_factorization", "weight": 0.6},
-            {"recommender": "user_cf", "weight": 0.4},
             {"recommender": "customer_group", "weight": 0.3},
             {"recommender": "demographic", "weight": 0.2},
             {"recommender": "time_of_day", "weight": 0.1},
         ],
-        "fallbacks": ["customer_group", "demographic", "top_conversion", *_STATS],
+        # user_cf is a fallback, not a source, until its request-time cost is below a millisecond
+        "fallbacks": ["user_cf", "customer_group", "demographic", "top_conversion", *_STATS],
         "rules": {"max_per_category": 3},
     },
     "category": {

@@ -1,0 +1,237 @@
+"""Recommendation serving on loopback: requests/s and p50/p99, beside an empty Starlette endpoint.
+
+    .venv/bin/python -m bench.serve [--duration 10] [--connections 32] [--csv PATH]
+
+One run:
+1. a fresh data dir with one tenant loaded with the full online-retail data (``bench/retail.py``:
+   every product, one purchase event per invoice), plus live-looking history for 2,000 bench
+   visitors: each a real customer (``c<CustomerID>``, so their purchases are theirs) who in the
+   bench session viewed 2-5 products of one of their baskets, with engagement (time, scroll);
+2. ``funnelrec serve`` (1 worker, rate limit off, OPENBLAS_NUM_THREADS=1); the model is built
+   through ``POST /v1/engine/rebuild?wait=1`` before measuring;
+3. an empty Starlette POST endpoint (``bench/empty_app.py``, served like funnelrec) measured
+   with the very same request bytes, then ``POST /v1/recommend`` with personalised requests:
+   a mix of main (personal), detail (substitutes + complements: 2 slots), cart and category
+   pages, 8 products per slot, each from a bench visitor and session with history;
+4. every reply is checked: 200 and every slot full (8 items).
+
+The client is the raw keep-alive HTTP/1.1 client of ``bench/ingest.py`` (one request in flight
+per connection). Output: Markdown on stdout, ``bench/results/serve.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, ServerProcess, create_tenant, free_port, funnelrec_cmd  # noqa: E402
+from bench.ingest import HttpConn, UA, _UVLOOP  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "serve.json"
+VISITORS = 2000
+
+
+def seed_history(shard, invoices, n: int, seed: int = 7) -> list[dict]:
+    """Bench visitors: real customers viewing products of one of their baskets, now."""
+    from server.ingest.schema import event_from_obj
+    from server.ingest.store import store_events_job
+
+    rng = random.Random(seed)
+    by_customer: dict[str, list] = {}
+    for inv, visitor, ts, lines in invoices:
+        if visitor.startswith("c") and len(lines) >= 2:
+            by_customer.setdefault(visitor, []).append(lines)
+    customers = sorted(by_customer)
+    rng.shuffle(customers)
+    clock = max(ts for _, _, ts, _ in invoices)
+    people, events = [], []
+    for k, visitor in enumerate(customers[:n]):
+        lines = rng.choice(by_customer[visitor])
+        viewed = [l[0] for l in rng.sample(lines, min(len(lines), rng.randint(2, 5)))]
+        session = f"bs{k}"
+        t = clock - 600_000 + k
+        for j, p in enumerate(viewed):
+            events.append({"id": f"bv{k}-{j}", "type": "page_view", "visitor": visitor, "session": session,
+                           "ts": t + j * 1000, "page": "detail", "product": p})
+            events.append({"id": f"be{k}-{j}", "type": "engagement", "visitor": visitor, "session": session,
+                           "ts": t + j * 1000 + 500, "page": "detail", "product": p,
+                           "engaged_ms": rng.choice([1500, 8000, 25000, 60000]), "scroll_pct": rng.randint(10, 100)})
+        people.append({"visitor": visitor, "session": session, "viewed": viewed,
+                       "cart": [l[0] for l in lines[:2]]})
+    for i in range(0, len(events), 2000):
+        shard.write_sync(store_events_job([event_from_obj(e) for e in events[i:i + 2000]], clock, "import"))
+    return people
+
+
+def request_bodies(site_key: str, people: list[dict], categories: list[str], n: int, seed: int = 11) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        p = people[k % len(people)]
+        kind = rng.choice(["main", "main", "detail", "detail", "cart", "category"])
+        body = {"site_key": site_key, "visitor": p["visitor"], "session": p["session"], "user": None, "locale": "en"}
+        if kind == "main":
+            body.update(page={"type": "main"}, slots=[{"id": "home", "placement": "main", "count": 8}])
+        elif kind == "detail":
+            body.update(page={"type": "detail", "product": p["viewed"][-1]},
+                        slots=[{"id": "sim", "placement": "detail_similar", "count": 8},
+                               {"id": "acc", "placement": "detail_complements", "count": 8}])
+        elif kind == "cart":
+            body.update(page={"type": "cart", "cart": p["cart"]}, slots=[{"id": "cart", "placement": "cart", "count": 8}])
+        else:
+            body.update(page={"type": "category", "category": rng.choice(categories)},
+                        slots=[{"id": "cat", "placement": "category", "count": 8}])
+        out.append(json.dumps(body, separators=(",", ":")).encode())
+    return out
+
+
+def framed(bodies: list[bytes], path: str, port: int) -> list[bytes]:
+    head = (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:" + str(port).encode() + b"\r\nUser-Agent: " + UA +
+            b"\r\nOrigin: https://shop.example\r\nContent-Type: text/plain\r\nContent-Length: ")
+    return [head + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
+
+
+async def run(port: int, reqs: list[bytes], connections: int, duration: float, warmup: float, check: bool) -> dict:
+    loop = asyncio.get_running_loop()
+    conns = []
+    for _ in range(connections):
+        _, proto = await loop.create_connection(HttpConn, "127.0.0.1", port)
+        conns.append(proto)
+    lat: list[tuple[float, float]] = []
+    stats = {"non_200": 0, "short_slots": 0, "slots": 0, "errors": []}
+    stop = False
+
+    async def worker(i: int, conn: HttpConn):
+        k = i * 7919
+        perf = time.perf_counter
+        while not stop:
+            req = reqs[k % len(reqs)]
+            k += 1
+            t0 = perf()
+            status, body = await conn.request(req)
+            t1 = perf()
+            lat.append((t1, t1 - t0))
+            if status != 200:
+                stats["non_200"] += 1
+                if len(stats["errors"]) < 5:
+                    stats["errors"].append(f"{status}: {body[:300].decode(errors='replace')}")
+            elif check:
+                for s in json.loads(body)["slots"].values():
+                    stats["slots"] += 1
+                    if len(s["items"]) < 8:
+                        stats["short_slots"] += 1
+
+    tasks = [asyncio.create_task(worker(i, c)) for i, c in enumerate(conns)]
+    await asyncio.sleep(warmup)
+    m0 = time.perf_counter()
+    await asyncio.sleep(duration)
+    m1 = time.perf_counter()
+    stop = True
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    for c in conns:
+        c.transport.close()
+    lats = sorted(d for t, d in lat if m0 <= t < m1)
+    n = len(lats)
+
+    def pct(p):
+        return round(lats[min(n - 1, int(p * n))] * 1000, 2) if n else 0.0
+
+    return {"requests": n, "req_per_s": round(n / (m1 - m0), 1), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+            "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, **stats}
+
+
+def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
+    c0 = srv.cpu_seconds()
+    t0 = time.perf_counter()
+    coro = run(srv.port, reqs, a.connections, a.duration, a.warmup, check)
+    if _UVLOOP:
+        import uvloop
+        m = uvloop.run(coro)
+    else:
+        m = asyncio.run(coro)
+    m["server_cpu_pct"] = round(100 * (srv.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    return m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--csv", default=None)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args(argv)
+    from bench.retail import find_csv, load, read_invoices
+    from server.shards import Shard
+
+    products, invoices = read_invoices(find_csv(a.csv))
+    data_dir = Path(tempfile.mkdtemp(prefix="funnelrec-serve-"))
+    env = {**os.environ, "FUNNELREC_RATE_LIMIT_RPS": "0", "FUNNELREC_LOG_LEVEL": "warning",
+           "FUNNELREC_DATA_DIR": str(data_dir), "OPENBLAS_NUM_THREADS": "1"}
+    results = {}
+    try:
+        t = create_tenant(data_dir, "retail", "--currency", "GBP", env=env)
+        shard = Shard("retail", data_dir / "tenants" / "retail.db", synchronous="NORMAL")
+        loaded = load(shard, products, invoices)
+        people = seed_history(shard, invoices, VISITORS)
+        shard.close_sync()
+        print(f"loaded {loaded}, {len(people)} bench visitors", file=sys.stderr)
+        categories = sorted({p["category"] for p in products})
+        bodies = request_bodies(t["site_key"], people, categories, 5000)
+
+        port = free_port()
+        with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port)], port, name="empty") as srv:
+            results["empty"] = measure(srv, framed(bodies, "/v1/events", port), a, check=False)
+            print(f"empty: {results['empty']}", file=sys.stderr)
+
+        port = free_port()
+        cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1")
+        with ServerProcess(cmd, port, env=env, name="funnelrec") as srv:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/engine/rebuild?wait=1", method="POST",
+                                         headers={"authorization": f"Bearer {t['secret_key']}"})
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=600) as r:
+                status = json.loads(r.read())
+            build_s = time.perf_counter() - t0
+            print(f"model built in {build_s:.2f} s: {status['model']['dataset']}", file=sys.stderr)
+            results["recommend"] = measure(srv, framed(bodies, "/v1/recommend", port), a, check=True)
+            print(f"recommend: {results['recommend']}", file=sys.stderr)
+            if results["recommend"]["non_200"]:
+                print(srv.log(), file=sys.stderr)
+    finally:
+        if a.keep:
+            print(f"data dir kept: {data_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    e, r = results["empty"], results["recommend"]
+    ratio = r["req_per_s"] / e["req_per_s"] if e["req_per_s"] else 0
+    slots_per_req = r["slots"] / max(r["requests"], 1)
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+              "connections": a.connections, "duration_s": a.duration, "results": results,
+              "ratio_vs_empty": round(ratio, 3), "model_build_s": round(build_s, 2),
+              "targets": {"ratio >= 0.25": ratio >= 0.25, "p99 < 20 ms": r["p99_ms"] < 20}}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"| endpoint | req/s | p50 ms | p99 ms | max ms | server CPU | non-200 | short slots |")
+    print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, m in results.items():
+        print(f"| {name} | {m['req_per_s']:,} | {m['p50_ms']} | {m['p99_ms']} | {m['max_ms']} | {m['server_cpu_pct']}% | "
+              f"{m['non_200']} | {m.get('short_slots', '')} |")
+    print(f"\nrecommend / empty = {ratio:.3f} (target >= 0.25); {slots_per_req:.2f} slots per request; "
+          f"p99 {r['p99_ms']} ms (target < 20) at {a.connections} connections")
+    return 0 if r["non_200"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
