@@ -7,7 +7,7 @@ pools of past requests), ``train`` (queries from the log and from shown recommen
 training, the guard), ``ranker`` (the object behind the engine's ranker hook). docs/quality.md
 has the results and the reasons of the design.
 
-``install(open_conn=None)`` puts the learned ranker in the engine's hook
+``install_app(app)`` (or ``install(open_conn=None)``) puts the learned ranker in the engine's hook
 (``server.placements.ranker.set_ranker``); without it the blend ranks, as before.
 """
 from __future__ import annotations
@@ -19,3 +19,13 @@ def install(open_conn=None):
     r = LearnedRanker(open_conn=open_conn)
     set_ranker(r)
     return r
+
+
+def install_app(app):
+    """``install`` for the server: click logs are read from the tenant's shard (read-only)."""
+    def open_conn(slug: str):
+        tenant = app.state.registry.get(slug)
+        if tenant is None:
+            return None
+        return app.state.shards.get(tenant).connect_read()
+    return install(open_conn)
