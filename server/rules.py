@@ -157,16 +157,21 @@ def boost_factors(ds, rules: dict, items: np.ndarray) -> np.ndarray | None:
     return f
 
 
-def select(ds, ranked: list, count: int, rules: dict, mask: np.ndarray, page_seen: set[int]) -> list:
+def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set[int], already=()) -> list:
     """Pick up to ``count`` entries (tuples whose first field is the item index) from ``ranked``
-    (best first): allowed by ``mask``, not already on the page, within the diversity caps."""
+    (best first, any iterable): allowed by ``mask``, not already on the page, within the
+    diversity caps (counting the entries ``already`` chosen for this slot)."""
     max_cat = rules.get("max_per_category")
     max_brand = rules.get("max_per_brand")
     dedupe = rules.get("dedupe", True)
     per_cat: dict[int, int] = {}
     per_brand: dict[int, int] = {}
+    for e in already:
+        c, b = int(ds.category_code[e[0]]), int(ds.brand_code[e[0]])
+        per_cat[c] = per_cat.get(c, 0) + 1
+        per_brand[b] = per_brand.get(b, 0) + 1
     out: list = []
-    taken: set[int] = set()
+    taken: set[int] = {e[0] for e in already}
     for entry in ranked:
         i = entry[0]
         if i in taken or not mask[i] or (dedupe and i in page_seen):

@@ -126,7 +126,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         have = {e[0] for e in chosen}
         extra = ((i, _Reason(c, p), name) for p, i in enumerate(c.items.tolist())
                  if i not in have and (i not in bought_recent or name == "buy_again"))
-        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
     # 5: the catalog net (a small category is completed from outside it)
     if len(chosen) < count:
@@ -150,7 +150,7 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent) -> li
         mask = mask.copy()
         mask[list(bought_recent)] = False
     extra = ((i, "popular in the shop", "catalog") for i in order.tolist() if mask[i] and i not in have)
-    return R.select(ds, extra, count - len(chosen), rules, mask, page_seen | have)
+    return R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
 
 class _Reason:

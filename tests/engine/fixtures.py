@@ -17,6 +17,7 @@ _ids = itertools.count()
 
 
 def product(pid, title="", category="", price=10.0, **kw) -> dict:
+    kw.setdefault("created_at", T0 - 86_400_000)
     return {"id": pid, "title": title or pid.upper(), "category": category, "price": price,
             "url": f"https://shop.example/p/{pid}", "image": f"https://shop.example/i/{pid}.jpg", **kw}
 
