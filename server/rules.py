@@ -8,6 +8,8 @@ A rule set is a dict (from the strategy config, then overridden by the slot's ``
   exclude_cart          bool, default true: not what is already in the cart
   exclude_bought_days   number, default 30: not what this visitor bought in the last N days
                         (the ``buy_again`` recommender is exempt); 0 turns it off
+  exclude_seen          bool, default true: not what this visitor viewed in this session
+                        (the ``recently_viewed`` recommender is exempt)
   exclude               list of product ids never to show
   categories            list of category paths: only products in (or below) one of them
   exclude_categories    list of category paths to leave out
@@ -33,10 +35,11 @@ DEFAULT_RULES: dict[str, Any] = {
     "exclude_current": True,
     "exclude_cart": True,
     "exclude_bought_days": 30,
+    "exclude_seen": True,
     "dedupe": True,
 }
 
-_BOOL = {"exclude_out_of_stock", "exclude_current", "exclude_cart", "dedupe"}
+_BOOL = {"exclude_out_of_stock", "exclude_current", "exclude_cart", "exclude_seen", "dedupe"}
 _NUM = {"exclude_bought_days", "price_min", "price_max"}
 _INT = {"max_per_category", "max_per_brand"}
 _LIST = {"exclude", "categories", "exclude_categories"}

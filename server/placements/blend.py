@@ -70,6 +70,12 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     if days and ctx.bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
         bought_recent = {ds.item(p) for p, ts in ctx.bought.items() if ts >= limit} - {-1}
+    seen_recent: set[int] = set()
+    if rules.get("exclude_seen", True):
+        seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
+    # items only their own recommender may bring back: recently bought / viewed in this session
+    held = {i: "buy_again" for i in bought_recent}
+    held.update({i: "recently_viewed" for i in seen_recent})
     k = count * 3 + 20
     ctx.params = {}
 
@@ -113,7 +119,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
             if f is not None:
                 score = score * f
         ranking = get_ranker().rank(model, ctx, CandidateSet(uniq, score, per_source, names))
-        ranked = _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, bought_recent)
+        ranked = _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, held)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
     # 4: fallbacks, in order
@@ -125,16 +131,16 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
             continue
         have = {e[0] for e in chosen}
         extra = ((i, _Reason(c, p), name) for p, i in enumerate(c.items.tolist())
-                 if i not in have and (i not in bought_recent or name == "buy_again"))
+                 if i not in have and held.get(i, name) == name)
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
     # 5: the catalog net (a small category is completed from outside it)
     if len(chosen) < count:
-        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent)
+        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, held)
     if len(chosen) < count and scoped:
         rules.pop("categories")
         mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
-        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent)
+        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, held)
 
     # 6: pins
     chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
@@ -143,12 +149,12 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     return [(i, str(reason), src) for i, reason, src in chosen]
 
 
-def _catalog_net(ds, chosen, count, rules, mask, page_seen, bought_recent) -> list:
+def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     order, _ = catalog_order(ds)
     have = {e[0] for e in chosen}
-    if bought_recent:
+    if held:
         mask = mask.copy()
-        mask[list(bought_recent)] = False
+        mask[list(held)] = False
     extra = ((i, "popular in the shop", "catalog") for i in order.tolist() if mask[i] and i not in have)
     return R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
@@ -164,10 +170,10 @@ class _Reason:
         return self.c.reason(self.pos)
 
 
-def _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, bought_recent):
+def _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, held):
     for r in ranking.tolist():
         i = int(uniq[r])
         s = int(best_src[r])
-        if i in bought_recent and names[s] != "buy_again":
+        if held.get(i, names[s]) != names[s]:
             continue
         yield i, _Reason(cands[s], int(best_pos[r])), names[s]
