@@ -229,14 +229,12 @@ def test_events_survive_a_server_outage_and_arrive_once(page, pages, new_server)
     # a new page load resends anything it still finds stored: ids keep that harmless
     page.reload()
     widget_ready(page)
-    page.evaluate("funnelrec('flush')")
-    page.clock.run_for(100)
+    flush_and_wait(page)               # ...and returns once the stored queue is empty
     rows = wait_for(lambda: (lambda r: r if len(r) == 5 else None)(srv.events("outage", visitor=visitor, type="add_to_cart")),
                     what="the five add_to_cart events")
     assert sorted(e["product"] for e in rows) == [f"sku{i}" for i in range(5)]
     ids = [e["event_id"] for e in srv.events("outage", visitor=visitor)]
     assert len(ids) == len(set(ids))
-    wait_for(lambda: page.evaluate("localStorage.getItem('_frq')") is None, what="the stored queue to empty")
 
 
 def recommend_available(server) -> bool:
