@@ -46,7 +46,7 @@ def engagement(server, slug, visitor):
 def test_engaged_time_excludes_hidden_tab(page, pages, server, tenant):
     url = pages.add("/t/engaged", page_html(tenant["site_key"], server.url, head=DETAIL_HEAD,
                                              body='<h1>Mug</h1><div style="height:3000px"></div>'))
-    start_paused(page, url)
+    paused = start_paused(page, url)
     for i in range(2):                 # 10 s of activity: a mouse move every 5 s
         page.mouse.move(100 + 10 * i, 100)
         page.clock.run_for(5000)
@@ -61,22 +61,23 @@ def test_engaged_time_excludes_hidden_tab(page, pages, server, tenant):
         engagement(server, "e2e", visitor_of(page))), what="engagement events")
     engaged = sum(e.get("engaged_ms", 0) for e in rows)
     visible = sum(e.get("visible_ms", 0) for e in rows)
-    # 1 s (pause_at) + 10 s + 3 s, plus the few real milliseconds before the clock was paused
-    assert 14000 <= engaged <= 14600, rows
-    assert 14000 <= visible <= 14600, rows
+    # from the page view to the pause, then 10 s + 3 s: the hidden minute is not in it
+    loaded = server.events("e2e", visitor=visitor_of(page), type="page_view")[0]["ts"]
+    assert engaged == visible == paused - loaded + 13000, rows
     assert all(e["page"] == "detail" and e["product"] == "sku1" for e in rows)
 
 
 def test_engaged_time_stops_when_the_visitor_is_idle(page, pages, server, tenant):
     url = pages.add("/t/idle", page_html(tenant["site_key"], server.url, head=DETAIL_HEAD, body="<h1>Mug</h1>"))
-    start_paused(page, url)
+    paused = start_paused(page, url)
     page.mouse.move(10, 10)
     page.clock.run_for(120000)         # two minutes without any activity
     flush_and_wait(page)
     rows = wait_for(lambda: (lambda r: r if sum(e.get("visible_ms", 0) for e in r) >= 121000 else None)(
         engagement(server, "e2e", visitor_of(page))), what="engagement events")
     engaged = sum(e.get("engaged_ms", 0) for e in rows)
-    assert 15000 <= engaged <= 16600, rows    # the 15 s idle window after the last activity
+    loaded = server.events("e2e", visitor=visitor_of(page), type="page_view")[0]["ts"]
+    assert engaged == paused - loaded + 15000, rows    # only the 15 s idle window after the last activity
 
 
 def scroll_to(page, y: int) -> None:
