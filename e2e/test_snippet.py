@@ -63,3 +63,16 @@ def test_tampered_script_is_refused_by_sri(page, pages, server, tenant):
     page.wait_for_timeout(500)
     assert page.evaluate("typeof funnelrec.v") == "undefined", "the browser refused a script whose hash does not match"
     assert page.evaluate("funnelrec.q === undefined || Array.isArray(funnelrec.q)")
+
+
+def test_snippet_html_escapes_and_options():
+    html = snippet_html('pk_"><script>x</script>', 'https://rec.example/"onload="x/', "ko", respect_dnt=False,
+                        consent_required=True, nonce="abc")
+    assert "<script>x</script>" not in html and "&quot;&gt;&lt;script&gt;" in html
+    assert 'onload="x' not in html
+    assert f'src="https://rec.example/&quot;onload=&quot;x/w/{MANIFEST["version"]}/funnelrec.js"' in html
+    assert 'data-respect-dnt="false"' in html and 'data-consent="required"' in html
+    assert html.count('nonce="abc"') == 3
+    plain = snippet_html("pk_1", "https://rec.example", "en")
+    assert "data-respect-dnt" not in plain and "data-consent" not in plain and "nonce" not in plain
+    assert 'data-endpoint="https://rec.example"' in plain and 'crossorigin="anonymous"' in plain
