@@ -47,7 +47,7 @@ def default_data(fmt: str) -> Path:
 @click.option("--test-days", type=float, default=None, help="Test on the last N days (online-retail default: 30).")
 @click.option("--test-fraction", type=float, default=0.15, show_default=True,
               help="Else test on the newest share of the rows.")
-@click.option("--tasks", default="next_item,next_basket,bought_together", show_default=True)
+@click.option("--tasks", default="next_item,next_new_item,next_basket,bought_together", show_default=True)
 @click.option("--only", default=None, help="Comma-separated systems or prefixes (rec:, placement:, ranker:, baseline:).")
 @click.option("--no-ranker", is_flag=True, help="Do not train and measure the learned ranker.")
 @click.option("--dwell-from-gaps", is_flag=True,

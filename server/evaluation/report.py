@@ -1,9 +1,9 @@
 """The Markdown report of one evaluation run (``<label>.md`` beside the JSON)."""
 from __future__ import annotations
 
-TASK_TITLE = {"next_item": "Next item in session", "next_basket": "Next basket (known customers)",
+TASK_TITLE = {"next_item": "Next item in session", "next_new_item": "Next item in session, not seen before in it", "next_basket": "Next basket (known customers)",
               "bought_together": "Bought together"}
-METRICS = {"next_item": (("hit", "HR@20"), ("rr", "MRR@20")),
+METRICS = {"next_item": (("hit", "HR@20"), ("rr", "MRR@20")), "next_new_item": (("hit", "HR@20"), ("rr", "MRR@20")),
            "next_basket": (("recall", "Recall@20"), ("ndcg", "NDCG@20")),
            "bought_together": (("recall", "Recall@20"), ("ndcg", "NDCG@20"))}
 
@@ -45,7 +45,7 @@ def markdown(result: dict) -> str:
                        f"{rk.get('val_queries')} validation queries, {rk.get('epochs')} epochs, "
                        f"{rk.get('train_seconds')} s; guard: {rk.get('guard')}")
     out.append("")
-    for task in ("next_item", "next_basket", "bought_together"):
+    for task in ("next_item", "next_new_item", "next_basket", "bought_together"):
         if task in result.get("tasks", {}):
             out += [f"## {TASK_TITLE[task]}", "", table(result, task)]
     return "\n".join(out)

@@ -49,7 +49,7 @@ EXTRA_STRATEGIES = {
                     "rules": {"max_per_category": 3, "exclude_bought_days": 0}},
 }
 STRATEGIES = {**DEFAULT_STRATEGIES, **EXTRA_STRATEGIES}
-MAIN_METRIC = {"next_item": ("hit", "rr"), "next_basket": ("recall", "ndcg"), "bought_together": ("recall", "ndcg")}
+MAIN_METRIC = {"next_item": ("hit", "rr"), "next_new_item": ("hit", "rr"), "next_basket": ("recall", "ndcg"), "bought_together": ("recall", "ndcg")}
 METRIC_LABEL = {"hit": "HR", "rr": "MRR", "recall": "Recall", "ndcg": "NDCG"}
 
 
@@ -204,6 +204,7 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
             cases = T.BUILDERS[task](ds, split, max_cases, cfg)
             if not cases:
                 reason = {"next_item": "no test session with two or more known products (the data has no views?)",
+                          "next_new_item": "no test session with two or more known products (the data has no views?)",
                           "next_basket": "no test order of a customer with a train order",
                           "bought_together": "no test order with two or more known products (the data has no purchases?)"}[task]
                 result["tasks"][task] = {"skipped": reason}

@@ -8,6 +8,9 @@ next_item      each test session (views and carts, consecutive repeats merged, p
                to the train data dropped), after each event: the next product. HR@k, MRR@k.
                Page "detail", the current product = the last one; the visitor's earlier
                sessions are in ``recent`` too (out of session), as the live context reads them.
+next_new_item  the same, only where the next product was not viewed earlier in the session: the
+               engine's related-product placements never re-show what the visitor just saw (a
+               "recently viewed" carousel does), so this isolates discovering new products.
 next_basket    each test order of a customer with a purchase in the train part: the order's
                products. Recall@k, NDCG@k. Page "main", no product; history = everything of
                this visitor before the order (train and earlier test orders: the live context).
@@ -29,7 +32,7 @@ from ..signals import weights as sig
 from .formats import CART, PURCHASE, VIEW, Row
 from .split import Split
 
-TASKS = ("next_item", "next_basket", "bought_together")
+TASKS = ("next_item", "next_new_item", "next_basket", "bought_together")
 RECENT = 60  # as serving.RECENT_EVENTS
 _KIND = {VIEW: sig.VIEW, CART: sig.CART, PURCHASE: sig.PURCHASE}
 
@@ -78,7 +81,7 @@ def _sample(cases: list, n: int, seed: int = 0) -> list:
     return cases
 
 
-def next_item(ds, split: Split, max_cases: int, cfg: sig.SignalConfig = sig.DEFAULT) -> list[Case]:
+def next_item(ds, split: Split, max_cases: int, cfg: sig.SignalConfig = sig.DEFAULT, new_only: bool = False) -> list[Case]:
     by_session: dict[str, list[Row]] = defaultdict(list)
     for r in split.test:
         if r[2] in split.test_sessions and r[3] in (VIEW, CART):
@@ -96,6 +99,8 @@ def next_item(ds, split: Split, max_cases: int, cfg: sig.SignalConfig = sig.DEFA
                 continue
             seq.append(r)
         for t in range(1, len(seq)):
+            if new_only and any(r[4] == seq[t][4] for r in seq[:t]):
+                continue
             raw.append((s, seq, t))
     out = []
     for s, seq, t in _sample(raw, max_cases):
@@ -169,5 +174,10 @@ def bought_together(ds, split: Split, max_cases: int, cfg: sig.SignalConfig = si
     return out
 
 
-BUILDERS = {"next_item": next_item, "next_basket": next_basket, "bought_together": bought_together}
-PLACEMENT_OF = {"next_item": "detail_similar", "next_basket": "main", "bought_together": "cart"}
+def next_new_item(ds, split: Split, max_cases: int, cfg: sig.SignalConfig = sig.DEFAULT) -> list[Case]:
+    return next_item(ds, split, max_cases, cfg, new_only=True)
+
+
+BUILDERS = {"next_item": next_item, "next_new_item": next_new_item, "next_basket": next_basket,
+            "bought_together": bought_together}
+PLACEMENT_OF = {"next_item": "detail_similar", "next_new_item": "detail_similar", "next_basket": "main", "bought_together": "cart"}

@@ -293,7 +293,7 @@ def _guard(mlp, X, M, Y, placements_of: list[str]) -> dict:
 _VERSIONS: dict[str, int] = defaultdict(int)
 
 
-def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 1200,
+def train_ranker(model, conn: sqlite3.Connection | None = None, tenant: str = "", max_queries: int = 800,
                  recent_share: float = 0.2, seed: int = 0, progress=None, strategies: dict | None = None,
                  time_budget_s: float = 20.0, family: dict[str, str] | None = None,
                  disabled: tuple[str, ...] = ()) -> RankerState:
