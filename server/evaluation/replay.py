@@ -1,5 +1,8 @@
 """Replay the train part of a log into a scratch tenant through the product's own code.
 
+Only what the shop knew at the cut goes in: the train rows and the catalog as of the cut
+(``catalog_as_of``).
+
 The rows become funnelrec events (``page_view`` + ``engagement`` for views with measured
 engaged time, ``add_to_cart``, one ``purchase`` per order with its lines) and products, written
 as NDJSON files and loaded with ``server.catalog.importer.import_file`` (what ``funnelrec
@@ -20,7 +23,7 @@ from ..recommenders.dataset import build_dataset
 from ..recommenders.model import Model
 from ..signals.weights import DEFAULT, SignalConfig
 from ..shards import Shard
-from .formats import CART, PURCHASE, VIEW, Log, Row, safe_id
+from .formats import CART, PURCHASE, VIEW, Log, Row, _products_from_rows, safe_id
 
 MAX_LINES = 500
 
@@ -66,11 +69,25 @@ def events_of(rows: list[Row], start: int = 0):
                    "order": oid, "lines": items[part:part + MAX_LINES]}
 
 
+def catalog_as_of(log: Log, rows: list[Row]) -> dict[str, dict]:
+    """The catalog the shop had at the cut: products of the train rows only, their price and
+    first-seen time (``created_at``) from the train rows (titles and categories are catalog
+    data). Products first seen after the cut are not in it: otherwise ``new_arrivals`` would
+    know which products are about to appear, and unseen products would be learnable targets."""
+    out: dict[str, dict] = {}
+    fresh = _products_from_rows(rows)
+    for pid, d in fresh.items():
+        base = log.products.get(pid, {})
+        out[pid] = {**{k: v for k, v in base.items() if k in ("title", "category", "description", "brand")}, **d,
+                    "title": base.get("title") or d["title"]}
+    return out
+
+
 def write_files(log: Log, rows: list[Row], folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     pp, ep = folder / "products.ndjson", folder / "events.ndjson"
     with open(pp, "w", encoding="utf-8") as f:
-        for p in log.products.values():
+        for p in catalog_as_of(log, rows).values():
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     with open(ep, "w", encoding="utf-8") as f:
         for ev in events_of(rows):

@@ -101,3 +101,14 @@ def test_split_by_days(tmp_path):
     log = _log_rows(tmp_path)
     sp = time_split(log, test_days=0.25)     # the last 6 hours
     assert sp.cut_ms == log.rows[-1][0] - 6 * 3_600_000 + 1
+
+
+def test_catalog_as_of_the_cut_has_no_future_products(tmp_path):
+    from server.evaluation.replay import catalog_as_of
+    log = _log_rows(tmp_path)
+    sp = time_split(log, test_fraction=0.3)
+    cat = catalog_as_of(log, sp.train)
+    seen = {r[4] for r in sp.train}
+    assert set(cat) == seen
+    for pid, d in cat.items():
+        assert d["created_at"] == min(r[0] for r in sp.train if r[4] == pid) < sp.cut_ms
