@@ -135,7 +135,10 @@ def retail(tmp: Path, max_cases: int, rng: random.Random) -> dict:
             "test_invoices": len(test)}
 
 
-def diginetica(tmp: Path, max_cases: int, rng: random.Random) -> dict | None:
+def diginetica(tmp: Path, max_cases: int, rng: random.Random, engagement: bool = False) -> dict | None:
+    """``engagement``: the gap to the session's next view becomes the view's engaged time (a
+    real dwell-time proxy: capped at 10 minutes; the last view of a session is unmeasured), so
+    the signal weights (bounces < 3 s, time relative to the product's usual) act on real data."""
     if not DIGI.is_file():
         return None
     from server.ingest.schema import event_from_obj
@@ -156,16 +159,21 @@ def diginetica(tmp: Path, max_cases: int, rng: random.Random) -> dict | None:
     cut = last_day - 14 * 86_400_000
     train = {k: v for k, v in sessions.items() if v[0][0] < cut}
     test = {k: v for k, v in sessions.items() if v[0][0] >= cut and len(v) >= 2}
-    shard = Shard("digi", tmp / "digi.db", synchronous="OFF")
+    name = "digi-e" if engagement else "digi"
+    shard = Shard(name, tmp / f"{name}.db", synchronous="OFF")
     evs = []
     for sid, views in train.items():
         for n, (ts, item) in enumerate(views):
             evs.append({"id": f"d{sid}-{n}", "type": "page_view", "visitor": f"v{sid}", "session": f"s{sid}",
                         "ts": ts, "page": "detail", "product": item})
+            if engagement and n + 1 < len(views):
+                evs.append({"id": f"g{sid}-{n}", "type": "engagement", "visitor": f"v{sid}", "session": f"s{sid}",
+                            "ts": ts + 1, "page": "detail", "product": item,
+                            "engaged_ms": min(views[n + 1][0] - ts, 600_000)})
     for i in range(0, len(evs), 2000):
         shard.write_sync(store_events_job([event_from_obj(e) for e in evs[i:i + 2000]], last_day, "import"))
     shard.close_sync()
-    model = build(tmp / "digi.db")
+    model = build(tmp / f"{name}.db")
     ds = model.ds
     cases = []
     for sid, views in test.items():
@@ -175,13 +183,24 @@ def diginetica(tmp: Path, max_cases: int, rng: random.Random) -> dict | None:
     rng.shuffle(cases)
     cases = cases[:max_cases]
 
+    from server.serving import _factor
+
+    def weight(prefix, j):
+        if not engagement or j == len(prefix) - 1:  # the last view's dwell is not known yet
+            return 1.0
+        i = ds.item(prefix[j][1])
+        usual = float(ds.usual_engaged_ms[i]) if i >= 0 else 30_000.0
+        return _factor(min(prefix[j + 1][0] - prefix[j][0], 600_000), 0.0, usual)
+
     def session_ctx(prefix):
-        recent = [Recent(p, ds.item(p), VIEW, ts, 1.0, True) for ts, p in reversed(prefix)]
+        recent = [Recent(p, ds.item(p), VIEW, ts, weight(prefix, j), True)
+                  for j, (ts, p) in reversed(list(enumerate(prefix)))]
         cur = prefix[-1][1]
         return Context(visitor="x", session="x", recent=recent, product=cur, item=ds.item(cur), clock_ms=ds.clock_ms)
 
     names = ["realtime_personal", "viewed_together", "item_cf", "popular_now", "best_sellers", "trending"]
-    return {"next_view": evaluate(model, cases, names, session_ctx), "train_sessions": len(train),
+    task = "next_view_engagement_weighted" if engagement else "next_view"
+    return {task: evaluate(model, cases, names, session_ctx), "train_sessions": len(train),
             "test_sessions": len(test)}
 
 
@@ -193,11 +212,14 @@ def main(argv=None) -> int:
     rng = random.Random(5)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="funnelrec-offline-") as tmp:
-        res = {"retail": retail(Path(tmp), a.max_cases, rng), "diginetica": diginetica(Path(tmp), a.max_cases, rng)}
+        res = {"retail": retail(Path(tmp), a.max_cases, rng),
+               "diginetica": diginetica(Path(tmp), a.max_cases, random.Random(9)),
+               "diginetica_engagement": diginetica(Path(tmp), a.max_cases, random.Random(9), engagement=True)}
     res["seconds"] = round(time.time() - t0, 1)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2) + "\n")
-    for data, tasks in (("online-retail", res["retail"]), ("diginetica", res["diginetica"] or {})):
+    for data, tasks in (("online-retail", res["retail"]), ("diginetica", res["diginetica"] or {}),
+                        ("diginetica", res["diginetica_engagement"] or {})):
         for task, table in tasks.items():
             if not isinstance(table, dict):
                 continue
