@@ -17,6 +17,7 @@ Headless Chromium sends "HeadlessChrome" and navigator.webdriver, so the tenant 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,8 @@ def new_server(tmp_path):
 def browser():
     from playwright.sync_api import sync_playwright
     if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: .ci/setup --browser should have installed it")
         pytest.skip(f"no Chromium at {CHROMIUM}")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

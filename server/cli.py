@@ -309,9 +309,11 @@ def settings_cmd(data_dir, as_json) -> None:
 @main.command("snippet")
 @click.option("--tenant", "slug", required=True)
 @click.option("--endpoint", default=None, help="Public URL of this service (default http://HOST:PORT).")
+@click.option("--consent-required", is_flag=True, help="Track nothing until the page calls funnelrec('consent', true).")
+@click.option("--nonce", default=None, help="CSP nonce to put on the inline tags.")
 @data_dir_option
 @json_option
-def snippet_cmd(slug, endpoint, data_dir, as_json) -> None:
+def snippet_cmd(slug, endpoint, consent_required, nonce, data_dir, as_json) -> None:
     """Print the script tag to paste into the shop."""
     from .widget_assets import snippet_html
 
@@ -320,7 +322,8 @@ def snippet_cmd(slug, endpoint, data_dir, as_json) -> None:
         t = TenantRegistry(s.data_dir).require(slug)
     except TenantError as exc:
         _fail(as_json, str(exc))
-    html = snippet_html(t.site_key, endpoint or f"http://{s.host}:{s.port}", t.locale)
+    html = snippet_html(t.site_key, endpoint or f"http://{s.host}:{s.port}", t.locale, respect_dnt=t.honor_dnt,
+                        consent_required=consent_required, nonce=nonce)
     _out(as_json, {"ok": True, "tenant": slug, "snippet": html}, html)
 
 

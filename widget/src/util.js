@@ -2,15 +2,16 @@
 
 export const now = () => Math.floor(Date.now());
 
-// A random id of n chars from [0-9a-z] (crypto when there is one).
-export function rid(n = 16) {
+// A time-ordered id: the ms clock in base 36, then n random chars from [0-9a-z] (crypto when
+// there is one). Time first keeps the shard's event-id index appending at its right edge.
+export function rid(n = 12) {
   let s = '';
   try {
     for (const b of crypto.getRandomValues(new Uint8Array(n))) s += (b % 36).toString(36);
   } catch (e) {
     while (s.length < n) s += Math.random().toString(36).slice(2);
   }
-  return s.slice(0, n);
+  return now().toString(36) + s.slice(0, n);
 }
 
 // localStorage as JSON; every access guarded (private modes, blocked storage, full quota).
