@@ -74,7 +74,10 @@ async def post(client: httpx.AsyncClient, site_key: str, events: list[dict]) -> 
     return r.json()
 
 
-def test_kill9_mid_stream_loses_no_acknowledged_event(start_server, tenant, data_dir):
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+def test_kill9_mid_stream_loses_no_acknowledged_event(start_server, server_env, tenant, data_dir, synchronous):
+    """SIGKILL is a process crash: both FULL and NORMAL must keep every acknowledged event."""
+    server_env["FUNNELREC_SQLITE_SYNCHRONOUS"] = synchronous
     site_key = tenant["site_key"]
     srv = start_server(workers=1)
     base = f"http://127.0.0.1:{srv.port}"
