@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from server.recommenders.kernels.groups import (DAY_MS, RFMThresholds, assign, choose_k, group_lift,
+from server.recommenders.kernels.groups import (DAY_MS, RFMThresholds, assign, choose_k, group_lift, silhouette,
                                                 kmeans, rfm_tiers, share_vectors)
 
 NOW = 1_700_000_000_000
@@ -46,7 +46,7 @@ def test_share_vectors_rows_sum_to_one_in_square():
     assert np.allclose((X ** 2).sum(axis=1), [1, 0])
 
 
-def test_elbow_finds_three_blobs_deterministically():
+def test_silhouette_finds_three_blobs_deterministically():
     X = share_vectors(blobs())
     k, labels, centres = choose_k(X, k_max=8, seed=0)
     assert k == 3
@@ -80,3 +80,11 @@ def test_group_lift_known():
     assert 1.0 < lift_s[0, 0] < lift[0, 0]
     s, l = group_lift(np.zeros((0, 0)), np.array([], dtype=int))
     assert s.shape == (0, 0)
+
+
+def test_silhouette_known_values():
+    X = np.array([[0.0], [0.0], [10.0], [10.0]])
+    assert silhouette(X, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    # a = 0 for every point? no: a = distance within cluster; here a=0, b=10 -> 1. Mixed labels -> negative
+    assert silhouette(X, np.array([0, 1, 0, 1])) < 0
+    assert silhouette(X, np.array([0, 0, 0, 0])) == 0.0

@@ -24,9 +24,9 @@ Behavioural clusters
 --------------------
 Each customer's weighted activity per category becomes a share vector (sums to 1); its square
 root (the Hellinger embedding, so Euclidean distance behaves on proportions) is clustered with
-seeded k-means++ / Lloyd. ``k`` is picked by the elbow rule in ``choose_k``: the smallest ``k``
-after which one more cluster would remove less than ``min_gain`` (15%) of the one-cluster
-inertia, between 1 and ``k_max`` (8, and at most √(n/2)).
+seeded k-means++ / Lloyd. ``k`` is picked in ``choose_k`` by the best mean silhouette over
+k = 2..``k_max`` (8, and at most √(n/2)), on a seeded sample of 1 500 rows; k = 1 when the rows
+are all alike.
 
 Group preference lift
 ---------------------
@@ -98,7 +98,7 @@ def share_vectors(counts: sparse.spmatrix | np.ndarray) -> np.ndarray:
     return np.sqrt(np.divide(C, tot, out=np.zeros_like(C), where=tot > 0))
 
 
-def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100, n_init: int = 3) -> tuple[np.ndarray, np.ndarray, float]:
+def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 50, n_init: int = 2) -> tuple[np.ndarray, np.ndarray, float]:
     """Seeded k-means++ / Lloyd; best of ``n_init`` runs. Returns (labels, centres, inertia)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
@@ -124,13 +124,12 @@ def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100, n_init: int =
             if np.array_equal(new, labels):
                 break
             labels = new
-            for c in range(k):
-                members = labels == c
-                if members.any():
-                    centres[c] = X[members].mean(axis=0)
-                else:  # re-seed an empty cluster at the farthest point
-                    far = int(np.argmax(dist[np.arange(n), labels]))
-                    centres[c] = X[far]
+            counts = np.bincount(labels, minlength=k)
+            sums = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64) @ X
+            centres = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
+            for c in np.flatnonzero(counts == 0):  # re-seed an empty cluster at the farthest point
+                far = int(np.argmax(dist[np.arange(n), labels]))
+                centres[c] = X[far]
         dist = x2[:, None] - 2 * X @ centres.T + np.einsum("ij,ij->i", centres, centres)[None, :]
         labels = np.argmin(dist, axis=1)
         inertia = float(np.maximum(dist[np.arange(n), labels], 0).sum())
@@ -139,26 +138,56 @@ def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100, n_init: int =
     return best
 
 
-def choose_k(X: np.ndarray, k_max: int = 8, min_gain: float = 0.15, seed: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
-    """Elbow rule (see module doc). Returns (k, labels, centres)."""
+def pairwise_distances(X: np.ndarray) -> np.ndarray:
+    x2 = np.einsum("ij,ij->i", X, X)
+    return np.sqrt(np.maximum(x2[:, None] - 2 * X @ X.T + x2[None, :], 0))
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray, D: np.ndarray | None = None) -> float:
+    """Mean silhouette coefficient (Rousseeuw 1987) of a labelled sample; 0 for one cluster.
+    ``D``: the sample's pairwise distances, when already computed."""
+    ks = np.unique(labels)
+    if len(ks) < 2:
+        return 0.0
+    if D is None:
+        D = pairwise_distances(X)
+    n = len(X)
+    a = np.zeros(n)
+    b = np.full(n, np.inf)
+    for k in ks:
+        m = labels == k
+        mean_d = D[:, m].sum(axis=1)
+        own = labels == k
+        cnt = m.sum()
+        a[own] = mean_d[own] / max(cnt - 1, 1)
+        b[~own] = np.minimum(b[~own], mean_d[~own] / cnt)
+    single = np.bincount(np.searchsorted(ks, labels))[np.searchsorted(ks, labels)] == 1
+    s = np.where(single, 0.0, (b - a) / np.maximum(np.maximum(a, b), 1e-12))
+    return float(s.mean())
+
+
+def choose_k(X: np.ndarray, k_max: int = 8, seed: int = 0, sample: int = 1500) -> tuple[int, np.ndarray, np.ndarray]:
+    """k by the best mean silhouette over k = 2..k_max (computed on a seeded sample of at most
+    ``sample`` rows); k = 1 when the rows are all alike or no k reaches a positive silhouette.
+    ``k_max`` is also capped at √(n/2). Returns (k, labels, centres)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
     if n == 0:
         return 0, np.empty(0, dtype=np.int64), np.empty((0, X.shape[1] if X.ndim == 2 else 0))
     k_max = int(max(1, min(k_max, np.floor(np.sqrt(n / 2.0)) if n >= 8 else 1, n)))
-    runs = [kmeans(X, 1, seed)]
-    base = runs[0][2]
-    if base <= 1e-12:
-        return 1, runs[0][0], runs[0][1]
+    one = kmeans(X, 1, seed)
+    if one[2] <= 1e-12 or k_max < 2:
+        return 1, one[0], one[1]
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, sample, replace=False)) if n > sample else np.arange(n)
+    best = (0.0, 1, one[0], one[1])
+    D = pairwise_distances(X[rows])
     for k in range(2, k_max + 1):
-        runs.append(kmeans(X, k, seed))
-    chosen = len(runs)
-    for i in range(len(runs) - 1):      # runs[i] has k = i + 1
-        if (runs[i][2] - runs[i + 1][2]) / base < min_gain:
-            chosen = i + 1
-            break
-    labels, centres, _ = runs[chosen - 1]
-    return chosen, labels, centres
+        labels, centres, _ = kmeans(X, k, seed)
+        sil = silhouette(X[rows], labels[rows], D)
+        if sil > best[0] + 1e-9:
+            best = (sil, k, labels, centres)
+    return best[1], best[2], best[3]
 
 
 def assign(X: np.ndarray, centres: np.ndarray) -> np.ndarray:

@@ -1,0 +1,113 @@
+"""Product text for the text-based recommenders (private: not a recommender).
+
+``product_documents(ds)``: one document per dataset item, the title twice (it matters most),
+brand, the category path levels, tags, attribute values and the start of the description.
+``text_index(ds)``: the shared TF-IDF (words + 2-3 character n-grams) of those documents,
+built once per model build through ``ds.derived`` and used by content_based, search_keyword
+and demographic (interests → products). ``fuzzy_index(ds)``: a character-heavy index (1-3
+grams, words weigh only 20 %) of the short fields only, for zero-result alternatives, where a
+misspelling or half a Korean word must still land somewhere.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels.text import TfidfIndex
+
+DESCRIPTION_CHARS = 600
+NEIGHBOURS = 50
+MAX_PRECOMPUTED = 30_000   # above this many items, text neighbours are computed per request
+
+
+def _attr_text(attrs: dict) -> str:
+    out = []
+    for v in attrs.values():
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(str(x) for x in v)
+    return " ".join(out)
+
+
+def product_documents(ds, description: bool = True) -> list[str]:
+    docs = []
+    for i in range(ds.n_items):
+        title = ds.title[i] or ""
+        parts = [title, title, ds.category[i].replace(" > ", " ") if ds.category[i] else ""]
+        brand = ds.brands[ds.brand_code[i]] if ds.brand_code[i] >= 0 else ""
+        parts += [brand, " ".join(ds.tags[i]), _attr_text(ds.attrs[i])]
+        if description:
+            parts.append((ds.description[i] or "")[:DESCRIPTION_CHARS])
+        docs.append(" ".join(p for p in parts if p))
+    return docs
+
+
+def text_index(ds) -> TfidfIndex:
+    return ds.derived("text_index", lambda ds: TfidfIndex(word_weight=0.5, max_df=0.5 if ds.n_items >= 50 else 1.0)
+                      .fit(product_documents(ds)))
+
+
+def fuzzy_index(ds) -> TfidfIndex:
+    return ds.derived("fuzzy_index", lambda ds: TfidfIndex(ngram_range=(1, 3), word_weight=0.2)
+                      .fit(product_documents(ds, description=False)))
+
+
+class TextNeighbours:
+    """Top-k text neighbours per item, precomputed for catalogs up to ``MAX_PRECOMPUTED`` items,
+    else computed per seed at request time (one sparse row x matrix product)."""
+
+    def __init__(self, index: TfidfIndex, k: int = NEIGHBOURS):
+        self.index = index
+        self.k = k
+        self.idx = self.score = None
+        if 0 < index.n_items <= MAX_PRECOMPUTED:
+            idx, sc = index.neighbors(k, min_score=0.05)
+            self.idx, self.score = idx.astype(np.int32), sc.astype(np.float32)
+
+    def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= i < self.index.n_items:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        if self.idx is not None:
+            row, sc = self.idx[i], self.score[i]
+            m = row >= 0
+            return row[m], sc[m]
+        s = np.asarray((self.index.matrix @ self.index.matrix[i].T).toarray()).ravel()
+        s[i] = 0
+        top = np.argsort(-s, kind="stable")[: self.k]
+        top = top[s[top] >= 0.05]
+        return top.astype(np.int32), s[top].astype(np.float32)
+
+    def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
+        parts_i, parts_s, parts_src = [], [], []
+        for i, w in seeds:
+            row, sc = self.of(i)
+            if len(row):
+                parts_i.append(row)
+                parts_s.append(sc * w)
+                parts_src.append(np.full(len(row), i, np.int32))
+        if not parts_i:
+            e = np.zeros(0, np.int32)
+            return e, np.zeros(0, np.float32), e
+        idx, sc, src = np.concatenate(parts_i), np.concatenate(parts_s), np.concatenate(parts_src)
+        uniq, inv = np.unique(idx, return_inverse=True)
+        total = np.bincount(inv, weights=sc, minlength=len(uniq))
+        order = np.lexsort((-sc, inv))
+        first = np.ones(len(order), bool)
+        first[1:] = inv[order][1:] != inv[order][:-1]
+        best = src[order][first]
+        keep = ~np.isin(uniq, [i for i, _ in seeds])
+        return uniq[keep].astype(np.int32), total[keep].astype(np.float32), best[keep].astype(np.int32)
+
+
+def text_neighbours(ds) -> TextNeighbours:
+    return ds.derived("text_neighbours", lambda ds: TextNeighbours(text_index(ds)))
+
+
+def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the ``k`` best positive scores, best first (ties: lower item first)."""
+    pos = np.flatnonzero(scores > 0)
+    if len(pos) > k:
+        pos = pos[np.argpartition(-scores[pos], k - 1)[:k]]
+    tie = items[pos] if items is not None else pos
+    return pos[np.lexsort((tie, -scores[pos]))]

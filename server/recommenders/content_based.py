@@ -1,0 +1,29 @@
+"""Content-based: products whose text (title, category, brand, tags, attributes, description)
+is most like the products of this visit — works from the first event, with no purchase history.
+
+TF-IDF over words plus in-word character 2-3 grams (``kernels/text.py``), so Korean titles
+match without a morphological analyser ("니트 가디건" ~ "울 가디건을"). Seeds: the current
+product, the cart/order and the session's recent items (``ctx.seed_items``); each candidate's
+score is the seed-weighted sum of cosine similarities; the reason names the closest seed.
+"""
+from __future__ import annotations
+
+from ._text import text_neighbours, top_positions
+from .base import Candidates, Recommender
+from .registry import register
+
+
+@register("content_based", description="similar product details (text: title, category, attributes)")
+class ContentBased(Recommender):
+    def fit(self, ds):
+        return text_neighbours(ds) if ds.n_items else None
+
+    def recommend(self, model, ds, ctx, k):
+        seeds = ctx.seed_items()
+        if model is None or not seeds:
+            return Candidates.empty()
+        items, scores, best = model.gather(seeds)
+        pos = top_positions(scores, k, items)
+        if not len(pos):
+            return Candidates.empty()
+        return Candidates(items[pos], scores[pos], [f"similar to {ds.label(int(b))}" for b in best[pos]])

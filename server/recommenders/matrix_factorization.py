@@ -1,0 +1,66 @@
+"""Matrix factorisation: implicit-feedback ALS (Hu, Koren & Volinsky) over the person x product
+matrix of engagement-weighted, time-decayed feedback (``kernels/als.py``).
+
+Fit: 32 factors, 8 alternating sweeps of vectorised conjugate gradient, log confidence
+``1 + 10·log(1 + r)``; deterministic (seed 0). Request: a known person without new activity uses
+their trained vector; anyone else (a new visitor, or a person whose live session added
+products) is *folded in*: their vector is solved exactly from their items in one 32x32 solve,
+so a session's first clicks already steer it. Products the visitor already interacted with
+are not returned. The reason names the visitor's product closest (in factor space) to the
+candidate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._person import visitor_items
+from ._text import top_positions
+from .base import Candidates, Recommender
+from .kernels.als import ALSParams, ImplicitALS
+from .registry import register
+
+PARAMS = ALSParams(factors=32, regularization=0.05, alpha=10.0, iterations=8, cg_steps=3,
+                   confidence="log", eps=1.0, seed=0)
+
+
+@register("matrix_factorization", context=("person",),
+          description="predicted preference from matrix factorisation (implicit ALS)")
+class MatrixFactorization(Recommender):
+    def fit(self, ds):
+        if ds.R.nnz == 0:
+            return None
+        als = ImplicitALS(PARAMS).fit(ds.R)
+        Y = als.item_factors
+        norms = np.linalg.norm(Y, axis=1).astype(np.float32)
+        return als, norms
+
+    def recommend(self, model, ds, ctx, k):
+        if model is None:
+            return Candidates.empty()
+        als, norms = model
+        items, weights, has_live = visitor_items(ds, ctx)
+        items_in = items[items < als.n_items]
+        if len(items_in) == 0:
+            return Candidates.empty()
+        p = ctx.person
+        if 0 <= p < len(als.user_factors) and not has_live and np.any(als.user_factors[p]):
+            vec = als.user_factors[p]
+        else:
+            vec = als.fold_in(items_in, weights[items < als.n_items])
+        if not np.any(vec):
+            return Candidates.empty()
+        scores = als.scores(vec).astype(np.float32)
+        scores[items_in] = -np.inf
+        n = min(k, als.n_items)
+        cand = np.argpartition(-scores, n - 1)[:n] if n < als.n_items else np.arange(als.n_items)
+        cs = scores[cand]
+        pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
+        cand, cs = cand[pos], cs[pos]
+        if not len(cand):
+            return Candidates.empty()
+        # reason: the visitor's item nearest to each candidate (cosine of factors)
+        Y = als.item_factors
+        seeds = items_in[np.argsort(-weights[items < als.n_items], kind="stable")[:20]]
+        sim = (Y[cand] @ Y[seeds].T) / np.maximum(np.outer(norms[cand], norms[seeds]), 1e-9)
+        best = seeds[np.argmax(sim, axis=1)]
+        return Candidates(cand.astype(np.int32), cs, [f"picked for you (because of {ds.label(int(b))})" for b in best])
