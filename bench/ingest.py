@@ -314,6 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", default="1,10,50", help="events per request, comma-separated (default 1,10,50)")
     ap.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections (default 64)")
     ap.add_argument("--sync", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="uvicorn workers of the funnelrec servers (default 1; the empty endpoint always has 1)")
     ap.add_argument("--no-empty", action="store_true", help="skip the empty-endpoint baseline")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs and print where they are")
@@ -356,7 +358,7 @@ def main(argv=None) -> int:
                    "FUNNELREC_LOG_LEVEL": "warning", "FUNNELREC_DATA_DIR": str(data_dir)}
             tenants = {b: create_tenant(data_dir, f"bench-b{b}", env=env) for b in batches}
             port = free_port()
-            cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1")
+            cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(a.workers))
             srv = stack.enter_context(ServerProcess(cmd, port, env=env, name=f"funnelrec-{sync.lower()}"))
             totals = {b: {"accepted": 0, "acked_events": 0, "duplicates": 0, "rejected": 0, "dropped": 0} for b in batches}
             targets.append(("ingest", sync, srv, {"data_dir": data_dir, "tenants": tenants, "totals": totals}))
@@ -396,7 +398,7 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "client_loop": "uvloop" if _UVLOOP else "asyncio"},
         "settings": {"duration_s": a.duration, "warmup_s": a.warmup, "rounds": a.rounds, "connections": a.connections,
-                     "batches": batches, "sync": syncs, "server": "funnelrec serve, 1 worker, rate limit off"},
+                     "batches": batches, "sync": syncs, "server": f"funnelrec serve, {a.workers} worker(s), rate limit off"},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": [asdict(r) for r in results],
         "targets": targets_met,
