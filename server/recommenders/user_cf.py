@@ -42,7 +42,6 @@ class UserCF(Recommender):
         cand, scores, nb = model.score(row, exclude_user=exclude, n=k)
         if not len(cand):
             return Candidates.empty()
-        Rnb = model.R[nb.users]
-        voters = np.bincount(Rnb.indices, minlength=model.n_items)[cand]
+        voters = model.voters(nb)[cand]
         reasons = [f"chosen by {v} shopper{'s' if v != 1 else ''} with similar taste" for v in voters.tolist()]
         return Candidates(cand.astype(np.int32), scores.astype(np.float32), reasons)

@@ -57,7 +57,11 @@ class UserKNN:
         else:
             self.item_weight = np.ones(R.shape[1])
         self.N = self._normalize(R)
-        self.NT = self.N.T.tocsr()
+        self.NT = self.N.T.tocsr()                 # items × users: similarity by row gathers
+        rs = np.asarray(R.sum(axis=1)).ravel()
+        self.Rrow = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ R)
+        self.Rbin = (R > 0).astype(np.float64).tocsr()
+        self.PT = self.Rbin.T.tocsr()
         return self
 
     def _normalize(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -74,15 +78,28 @@ class UserKNN:
         return sparse.csr_matrix((w[keep], (np.zeros(keep.sum(), dtype=np.int64), items[keep])),
                                  shape=(1, self.n_items))
 
+    @staticmethod
+    def _gather(M: sparse.csr_matrix, rows: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+        """Σ_r weights[r] · M[rows[r]] as a dense vector, by slicing CSR rows (no sparse ops)."""
+        starts, ends = M.indptr[rows], M.indptr[rows + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        if total == 0:
+            return np.zeros(size)
+        idx = np.repeat(ends - lens.cumsum(), lens) + np.arange(total)
+        return np.bincount(M.indices[idx], weights=M.data[idx] * np.repeat(weights, lens), minlength=size)
+
     def neighbours(self, row: sparse.spmatrix, k: int | None = None, exclude_user: int | None = None) -> Neighbourhood:
         k = self.k if k is None else k
+        row = sparse.csr_matrix(row)
         if self.n_users == 0 or row.nnz == 0:
             return Neighbourhood(np.empty(0, dtype=np.int64), np.empty(0))
-        q = self._normalize(sparse.csr_matrix(row))
-        sims = np.asarray((self.N @ q.T).toarray()).ravel()
+        items = row.indices.astype(np.int64)
+        q = row.data * self.item_weight[items]
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        sims = self._gather(self.NT, items, q, self.n_users)
         if self.shrink > 0:
-            present = (sparse.csr_matrix(row) > 0).astype(np.float64).toarray().ravel()
-            overlap = np.asarray((self.R > 0).astype(np.float64) @ present).ravel()
+            overlap = self._gather(self.PT, items, np.ones(len(items)), self.n_users)
             sims = sims * overlap / (overlap + self.shrink)
         sims = np.where(sims >= self.min_sim, sims, -np.inf)
         excl = np.array([exclude_user]) if exclude_user is not None else None
@@ -99,10 +116,7 @@ class UserKNN:
         nb = self.neighbours(row, k, exclude_user)
         if nb.users.size == 0:
             return np.empty(0, dtype=np.int64), np.empty(0), nb
-        Rn = self.R[nb.users]
-        rs = np.asarray(Rn.sum(axis=1)).ravel()
-        Rn = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ Rn)
-        s = np.asarray(Rn.T @ nb.sims).ravel()
+        s = self._gather(self.Rrow, nb.users, nb.sims, self.n_items)
         own = sparse.csr_matrix(row).indices
         excl = np.concatenate([own, np.asarray(exclude_items if exclude_items is not None else [], dtype=np.int64)])
         s = np.where(s > 0, s, -np.inf)
@@ -114,6 +128,12 @@ class UserKNN:
         if nb.users.size == 0:
             return 0
         return int((self.R[nb.users][:, item] > 0).sum())
+
+    def voters(self, nb: Neighbourhood) -> np.ndarray:
+        """Per item, how many of the neighbours have it (dense, for reason strings)."""
+        if nb.users.size == 0:
+            return np.zeros(self.n_items, np.int64)
+        return np.rint(self._gather(self.Rbin, nb.users, np.ones(len(nb.users)), self.n_items)).astype(np.int64)
 
     def all_neighbours(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every trained user's top-k neighbours at once (blocked): (users × k) indices, sims."""

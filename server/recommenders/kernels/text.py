@@ -80,6 +80,7 @@ class TfidfIndex:
         self.idf = np.empty(0)
         self.is_word = np.empty(0, dtype=bool)
         self.matrix = sparse.csr_matrix((0, 0))
+        self._csc: sparse.csc_matrix | None = None   # column access for fast query scoring
 
     # -- fitting -------------------------------------------------------------------------------
     def _doc_terms(self, text: str) -> Counter:
@@ -105,6 +106,7 @@ class TfidfIndex:
         self.idf = np.log((1.0 + n) / (1.0 + dfa)) + 1.0
         self.is_word = np.array([t.startswith("w:") for t in terms], dtype=bool)
         self.matrix = self._vectorize(counts)
+        self._csc = None
         return self
 
     def _vectorize(self, counts: Iterable[Counter]) -> sparse.csr_matrix:
@@ -148,14 +150,42 @@ class TfidfIndex:
         """Vectors for new texts in the fitted vocabulary (unknown terms are ignored)."""
         return self._vectorize(self._doc_terms(t) for t in texts)
 
+    def query_vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A query's (term columns, unit weights) without building a sparse matrix (fast path)."""
+        c = self._doc_terms(text)
+        cols, vals, isw = [], [], []
+        vocab, idf = self.vocab, self.idf
+        for t, tf in c.items():
+            j = vocab.get(t)
+            if j is not None:
+                cols.append(j)
+                vals.append((1.0 + math.log(tf)) * idf[j])
+                isw.append(t[0] == "w")
+        if not cols:
+            return np.zeros(0, np.int64), np.zeros(0)
+        cols_a, v, w = np.array(cols, np.int64), np.array(vals), np.array(isw, bool)
+        wn, gn = math.sqrt(float((v[w] ** 2).sum())), math.sqrt(float((v[~w] ** 2).sum()))
+        v = np.where(w, math.sqrt(self.word_weight) * v / max(wn, 1e-12),
+                     math.sqrt(1.0 - self.word_weight) * v / max(gn, 1e-12))
+        return cols_a, v / max(float(np.linalg.norm(v)), 1e-12)
+
     def query_scores(self, text: str) -> np.ndarray:
         """Cosine of a query against every item (dense, length ``n_items``)."""
         if self.n_items == 0:
             return np.zeros(0)
-        q = self.transform([text])
-        if q.nnz == 0:
+        cols, v = self.query_vector(text)
+        if not len(cols):
             return np.zeros(self.n_items)
-        return np.asarray((self.matrix @ q.T).toarray()).ravel()
+        if self._csc is None:
+            self._csc = self.matrix.tocsc()
+        X = self._csc
+        starts, ends = X.indptr[cols], X.indptr[cols + 1]
+        lens = ends - starts
+        if lens.sum() == 0:
+            return np.zeros(self.n_items)
+        idx = np.repeat(ends - lens.cumsum(), lens) + np.arange(lens.sum())
+        weights = X.data[idx] * np.repeat(v, lens)
+        return np.bincount(X.indices[idx], weights=weights, minlength=self.n_items)
 
     def query(self, text: str, k: int = 10, min_score: float = 1e-9,
               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
