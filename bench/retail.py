@@ -11,8 +11,8 @@ The data set (../shared/data/online-retail/*.csv.gz, or ``--csv``) holds invoice
   ``c<CustomerID>`` (``g<InvoiceNo>`` for guest checkouts, a quarter of the lines), session =
   the invoice, ts = the invoice time; cancellations (``C...``) and non-positive quantities are
   skipped.
-``--scale N`` writes N copies of the events, copy k > 0 with visitor ``...#k``, order ids
-``...#k`` and times shifted by k hours, for the build-time growth figures (synthetic up-scaling).
+``--scale N`` writes N copies of the events, copy k > 0 with visitor ``...-xk``, order ids
+``...-xk`` and times shifted by k hours, for the build-time growth figures (synthetic up-scaling).
 ``--until`` keeps invoices before that date (time split for the offline check).
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ def read_invoices(path: Path, until: str | None = None, since: str | None = None
 
 def purchase_events(invoices, scale: int = 1):
     for k in range(scale):
-        sfx = f"#{k}" if k else ""
+        sfx = f"-x{k}" if k else ""
         shift = k * 3_600_000
         for inv, visitor, ts, ls in invoices:
             merged: dict[str, list] = {}

@@ -193,7 +193,7 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
         recent.append(Recent(product, i, kind, ts, w, in_s))
     recent.sort(key=lambda r: -r.ts)
     bought: dict[str, int] = {}
-    for p, ts in conn.execute("SELECT product, ts FROM order_lines WHERE visitor=? ORDER BY ts DESC LIMIT 300", (visitor,)):
+    for p, ts in conn.execute("SELECT product, ts FROM order_lines WHERE visitor=? ORDER BY ts DESC LIMIT 100", (visitor,)):
         if p not in bought:
             bought[p] = ts
     for n, (p, ts) in enumerate(bought.items()):

@@ -35,6 +35,24 @@ class Neighbours:
         m = row >= 0
         return row[m], sc[m]
 
+    def dense(self, seeds: list[tuple[int, float]], n_items: int, drop: set[int] | None = None) -> np.ndarray | None:
+        """Sum over seeds of seed weight x neighbour score as one dense vector (float32,
+        ``n_items`` long; the seeds themselves and ``drop`` zeroed); None when nothing."""
+        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx) and w > 0]
+        if not seeds:
+            return None
+        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
+        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
+        idx = self.idx[s]
+        m = idx >= 0
+        if not m.any():
+            return None
+        total = np.bincount(idx[m], weights=(self.score[s] * w[:, None])[m], minlength=n_items).astype(np.float32)
+        total[s] = 0
+        if drop:
+            total[[d for d in drop if 0 <= d < n_items]] = 0
+        return total
+
     def gather(self, seeds: list[tuple[int, float]], drop: set[int] | None = None):
         """Sum over seeds of seed weight x neighbour score, vectorised.
 
@@ -63,19 +81,35 @@ class Neighbours:
             keep &= ~np.isin(uniq, np.fromiter(drop, np.int64, len(drop)))
         return uniq[keep].astype(np.int32), total[keep], best[keep]
 
+    def best_seed(self, seeds: list[tuple[int, float]], j: int) -> int:
+        """The seed contributing most to item ``j`` (for its reason; call for shown items only)."""
+        return self.seed_finder(seeds)(j)
+
+    def seed_finder(self, seeds: list[tuple[int, float]]):
+        """A function item -> the seed contributing most to it (-1 if none), vectorised over seeds."""
+        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx)]
+        if not seeds:
+            return lambda j: -1
+        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
+        rows = self.idx[s]
+        contrib = self.score[s] * np.fromiter((w for _, w in seeds), np.float32, len(seeds))[:, None]
+
+        def find(j: int) -> int:
+            v = np.where(rows == j, contrib, -1.0).max(axis=1)
+            k = int(v.argmax())
+            return int(s[k]) if v[k] >= 0 else -1
+        return find
+
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
-        """Top ``k`` of ``gather`` as Candidates, the reason naming the best seed (lazily)."""
+        """Top ``k`` of ``dense`` as Candidates, the reason naming the best seed (lazily)."""
         from .base import Candidates
-        items, scores, best = self.gather(seeds, drop)
-        if len(items) == 0:
+        total = self.dense(seeds, ds.n_items, drop)
+        if total is None:
             return Candidates.empty()
-        if len(items) > k:
-            part = np.argpartition(-scores, k - 1)[:k]
-            items, scores, best = items[part], scores[part], best[part]
-        order = np.argsort(-scores, kind="stable")
-        items, scores, best = items[order], scores[order], best[order]
-        bmap = dict(zip(items.tolist(), best.tolist()))
-        return Candidates(items, scores, lambda j: reason_fmt.format(ds.label(bmap[j])))
+        c = Candidates.top(total, k)
+        find = self.seed_finder(seeds)
+        c.reasons = lambda j: reason_fmt.format(ds.label(find(j)))
+        return c
 
     def nbytes(self) -> int:
         return self.idx.nbytes + self.score.nbytes

@@ -7,8 +7,6 @@ recent item weighs by its engagement weight and recency rank; its neighbours com
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ._common import coview_neighbours, itemcf_neighbours
 from .base import Candidates, Recommender
 from .registry import register
@@ -25,17 +23,19 @@ class RealtimePersonal(Recommender):
         if not seeds:
             return Candidates.empty()
         drop = {ctx.item} if ctx.item >= 0 else None
-        parts = [(coview.gather(seeds, drop), 0.6), (itemcf.gather(seeds, drop), 0.4)]
-        items = np.concatenate([p[0][0] for p in parts])
-        if len(items) == 0:
+        a = coview.dense(seeds, ds.n_items, drop)
+        b = itemcf.dense(seeds, ds.n_items, drop)
+        if a is None and b is None:
             return Candidates.empty()
-        scores = np.concatenate([p[0][1] * p[1] for p in parts])
-        best = np.concatenate([p[0][2] for p in parts])
-        uniq, inv = np.unique(items, return_inverse=True)
-        total = np.bincount(inv, weights=scores, minlength=len(uniq)).astype(np.float32)
-        order = np.lexsort((-scores, inv))
-        first = np.ones(len(order), bool)
-        first[1:] = inv[order][1:] != inv[order][:-1]
-        bmap = dict(zip(uniq.tolist(), best[order][first].tolist()))
+        total = (0.6 * a if a is not None else 0) + (0.4 * b if b is not None else 0)
         c = Candidates.top(total, k)
-        return Candidates(uniq[c.items], c.scores, lambda j: f"because you viewed {ds.label(bmap[j])}")
+        find_a, find_b = coview.seed_finder(seeds), itemcf.seed_finder(seeds)
+
+        def reason(j: int) -> str:
+            s = find_a(j)
+            if s < 0:
+                s = find_b(j)
+            return f"because you viewed {ds.label(s)}"
+
+        c.reasons = reason
+        return c
