@@ -52,6 +52,7 @@ of the tenant clock; ``ds.item(id)`` index or -1; ``ds.label(i)`` title or id fo
 """
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import threading
@@ -191,10 +192,14 @@ def build_dataset(conn: sqlite3.Connection, cfg: SignalConfig = sig.DEFAULT, tz_
     ds.cfg = cfg
     ds.tz_offset_min = tz_offset_min
     conn.execute("BEGIN")  # one snapshot for every query below
+    gc_was_on = gc.isenabled()
+    gc.disable()  # hundreds of thousands of row tuples: no cycle collection passes over them
     try:
         _read(conn, ds, cfg, max_events)
     finally:
         conn.execute("COMMIT")
+        if gc_was_on:
+            gc.enable()
     ds.built_ms = int(time.time() * 1000)
     ds.read_seconds = time.perf_counter() - t0
     return ds
@@ -282,22 +287,37 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
     baskets = _Ids()
     rows = conn.execute(
         "SELECT order_id, product, coalesce('u:' || user_id, 'v:' || visitor), session, quantity, ts FROM order_lines"
-        + (" WHERE ts >= (SELECT min(ts) FROM events WHERE seq > ?)" if min_seq else ""),
+        + (" WHERE ts >= (SELECT min(ts) FROM events WHERE seq > ?)" if min_seq else "") + " ORDER BY order_id",
         (min_seq,) if min_seq else ()).fetchall()
     if rows:
+        # rows come grouped by order (the primary key's order): basket, person and session are
+        # per order, so only their first row of each order is looked up
         c_order, c_product, c_person, c_session, c_qty, c_ts = zip(*rows)
         del rows
+        n_rows = len(c_order)
+        ords = np.array(c_order, dtype=object)
+        start = np.ones(n_rows, bool)
+        start[1:] = ords[1:] != ords[:-1]
+        del ords
+        b_rows = np.cumsum(start) - 1
+        first = np.flatnonzero(start)
+        for i in first.tolist():
+            baskets.get(c_order[i])
+        b_person_keys = [c_person[i] for i in first.tolist()]
         if vu:  # visitors who logged in at some point are that user
             remap = {"v:" + v: "u:" + u for v, u in vu.items()}
-            c_person = [remap.get(k, k) for k in c_person]
-        b_rows = baskets.codes(c_order)
-        b_cols = items.codes(c_product)
-        o_person = persons.codes(c_person)
-        o_session = sessions.codes(c_session)
+            b_person_keys = [remap.get(k, k) for k in b_person_keys]
+        b_person = persons.codes(b_person_keys)
+        b_sess = sessions.codes([c_session[i] for i in first.tolist()])
+        o_person = b_person[b_rows]
+        o_session = b_sess[b_rows]
+        iget = items.index.get
+        b_cols = np.fromiter((iget(p, -1) for p in c_product), np.int64, n_rows)
+        missing = np.flatnonzero(b_cols < 0)
+        if len(missing):
+            b_cols[missing] = items.codes([c_product[i] for i in missing.tolist()])
         o_ts = np.array(c_ts, np.int64)
         o_qty = np.array(c_qty, np.float64)
-        first = np.unique(b_rows, return_index=True)[1]
-        b_person = o_person[first]
         b_ts = o_ts[first]
     else:
         b_rows = b_cols = o_person = o_session = np.zeros(0, np.int64)
