@@ -12,7 +12,6 @@ server's background builder does. The scratch shard lives in a temporary folder.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from ..catalog.importer import import_file
 from ..recommenders import registry
 from ..recommenders.dataset import build_dataset
-from ..recommenders.model import Model
+from ..recommenders.model import Model, build_model
 from ..signals.weights import DEFAULT, SignalConfig
 from ..shards import Shard
 from .formats import CART, PURCHASE, VIEW, Log, Row, _products_from_rows, safe_id
@@ -114,10 +113,10 @@ def build(shard: Shard, cfg: SignalConfig | None = None):
     non-default ``cfg`` (the time-signal experiments) the dataset is read with those weights."""
     conn = shard.connect_read()
     try:
+        if cfg is None or cfg == DEFAULT:
+            return build_model(conn)          # exactly the server's background build
         t0 = time.perf_counter()
-        ds = build_dataset(conn, cfg=cfg or DEFAULT)
-        # derivations may nest (text neighbours over the text index): a re-entrant lock
-        ds._lock = threading.RLock()
+        ds = build_dataset(conn, cfg=cfg)
         fitted, inst, errors, secs = {}, {}, {}, {"_dataset": ds.read_seconds}
         for name, cls in sorted(registry.all_recommenders().items()):
             t1 = time.perf_counter()
