@@ -4,7 +4,7 @@ has not touched yet (``kernels/neighbors.py``).
 The person x product matrix (purchases, carts, reviews, engaged views; log-damped weights) is
 weighted by inverse user frequency (sharing a best seller says less than sharing a niche
 product) and compared by cosine. The visitor is their model row plus the live session, so a
-brand-new visitor is matched from their first views. The 30 nearest persons vote with their
+brand-new visitor is matched from their first views. The 50 nearest persons vote with their
 similarity; products the visitor already has are excluded. Reason: how many similar shoppers
 chose the product.
 """
@@ -18,7 +18,7 @@ from .base import Candidates, Recommender
 from .kernels.neighbors import UserKNN
 from .registry import register
 
-K_NEIGHBOURS = 30
+K_NEIGHBOURS = 50
 
 
 @register("user_cf", context=("person",), description="what shoppers with similar taste chose (user-based CF)")

@@ -24,10 +24,9 @@ def shop(tmp_path):
     return d.events(events)
 
 
-@pytest.mark.parametrize("name", ["user_cf", "matrix_factorization"])
-def test_known_person_gets_their_groups_missing_item(tmp_path, name):
+def test_user_cf_known_person_gets_their_groups_missing_item(tmp_path):
     d = shop(tmp_path)
-    rec, model, ds = fit(d, name)
+    rec, model, ds = fit(d, "user_cf")
     p = ds.person("kv0", "kv0")       # kv0 has k2, k3, k4: misses k1
     out = recs(rec, model, ds, Context(person=p), k=3)
     assert out and out[0][0] == "k1"
@@ -37,12 +36,33 @@ def test_known_person_gets_their_groups_missing_item(tmp_path, name):
     d.close()
 
 
-@pytest.mark.parametrize("name", ["user_cf", "matrix_factorization"])
-def test_new_visitor_session_is_folded_in(tmp_path, name):
+def test_user_cf_new_visitor_session(tmp_path):
     d = shop(tmp_path)
-    rec, model, ds = fit(d, name)
+    rec, model, ds = fit(d, "user_cf")
     out = recs(rec, model, ds, session_ctx(ds, ["g1", "g2"]), k=2)
     assert set(ids(out)) == {"g3", "g4"}
+    d.close()
+
+
+def test_mf_known_person_prefers_their_group_including_repeats(tmp_path):
+    """MF does not drop what the person has (repeat purchases are common; rules decide)."""
+    d = shop(tmp_path)
+    rec, model, ds = fit(d, "matrix_factorization")
+    p = ds.person("kv0", "kv0")       # kv0 has k2, k3, k4: misses k1
+    out = recs(rec, model, ds, Context(person=p), k=8)
+    assert set(ids(out)[:4]) == set(KITCHEN)
+    assert all(r[1] > 0 and r[2].startswith("picked for you") for r in out[:4])
+    # the current product is never returned
+    out = recs(rec, model, ds, Context(person=p, product="k1", item=ds.item("k1")), k=8)
+    assert "k1" not in ids(out)
+    d.close()
+
+
+def test_mf_new_visitor_session_is_folded_in(tmp_path):
+    d = shop(tmp_path)
+    rec, model, ds = fit(d, "matrix_factorization")
+    out = recs(rec, model, ds, session_ctx(ds, ["g1", "g2"]), k=4)
+    assert set(ids(out)) == set(GARDEN)
     d.close()
 
 
@@ -52,8 +72,9 @@ def test_reasons(tmp_path):
     out = recs(rec, model, ds, session_ctx(ds, ["g1", "g2", "g3"]), k=1)
     assert out[0][0] == "g4" and "shoppers with similar taste" in out[0][2]
     rec, model, ds = fit(d, "matrix_factorization")
-    out = recs(rec, model, ds, session_ctx(ds, ["g1"]), k=1)
-    assert out[0][2].startswith("picked for you (because of ")
+    out = dict((r[0], r[2]) for r in recs(rec, model, ds, session_ctx(ds, ["g1", "g2"]), k=4))
+    assert out["g3"] in ("picked for you (because of Item g1)", "picked for you (because of Item g2)")
+    assert out["g1"] == "picked for you (because of Item g2)"      # never "because of" itself
     d.close()
 
 
