@@ -109,3 +109,50 @@ def test_truncate_keeps_indices_and_drops_the_future(tmp_path):
     assert past.B.shape[0] == 1 and set(past.B.indices.tolist()) == {ds.item("a"), ds.item("b")}
     assert past.P[ds.person(None, "v2")].nnz == 0
     assert past.clock_ms < ds.clock_ms
+
+
+def test_learned_ranker_in_the_engine_hook(tmp_path):
+    """A shop with repeat customers: the first request queues the training in the background
+    (the blend answers meanwhile), then the ranker has a version and guard results, and slots
+    are served through run_slot with it in the hook."""
+    import random
+
+    from server.placements import ranker as hook
+    from server.placements.blend import run_slot
+    from server.placements.defaults import DEFAULT_STRATEGIES
+    from server.ranking.ranker import LearnedRanker
+    from tests.engine.fixtures import T0, ShopData, buy, product, view
+
+    rng = random.Random(1)
+    products = [f"p{i}" for i in range(40)]
+    shop = ShopData(tmp_path).products([product(p, category=f"c{i % 5}") for i, p in enumerate(products)])
+    events = []
+    for c in range(60):
+        fav = rng.sample(products, 3)
+        for n in range(8):
+            ts = T0 + (n * 60 + c) * 3_600_000
+            items = rng.sample(fav, 2) + [rng.choice(products)]
+            events.append(view(items[0], visitor=f"v{c}", session=f"s{c}_{n}", ts=ts - 60_000))
+            events.append(buy(f"o{c}_{n}", sorted(set(items)), visitor=f"v{c}", session=f"s{c}_{n}", ts=ts))
+    shop.events(events)
+    model = shop.model()
+    shop.close()
+    learned = LearnedRanker(min_feedback=100)
+    old = hook.get_ranker()
+    hook.set_ranker(learned)
+    try:
+        ctx = Context(tenant="shop", visitor="v3", placement="main", person=model.ds.person(None, "v3"),
+                      clock_ms=model.ds.clock_ms, now_ms=model.ds.clock_ms)
+        first = run_slot(model, ctx, DEFAULT_STRATEGIES["main"], 8, {}, set())
+        assert len(first) == 8                                  # the blend served while training
+        learned.wait_idle(120)
+        st = model.learned_ranker
+        assert isinstance(st, RankerState), st
+        assert st.version.startswith("shop-") and st.guard
+        assert set(st.serving) <= set(st.placements)
+        status = learned.status("shop")
+        assert status["serving_version"] == st.version and status["history"][-1]["guard"] == st.guard
+        again = run_slot(model, ctx, DEFAULT_STRATEGIES["main"], 8, {}, set())
+        assert len(again) == 8 and len({e[0] for e in again}) == 8
+    finally:
+        hook.set_ranker(old)
