@@ -45,6 +45,7 @@ MAX_NEW = 500
 WORKERS = 8
 RETRY_FAILED_S = 3600.0
 MAX_BYTES = 8 * 1024 * 1024
+RESERVED_TLDS = {"example", "invalid", "test", "localhost", "local"}
 
 
 class ImageFetcher(Protocol):
@@ -88,6 +89,8 @@ class DefaultFetcher:
     def _check_host(self, host: str, port: int) -> None:
         """Resolve once per host and ``RETRY_FAILED_S``: a catalog's images share few hosts, and
         a host that does not resolve (or is private) must not cost a DNS timeout per image."""
+        if host.rsplit(".", 1)[-1].lower() in RESERVED_TLDS or not host:
+            raise FetchError(f"reserved host name {host!r} (RFC 2606/6761)")
         hit = self._hosts.get(host)
         if hit is not None and time.time() - hit[1] < RETRY_FAILED_S:
             if hit[0]:
@@ -181,21 +184,27 @@ def image_vectors(refs: dict[int, str], embedder: ImageEmbedder, fetcher: ImageF
         return out
     check = getattr(fetcher, "_check_host", None)
     if check is not None and not getattr(fetcher, "allow_private", False):
+        # resolve each host once, in parallel, within half the budget: a host that fails (or is
+        # private) fails all its images at once, without a DNS timeout per image
+        hosts = sorted({urllib.parse.urlsplit(ref).hostname or "" for _, ref in todo})
         bad_hosts: set[str] = set()
-        t_hosts = time.monotonic()
-        for host in sorted({urllib.parse.urlsplit(ref).hostname for _, ref in todo} - {None}):
-            if time.monotonic() - t_hosts > budget_s / 2:
-                break
+        ok_hosts: set[str] = set()
+        hpool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="image-dns")
+        try:
+            futs = {hpool.submit(check, h, 443): h for h in hosts}
             try:
-                check(host, 443)
-            except FetchError:
-                bad_hosts.add(host)
-        if bad_hosts:
-            for i, ref in todo:
-                if urllib.parse.urlsplit(ref).hostname in bad_hosts:
-                    with _memory_lock:
-                        _memory[(embedder.name, ref)] = time.time()
-            todo = [(i, ref) for i, ref in todo if urllib.parse.urlsplit(ref).hostname not in bad_hosts]
+                for fut in concurrent.futures.as_completed(futs, timeout=budget_s / 2):
+                    (bad_hosts if fut.exception() is not None else ok_hosts).add(futs[fut])
+            except concurrent.futures.TimeoutError:
+                pass   # unresolved hosts wait for the next build
+        finally:
+            hpool.shutdown(wait=False, cancel_futures=True)
+        for i, ref in todo:
+            if (urllib.parse.urlsplit(ref).hostname or "") in bad_hosts:
+                with _memory_lock:
+                    _memory[(embedder.name, ref)] = time.time()
+        todo = [(i, ref) for i, ref in todo if (urllib.parse.urlsplit(ref).hostname or "") in ok_hosts
+                or urllib.parse.urlsplit(ref).scheme not in ("http", "https")]
         if not todo:
             return out
 
