@@ -139,3 +139,14 @@ def test_review_based_cold_start(tmp_path):
     assert model is None
     assert len(rec.recommend(model, ds, Context(product="cup", item=ds.item("cup")), 5)) == 0
     d.close()
+
+
+def test_search_keyword_new_query_borrows_similar_known_query(tmp_path):
+    d = catalog(tmp_path)
+    d.events([search("니트 가디건", f"v{n}", f"s{n}", T0 + n * MIN) for n in range(3)]
+             + [view("sweater", f"v{n}", f"s{n}", T0 + n * MIN + 1000) for n in range(3)])
+    rec, model, ds = fit(d, "search_keyword")
+    out = recs(rec, model, ds, Context(query="니트가디건"), k=2)     # no space: never searched as such
+    assert "sweater" in ids(out)
+    assert dict((r[0], r[2]) for r in out)["sweater"] == "chosen by people who searched '니트가디건'"
+    d.close()
