@@ -65,6 +65,8 @@ import scipy.sparse as sp
 from ..signals import weights as sig
 from ..signals.weights import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW, SignalConfig
 
+ORDER_CHUNK = 100_000  # order lines read per chunk
+
 _EVENT_KIND = {"add_to_cart": CART, "remove_from_cart": REMOVE, "rec_impression": IMPRESSION,
                "rec_click": CLICK, "review": REVIEW}
 
@@ -285,40 +287,60 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
 
     # purchases: order lines (columnar: the person key is computed by SQLite)
     baskets = _Ids()
-    rows = conn.execute(
+    ol = conn.execute(
         "SELECT order_id, product, coalesce('u:' || user_id, 'v:' || visitor), session, quantity, ts FROM order_lines"
         + (" WHERE ts >= (SELECT min(ts) FROM events WHERE seq > ?)" if min_seq else "") + " ORDER BY order_id",
-        (min_seq,) if min_seq else ()).fetchall()
-    if rows:
-        # rows come grouped by order (the primary key's order): basket, person and session are
-        # per order, so only their first row of each order is looked up
+        (min_seq,) if min_seq else ())
+    # rows come grouped by order (the primary key's order), read in chunks to bound memory:
+    # basket, person and session are per order, so only the first row of an order is looked up
+    remap = {"v:" + v: "u:" + u for v, u in vu.items()}
+    iget = items.index.get
+    prev_order = None
+    bp_parts, bs_parts, rows_b, rows_i, rows_ts, rows_q = [], [], [], [], [], []
+    while True:
+        rows = ol.fetchmany(ORDER_CHUNK)
+        if not rows:
+            break
         c_order, c_product, c_person, c_session, c_qty, c_ts = zip(*rows)
         del rows
         n_rows = len(c_order)
         ords = np.array(c_order, dtype=object)
         start = np.ones(n_rows, bool)
         start[1:] = ords[1:] != ords[:-1]
+        start[0] = c_order[0] != prev_order
         del ords
-        b_rows = np.cumsum(start) - 1
-        first = np.flatnonzero(start)
-        for i in first.tolist():
+        prev_order = c_order[-1]
+        offset = len(baskets.ids)
+        first = np.flatnonzero(start).tolist()
+        for i in first:
             baskets.get(c_order[i])
-        b_person_keys = [c_person[i] for i in first.tolist()]
-        if vu:  # visitors who logged in at some point are that user
-            remap = {"v:" + v: "u:" + u for v, u in vu.items()}
-            b_person_keys = [remap.get(k, k) for k in b_person_keys]
-        b_person = persons.codes(b_person_keys)
-        b_sess = sessions.codes([c_session[i] for i in first.tolist()])
+        keys = [c_person[i] for i in first]
+        if remap:  # visitors who logged in at some point are that user
+            keys = [remap.get(k, k) for k in keys]
+        bp_parts.append(persons.codes(keys))
+        bs_parts.append(sessions.codes([c_session[i] for i in first]))
+        rows_b.append(offset + np.cumsum(start) - 1)  # leading rows of a straddling order: offset - 1
+        cols = np.fromiter((iget(p, -1) for p in c_product), np.int64, n_rows)
+        missing = np.flatnonzero(cols < 0)
+        if len(missing):
+            cols[missing] = items.codes([c_product[i] for i in missing.tolist()])
+        rows_i.append(cols)
+        rows_ts.append(np.array(c_ts, np.int64))
+        rows_q.append(np.array(c_qty, np.float64))
+        del c_order, c_product, c_person, c_session, c_qty, c_ts
+    if rows_b:
+        b_rows = np.concatenate(rows_b)
+        b_cols = np.concatenate(rows_i)
+        b_person = np.concatenate(bp_parts)
+        b_sess = np.concatenate(bs_parts)
         o_person = b_person[b_rows]
         o_session = b_sess[b_rows]
-        iget = items.index.get
-        b_cols = np.fromiter((iget(p, -1) for p in c_product), np.int64, n_rows)
-        missing = np.flatnonzero(b_cols < 0)
-        if len(missing):
-            b_cols[missing] = items.codes([c_product[i] for i in missing.tolist()])
-        o_ts = np.array(c_ts, np.int64)
-        o_qty = np.array(c_qty, np.float64)
-        b_ts = o_ts[first]
+        o_ts = np.concatenate(rows_ts)
+        o_qty = np.concatenate(rows_q)
+        starts = np.ones(len(b_rows), bool)
+        starts[1:] = b_rows[1:] != b_rows[:-1]
+        b_ts = o_ts[starts]
+        del rows_b, rows_i, bp_parts, bs_parts, rows_ts, rows_q
     else:
         b_rows = b_cols = o_person = o_session = np.zeros(0, np.int64)
         o_ts = np.zeros(0, np.int64)

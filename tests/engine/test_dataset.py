@@ -35,3 +35,20 @@ def test_empty_shard(tmp_path):
     m = d.model()
     assert m.ds.n_items == 0 and m.ds.clock_ms == 0
     d.close()
+
+
+def test_order_lines_read_in_chunks_gives_the_same_baskets(tmp_path, monkeypatch):
+    import server.recommenders.dataset as D
+    d = ShopData(tmp_path).products([product(p) for p in "abcdef"])
+    d.events([buy(f"o{n}", list("abcdef")[n % 3:n % 3 + 3], f"v{n % 4}", f"s{n}", T0 + n) for n in range(9)])
+    conn = d.shard.connect_read()
+    whole = D.build_dataset(conn)
+    monkeypatch.setattr(D, "ORDER_CHUNK", 2)  # orders straddle chunks
+    chunked = D.build_dataset(conn)
+    conn.close()
+
+    def baskets(ds):
+        return sorted((ds.basket_ids[b], ds.person_ids[ds.basket_person[b]], tuple(sorted(ds.item_ids[i] for i in ds.B[b].indices)))
+                      for b in range(ds.B.shape[0]))
+    assert baskets(whole) == baskets(chunked) and len(baskets(whole)) == 9
+    d.close()
