@@ -34,6 +34,7 @@ from .split import Split
 
 TASKS = ("next_item", "next_new_item", "next_basket", "bought_together")
 RECENT = 60  # as serving.RECENT_EVENTS
+BOUGHT = 200  # as serving.live_context's purchases
 _KIND = {VIEW: sig.VIEW, CART: sig.CART, PURCHASE: sig.PURCHASE}
 
 
@@ -56,17 +57,25 @@ def _weight(ds, item: int, kind: str, engaged, scroll, cfg: sig.SignalConfig) ->
 
 def _context(ds, visitor: str | None, session: str | None, now: int, history: list[Row], session_rows: list[Row],
              cfg: sig.SignalConfig, page: str) -> Context:
-    """Context as serving builds it: newest first, engagement-weighted, purchases as ``bought``."""
+    """Context as ``serving.live_context`` builds it: the visitor's latest 60 interactions
+    (newest first, engagement-weighted, in-session flagged) plus the products they bought (the
+    200 most recent, as ``bought`` and as purchase interactions)."""
     recent: list[Recent] = []
     bought: dict[str, int] = {}
     for r in session_rows[-RECENT:]:
         i = ds.item(r[4])
         recent.append(Recent(r[4], i, _KIND[r[3]], r[0], _weight(ds, i, r[3], r[8], r[9], cfg), True))
-    for r in history[-RECENT:]:
+    others = [r for r in history if r[3] != PURCHASE]
+    for r in others[-max(RECENT - len(recent), 0):]:
         i = ds.item(r[4])
-        if r[3] == PURCHASE:
-            bought[r[4]] = max(bought.get(r[4], 0), r[0])
         recent.append(Recent(r[4], i, _KIND[r[3]], r[0], _weight(ds, i, r[3], r[8], r[9], cfg), False))
+    for r in history:
+        if r[3] == PURCHASE and r[0] >= bought.get(r[4], 0):
+            bought[r[4]] = r[0]
+    if len(bought) > BOUGHT:
+        bought = dict(sorted(bought.items(), key=lambda kv: -kv[1])[:BOUGHT])
+    for p, ts in bought.items():
+        recent.append(Recent(p, ds.item(p), sig.PURCHASE, ts, cfg.purchase, False))
     recent.sort(key=lambda x: -x.ts)
     lt = time.gmtime(now / 1000 + ds.tz_offset_min * 60)
     return Context(tenant="evaluation", visitor=visitor, session=session, page_type=page, recent=recent, bought=bought,
