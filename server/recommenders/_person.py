@@ -2,7 +2,8 @@
 
 ``visitor_items(ds, ctx)``: the person's row of the model's feedback matrix ``ds.R`` (what they
 did up to the last build) merged with the live session items read at request time
-(``ctx.session_items``), so an event posted a moment ago counts on the very next request.
+(``ctx.session_items``), the current product (weight 1) and the cart / order items (weight 3, a
+cart add), so an event posted a moment ago counts on the very next request.
 """
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
             if i not in known:
                 has_live = True
             w[i] = max(w.get(i, 0.0), float(v))
-    if ctx.item >= 0 and ctx.item < ds.n_items and ctx.item not in w:
-        w[ctx.item] = 1.0
-        has_live = True
+    extra = [(int(ctx.item), 1.0)] if 0 <= ctx.item < ds.n_items else []
+    extra += [(int(i), 3.0) for i in list(ctx.cart_items) + list(ctx.order_items) if 0 <= int(i) < ds.n_items]
+    for i, v in extra:                      # the current product, the cart, the order
+        if i not in known:
+            has_live = True
+        w[i] = max(w.get(i, 0.0), v)
     if not w:
         return np.zeros(0, np.int64), np.zeros(0), False
     items = np.fromiter(w.keys(), np.int64, len(w))

@@ -31,7 +31,7 @@ PARAMS = ALSParams(factors=48, regularization=1.0, alpha=2.0, iterations=8, cg_s
 TYPICAL_CONFIDENCE = 6.0   # extra confidence of a median cell: alpha = 6 / median weight
 
 
-@register("matrix_factorization", context=("person",),
+@register("matrix_factorization",
           description="predicted preference from matrix factorisation (implicit ALS)")
 class MatrixFactorization(Recommender):
     def fit(self, ds):

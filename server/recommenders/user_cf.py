@@ -21,7 +21,7 @@ from .registry import register
 K_NEIGHBOURS = 50
 
 
-@register("user_cf", context=("person",), description="what shoppers with similar taste chose (user-based CF)")
+@register("user_cf", description="what shoppers with similar taste chose (user-based CF)")
 class UserCF(Recommender):
     def fit(self, ds):
         if ds.R.nnz == 0:

@@ -108,3 +108,15 @@ def test_mf_is_deterministic(tmp_path):
     _, m2, _ = fit(d, "matrix_factorization")
     assert np.array_equal(m1[0].item_factors, m2[0].item_factors)
     d.close()
+
+
+@pytest.mark.parametrize("name", ["user_cf", "matrix_factorization"])
+def test_cart_alone_is_enough(tmp_path, name):
+    """Checkout of a visitor the model does not know: the cart items seed the visitor."""
+    d = shop(tmp_path)
+    rec, model, ds = fit(d, name)
+    ctx = Context(cart=["g1", "g2"], cart_items=np.array([ds.item("g1"), ds.item("g2")], np.int32))
+    assert rec.applicable(ctx)
+    out = recs(rec, model, ds, ctx, k=4)
+    assert {"g3", "g4"} <= set(ids(out))
+    d.close()

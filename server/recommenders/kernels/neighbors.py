@@ -46,7 +46,7 @@ class UserKNN:
         return self.R.shape[1]
 
     def fit(self, R: sparse.spmatrix) -> "UserKNN":
-        R = sparse.csr_matrix(R, dtype=np.float64)
+        R = sparse.csr_matrix(R, dtype=np.float32)
         R.data = np.maximum(R.data, 0.0)
         R.eliminate_zeros()
         self.R = R
@@ -56,12 +56,11 @@ class UserKNN:
             self.item_weight = np.log1p(n_u / np.maximum(users_per_item, 1.0))
         else:
             self.item_weight = np.ones(R.shape[1])
-        self.N = self._normalize(R)
+        self.N = self._normalize(R).astype(np.float32)
         self.NT = self.N.T.tocsr()                 # items × users: similarity by row gathers
         rs = np.asarray(R.sum(axis=1)).ravel()
-        self.Rrow = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ R)
-        self.Rbin = (R > 0).astype(np.float64).tocsr()
-        self.PT = self.Rbin.T.tocsr()
+        self.Rrow = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ R).astype(np.float32)
+        self.PT = (R > 0).astype(np.float32).T.tocsr() if self.shrink > 0 else None
         return self
 
     def _normalize(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -79,15 +78,20 @@ class UserKNN:
                                  shape=(1, self.n_items))
 
     @staticmethod
-    def _gather(M: sparse.csr_matrix, rows: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
-        """Σ_r weights[r] · M[rows[r]] as a dense vector, by slicing CSR rows (no sparse ops)."""
+    def _gather(M: sparse.csr_matrix, rows: np.ndarray, weights: np.ndarray, size: int,
+                binary: bool = False) -> np.ndarray:
+        """Σ_r weights[r] · M[rows[r]] as a dense vector, by slicing CSR rows (no sparse ops);
+        ``binary``: count stored entries instead of using their values."""
         starts, ends = M.indptr[rows], M.indptr[rows + 1]
         lens = ends - starts
         total = int(lens.sum())
         if total == 0:
             return np.zeros(size)
         idx = np.repeat(ends - lens.cumsum(), lens) + np.arange(total)
-        return np.bincount(M.indices[idx], weights=M.data[idx] * np.repeat(weights, lens), minlength=size)
+        w = np.repeat(np.asarray(weights, np.float64), lens)
+        if not binary:
+            w = w * M.data[idx]
+        return np.bincount(M.indices[idx], weights=w, minlength=size)
 
     def neighbours(self, row: sparse.spmatrix, k: int | None = None, exclude_user: int | None = None) -> Neighbourhood:
         k = self.k if k is None else k
@@ -133,7 +137,7 @@ class UserKNN:
         """Per item, how many of the neighbours have it (dense, for reason strings)."""
         if nb.users.size == 0:
             return np.zeros(self.n_items, np.int64)
-        return np.rint(self._gather(self.Rbin, nb.users, np.ones(len(nb.users)), self.n_items)).astype(np.int64)
+        return np.rint(self._gather(self.Rrow, nb.users, np.ones(len(nb.users)), self.n_items, binary=True)).astype(np.int64)
 
     def all_neighbours(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every trained user's top-k neighbours at once (blocked): (users × k) indices, sims."""
