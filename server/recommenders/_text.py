@@ -2,9 +2,10 @@
 
 ``product_documents(ds)``: one document per dataset item, the title twice (it matters most),
 brand, the category path levels, tags, attribute values and the start of the description.
-``text_index(ds)``: the shared TF-IDF (words + 2-3 character n-grams) of those documents,
-built once per model build through ``ds.derived`` and used by content_based, search_keyword
-and demographic (interests → products). ``fuzzy_index(ds)``: a character-heavy index (1-3
+``text_index(ds)``: the TF-IDF (words + 2-3 character n-grams) of those documents for item
+neighbours (content_based); ``search_index(ds)``: the same with the full vocabulary, for
+queries (search_keyword, demographic interests). Both built once per model build through
+``ds.derived``. ``fuzzy_index(ds)``: a character-heavy index (1-3
 grams, words weigh only 20 %) of the short fields only, for zero-result alternatives, where a
 misspelling or half a Korean word must still land somewhere.
 """
@@ -43,8 +44,16 @@ def product_documents(ds, description: bool = True) -> list[str]:
 
 
 def text_index(ds) -> TfidfIndex:
+    """For item neighbours: terms in more than half of a 50+ product catalog are dropped (they
+    say little about similarity and make the all-pairs product dense: half the build time)."""
     return ds.derived("text_index", lambda ds: TfidfIndex(word_weight=0.5, max_df=0.5 if ds.n_items >= 50 else 1.0)
                       .fit(product_documents(ds)))
+
+
+def search_index(ds) -> TfidfIndex:
+    """For queries: the full vocabulary, so a search for the shop's most common word ("셔츠" in
+    a shirt shop) still matches; only query scoring, no all-pairs neighbours."""
+    return ds.derived("search_index", lambda ds: TfidfIndex(word_weight=0.5).fit(product_documents(ds)))
 
 
 def fuzzy_index(ds) -> TfidfIndex:

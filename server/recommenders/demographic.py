@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 from scipy import sparse
 
-from ._text import text_index, top_positions
+from ._text import search_index, top_positions
 from .base import Candidates, Recommender
 from .kernels.text import normalize
 from .registry import register
@@ -124,7 +124,7 @@ class Demographic(Recommender):
     def fit(self, ds):
         if not ds.n_items:
             return None
-        return DemographicModel(ds), text_index(ds)
+        return DemographicModel(ds), search_index(ds)
 
     def recommend(self, model, ds, ctx, k):
         if model is None or not ctx.profile:

@@ -20,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..signals import CART, PURCHASE, VIEW
-from ._text import text_index, top_positions
+from ._text import search_index, top_positions
 from .base import Candidates, Recommender
 from .kernels.text import TfidfIndex, normalize
 from .registry import register
@@ -107,7 +107,7 @@ class SearchKeyword(Recommender):
     def fit(self, ds):
         if not ds.n_items:
             return None
-        return text_index(ds), QueryBehaviour(ds)
+        return search_index(ds), QueryBehaviour(ds)
 
     def recommend(self, model, ds, ctx, k):
         if model is None or not (ctx.query and ctx.query.strip()):

@@ -150,3 +150,13 @@ def test_search_keyword_new_query_borrows_similar_known_query(tmp_path):
     assert "sweater" in ids(out)
     assert dict((r[0], r[2]) for r in out)["sweater"] == "chosen by people who searched '니트가디건'"
     d.close()
+
+
+def test_search_for_the_shops_most_common_word(tmp_path):
+    """'셔츠' is in most titles of a shirt shop: still a match (no max_df for queries)."""
+    d = ShopData(tmp_path).products([product(f"s{i}", f"셔츠 모델{i}") for i in range(60)]
+                                    + [product(f"b{i}", f"가방 {i}") for i in range(10)])
+    rec, model, ds = fit(d, "search_keyword")
+    out = recs(rec, model, ds, Context(query="셔츠"), k=5)
+    assert len(out) == 5 and all(p.startswith("s") for p in ids(out))
+    d.close()

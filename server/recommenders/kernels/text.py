@@ -106,7 +106,7 @@ class TfidfIndex:
         self.idf = np.log((1.0 + n) / (1.0 + dfa)) + 1.0
         self.is_word = np.array([t.startswith("w:") for t in terms], dtype=bool)
         self.matrix = self._vectorize(counts)
-        self._csc = None
+        self._csc = self.matrix.tocsc()   # built now, not on the first request
         return self
 
     def _vectorize(self, counts: Iterable[Counter]) -> sparse.csr_matrix:
