@@ -29,6 +29,7 @@ import sqlite3
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from typing import Optional
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -127,6 +128,8 @@ class Engine:
                                  rebuild_interval_s=float(g("engine_rebuild_interval_s", 300.0)),
                                  max_events=int(g("engine_max_events", 5_000_000)) or None)
         self.configs = strategies.ConfigCache()
+        size = int(g("engine_result_cache_size", 20_000))
+        self.cache = ResultCache(size) if size > 0 else None
         self._conns: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self._tick_task: asyncio.Task | None = None
 
@@ -216,6 +219,47 @@ def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
             "segment": row[4], "attrs": json.loads(row[5] or "{}")}
 
 
+# -- result cache ------------------------------------------------------------------------
+class ResultCache:
+    """A small LRU of computed slot lists, per process. The key holds everything a result
+    depends on: the model build, the config version, the page, the slots with their rules and
+    chosen variants, the person, the visitor's live state (recent products with kinds and
+    rounded weights, purchases inside the exclusion window) and the hour. So a cached answer is
+    exactly what would be computed again; a new event changes the live state and misses."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._d: "OrderedDict[tuple, list]" = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        v = self._d.get(key)
+        if v is None:
+            self.misses += 1
+            return None
+        self._d.move_to_end(key)
+        self.hits += 1
+        return v
+
+    def put(self, key, value) -> None:
+        self._d[key] = value
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+
+def _cache_key(slug, model, version, body: Body, plan, recent, bought, clock_ms, now_ms, hour) -> tuple:
+    page = body.page
+    limit = max(clock_ms, now_ms) - 30 * 86_400_000
+    return (
+        slug, model.built_at, id(model), version, page.type, page.product, page.category, page.query, tuple(page.cart), tuple(page.order),
+        tuple((s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
+              for s, pname, strat in plan),
+        model.ds.person(body.user, body.visitor), body.user,
+        tuple((r.item, r.kind, round(r.weight, 1), r.in_session) for r in recent[:24]),
+        tuple(sorted(p for p, ts in bought.items() if ts >= limit)), hour,
+    )
+
+
 # -- cold start before the first model --------------------------------------------------
 def _catalog_only(conn: sqlite3.Connection, count: int, exclude: set[str]) -> list[tuple]:
     rows = conn.execute("SELECT id, title, url, image, price, currency FROM products WHERE in_stock=1"
@@ -268,36 +312,51 @@ async def recommend(request: Request) -> Response:
     else:
         ds = model.ds
         recent, bought, newest = live_context(conn, ds, body.visitor, body.session)
-        ctx = Context(
-            tenant=tenant.slug, visitor=body.visitor, session=body.session, user=body.user, locale=body.locale,
-            page_type=page.type, product=page.product, item=ds.item(page.product),
-            category=page.category, query=page.query,
-            cart=page.cart, cart_items=np.array([i for i in map(ds.item, page.cart) if i >= 0], np.int32),
-            order=page.order, order_items=np.array([i for i in map(ds.item, page.order) if i >= 0], np.int32),
-            recent=recent, bought=bought, person=ds.person(body.user, body.visitor),
-            profile=_profile(conn, body.user), now_ms=now_ms, clock_ms=max(ds.clock_ms, newest),
-        )
         lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
-        ctx.hour, ctx.weekday = lt.tm_hour, lt.tm_wday
-        page_seen: set[int] = set()
+        clock_ms = max(ds.clock_ms, newest)
+        plan = []
         for slot in body.slots:
             pname, variants = strategies.resolve(cfg, slot.placement)
-            strat = strategies.choose_variant(variants, who, pname)
-            ctx.placement = pname
-            rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
-            chosen = run_slot(model, ctx, strat, slot.count, rules, page_seen)
+            plan.append((slot, pname, strategies.choose_variant(variants, who, pname)))
+        key = None
+        if eng.cache is not None:
+            key = _cache_key(tenant.slug, model, version, body, plan, recent, bought, clock_ms, now_ms, lt.tm_hour)
+            hit = eng.cache.get(key)
+        else:
+            hit = None
+        if hit is None:
+            ctx = Context(
+                tenant=tenant.slug, visitor=body.visitor, session=body.session, user=body.user, locale=body.locale,
+                page_type=page.type, product=page.product, item=ds.item(page.product),
+                category=page.category, query=page.query,
+                cart=page.cart, cart_items=np.array([i for i in map(ds.item, page.cart) if i >= 0], np.int32),
+                order=page.order, order_items=np.array([i for i in map(ds.item, page.order) if i >= 0], np.int32),
+                recent=recent, bought=bought, person=ds.person(body.user, body.visitor),
+                profile=_profile(conn, body.user), now_ms=now_ms, clock_ms=clock_ms, hour=lt.tm_hour,
+                weekday=lt.tm_wday,
+            )
+            page_seen: set[int] = set()
+            hit = []
+            for slot, pname, strat in plan:
+                ctx.placement = pname
+                rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
+                chosen = run_slot(model, ctx, strat, slot.count, rules, page_seen)
+                items = []
+                for i, reason, _src in chosen:
+                    price = ds.price[i]
+                    items.append({"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
+                                  "price": None if price != price else float(price),
+                                  "currency": ds.currency[i] or currency, "reason": reason})
+                hit.append((items, _encode([ds.item_ids[e[0]] for e in chosen]).decode(),
+                            _encode([e[2] for e in chosen]).decode()))
+            if key is not None:
+                eng.cache.put(key, hit)
+        for (slot, pname, strat), (items, products, sources) in zip(plan, hit):
             rec_id = "r_" + uuid.uuid4().hex[:20]
-            items = []
-            for i, reason, _src in chosen:
-                price = ds.price[i]
-                items.append({"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
-                              "price": None if price != price else float(price),
-                              "currency": ds.currency[i] or currency, "reason": reason})
             out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strat.get("strategy", pname),
                             "variant": strat.get("name", "A"), "items": items}
             served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
-                           strat.get("strategy", pname), strat.get("name", "A"), version,
-                           _encode([ds.item_ids[e[0]] for e in chosen]).decode(), _encode([e[2] for e in chosen]).decode()))
+                           strat.get("strategy", pname), strat.get("name", "A"), version, products, sources))
     _store_served(shard, served)
     payload = {"ok": True, "currency": currency, "locale": body.locale or tenant.locale, "slots": out}
     return Response(_encode(payload), media_type="application/json", headers=cors)

@@ -135,3 +135,13 @@ def test_strategy_api_versions_and_variants(client, shop):
     vs = client.get("/v1/strategies/versions", headers=shop.auth).json()["versions"]
     assert [v["version"] for v in vs] == [3, 2, 1]
     assert client.get("/v1/strategies", headers={"authorization": f"Bearer {shop.site_key}"}).status_code == 403
+
+
+def test_repeat_request_same_items_new_rec_id(client, shop, app):
+    _shop_with_sessions(client, shop)
+    slots = [{"id": "a", "placement": "detail_similar", "count": 3}, {"id": "b", "placement": "main", "count": 3}]
+    one = _rec(client, shop, slots, page={"type": "detail", "product": "p1"}).json()["slots"]
+    two = _rec(client, shop, slots, page={"type": "detail", "product": "p1"}).json()["slots"]
+    assert app.state.engine.cache.hits >= 1
+    for k in ("a", "b"):
+        assert one[k]["items"] == two[k]["items"] and one[k]["rec_id"] != two[k]["rec_id"]
