@@ -46,8 +46,7 @@ def product_documents(ds, description: bool = True) -> list[str]:
 def text_index(ds) -> TfidfIndex:
     """For item neighbours: terms in more than half of a 50+ product catalog are dropped (they
     say little about similarity and make the all-pairs product dense: half the build time)."""
-    return ds.derived("text_index", lambda ds: TfidfIndex(word_weight=0.5, max_df=0.5 if ds.n_items >= 50 else 1.0)
-                      .fit(product_documents(ds)))
+    return ds.derived("text_index", lambda ds: search_index(ds).pruned(0.5) if ds.n_items >= 50 else search_index(ds))
 
 
 def search_index(ds) -> TfidfIndex:

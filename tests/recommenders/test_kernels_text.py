@@ -80,3 +80,14 @@ def test_similar_to_vector_mean_of_items():
     v = ix.matrix[[0, 4]].mean(axis=0)           # a visitor who looked at a cardigan and a mug
     items, _ = ix.similar_to_vector(np.asarray(v).ravel(), k=3, exclude=np.array([0, 4]))
     assert set(items[:2].tolist()) == {1, 5}
+
+
+def test_pruned_equals_fit_with_max_df():
+    docs = [f"셔츠 모델{i} {'면' if i % 3 else '울'}" for i in range(20)] + ["가방 가죽", "가방 캔버스"]
+    full = TfidfIndex().fit(docs)
+    a = full.pruned(0.5)
+    b = TfidfIndex(max_df=0.5).fit(docs)
+    assert a.vocab == b.vocab
+    assert np.allclose(a.matrix.toarray(), b.matrix.toarray(), atol=1e-6)
+    assert "w:셔츠" in full.vocab and "w:셔츠" not in a.vocab
+    assert np.allclose(a.query_scores("가방"), b.query_scores("가방"), atol=1e-6)

@@ -220,5 +220,5 @@ def group_lift(W: sparse.spmatrix | np.ndarray, labels: np.ndarray, n_groups: in
     Wg = gw.sum(axis=1, keepdims=True)
     p_group = (gw + prior * p_global[None, :]) / (Wg + prior)
     lift = np.divide(p_group, p_global[None, :], out=np.ones_like(p_group), where=p_global[None, :] > 0)
-    score = np.where(lift > 1.0, p_group * np.log(np.maximum(lift, 1e-12)), 0.0)
+    score = np.where(lift > 1.0 + 1e-6, p_group * np.log(np.maximum(lift, 1e-12)), 0.0)   # not rounding noise
     return score, lift

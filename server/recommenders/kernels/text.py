@@ -141,6 +141,24 @@ class TfidfIndex:
         X.eliminate_zeros()
         return X
 
+    def pruned(self, max_df: float) -> "TfidfIndex":
+        """A copy without the terms in more than ``max_df`` (a share) of the items, computed from
+        this fitted index (no second tokenisation). Rows are exactly what ``fit`` with that
+        ``max_df`` gives: idf does not change and each block is renormalised."""
+        n = self.n_items
+        df = np.bincount(self.matrix.indices, minlength=len(self.vocab))
+        keep = (df <= max_df * n) if n > 1 else np.ones(len(self.vocab), bool)
+        cols = np.flatnonzero(keep)
+        remap = np.full(len(self.vocab), -1, np.int64)
+        remap[cols] = np.arange(len(cols))
+        new = TfidfIndex(self.ngram_range, self.word_weight, self.min_df, max_df, self.max_features)
+        new.vocab = {t: int(remap[j]) for t, j in self.vocab.items() if keep[j]}
+        new.idf = self.idf[cols]
+        new.is_word = self.is_word[cols]
+        new.matrix = new._normalize_blocks(self.matrix[:, cols].astype(np.float64).tocsr())
+        new._csc = new.matrix.tocsc()
+        return new
+
     # -- using ---------------------------------------------------------------------------------
     @property
     def n_items(self) -> int:
