@@ -139,9 +139,8 @@ class ClassicalEmbedder:
         self.dim = (8 * 3 * 3 + 3) + 63 + 8 * 4
 
     def embed(self, image_bytes: bytes) -> np.ndarray:
+        img = decode_rgb(image_bytes)          # ImageDecodeError also when Pillow is missing
         from PIL import Image
-
-        img = decode_rgb(image_bytes)
         small = np.asarray(img.resize((64, 64), Image.BILINEAR), dtype=np.uint8)
         grey64 = np.asarray(img.convert("L").resize((64, 64), Image.BILINEAR), dtype=np.float64) / 255.0
         grey32 = np.asarray(img.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float64) / 255.0
@@ -152,9 +151,8 @@ class ClassicalEmbedder:
 
 def phash_hex(image_bytes: bytes) -> str:
     """The 64-bit pHash as 16 hex digits (for dedup/debug; not used by the vector index)."""
-    from PIL import Image
-
     img = decode_rgb(image_bytes)
+    from PIL import Image
     grey32 = np.asarray(img.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float64)
     d = _DCT32 @ grey32 @ _DCT32.T
     low = d[:8, :8].ravel()
