@@ -12,7 +12,8 @@ Fit (``kernels/groups.py``):
   - For both groupings, each group's distinctive products: smoothed lift over everyone,
     ranked by ``p(i|g)·log(lift)`` (top 50 per group), from row-normalised feedback so one
     heavy buyer does not define a group.
-Request: a person with orders has their tier, anyone else is "new"; the cluster is the
+Request: a person with orders has their tier, anyone else is "new" (a merchant-supplied profile
+``segment`` naming a tier, e.g. "VIP", overrides it); the cluster is the
 person's, or for a visitor unknown to the model the nearest centre to their live session's
 category shares. Scores = half tier, half cluster (each scaled to its best); a visitor with no
 cluster gets the tier alone, so even a first page view of a brand-new visitor gets the "new
@@ -143,6 +144,9 @@ class CustomerGroup(Recommender):
             return Candidates.empty()
         p = ctx.person
         tier = int(model.tier[p]) if 0 <= p < len(model.tier) else TIERS.index("new")
+        segment = str((ctx.profile or {}).get("segment") or "").strip().lower()
+        if segment in TIERS:              # the merchant's own segment of this user wins
+            tier = TIERS.index(segment)
         cluster = model.visitor_cluster(ctx)
         parts = [(model.tier_top[tier], f"popular with {TIER_WORDS[TIERS[tier]]}")]
         if cluster >= 0:

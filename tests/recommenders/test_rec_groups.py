@@ -115,6 +115,9 @@ def test_customer_group_tiers(tmp_path):
     # a brand-new visitor with nothing at all gets the new customers' distinctive picks
     out = recs(rec, model, ds, Context(visitor="stranger"), k=1)
     assert ids(out) == ["skirt"] and out[0][2] == "popular with new customers"
+    # the merchant's own segment in the profile overrides the computed tier
+    out = recs(rec, model, ds, Context(visitor="stranger", profile={"segment": "VIP"}), k=1)
+    assert ids(out) == ["tent"]
     d.close()
 
 
