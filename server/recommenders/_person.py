@@ -15,26 +15,25 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
 
     ``has_live``: whether live items add anything the model row lacks (then a trained
     person vector is stale and should be recomputed)."""
-    w: dict[int, float] = {}
     if 0 <= ctx.person < ds.R.shape[0]:
         a, b = ds.R.indptr[ctx.person], ds.R.indptr[ctx.person + 1]
-        for i, v in zip(ds.R.indices[a:b].tolist(), ds.R.data[a:b].tolist()):
-            if v > 0:
-                w[i] = float(v)
-    known = set(w)
-    has_live = False
-    for i, v in ctx.session_items(max_live):
-        if 0 <= i < ds.n_items and v > 0:
-            if i not in known:
-                has_live = True
-            w[i] = max(w.get(i, 0.0), float(v))
-    extra = [(int(ctx.item), 1.0)] if 0 <= ctx.item < ds.n_items else []
-    extra += [(int(i), 3.0) for i in list(ctx.cart_items) + list(ctx.order_items) if 0 <= int(i) < ds.n_items]
-    for i, v in extra:                      # the current product, the cart, the order
-        if i not in known:
-            has_live = True
-        w[i] = max(w.get(i, 0.0), v)
-    if not w:
+        own_i = ds.R.indices[a:b].astype(np.int64)
+        own_w = ds.R.data[a:b].astype(np.float64)
+    else:
+        own_i, own_w = np.zeros(0, np.int64), np.zeros(0)
+    live = [(i, float(v)) for i, v in ctx.session_items(max_live) if 0 <= i < ds.n_items and v > 0]
+    if 0 <= ctx.item < ds.n_items:
+        live.append((int(ctx.item), 1.0))          # the current product
+    live += [(int(i), 3.0) for i in list(ctx.cart_items) + list(ctx.order_items) if 0 <= int(i) < ds.n_items]
+    live_i = np.fromiter((i for i, _ in live), np.int64, len(live))
+    live_w = np.fromiter((v for _, v in live), np.float64, len(live))
+    has_live = bool(len(live_i)) and bool(np.isin(live_i, own_i, invert=True).any())
+    keep = own_w > 0
+    all_i = np.concatenate([own_i[keep], live_i])
+    all_w = np.concatenate([own_w[keep], live_w])
+    if not len(all_i):
         return np.zeros(0, np.int64), np.zeros(0), False
-    items = np.fromiter(w.keys(), np.int64, len(w))
-    return items, np.fromiter(w.values(), np.float64, len(w)), has_live
+    uniq, inv = np.unique(all_i, return_inverse=True)
+    w = np.zeros(len(uniq))
+    np.maximum.at(w, inv, all_w)
+    return uniq, w, has_live

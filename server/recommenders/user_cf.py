@@ -5,8 +5,9 @@ The person x product matrix (purchases, carts, reviews, engaged views; log-dampe
 weighted by inverse user frequency (sharing a best seller says less than sharing a niche
 product) and compared by cosine. The visitor is their model row plus the live session, so a
 brand-new visitor is matched from their first views. The 50 nearest persons vote with their
-similarity; products the visitor already has are excluded. Reason: how many similar shoppers
-chose the product.
+similarity; products the visitor already has are excluded. A known person without new activity
+uses neighbours precomputed at fit (tenants up to 20 000 persons); anyone else is matched
+online from their 30 strongest items. Reason: how many similar shoppers chose the product.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .kernels.neighbors import UserKNN
 from .registry import register
 
 K_NEIGHBOURS = 50
+MAX_QUERY_ITEMS = 30
 
 
 @register("user_cf", description="what shoppers with similar taste chose (user-based CF)")
@@ -33,13 +35,25 @@ class UserCF(Recommender):
     def recommend(self, model, ds, ctx, k):
         if model is None:
             return Candidates.empty()
-        items, weights, _ = visitor_items(ds, ctx)
+        items, weights, has_live = visitor_items(ds, ctx)
         keep = items < model.n_items
         if not keep.any():
             return Candidates.empty()
-        row = model.vector(items[keep], np.log1p(weights[keep]))
-        exclude = ctx.person if 0 <= ctx.person < model.n_users else None
-        cand, scores, nb = model.score(row, exclude_user=exclude, n=k)
+        p = ctx.person
+        if 0 <= p < model.n_users and not has_live and model.R.indptr[p + 1] > model.R.indptr[p]:
+            cand, scores, nb = model.score_user(p, n=k)           # neighbours precomputed at fit
+        else:
+            items, weights = items[keep], np.log1p(weights[keep])
+            if len(items) > MAX_QUERY_ITEMS:                       # the strongest items say enough
+                top = np.argsort(-weights, kind="stable")[:MAX_QUERY_ITEMS]
+                items, weights = items[top], weights[top]
+            row = model.vector(items, weights)
+            exclude = p if 0 <= p < model.n_users else None
+            cand, scores, nb = model.score(row, exclude_user=exclude, n=k)
+            own = visitor_items(ds, ctx)[0]
+            if len(cand) and len(own):                             # never what they already have
+                m = ~np.isin(cand, own)
+                cand, scores = cand[m], scores[m]
         if not len(cand):
             return Candidates.empty()
         voters = model.voters(nb)[cand]

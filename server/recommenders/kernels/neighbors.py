@@ -27,11 +27,15 @@ class Neighbourhood:
 
 
 class UserKNN:
-    def __init__(self, k: int = 30, iuf: bool = True, shrink: float = 0.0, min_sim: float = 1e-6):
+    def __init__(self, k: int = 30, iuf: bool = True, shrink: float = 0.0, min_sim: float = 1e-6,
+                 precompute_max_users: int = 20_000):
         self.k = k
         self.iuf = iuf
         self.shrink = shrink
         self.min_sim = min_sim
+        self.precompute_max_users = precompute_max_users
+        self.nb_idx: np.ndarray | None = None     # users × k precomputed neighbours (small tenants)
+        self.nb_sim: np.ndarray | None = None
         self.item_weight = np.empty(0)
         self.R = sparse.csr_matrix((0, 0))       # raw weights (binary presence used for overlap)
         self.N = sparse.csr_matrix((0, 0))       # IUF-weighted, row-normalised
@@ -61,6 +65,9 @@ class UserKNN:
         rs = np.asarray(R.sum(axis=1)).ravel()
         self.Rrow = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ R).astype(np.float32)
         self.PT = (R > 0).astype(np.float32).T.tocsr() if self.shrink > 0 else None
+        if 0 < n_u <= self.precompute_max_users and self.shrink == 0:
+            idx, sim = cosine_topk_all(self.N, self.k, min_score=self.min_sim)
+            self.nb_idx, self.nb_sim = idx.astype(np.int32), sim.astype(np.float32)
         return self
 
     def _normalize(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -125,6 +132,23 @@ class UserKNN:
         excl = np.concatenate([own, np.asarray(exclude_items if exclude_items is not None else [], dtype=np.int64)])
         s = np.where(s > 0, s, -np.inf)
         items, scores = topk_1d(s, n, excl)
+        return items, scores, nb
+
+    def score_user(self, user: int, exclude_items: np.ndarray | None = None,
+                   n: int = 20) -> tuple[np.ndarray, np.ndarray, Neighbourhood]:
+        """``score`` for a trained user, from the neighbours precomputed at fit when available."""
+        if self.nb_idx is None or not 0 <= user < self.n_users:
+            return self.score(self.R[user] if 0 <= user < self.n_users else self.vector(np.zeros(0)),
+                              exclude_user=user, exclude_items=exclude_items, n=n)
+        m = self.nb_idx[user] >= 0
+        nb = Neighbourhood(self.nb_idx[user][m].astype(np.int64), self.nb_sim[user][m].astype(np.float64))
+        if nb.users.size == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0), nb
+        s = self._gather(self.Rrow, nb.users, nb.sims, self.n_items)
+        a, b = self.R.indptr[user], self.R.indptr[user + 1]
+        excl = np.concatenate([self.R.indices[a:b].astype(np.int64),
+                               np.asarray(exclude_items if exclude_items is not None else [], dtype=np.int64)])
+        items, scores = topk_1d(np.where(s > 0, s, -np.inf), n, excl)
         return items, scores, nb
 
     def contributors(self, nb: Neighbourhood, item: int) -> int:
