@@ -33,7 +33,7 @@ def markdown(result: dict) -> str:
            f"- split: train {sp['train_rows']:,} rows before the cut, test {sp['test_rows']:,} rows "
            f"({sp['test_sessions']:,} test sessions); at most {result['max_cases']:,} cases per task (seeded sample)",
            f"- scratch tenant build: {result.get('build_seconds')} s; whole run {result.get('seconds')} s, "
-           f"peak RSS {result.get('peak_rss_mb')} MB, {result['machine']['cpus']} CPUs"]
+           f"peak RSS {result.get('peak_rss_mb')} MB, {result['machine']['cpus']} CPUs; code {result.get('code')}"]
     for n in result.get("notes", []):
         out.append(f"- note: {n}")
     rk = result.get("ranker")

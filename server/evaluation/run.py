@@ -143,7 +143,7 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
     result: dict = {"ranker_without": list(ranker_without), "data": str(data), "format": fmt, "label": label or fmt, "log": log.summary(), "notes": list(log.notes),
                     "split": split.summary(), "k": K, "max_cases": max_cases, "signals": __import__("dataclasses").asdict(cfg),
                     "dwell_from_gaps": dwell_from_gaps, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "code": _code_version()}
     with tempfile.TemporaryDirectory(prefix="funnelrec-eval-") as tmp:
         prog.note("replaying the train part into a scratch tenant (funnelrec import)")
         shard, imported = replay(log, split.train, Path(tmp))
@@ -235,6 +235,20 @@ def evaluate(data: Path, fmt: str, out_dir: Path, max_cases: int = 2000, test_da
     from .report import markdown
     (out_dir / f"{stem}.md").write_text(markdown(result))
     return result
+
+
+def _code_version() -> str | None:
+    """The git commit of the code measured (+ "-dirty" when files differ), if in a checkout."""
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "server"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (head + ("-dirty" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _disabled(groups: tuple[str, ...]) -> tuple[str, ...]:
