@@ -6,8 +6,8 @@ weighted by inverse user frequency (sharing a best seller says less than sharing
 product) and compared by cosine. The visitor is their model row plus the live session, so a
 brand-new visitor is matched from their first views. The 50 nearest persons vote with their
 similarity; products the visitor already has are excluded. A known person without new activity
-uses neighbours precomputed at fit (tenants up to 20 000 persons); anyone else is matched
-online from their 30 strongest items. Reason: how many similar shoppers chose the product.
+has their neighbourhood computed once per model and cached; anyone else is matched online
+from their 30 strongest items. Reason: how many similar shoppers chose the product.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class UserCF(Recommender):
             return Candidates.empty()
         p = ctx.person
         if 0 <= p < model.n_users and not has_live and model.R.indptr[p + 1] > model.R.indptr[p]:
-            cand, scores, nb = model.score_user(p, n=k)           # neighbours precomputed at fit
+            cand, scores, nb = model.score_user(p, n=k)           # neighbours cached per person
         else:
             items, weights = items[keep], np.log1p(weights[keep])
             if len(items) > MAX_QUERY_ITEMS:                       # the strongest items say enough

@@ -59,3 +59,13 @@ def test_shrinkage_prefers_larger_overlap():
     knn = UserKNN(k=2, iuf=False, shrink=5).fit(sparse.csr_matrix(M))
     nb = knn.neighbours(knn.R[0], exclude_user=0)
     assert nb.users[0] == 2
+
+
+def test_score_user_matches_score_and_caches():
+    knn = UserKNN(k=2, iuf=False).fit(sparse.csr_matrix(R))
+    a = knn.score(knn.R[0], exclude_user=0)
+    b = knn.score_user(0)
+    assert a[0].tolist() == b[0].tolist() and np.allclose(a[1], b[1])
+    assert 0 in knn._nb_cache
+    assert knn.score_user(0)[0].tolist() == [2]
+    assert knn.score_user(99)[0].size == 0

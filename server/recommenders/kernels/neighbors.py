@@ -28,14 +28,13 @@ class Neighbourhood:
 
 class UserKNN:
     def __init__(self, k: int = 30, iuf: bool = True, shrink: float = 0.0, min_sim: float = 1e-6,
-                 precompute_max_users: int = 20_000):
+                 cache_users: int = 50_000):
         self.k = k
         self.iuf = iuf
         self.shrink = shrink
         self.min_sim = min_sim
-        self.precompute_max_users = precompute_max_users
-        self.nb_idx: np.ndarray | None = None     # users × k precomputed neighbours (small tenants)
-        self.nb_sim: np.ndarray | None = None
+        self.cache_users = cache_users
+        self._nb_cache: dict[int, Neighbourhood] = {}   # trained user -> neighbours, filled on use
         self.item_weight = np.empty(0)
         self.R = sparse.csr_matrix((0, 0))       # raw weights (binary presence used for overlap)
         self.N = sparse.csr_matrix((0, 0))       # IUF-weighted, row-normalised
@@ -65,9 +64,7 @@ class UserKNN:
         rs = np.asarray(R.sum(axis=1)).ravel()
         self.Rrow = sparse.csr_matrix(sparse.diags(1.0 / np.maximum(rs, 1e-12)) @ R).astype(np.float32)
         self.PT = (R > 0).astype(np.float32).T.tocsr() if self.shrink > 0 else None
-        if 0 < n_u <= self.precompute_max_users and self.shrink == 0:
-            idx, sim = cosine_topk_all(self.N, self.k, min_score=self.min_sim)
-            self.nb_idx, self.nb_sim = idx.astype(np.int32), sim.astype(np.float32)
+        self._nb_cache = {}
         return self
 
     def _normalize(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -136,12 +133,15 @@ class UserKNN:
 
     def score_user(self, user: int, exclude_items: np.ndarray | None = None,
                    n: int = 20) -> tuple[np.ndarray, np.ndarray, Neighbourhood]:
-        """``score`` for a trained user, from the neighbours precomputed at fit when available."""
-        if self.nb_idx is None or not 0 <= user < self.n_users:
-            return self.score(self.R[user] if 0 <= user < self.n_users else self.vector(np.zeros(0)),
-                              exclude_user=user, exclude_items=exclude_items, n=n)
-        m = self.nb_idx[user] >= 0
-        nb = Neighbourhood(self.nb_idx[user][m].astype(np.int64), self.nb_sim[user][m].astype(np.float64))
+        """``score`` for a trained user; their neighbourhood is computed once and cached (the
+        model is rebuilt anyway when the data changes), so a returning user costs one gather."""
+        if not 0 <= user < self.n_users:
+            return np.empty(0, dtype=np.int64), np.empty(0), Neighbourhood(np.empty(0, np.int64), np.empty(0))
+        nb = self._nb_cache.get(user)
+        if nb is None:
+            nb = self.neighbours(self.R[user], exclude_user=user)
+            if len(self._nb_cache) < self.cache_users:
+                self._nb_cache[user] = nb
         if nb.users.size == 0:
             return np.empty(0, dtype=np.int64), np.empty(0), nb
         s = self._gather(self.Rrow, nb.users, nb.sims, self.n_items)
