@@ -86,8 +86,8 @@ def test_live_session_changes_a_known_persons_mf_vector(tmp_path):
     ctx = session_ctx(ds, ["g1", "g2", "g3"], visitor="kv0")
     ctx.person = p
     after = recs(rec, model, ds, ctx, k=8)
-    rank = lambda rows, pid: ids(rows).index(pid) if pid in ids(rows) else 99
-    assert rank(after, "g4") < rank(before, "g4")
+    score = lambda rows, pid: dict((r[0], r[1]) for r in rows).get(pid, 0.0)
+    assert score(after, "g4") > score(before, "g4") + 0.3     # the live garden views pull g4 up
     d.close()
 
 
