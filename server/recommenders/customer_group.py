@@ -7,7 +7,7 @@ Fit (``kernels/groups.py``):
     ``RFMThresholds`` (lapsed > 180 days; VIP = 3+ orders and top 5 % spend; heavy = 2+ orders
     and top 20 % frequency or spend; new = first order within 30 days; else normal).
   - Behavioural clusters: k-means on each person's share of activity per top-level category
-    (square-root shares), k by the elbow rule (1-8), seeded; fitted on at most 20 000 persons,
+    (square-root shares), k by the best silhouette (1-8), seeded; fitted on at most 5 000 persons,
     all assigned.
   - For both groupings, each group's distinctive products: smoothed lift over everyone,
     ranked by ``p(i|g)·log(lift)`` (top 50 per group), from row-normalised feedback so one
@@ -31,7 +31,7 @@ from .kernels.groups import TIERS, assign, choose_k, group_lift, rfm_tiers, shar
 from .registry import register
 
 TOP = 50
-MAX_FIT_PERSONS = 20_000
+MAX_FIT_PERSONS = 5_000
 MAX_CATEGORIES = 50
 TIER_WORDS = {"vip": "our VIP customers", "heavy": "our frequent customers", "normal": "our regular customers",
               "new": "new customers", "lapsed": "returning customers"}
