@@ -17,7 +17,9 @@ from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
 NEIGHBOURS = 50
-MAX_PRECOMPUTED = 30_000   # above this many items, text neighbours are computed per request
+MAX_PRECOMPUTED = 8_000    # above this many items, a product's text neighbours are computed on
+                           # first use and cached (the all-pairs product grows with n²)
+CACHE_ITEMS = 100_000
 
 
 def _attr_text(attrs: dict) -> str:
@@ -62,12 +64,13 @@ def fuzzy_index(ds) -> TfidfIndex:
 
 class TextNeighbours:
     """Top-k text neighbours per item, precomputed for catalogs up to ``MAX_PRECOMPUTED`` items,
-    else computed per seed at request time (one sparse row x matrix product)."""
+    else computed for a seed on first use (one column gather) and cached for the model's life."""
 
     def __init__(self, index: TfidfIndex, k: int = NEIGHBOURS):
         self.index = index
         self.k = k
         self.idx = self.score = None
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if 0 < index.n_items <= MAX_PRECOMPUTED:
             idx, sc = index.neighbors(k, min_score=0.05)
             self.idx, self.score = idx.astype(np.int32), sc.astype(np.float32)
@@ -79,11 +82,20 @@ class TextNeighbours:
             row, sc = self.idx[i], self.score[i]
             m = row >= 0
             return row[m], sc[m]
-        s = np.asarray((self.index.matrix @ self.index.matrix[i].T).toarray()).ravel()
+        hit = self._cache.get(i)
+        if hit is not None:
+            return hit
+        X = self.index.matrix
+        a, b = X.indptr[i], X.indptr[i + 1]
+        s = self.index.vector_scores(X.indices[a:b], X.data[a:b])
         s[i] = 0
-        top = np.argsort(-s, kind="stable")[: self.k]
+        top = np.argpartition(-s, self.k)[: self.k] if len(s) > self.k else np.arange(len(s))
+        top = top[np.argsort(-s[top], kind="stable")]
         top = top[s[top] >= 0.05]
-        return top.astype(np.int32), s[top].astype(np.float32)
+        out = (top.astype(np.int32), s[top].astype(np.float32))
+        if len(self._cache) < CACHE_ITEMS:
+            self._cache[i] = out
+        return out
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""

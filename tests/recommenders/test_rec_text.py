@@ -160,3 +160,18 @@ def test_search_for_the_shops_most_common_word(tmp_path):
     out = recs(rec, model, ds, Context(query="셔츠"), k=5)
     assert len(out) == 5 and all(p.startswith("s") for p in ids(out))
     d.close()
+
+
+def test_content_based_large_catalog_path_matches_precomputed(tmp_path, monkeypatch):
+    """Above MAX_PRECOMPUTED items, neighbours are computed on first use: same answers."""
+    from server.recommenders import _text
+    d = catalog(tmp_path)
+    rec, model, ds = fit(d, "content_based")
+    monkeypatch.setattr(_text, "MAX_PRECOMPUTED", 1)
+    lazy = _text.TextNeighbours(model.index)
+    assert lazy.idx is None
+    for i in range(ds.n_items):
+        a, b = model.of(i), lazy.of(i)
+        assert a[0].tolist() == b[0].tolist() and abs(a[1] - b[1]).max(initial=0) < 1e-5
+    assert len(lazy._cache) == ds.n_items
+    d.close()

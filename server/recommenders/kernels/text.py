@@ -192,7 +192,13 @@ class TfidfIndex:
         if self.n_items == 0:
             return np.zeros(0)
         cols, v = self.query_vector(text)
-        if not len(cols):
+        return self.vector_scores(cols, v)
+
+    def vector_scores(self, cols: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Cosine of a sparse unit vector (term columns, weights) against every item, by
+        gathering the matrix columns of its terms (no sparse matrix product)."""
+        cols = np.asarray(cols, np.int64)
+        if not len(cols) or self.n_items == 0:
             return np.zeros(self.n_items)
         if self._csc is None:
             self._csc = self.matrix.tocsc()
