@@ -82,15 +82,14 @@ receives every candidate with its per-source scores and returns one score each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 
 CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
 
 
-@dataclass(frozen=True)
-class Recent:
+class Recent(NamedTuple):
     """One recent product interaction of the requesting visitor, read live from the shard."""
     product: str
     item: int            # dataset index, -1 when the product is newer than the model
@@ -217,10 +216,10 @@ class Candidates:
         if exclude is not None and len(exclude):
             s = scores.copy()
             s[np.asarray(exclude, dtype=np.int64)] = -np.inf
-        k = min(k, len(s))
-        idx = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
-        idx = idx[np.argsort(-s[idx], kind="stable")]
-        idx = idx[s[idx] > min_score]
+        cand = np.flatnonzero(s > min_score)  # usually a small part of the catalog
+        if len(cand) > k:
+            cand = cand[np.argpartition(-s[cand], k - 1)[:k]]
+        idx = cand[np.argsort(-s[cand], kind="stable")]
         return cls(idx, s[idx], reason)
 
     @classmethod
