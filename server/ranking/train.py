@@ -9,7 +9,8 @@
    - bought together (``cart``, ``detail_complements``, ``checkout``, ``purchase``): one product of
      an order given (cart / order), the rest;
    - shown recommendations (once the widget has logged ``rec_impression`` / ``rec_click``): the
-     products shown in one served list, the clicked ones positive, each weighted by the inverse
+     products shown in one served list, the clicked ones positive (a shown product bought
+     within a day: positive with twice a click's weight), each weighted by the inverse
      propensity of its position, 1 / P(seen | position) with P = (1 + position)^-eta (eta = 1,
      the usual position-bias prior; capped at 10), so a click at position 8 counts more than
      one at position 0, undoing the bias of the old ranking that put it there.
@@ -48,6 +49,7 @@ FAMILY = {"detail_similar": "next_item", "main": "next_basket", "cart": "bought_
 POOL = 150
 K = 20
 MIN_GUARD = 30
+PURCHASE_WEIGHT = 2.0   # a purchase of a shown product, relative to a click
 RECENT = 60
 # recommenders whose fit reads only the catalog (text, images), never the feedback: the past
 # model reuses the serving model's fit (no leakage, and the costliest fits are not repeated)
@@ -224,7 +226,10 @@ def click_queries(conn: sqlite3.Connection, ds, cut: int, hist: _History, limit:
             q["shown"].setdefault(i, pos)
     out = []
     for q in lists.values():
-        if not q["clicked"] or len(q["shown"]) < 2 or q["placement"] not in strategies:
+        if len(q["shown"]) < 2 or q["placement"] not in strategies:
+            continue
+        bought = _bought_after(conn, ds, q["visitor"], q["ts"], set(q["shown"]))
+        if not q["clicked"] and not bought:
             continue
         person = ds.person(q["user"], q["visitor"])
         ctx = hist.context(person, q["ts"], session=ds.session_index.get(q["session"], -1), page=q["placement"])
@@ -232,10 +237,21 @@ def click_queries(conn: sqlite3.Connection, ds, cut: int, hist: _History, limit:
         if last is not None and q["placement"].startswith("detail"):
             ctx.item, ctx.product = last.item, last.product
         truth = {i: ipw_weight(q["shown"].get(i), eta) for i in q["clicked"]}
+        for i in bought:  # a shown product bought within a day counts twice a click
+            truth[i] = truth.get(i, 0.0) + PURCHASE_WEIGHT * ipw_weight(q["shown"].get(i), eta)
         out.append(Query(q["ts"], q["placement"], ctx, truth, np.array(sorted(q["shown"]), np.int32)))
         if len(out) >= limit:
             break
     return out
+
+
+def _bought_after(conn, ds, visitor, ts: int, shown: set[int], within_ms: int = 86_400_000) -> set[int]:
+    """Shown products this visitor bought within a day after the list was shown."""
+    if not visitor:
+        return set()
+    rows = conn.execute("SELECT product FROM order_lines WHERE visitor=? AND ts >= ? AND ts < ?",
+                        (visitor, ts, ts + within_ms)).fetchall()
+    return {ds.item(p) for (p,) in rows} & shown
 
 
 # -- training ----------------------------------------------------------------------------

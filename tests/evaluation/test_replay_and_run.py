@@ -65,7 +65,7 @@ def test_evaluate_end_to_end(tmp_path):
 
 def test_click_queries_weight_clicks_by_position(tmp_path):
     from server.ranking.train import _History, click_queries, ipw_weight
-    from tests.engine.fixtures import MIN, T0, ShopData, e, product, view
+    from tests.engine.fixtures import MIN, T0, ShopData, buy, e, product, view
     shop = ShopData(tmp_path).products([product(p) for p in "abcdef"])
     shop.events([view("a", ts=T0), view("b", ts=T0 + MIN)])
     shown = ["c", "d", "e", "f"]
@@ -77,6 +77,7 @@ def test_click_queries_weight_clicks_by_position(tmp_path):
     shop.shard.write_sync(served)
     evs = [e("rec_impression", ts=T0 + 2 * MIN + k, rec_id="r1", product=p, position=k) for k, p in enumerate(shown)]
     evs += [e("rec_click", ts=T0 + 3 * MIN, rec_id="r1", product="e", position=2)]
+    evs += [buy("o9", ["f", "a"], ts=T0 + 5 * MIN)]           # a shown product bought after it was shown
     shop.events(evs)
     model = shop.model(only=["viewed_together"])
     conn = shop.shard.connect_read()
@@ -89,7 +90,7 @@ def test_click_queries_weight_clicks_by_position(tmp_path):
     assert len(qs) == 1
     q = qs[0]
     assert q.placement == "detail_similar"
-    assert q.truth == {ds.item("e"): ipw_weight(2)} and ipw_weight(2) == 3.0
+    assert q.truth == {ds.item("e"): ipw_weight(2), ds.item("f"): 2.0 * ipw_weight(3)} and ipw_weight(2) == 3.0
     assert sorted(q.restrict.tolist()) == sorted(ds.item(p) for p in shown)
     assert q.ctx.item == ds.item("b")                   # the product the visitor was on
     assert np.all([r.ts < T0 + 2 * MIN + 1 for r in q.ctx.recent])
