@@ -61,6 +61,10 @@ def test_evaluate_end_to_end(tmp_path):
     assert saved["tasks"].keys() == res["tasks"].keys()
     md = (out / "tiny.md").read_text()
     assert "## Bought together" in md and "| baseline:popularity |" in md
+    from server.evaluation.summary import condensed, questions
+    table = condensed(saved, "bought_together")
+    assert "| baseline:popularity |" in table and "| placement:cart |" in table
+    assert "best placement" in questions(saved, "bought_together")
 
 
 def test_click_queries_weight_clicks_by_position(tmp_path):
