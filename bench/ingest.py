@@ -188,6 +188,7 @@ class Result:
     server_cpu_us_per_event: float = 0.0
     count_check: dict = field(default_factory=dict)
     loadavg_1m: list = field(default_factory=list)
+    cpu_pressure_pct: float | None = None
 
 
 async def run_scenario(port: int, site_key: str, batch: int, connections: int, duration: float, warmup: float,
@@ -278,7 +279,17 @@ def measure(server: ServerProcess, **kw) -> dict:
     out = _uvloop_run(coro) if _UVLOOP else asyncio.run(coro)
     # the 1-minute load average before and after: other work on the machine skews the figures
     out["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+    out["cpu_pressure_pct"] = cpu_pressure()
     return out
+
+
+def cpu_pressure() -> float | None:
+    """Linux PSI: % of the last 10 s in which some runnable task waited for a CPU (machine contention)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(line.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 try:
@@ -300,7 +311,7 @@ def result_row(target, sync, batch, connections, m, check=None, round_no=1) -> R
                   server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"],
                   server_cpu_us_per_request=m["server_cpu_us_per_request"],
                   server_cpu_us_per_event=m["server_cpu_us_per_event"], count_check=check or {},
-                  loadavg_1m=m["loadavg_1m"])
+                  loadavg_1m=m["loadavg_1m"], cpu_pressure_pct=m.get("cpu_pressure_pct"))
 
 
 def main(argv=None) -> int:
@@ -389,7 +400,7 @@ def main(argv=None) -> int:
                     runs.append(result_row(target, sync, b, a.connections, m, check, rnd + 1))
                     print(f"{label}: {m['events_per_s']:>9,.0f} events/s {m['req_per_s']:>8,.0f} req/s  "
                           f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  server CPU {m['server_cpu_pct']}%  "
-                          f"client CPU {m['client_cpu_pct']}%  load {m['loadavg_1m']}"
+                          f"client CPU {m['client_cpu_pct']}%  load {m['loadavg_1m']}  CPU pressure {m['cpu_pressure_pct']}%"
                           + (f"  count check {'ok' if check['ok'] else 'FAILED'}" if check else ""), file=sys.stderr)
 
     results = best_rounds(runs)
@@ -459,8 +470,8 @@ def evaluate_targets(results: list[Result]) -> list[dict]:
 
 
 def markdown(results: list[Result], targets: list[dict]) -> str:
-    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | server CPU µs/request | client CPU | load avg | non-200 | count check |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | server CPU µs/request | client CPU | load avg | CPU pressure | non-200 | count check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         check = ""
         if r.count_check:
@@ -469,7 +480,7 @@ def markdown(results: list[Result], targets: list[dict]) -> str:
                      if c["ok"] else f"FAILED {c}")
         name = "empty Starlette POST" if r.target == "empty" else "POST /v1/events"
         lines.append(f"| {name} | {r.sync or '-'} | {r.batch} | {r.req_per_s:,.0f} | {r.events_per_s:,.0f} | "
-                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.server_cpu_us_per_request:,.0f} | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {r.non_200} | {check} |")
+                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {r.server_cpu_us_per_request:,.0f} | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {'' if r.cpu_pressure_pct is None else f'{r.cpu_pressure_pct:.0f}%'} | {r.non_200} | {check} |")
     if targets:
         lines.append("")
         for t in targets:
