@@ -10,7 +10,8 @@ collapsed; a query never seen before borrows the behaviour of the most similar k
 (character n-gram cosine >= 0.5), so "가디건" uses what searchers of "니트 가디건" chose.
 
 Score = 0.5 x text (scaled to its best) + 0.5 x behaviour (scaled to its best); with no behaviour
-for the query, text alone. Reasons: "chosen by people who searched 'q'" when behaviour leads,
+for the query, text alone; then x (1 + 0.2 x log-popularity scaled to [0, 1]), so among equally
+good matches what sells comes first (a product matching nothing still scores 0). Reasons: "chosen by people who searched 'q'" when behaviour leads,
 else "matches 'q'".
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..signals import CART, PURCHASE, VIEW
+from ._common import popularity
 from ._text import search_index, top_positions
 from .base import Candidates, Recommender
 from .kernels.text import TfidfIndex, normalize
@@ -28,6 +30,7 @@ from .registry import register
 FOLLOW_MS = 30 * 60_000
 TOP_PER_QUERY = 50
 SIMILAR_QUERY = 0.5
+POPULARITY_BOOST = 0.2
 
 
 def query_key(q: str) -> str:
@@ -75,6 +78,15 @@ def query_followups(ds) -> tuple[list[str], list[np.ndarray], list[np.ndarray], 
     return qkeys, items, weights, np.array([count[q] for q in qkeys], np.int64)
 
 
+def popularity_boost(ds, strength: float = POPULARITY_BOOST) -> np.ndarray:
+    """1 + strength x log-popularity scaled to [0, 1] (last 90 days, all time when empty)."""
+    pop = popularity(ds, (VIEW, CART, PURCHASE), days=90).astype(np.float64)
+    if pop.max(initial=0) <= 0:
+        pop = popularity(ds, (VIEW, CART, PURCHASE)).astype(np.float64)
+    top = np.log1p(pop.max(initial=0))
+    return (1.0 + strength * (np.log1p(pop) / top if top > 0 else pop)).astype(np.float32)
+
+
 class QueryBehaviour:
     def __init__(self, ds):
         self.keys, self.items, self.weights, self.counts = query_followups(ds)
@@ -107,12 +119,12 @@ class SearchKeyword(Recommender):
     def fit(self, ds):
         if not ds.n_items:
             return None
-        return search_index(ds), QueryBehaviour(ds)
+        return search_index(ds), QueryBehaviour(ds), popularity_boost(ds)
 
     def recommend(self, model, ds, ctx, k):
         if model is None or not (ctx.query and ctx.query.strip()):
             return Candidates.empty()
-        index, behaviour = model
+        index, behaviour, boost = model
         text = index.query_scores(ctx.query).astype(np.float32)
         tmax = float(text.max(initial=0))
         text = text / tmax if tmax > 0 else text
@@ -123,6 +135,7 @@ class SearchKeyword(Recommender):
             total = 0.5 * text + 0.5 * beh
         else:
             total = text
+        total = total * boost                      # ties among equal matches go to what sells
         if not len(total):
             return Candidates.empty()
         items = np.arange(len(total))

@@ -34,17 +34,18 @@ class ZeroResult(Recommender):
         fill = np.where(ds.in_catalog, fill, 0.0)
         order = np.argsort(-fill, kind="stable")[:200]
         order = order[fill[order] > 0]
-        return fuzzy_index(ds), order.astype(np.int32)
+        boost = (1.0 + 0.1 * pop / max(pop.max(initial=0), 1e-9)).astype(np.float32)
+        return fuzzy_index(ds), order.astype(np.int32), boost
 
     def recommend(self, model, ds, ctx, k):
         if model is None or k <= 0:
             return Candidates.empty()
-        index, fill = model
+        index, fill, boost = model
         q = (ctx.query or "").strip()
         scores = index.query_scores(q) if q else np.zeros(0)
         items = np.zeros(0, np.int64)
         if len(scores):
-            scores = np.where(scores >= MIN_SIMILARITY, scores, 0.0)
+            scores = np.where(scores >= MIN_SIMILARITY, scores, 0.0) * boost   # ties: the popular one
             items = top_positions(scores, k)
         out_items = items.tolist()
         out_scores = scores[items].tolist() if len(items) else []

@@ -175,3 +175,12 @@ def test_content_based_large_catalog_path_matches_precomputed(tmp_path, monkeypa
         assert a[0].tolist() == b[0].tolist() and abs(a[1] - b[1]).max(initial=0) < 1e-5
     assert len(lazy._cache) == ds.n_items
     d.close()
+
+
+@pytest.mark.parametrize("name", ["search_keyword", "zero_result"])
+def test_equal_matches_go_to_the_popular_product(tmp_path, name):
+    d = ShopData(tmp_path).products([product("x1", "린넨 셔츠"), product("x2", "린넨 셔츠"), product("y", "가방")])
+    d.events([view("x2", f"v{i}", f"s{i}", T0 + i * MIN) for i in range(5)] + [view("y", "w", "w", T0)])
+    rec, model, ds = fit(d, name)
+    assert ids(recs(rec, model, ds, Context(query="린넨"), k=2)) == ["x2", "x1"]
+    d.close()
