@@ -17,6 +17,8 @@ Per candidate (``FeatureSpace.names`` lists them in order):
   device (desktop, mobile, tablet) and referrer (search engine, social, other site): from
       ``ctx.device`` / ``ctx.referrer`` when the serving context carries them, else 0
   visitor: known person, log history length, segment (vip, heavy, normal, other)
+  repeat purchase: how many of the person's orders had the candidate (log), days since they
+      last bought it (log; 0 when never)
   placement one-hot (one model serves every placement it was trained for)
 Groups that can be switched off for ablations (``disabled``): ``TIME`` and ``ENGAGEMENT``.
 """
@@ -45,7 +47,8 @@ class FeatureSpace:
                 "price_missing", "price_rel_session", "same_category_product", "seed_category_share",
                 "requested_category", "related_engaged_max", "own_recent_weight", "bought_before", "hour_sin",
                 "hour_cos", "weekend", "hour_affinity", *[f"device:{d}" for d in DEVICES], "ref:search", "ref:social",
-                "ref:other", "person_known", "history_log", *[f"segment:{s}" for s in SEGMENTS], "segment:other"]
+                "ref:other", "person_known", "history_log", *[f"segment:{s}" for s in SEGMENTS], "segment:other",
+                "orders_of_item_log", "days_since_bought_log"]
         self.names = ([f"{s}:score" for s in self.sources] + [f"{s}:rrank" for s in self.sources] + base
                       + [f"placement:{p}" for p in self.placements])
         self.n_base = len(base)
@@ -191,6 +194,16 @@ def features(space: FeatureSpace, model, ctx, cands) -> np.ndarray:
     seg = ((ctx.profile or {}).get("segment") or "").lower()
     if seg:
         X[:, b + 27 + (SEGMENTS.index(seg) if seg in SEGMENTS else 3)] = 1
+    if 0 <= ctx.person < ds.P.shape[0]:
+        P = ds.P
+        a0, a1 = P.indptr[ctx.person], P.indptr[ctx.person + 1]
+        if a1 > a0:
+            row = dict(zip(P.indices[a0:a1].tolist(), P.data[a0:a1].tolist()))
+            X[:, b + 31] = np.log1p([row.get(i, 0.0) for i in items.tolist()])
+    if ctx.bought:
+        now = max(ctx.clock_ms, ctx.now_ms)
+        last = {ds.item(p): ts for p, ts in ctx.bought.items()}
+        X[:, b + 32] = [np.log1p(max(now - last[i], 0) / DAY) if i in last else 0.0 for i in items.tolist()]
     if ctx.placement in space.placements:
         X[:, b + space.n_base + space.placements.index(ctx.placement)] = 1
     if len(space.off):
