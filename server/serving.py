@@ -123,7 +123,7 @@ class Engine:
     def __init__(self, settings):
         g = lambda name, default: getattr(settings, name, default)  # noqa: E731 (settings the lead may add)
         self.first_wait_s = float(g("engine_first_build_wait_s", 3.0))
-        self.tick_s = float(g("engine_tick_s", 30.0))
+        self.tick_s = float(g("engine_tick_s", 5.0))
         self.models = ModelStore(rebuild_after_events=int(g("engine_rebuild_after_events", 1000)),
                                  rebuild_interval_s=float(g("engine_rebuild_interval_s", 300.0)),
                                  max_events=int(g("engine_max_events", 5_000_000)) or None)

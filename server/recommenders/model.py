@@ -8,8 +8,10 @@ background thread per process (a 2-core box serves requests on the other), never
   - on first use of a tenant (``get_or_schedule``; a request meanwhile gets ``None`` and the
     placement serves its catalog-only fallback, or waits briefly for a small tenant);
   - after ``rebuild_after_events`` new events (counted by the app's event listener);
-  - every ``rebuild_interval_s`` when the shard has new events (``events.seq`` moved) or the
-    catalog changed;
+  - every ``rebuild_interval_s`` when the shard has new events (``events.seq`` moved: events
+    stored by other processes count too);
+  - after a catalog change (stock, prices, new products), at most every ``catalog_delay_s``
+    (5 s; the periodic tick picks up a change that came sooner);
 A failed build is logged and the previous model stays in service.
 
 Several worker processes each build their own model from the shared shard; the real-time part
@@ -78,7 +80,7 @@ def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max
 
 
 class _TenantState:
-    __slots__ = ("model", "future", "new_events", "dirty", "last_build", "failures", "last_error", "seq")
+    __slots__ = ("model", "future", "new_events", "dirty", "last_build", "failures", "last_error", "seq", "last_check")
 
     def __init__(self) -> None:
         self.model: Model | None = None
@@ -89,6 +91,7 @@ class _TenantState:
         self.failures = 0
         self.last_error: str | None = None
         self.seq = -1
+        self.last_check = 0.0
 
 
 class ModelStore:
@@ -97,6 +100,7 @@ class ModelStore:
         self.rebuild_after_events = rebuild_after_events
         self.rebuild_interval_s = rebuild_interval_s
         self.max_events = max_events
+        self.catalog_delay_s = 5.0  # catalog changes rebuild at most this often (a sync sends many batches)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-build")
         self._state: dict[str, _TenantState] = {}
         self._lock = threading.Lock()
@@ -175,7 +179,7 @@ class ModelStore:
     def on_catalog(self, tenant, shard) -> None:
         st = self._st(shard.slug)
         st.dirty = True
-        if st.model is not None and time.monotonic() - st.last_build > 5:
+        if st.model is not None and time.monotonic() - st.last_build > self.catalog_delay_s:
             self.schedule(shard)
 
     def tick(self, shards) -> None:
@@ -184,11 +188,19 @@ class ModelStore:
         now = time.monotonic()
         for shard in shards:
             st = self._state.get(shard.slug)
-            if st is None or st.model is None or now - st.last_build < self.rebuild_interval_s:
+            if st is None or st.model is None:
                 continue
-            if st.dirty or st.new_events:
+            if st.dirty and now - st.last_build >= self.catalog_delay_s:  # catalog changed: soon
                 self.schedule(shard)
                 continue
+            if now - st.last_build < self.rebuild_interval_s:
+                continue
+            if st.new_events:
+                self.schedule(shard)
+                continue
+            if now - st.last_check < 30:
+                continue
+            st.last_check = now
             try:
                 conn = shard.connect_read()
                 try:
