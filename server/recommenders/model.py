@@ -100,6 +100,7 @@ class ModelStore:
         self.rebuild_after_events = rebuild_after_events
         self.rebuild_interval_s = rebuild_interval_s
         self.max_events = max_events
+        self.seq_check_s = 30.0  # how often an idle tenant's shard is asked whether it moved
         self.catalog_delay_s = 5.0  # catalog changes rebuild at most this often (a sync sends many batches)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-build")
         self._state: dict[str, _TenantState] = {}
@@ -198,7 +199,7 @@ class ModelStore:
             if st.new_events:
                 self.schedule(shard)
                 continue
-            if now - st.last_check < 30:
+            if now - st.last_check < self.seq_check_s:
                 continue
             st.last_check = now
             try:

@@ -66,6 +66,7 @@ def test_new_events_trigger_a_rebuild(shop):
 
 def test_tick_rebuilds_when_another_process_wrote(shop):
     store = ModelStore(rebuild_interval_s=0)
+    store.seq_check_s = 0
     store.schedule(shop.shard, force=True).result(timeout=30)
     built = store.get("t").built_at
     store.tick([shop.shard])  # nothing new
