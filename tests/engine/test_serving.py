@@ -145,3 +145,19 @@ def test_repeat_request_same_items_new_rec_id(client, shop, app):
     assert app.state.engine.cache.hits >= 1
     for k in ("a", "b"):
         assert one[k]["items"] == two[k]["items"] and one[k]["rec_id"] != two[k]["rec_id"]
+
+
+def test_catalog_change_rebuilds_the_model(client, shop, app):
+    _shop_with_sessions(client, shop)
+    app.state.engine.models.catalog_delay_s = 0
+    page = {"type": "detail", "product": "p1"}
+    slots = [{"id": "s", "placement": "detail_similar", "count": 3}]
+    assert _rec(client, shop, slots, page=page).json()["slots"]["s"]["items"][0]["id"] == "p2"
+    _catalog(client, shop, [product("p2", "Product 2", "Home > Mugs", in_stock=False)])
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        ids = [i["id"] for i in _rec(client, shop, slots, page=page).json()["slots"]["s"]["items"]]
+        if "p2" not in ids:
+            break
+        time.sleep(0.05)
+    assert "p2" not in ids and len(ids) == 3
