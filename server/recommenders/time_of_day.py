@@ -41,8 +41,7 @@ class TimeOfDay(Recommender):
         hour = ds.fb_hour[m].astype(np.int64)
         weekend = (ds.fb_weekday[m] >= 5).astype(np.int64)
         n = ds.n_items
-        cell = np.zeros((2, 24, n))
-        np.add.at(cell, (weekend, hour, item), w)
+        cell = np.bincount((weekend * 24 + hour) * n + item, weights=w, minlength=48 * n).reshape(2, 24, n)
         cell = cell + 0.5 * (np.roll(cell, 1, axis=1) + np.roll(cell, -1, axis=1))
         by_hour = cell.sum(axis=0)
         total = by_hour.sum(axis=0)
