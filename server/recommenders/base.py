@@ -169,15 +169,18 @@ class Context:
 
     def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
         """What "related to this visit" means: the current product (weight 3), cart and order
-        items (2 each), then the session's recent items (their weights)."""
+        items (2 each), then the session's recent items. When the page names products, the
+        session only breaks ties (x 0.2): a detail page's complements are the complements of
+        THAT product; on a page without products the session items are the seeds."""
         seeds: dict[int, float] = {}
         if self.item >= 0:
             seeds[self.item] = 3.0
         for i in list(self.cart_items) + list(self.order_items):
             seeds[int(i)] = max(seeds.get(int(i), 0.0), 2.0)
+        scale = 0.2 if seeds else 1.0
         for i, w in self.session_items(max_items):
             if i not in seeds:
-                seeds[i] = min(w, 2.0)
+                seeds[i] = min(w, 2.0) * scale
         return list(seeds.items())[:max_items]
 
 
