@@ -149,8 +149,9 @@ class Context:
     def session_items(self, max_items: int = 10, in_session_only: bool = False) -> list[tuple[int, float]]:
         """(item, weight) of the latest distinct products of this visitor, newest first.
 
-        Weight = signal weight x recency rank decay (the newest counts most); removals and
-        impressions are skipped. Products unknown to the model are skipped."""
+        Weight = signal weight x recency rank decay (x 0.8 per step back) x 0.3 for an
+        interaction of an earlier visit (this session counts most); removals and impressions
+        are skipped. Products unknown to the model are skipped."""
         from ..signals import CART, PURCHASE, REMOVE, VIEW, CLICK, REVIEW
         out: dict[int, float] = {}
         rank = 0
@@ -159,12 +160,14 @@ class Context:
                 continue
             if in_session_only and not r.in_session:
                 continue
+            if r.weight < 0.2:  # a bounce (engaged under 3 s) is not interest
+                continue
             if r.item not in out:
                 if len(out) >= max_items:
                     break
                 out[r.item] = 0.0
                 rank += 1
-            out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1))
+            out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1)) * (1.0 if r.in_session else 0.3)
         return [(i, w) for i, w in out.items() if w > 0]
 
     def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
