@@ -40,7 +40,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from .auth import cors_headers, public_tenant, secret_tenant  # noqa: E402
+from .auth import client_ip, cors_headers, public_tenant, secret_tenant  # noqa: E402
 from .errors import ApiError  # noqa: E402
 from .ingest.handler import read_body  # noqa: E402
 from .placements import config as strategies  # noqa: E402
@@ -285,6 +285,11 @@ async def recommend(request: Request) -> Response:
     except ApiError as exc:
         exc.headers.update(cors)
         raise
+    wait = app.state.limiter.check(tenant.slug, client_ip(request, settings.trust_forwarded_for))
+    if wait:
+        retry = app.state.limiter.retry_after_header(wait)
+        raise ApiError(429, "rate_limited", f"too many requests; retry after {retry} s",
+                       headers={**cors, "Retry-After": retry}, retry_after=int(retry))
     shard = app.state.shards.get(tenant)
     model = eng.models.get(tenant.slug)
     if model is None:

@@ -161,3 +161,19 @@ def test_catalog_change_rebuilds_the_model(client, shop, app):
             break
         time.sleep(0.05)
     assert "p2" not in ids and len(ids) == 3
+
+
+def test_recommend_is_rate_limited(tmp_path):
+    from starlette.testclient import TestClient
+
+    from server.app import create_app
+    from tests.helpers import BROWSER_UA, make_settings
+
+    app = create_app(make_settings(tmp_path, rate_limit_rps=0.5, rate_limit_burst=2))
+    with TestClient(app, headers={"user-agent": BROWSER_UA, "origin": ORIGIN}) as c:
+        t, _ = app.state.registry.create("rl", (ORIGIN,))
+        body = {"site_key": t.site_key, "slots": [{"id": "a"}]}
+        codes = [c.post("/v1/recommend", json=body).status_code for _ in range(4)]
+        assert codes[:2] == [200, 200] and codes[-1] == 429
+        r = c.post("/v1/recommend", json=body)
+        assert r.json()["error"] == "rate_limited" and r.headers["access-control-allow-origin"] == ORIGIN
