@@ -256,7 +256,34 @@ async def run_scenario(port: int, site_key: str, batch: int, connections: int, d
             "server_cpu_pct": round(100 * (srv1 - srv0) / secs, 1),
             "server_cpu_us_per_request": round(1e6 * (srv1 - srv0) / n, 1) if n else 0.0,
             "server_cpu_us_per_event": round(1e6 * (srv1 - srv0) / (n * batch), 2) if n else 0.0,
-            "total_s": round(time.perf_counter() - t_start, 2), **stats}
+            "total_s": round(time.perf_counter() - t_start, 2), "_latencies": lats, **stats}
+
+
+def combine(parts: list[dict], batch: int) -> dict:
+    """One scenario measured in several interleaved slices -> the figures of the whole."""
+    secs = sum(p["seconds"] for p in parts)
+    n = sum(p["requests"] for p in parts)
+    lats = sorted(x for p in parts for x in p["_latencies"])
+
+    def pct(q):
+        return round(lats[min(len(lats) - 1, int(q * len(lats)))] * 1000, 2) if lats else 0.0
+
+    srv_cpu = sum(p["server_cpu_pct"] * p["seconds"] / 100 for p in parts)
+    cli_cpu = sum(p["client_cpu_pct"] * p["seconds"] / 100 for p in parts)
+    pressures = [p["cpu_pressure_pct"] for p in parts if p.get("cpu_pressure_pct") is not None]
+    out = {"requests": n, "seconds": round(secs, 3), "req_per_s": round(n / secs, 1) if secs else 0.0,
+           "events_per_s": round(n * batch / secs, 1) if secs else 0.0, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+           "max_ms": round(lats[-1] * 1000, 2) if lats else 0.0,
+           "client_cpu_pct": round(100 * cli_cpu / secs, 1) if secs else 0.0,
+           "server_cpu_pct": round(100 * srv_cpu / secs, 1) if secs else 0.0,
+           "server_cpu_us_per_request": round(1e6 * srv_cpu / n, 1) if n else 0.0,
+           "server_cpu_us_per_event": round(1e6 * srv_cpu / (n * batch), 2) if n else 0.0,
+           "loadavg_1m": [parts[0]["loadavg_1m"][0], parts[-1]["loadavg_1m"][-1]],
+           "cpu_pressure_pct": round(sum(pressures) / len(pressures), 1) if pressures else None,
+           "slices": len(parts), "errors": [e for p in parts for e in p["errors"]][:5]}
+    for k in ("acked_events", "accepted", "duplicates", "rejected", "dropped", "non_200", "sent_events"):
+        out[k] = sum(p[k] for p in parts)
+    return out
 
 
 def count_check(shard_path: Path, stats: dict) -> dict:
@@ -322,6 +349,10 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat every scenario this many times, interleaved; the table shows each scenario's "
                          "best round (default 1)")
+    ap.add_argument("--slice", type=float, default=2.0,
+                    help="measure each scenario in slices of this many seconds, taking the endpoints in turn "
+                         "slice by slice, so that other load on the machine hits all of them alike (0: one piece; "
+                         "default 2)")
     ap.add_argument("--batches", default="1,10,50", help="events per request, comma-separated (default 1,10,50)")
     ap.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections (default 64)")
     ap.add_argument("--sync", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)")
@@ -374,23 +405,36 @@ def main(argv=None) -> int:
             totals = {b: {"accepted": 0, "acked_events": 0, "duplicates": 0, "rejected": 0, "dropped": 0} for b in batches}
             targets.append(("ingest", sync, srv, {"data_dir": data_dir, "tenants": tenants, "totals": totals}))
 
+        n_slices = max(1, round(a.duration / a.slice)) if a.slice else 1
         for rnd in range(a.rounds):
             for b in batches:
-                for target, sync, srv, info in targets:
+                parts: dict[int, list[dict]] = {i: [] for i in range(len(targets))}
+                spies = {}
+                for k in range(n_slices):
+                    # round-robin over the targets, slice by slice: each sees the same machine load
+                    for i, (target, sync, srv, info) in enumerate(targets):
+                        ingest = target == "ingest"
+                        if k == 0 and ingest and a.profile:
+                            spies[i] = start_profile(a.profile, srv, f"ingest-{sync.lower()}-b{b}-r{rnd + 1}",
+                                                     (a.warmup + a.duration) if n_slices == 1 else 3600)
+                        m = measure(srv, site_key=info["tenants"][b]["site_key"] if ingest else "pk_none", batch=b,
+                                    connections=a.connections, duration=a.duration / n_slices,
+                                    warmup=a.warmup if k == 0 else min(a.warmup, 0.3), fragments=fragments,
+                                    prefix=f"{run_id}-{(sync or 'E')[0]}{b}-{rnd}-{k}", parse_replies=ingest)
+                        parts[i].append(m)
+                for i, spy in spies.items():
+                    if n_slices > 1:
+                        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+                    spy.wait(timeout=60)
+                for i, (target, sync, srv, info) in enumerate(targets):
                     ingest = target == "ingest"
                     label = f"{target} {sync or '':6} batch {b:3} round {rnd + 1}"
-                    spy = start_profile(a.profile, srv, f"ingest-{sync.lower()}-b{b}-r{rnd + 1}",
-                                        a.warmup + a.duration) if ingest else None
-                    m = measure(srv, site_key=info["tenants"][b]["site_key"] if ingest else "pk_none", batch=b,
-                                connections=a.connections, duration=a.duration, warmup=a.warmup, fragments=fragments,
-                                prefix=f"{run_id}-{(sync or 'E')[0]}{b}-{rnd}", parse_replies=ingest)
-                    if spy is not None:
-                        spy.wait(timeout=60)
+                    m = combine(parts[i], b)
                     check = None
                     if ingest:
                         tot = info["totals"][b]
-                        for k in tot:
-                            tot[k] += m[k]
+                        for key in tot:
+                            tot[key] += m[key]
                         check = count_check(info["data_dir"] / "tenants" / f"bench-b{b}.db", tot)
                         if not check["ok"]:
                             failures.append(f"count check failed for {sync} batch {b} round {rnd + 1}: {check}")
@@ -399,8 +443,9 @@ def main(argv=None) -> int:
                         print(srv.log(), file=sys.stderr)
                     runs.append(result_row(target, sync, b, a.connections, m, check, rnd + 1))
                     print(f"{label}: {m['events_per_s']:>9,.0f} events/s {m['req_per_s']:>8,.0f} req/s  "
-                          f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  server CPU {m['server_cpu_pct']}%  "
-                          f"client CPU {m['client_cpu_pct']}%  load {m['loadavg_1m']}  CPU pressure {m['cpu_pressure_pct']}%"
+                          f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  server CPU {m['server_cpu_pct']}% "
+                          f"({m['server_cpu_us_per_request']:,.0f} µs/req)  client CPU {m['client_cpu_pct']}%  "
+                          f"load {m['loadavg_1m']}  CPU pressure {m['cpu_pressure_pct']}%"
                           + (f"  count check {'ok' if check['ok'] else 'FAILED'}" if check else ""), file=sys.stderr)
 
     results = best_rounds(runs)
@@ -408,7 +453,7 @@ def main(argv=None) -> int:
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "client_loop": "uvloop" if _UVLOOP else "asyncio"},
-        "settings": {"duration_s": a.duration, "warmup_s": a.warmup, "rounds": a.rounds, "connections": a.connections,
+        "settings": {"duration_s": a.duration, "warmup_s": a.warmup, "slice_s": a.slice, "rounds": a.rounds, "connections": a.connections,
                      "batches": batches, "sync": syncs, "server": f"funnelrec serve, {a.workers} worker(s), rate limit off"},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": [asdict(r) for r in results],
