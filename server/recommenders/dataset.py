@@ -124,9 +124,7 @@ class Dataset:
                 cache[category] = hit
         return hit
 
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
+    n_items: int = 0  # len(item_ids), a plain attribute: read in every request's inner loops
 
     @property
     def n_persons(self) -> int:
@@ -417,6 +415,7 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
     n_items = len(items.ids)
     extra = n_items - n_catalog
     ds.item_ids, ds.item_index = items.ids, items.index
+    ds.n_items = n_items
     ds.title = title + [""] * extra
     ds.description = desc + [""] * extra
     ds.category = cat + [""] * extra
