@@ -105,6 +105,8 @@ def _check(body: Body) -> None:
     p = body.page
     if len(p.cart) > 200 or len(p.order) > 500:
         raise ApiError(400, "invalid_body", "`page.cart` takes at most 200 and `page.order` 500 products")
+    if len({s.id for s in body.slots}) != len(body.slots):
+        raise ApiError(400, "invalid_body", "slot ids must be unique within a request")
     for s in body.slots:
         if not s.id or len(s.id) > 64:
             raise ApiError(400, "invalid_body", "every slot needs an `id` of 1-64 characters")

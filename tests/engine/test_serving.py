@@ -109,6 +109,8 @@ def test_errors(client, shop):
     r = client.post("/v1/recommend", json={"site_key": shop.site_key, "slots": [{"id": "a", "count": 0}]})
     assert r.status_code == 400 and r.json()["error"] == "invalid_body"
     assert r.headers["access-control-allow-origin"] == ORIGIN
+    r = client.post("/v1/recommend", json={"site_key": shop.site_key, "slots": [{"id": "a"}, {"id": "a"}]})
+    assert r.status_code == 400 and "unique" in r.json()["message"]
     r = client.post("/v1/recommend", content=b"{", headers={"content-type": "text/plain"})
     assert r.status_code == 400
     r = client.post("/v1/recommend", json={"site_key": shop.site_key, "slots": [{"id": "a", "rules": {"bogus": 1}}]})
