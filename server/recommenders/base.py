@@ -187,6 +187,12 @@ class Context:
         return list(seeds.items())[:max_items]
 
 
+class RankedScores(NamedTuple):
+    scores: np.ndarray      # one score per dataset item
+    items: np.ndarray       # the best items, best first (at most 200)
+    top_scores: np.ndarray  # their scores
+
+
 class Candidates:
     """Scored candidate items from one recommender (see the module docstring)."""
     __slots__ = ("items", "scores", "reasons")
@@ -227,6 +233,19 @@ class Candidates:
             cand = cand[np.argpartition(-s[cand], k - 1)[:k]]
         idx = cand[np.argsort(-s[cand], kind="stable")]
         return cls(idx, s[idx], reason)
+
+    @classmethod
+    def ranked(cls, scores: np.ndarray, n: int = 200) -> "RankedScores":
+        """For ``fit``: a score vector with its best ``n`` items presorted, so that
+        ``Candidates.first(ranked, k)`` at request time is a slice (statistical recommenders)."""
+        c = cls.top(scores, n)
+        return RankedScores(scores, c.items, c.scores)
+
+    @classmethod
+    def first(cls, ranked: "RankedScores", k: int, reason="") -> "Candidates":
+        if k > len(ranked.items) and len(ranked.items) == 200:
+            return cls.top(ranked.scores, k, reason)
+        return cls(ranked.items[:k], ranked.top_scores[:k], reason)
 
     @classmethod
     def from_pairs(cls, pairs: dict[int, float] | Sequence[tuple[int, float]], k: int,

@@ -12,6 +12,9 @@ from .registry import register
 @register("best_sellers", description="best sellers of the last 30 days")
 class BestSellers(Recommender):
     def fit(self, ds):
+        return Candidates.ranked(self.scores(ds))
+
+    def scores(self, ds):
         m = ds.window(ds.fb_kind == PURCHASE, days=30)
         if m.sum() < 20:
             m = ds.fb_kind == PURCHASE
@@ -21,4 +24,4 @@ class BestSellers(Recommender):
         return np.bincount(ds.fb_item[m], weights=w, minlength=ds.n_items).astype(np.float32)
 
     def recommend(self, model, ds, ctx, k):
-        return Candidates.top(model, k, "a best seller")
+        return Candidates.first(model, k, "a best seller")

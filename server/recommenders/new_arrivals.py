@@ -11,6 +11,9 @@ from .registry import register
 @register("new_arrivals", description="newest products")
 class NewArrivals(Recommender):
     def fit(self, ds):
+        return Candidates.ranked(self.scores(ds))
+
+    def scores(self, ds):
         if ds.n_items == 0:
             return np.zeros(0, np.float32)
         created = ds.created_at.astype(np.float64)
@@ -19,4 +22,4 @@ class NewArrivals(Recommender):
         return np.where(ds.in_catalog, s, 0).astype(np.float32)
 
     def recommend(self, model, ds, ctx, k):
-        return Candidates.top(model, k, "new arrival")
+        return Candidates.first(model, k, "new arrival")

@@ -11,10 +11,13 @@ from .registry import register
 @register("popular_now", description="popular right now (last days, one-day half-life)")
 class PopularNow(Recommender):
     def fit(self, ds):
+        return Candidates.ranked(self.scores(ds))
+
+    def scores(self, ds):
         s = popularity(ds, (VIEW, CART, PURCHASE), half_life_days=1.0, days=7)
         if s.max(initial=0) <= 0:  # a quiet week: fall back to the last 60 days
             s = popularity(ds, (VIEW, CART, PURCHASE), half_life_days=14.0, days=60)
         return s
 
     def recommend(self, model, ds, ctx, k):
-        return Candidates.top(model, k, "popular right now")
+        return Candidates.first(model, k, "popular right now")

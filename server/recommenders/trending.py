@@ -17,7 +17,10 @@ DAY = 86_400_000
 
 @register("trending", description="rising fastest in the last days")
 class Trending(Recommender):
-    def fit(self, ds, recent_days: float = 3.0, base_days: float = 28.0):
+    def fit(self, ds):
+        return Candidates.ranked(self.scores(ds))
+
+    def scores(self, ds, recent_days: float = 3.0, base_days: float = 28.0):
         m = np.isin(ds.fb_kind, (VIEW, CART, PURCHASE))
         ts, it, w = ds.fb_ts[m], ds.fb_item[m], np.maximum(ds.fb_weight[m], 0)
         cut = ds.clock_ms - recent_days * DAY
@@ -29,4 +32,4 @@ class Trending(Recommender):
         return np.where(r >= 2, np.maximum(z, 0), 0).astype(np.float32)
 
     def recommend(self, model, ds, ctx, k):
-        return Candidates.top(model, k, "trending")
+        return Candidates.first(model, k, "trending")
