@@ -21,7 +21,8 @@ from .formats import FORMATS
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_FILES = {"online-retail": ("online-retail", "*.csv.gz"),
-                 "diginetica": ("diginetica-sample", "*.csv")}
+                 "diginetica": ("diginetica-sample", "*.csv"),
+                 "movielens": ("movielens-100k", "*.inter")}
 
 
 def default_data(fmt: str) -> Path:
@@ -40,7 +41,8 @@ def default_data(fmt: str) -> Path:
 @click.option("--data", "data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The log to evaluate on (default: the matching data set in ../shared/data).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="online-retail", show_default=True,
-              help="Input format: online-retail invoices, generic events CSV/NDJSON, a sessions file, diginetica.")
+              help="Input format: online-retail invoices, generic events CSV/NDJSON, a sessions file, diginetica, "
+                   "movielens (RecBole atomic files, with user profiles).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-results"),
               show_default=True, help="Folder for <label>.json and <label>.md.")
 @click.option("--max-cases", type=int, default=2000, show_default=True, help="Test cases per task (seeded sample; 0 = all).")

@@ -17,6 +17,9 @@ Formats (``--format``):
                  title>" (the data has none), price = the median unit price.
 ``sessions``     ``SessionId ItemId Time`` (tab, comma, ';' or space separated, a header line),
                  views; Time in epoch seconds, milliseconds or ISO text.
+``movielens``    MovieLens in RecBole's atomic format (``.inter`` + ``.item`` + ``.user``): ratings as
+                 views (4-5 stars also purchases), one session and order per user and day, the
+                 users' profiles imported as users (see ``load_movielens``).
 ``diginetica``   the CIKM Cup 2016 view log ``session_id;user_id;item_id;timeframe;eventdate``:
                  time = eventdate + timeframe (ms offset in the session); ``NA`` user = anonymous.
 
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Iterable
 
 VIEW, CART, PURCHASE = "view", "cart", "purchase"
-FORMATS = ("online-retail", "events", "sessions", "diginetica")
+FORMATS = ("online-retail", "events", "sessions", "diginetica", "movielens")
 _KINDS = {"view": VIEW, "page_view": VIEW, "detail": VIEW, "click": VIEW, "cart": CART, "add_to_cart": CART,
           "addtocart": CART, "purchase": PURCHASE, "buy": PURCHASE, "transaction": PURCHASE, "order": PURCHASE}
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.:\-]")
@@ -54,6 +57,7 @@ class Log:
     products: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     skipped: int = 0
+    users: dict[str, dict] = field(default_factory=dict)   # visitor id -> profile (the users import)
 
     @property
     def kinds(self) -> set[str]:
@@ -272,7 +276,69 @@ def load_events(path: Path) -> Log:
     return Log("events", rows, _products_from_rows(rows, titles, cats), skipped=skipped)
 
 
-LOADERS = {"online-retail": load_online_retail, "events": load_events, "sessions": load_sessions,
+# -- movielens ----------------------------------------------------------------------------
+def _atomic(path: Path):
+    """RecBole atomic files: a typed header (``name:type``), tab-separated rows."""
+    with _open_text(path) as f:
+        header = [h.split(":")[0] for h in f.readline().rstrip("\r\n").split("\t")]
+        for line in f:
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) == len(header):
+                yield dict(zip(header, parts))
+
+
+def load_movielens(path: Path) -> Log:
+    """MovieLens in RecBole's atomic format (``ml-100k.inter`` with ``.item`` and ``.user`` beside
+    it, or their folder). Not shop data: every rating is a view of the movie by user ``u<id>``,
+    one session per user and day; a rating of 4 or 5 is also a purchase, one order per user and
+    day. The users file gives profiles (age, gender, occupation as an interest): the only public
+    set here for the demographic and customer-group recommenders."""
+    path = Path(path)
+    inter = path if path.is_file() else next(iter(sorted(path.glob("*.inter"))), None)
+    if inter is None:
+        raise ValueError(f"no .inter file in {path}")
+    rows: list[Row] = []
+    skipped = 0
+    for rec in _atomic(inter):
+        try:
+            ts = parse_time(float(rec["timestamp"]))
+            rating = float(rec.get("rating") or 0)
+        except (KeyError, ValueError):
+            skipped += 1
+            continue
+        user, item = "u" + rec["user_id"], rec["item_id"]
+        day = ts // 86_400_000
+        rows.append((ts, user, f"s{user}_{day}", VIEW, item, None, 1.0, None, None, None))
+        if rating >= 4:
+            rows.append((ts, user, f"s{user}_{day}", PURCHASE, item, f"o{user}_{day}", 1.0, None, None, None))
+    rows.sort(key=lambda r: r[0])
+    titles, cats = {}, {}
+    item_file = inter.with_suffix(".item")
+    if item_file.exists():
+        for rec in _atomic(item_file):
+            titles[rec["item_id"]] = rec.get("movie_title") or rec["item_id"]
+            genres = (rec.get("class") or "").split()
+            if genres:
+                cats[rec["item_id"]] = "Movies > " + genres[0]
+    log = Log("movielens", rows, _products_from_rows(rows, titles, cats), skipped=skipped)
+    user_file = inter.with_suffix(".user")
+    if user_file.exists():
+        for rec in _atomic(user_file):
+            uid = "u" + rec["user_id"]
+            prof = {"id": uid}
+            if (rec.get("age") or "").isdigit():
+                prof["age"] = int(rec["age"])
+            if rec.get("gender"):
+                prof["gender"] = rec["gender"].lower()
+            if rec.get("occupation"):
+                prof["interests"] = [rec["occupation"]]
+            log.users[uid] = prof
+    log.notes.append("ratings, not shop events: a rating is a view, 4-5 stars also a purchase (an order per user "
+                     "and day), a session per user and day; profiles (age, gender, occupation) from the users file")
+    return log
+
+
+LOADERS = {"online-retail": load_online_retail, "movielens": load_movielens, "events": load_events, "sessions": load_sessions,
            "diginetica": load_diginetica}
 
 

@@ -27,8 +27,9 @@ from .formats import CART, PURCHASE, VIEW, Log, Row, _products_from_rows, safe_i
 MAX_LINES = 500
 
 
-def events_of(rows: list[Row], start: int = 0):
-    """Rows -> event dicts of the ingestion schema (ids ``ev<n>`` from ``start``)."""
+def events_of(rows: list[Row], start: int = 0, users: set[str] | frozenset = frozenset()):
+    """Rows -> event dicts of the ingestion schema (ids ``ev<n>`` from ``start``); a visitor
+    in ``users`` is a logged-in user of that id (its profile is imported as a user)."""
     n = start
     orders: "OrderedDict[str, list]" = OrderedDict()
     for ts, visitor, session, kind, product, order, qty, price, engaged, scroll in rows:
@@ -37,6 +38,7 @@ def events_of(rows: list[Row], start: int = 0):
             o = orders.get(key)
             if o is None:
                 o = orders[key] = [ts, visitor, session, {}]
+
             lines = o[3]
             if product in lines:
                 lines[product]["quantity"] += qty
@@ -48,6 +50,8 @@ def events_of(rows: list[Row], start: int = 0):
             continue
         n += 1
         base = {"id": f"ev{n}", "visitor": visitor, "session": session, "ts": int(ts)}
+        if visitor in users:
+            base["user"] = visitor
         if kind == VIEW:
             yield {**base, "type": "page_view", "page": "detail", "product": product}
             if engaged is not None:
@@ -64,8 +68,11 @@ def events_of(rows: list[Row], start: int = 0):
         for part in range(0, len(items), MAX_LINES):
             n += 1
             oid = safe_id(key, 120) + (f"-{part // MAX_LINES}" if part else "")
-            yield {"id": f"ev{n}", "type": "purchase", "visitor": visitor, "session": session, "ts": int(ts),
-                   "order": oid, "lines": items[part:part + MAX_LINES]}
+            ev = {"id": f"ev{n}", "type": "purchase", "visitor": visitor, "session": session, "ts": int(ts),
+                  "order": oid, "lines": items[part:part + MAX_LINES]}
+            if visitor in users:
+                ev["user"] = visitor
+            yield ev
 
 
 def catalog_as_of(log: Log, rows: list[Row]) -> dict[str, dict]:
@@ -77,7 +84,7 @@ def catalog_as_of(log: Log, rows: list[Row]) -> dict[str, dict]:
     fresh = _products_from_rows(rows)
     for pid, d in fresh.items():
         base = log.products.get(pid, {})
-        out[pid] = {**{k: v for k, v in base.items() if k in ("title", "category", "description", "brand")}, **d,
+        out[pid] = {**{k: v for k, v in base.items() if k in ("title", "category", "description", "brand", "tags")}, **d,
                     "title": base.get("title") or d["title"]}
     return out
 
@@ -85,11 +92,15 @@ def catalog_as_of(log: Log, rows: list[Row]) -> dict[str, dict]:
 def write_files(log: Log, rows: list[Row], folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     pp, ep = folder / "products.ndjson", folder / "events.ndjson"
+    if log.users:
+        with open(folder / "users.ndjson", "w", encoding="utf-8") as f:
+            for prof in log.users.values():
+                f.write(json.dumps(prof, ensure_ascii=False) + "\n")
     with open(pp, "w", encoding="utf-8") as f:
         for p in catalog_as_of(log, rows).values():
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     with open(ep, "w", encoding="utf-8") as f:
-        for ev in events_of(rows):
+        for ev in events_of(rows, users=frozenset(log.users)):
             f.write(json.dumps(ev, ensure_ascii=False) + "\n")
     return pp, ep
 
@@ -100,6 +111,8 @@ def replay(log: Log, rows: list[Row], folder: Path, slug: str = "evaluation") ->
     pp, ep = write_files(log, rows, folder)
     shard = Shard(slug, folder / f"{slug}.db", synchronous="OFF")
     rp = import_file(shard, "products", pp)
+    if log.users:
+        import_file(shard, "users", folder / "users.ndjson")
     re_ = import_file(shard, "events", ep)
     if re_.rejected:
         first = re_.errors[:3]

@@ -78,8 +78,15 @@ def _context(ds, visitor: str | None, session: str | None, now: int, history: li
         recent.append(Recent(p, ds.item(p), sig.PURCHASE, ts, cfg.purchase, False))
     recent.sort(key=lambda x: -x.ts)
     lt = time.gmtime(now / 1000 + ds.tz_offset_min * 60)
-    return Context(tenant="evaluation", visitor=visitor, session=session, page_type=page, recent=recent, bought=bought,
-                   person=ds.person(None, visitor) if visitor else -1, now_ms=now,
+    # a visitor who is a user with a profile (movielens): logged in, as the widget would send it
+    user = visitor if visitor and ("u:" + visitor) in ds.person_index else None
+    person = ds.person(user, visitor) if visitor else -1
+    profile = None
+    if user and person >= 0 and (ds.profile_gender[person] or ds.profile_age_band[person] or ds.profile_interests[person]):
+        profile = {"gender": ds.profile_gender[person], "age_band": ds.profile_age_band[person],
+                   "interests": ds.profile_interests[person], "segment": ds.profile_segment[person]}
+    return Context(tenant="evaluation", visitor=visitor, session=session, user=user, page_type=page, recent=recent,
+                   bought=bought, person=person, profile=profile, now_ms=now,
                    clock_ms=max(ds.clock_ms, max((x.ts for x in recent), default=0)), hour=lt.tm_hour, weekday=lt.tm_wday)
 
 

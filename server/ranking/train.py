@@ -119,8 +119,14 @@ class _History:
                                  session >= 0 and int(ds.fb_session[r]) == session))
         recent.sort(key=lambda x: -x.ts)
         lt = time.gmtime(before / 1000 + ds.tz_offset_min * 60)
+        profile = None
+        if 0 <= person < ds.n_persons and ds.person_is_user[person] and (
+                ds.profile_gender[person] or ds.profile_age_band[person] or ds.profile_interests[person]):
+            profile = {"gender": ds.profile_gender[person], "age_band": ds.profile_age_band[person],
+                       "interests": ds.profile_interests[person], "segment": ds.profile_segment[person]}
         return Context(tenant="", page_type=page, recent=recent, bought=bought, person=person, now_ms=before,
-                       clock_ms=before, hour=lt.tm_hour, weekday=lt.tm_wday)
+                       clock_ms=before, hour=lt.tm_hour, weekday=lt.tm_wday, profile=profile,
+                       user=ds.person_user[person] if 0 <= person < ds.n_persons else None)
 
 
 # -- queries -------------------------------------------------------------------------------

@@ -112,3 +112,34 @@ def test_catalog_as_of_the_cut_has_no_future_products(tmp_path):
     assert set(cat) == seen
     for pid, d in cat.items():
         assert d["created_at"] == min(r[0] for r in sp.train if r[4] == pid) < sp.cut_ms
+
+
+def test_movielens_atomic_files(tmp_path):
+    (tmp_path / "ml.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                       "1\t10\t5\t881250949\n1\t11\t3\t881250960\n2\t10\t4\t891717742\n")
+    (tmp_path / "ml.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+                                      "10\tToy Story\t1995\tAnimation Children's Comedy\n")
+    (tmp_path / "ml.user").write_text("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+                                      "1\t24\tM\ttechnician\t85711\n")
+    log = load("movielens", tmp_path)
+    kinds = [(r[1], r[3], r[4]) for r in log.rows]
+    assert kinds == [("u1", VIEW, "10"), ("u1", PURCHASE, "10"), ("u1", VIEW, "11"), ("u2", VIEW, "10"),
+                     ("u2", PURCHASE, "10")]
+    assert log.rows[1][5] == log.rows[0][2].replace("s", "o", 1)      # one order per user and day
+    assert log.products["10"]["title"] == "Toy Story" and log.products["10"]["category"] == "Movies > Animation"
+    assert log.users == {"u1": {"id": "u1", "age": 24, "gender": "m", "interests": ["technician"]}}
+
+
+def test_replay_marks_users_and_imports_profiles(tmp_path):
+    from server.evaluation.formats import Log
+    from server.evaluation.replay import build, replay
+    rows = [(1_700_000_000_000 + k * 1000, "u1" if k % 2 else "v2", f"s{k % 2}", VIEW, f"p{k % 3}", None, 1.0, None,
+             None, None) for k in range(6)]
+    log = Log("t", rows, {}, users={"u1": {"id": "u1", "gender": "f", "age": 30}})
+    shard, rep = replay(log, rows, tmp_path)
+    model = build(shard)
+    shard.close_sync()
+    ds = model.ds
+    p = ds.person("u1", "u1")
+    assert p >= 0 and ds.person_is_user[p] and ds.profile_gender[p] == "f" and ds.profile_age_band[p]
+    assert ds.person(None, "v2") >= 0 and not ds.person_is_user[ds.person(None, "v2")]
