@@ -338,6 +338,25 @@ def load_movielens(path: Path) -> Log:
     return log
 
 
+MIN_TS = 946_684_800_000      # the event schema takes times from 2000-01-01 on
+WEEK_MS = 7 * 86_400_000
+
+
+def shift_old_times(log: Log) -> Log:
+    """A log older than 2000 (MovieLens-100k is from 1997-98) moved forward by whole weeks, so
+    the events validate and hour of day and weekday stay the same."""
+    if not log.rows or log.rows[0][0] >= MIN_TS:
+        return log
+    weeks = -(-(MIN_TS - log.rows[0][0]) // WEEK_MS)
+    d = weeks * WEEK_MS
+    log.rows = [(r[0] + d,) + tuple(r[1:]) for r in log.rows]
+    for p in log.products.values():
+        if isinstance(p.get("created_at"), int):
+            p["created_at"] += d
+    log.notes.append(f"times moved forward by {weeks} weeks (the event schema starts in 2000; hours and weekdays kept)")
+    return log
+
+
 LOADERS = {"online-retail": load_online_retail, "movielens": load_movielens, "events": load_events, "sessions": load_sessions,
            "diginetica": load_diginetica}
 
@@ -345,4 +364,4 @@ LOADERS = {"online-retail": load_online_retail, "movielens": load_movielens, "ev
 def load(fmt: str, path: Path) -> Log:
     if fmt not in LOADERS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return LOADERS[fmt](Path(path))
+    return shift_old_times(LOADERS[fmt](Path(path)))

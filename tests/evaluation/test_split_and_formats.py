@@ -122,6 +122,7 @@ def test_movielens_atomic_files(tmp_path):
     (tmp_path / "ml.user").write_text("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
                                       "1\t24\tM\ttechnician\t85711\n")
     log = load("movielens", tmp_path)
+    assert log.rows[0][0] >= 946_684_800_000 and (log.rows[0][0] - 881250949000) % (7 * 86_400_000) == 0
     kinds = [(r[1], r[3], r[4]) for r in log.rows]
     assert kinds == [("u1", VIEW, "10"), ("u1", PURCHASE, "10"), ("u1", VIEW, "11"), ("u2", VIEW, "10"),
                      ("u2", PURCHASE, "10")]
