@@ -56,9 +56,12 @@ class Model:
                 "errors": self.errors, "fit_seconds": {k: round(v, 4) for k, v in self.fit_seconds.items()}}
 
 
-def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max_events: int | None = None) -> Model:
+def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max_events: int | None = None,
+                signals=None) -> Model:
+    """``signals``: a ``server.signals.SignalConfig`` to build with (experiments); default weights otherwise."""
     t0 = time.perf_counter()
-    ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events)
+    kw = {"cfg": signals} if signals is not None else {}
+    ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events, **kw)
     fitted: dict[str, Any] = {}
     instances: dict[str, Any] = {}
     errors: dict[str, str] = {}
