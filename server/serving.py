@@ -151,17 +151,21 @@ def _engine(request: Request) -> Engine:
 
 
 # -- live context ----------------------------------------------------------------------
-def _factor(engaged: float, scroll: float, usual: float) -> float:
+def _factor(engaged: float, scroll: float, usual: float, content: float = 0.0) -> float:
+    """``signals.engagement_factor`` for one view (scalar: no numpy call per request)."""
     cfg = SIGNALS
     if engaged < cfg.bounce_ms:
         return cfg.bounce_factor
     f = 0.5 + 0.5 * min(engaged / max(usual, cfg.bounce_ms), cfg.rel_cap)
     f *= 1.0 + cfg.scroll_bonus * min(max(scroll, 0.0), 100.0) / 100.0
+    f *= 1.0 + cfg.content_bonus * min(max(content / max(engaged, 1.0), 0.0), 1.0)
     return min(f, cfg.max_factor)
 
 
 _LIVE_SQL = ("SELECT type, product, ts, session, CASE WHEN type='engagement' THEN json_extract(data,'$.engaged_ms') END,"
-             " CASE WHEN type='engagement' THEN json_extract(data,'$.scroll_pct') END"
+             " CASE WHEN type='engagement' THEN json_extract(data,'$.scroll_pct') END,"
+             " CASE WHEN type='engagement' THEN coalesce(json_extract(data,'$.content_ms.description'),0)"
+             " + coalesce(json_extract(data,'$.content_ms.reviews'),0) + coalesce(json_extract(data,'$.content_ms.images'),0) END"
              " FROM events WHERE visitor=? AND product IS NOT NULL ORDER BY ts DESC LIMIT ?")
 _KIND = {"page_view": VIEW, "engagement": VIEW, "rec_click": VIEW, "add_to_cart": CART,
          "remove_from_cart": REMOVE, "review": REVIEW}
@@ -173,7 +177,7 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
         return [], {}, 0
     agg: dict[tuple[str, int], list] = {}
     newest = 0
-    for etype, product, ts, sess, engaged, scroll in conn.execute(_LIVE_SQL, (visitor, RECENT_EVENTS)):
+    for etype, product, ts, sess, engaged, scroll, content in conn.execute(_LIVE_SQL, (visitor, RECENT_EVENTS)):
         kind = _KIND.get(etype)
         if kind is None:
             continue
@@ -181,21 +185,22 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
         key = (product, kind)
         a = agg.get(key)
         if a is None:
-            # ts of newest, in session, engaged ms (None: unmeasured), max scroll
-            a = agg[key] = [ts, False, None, 0.0]
+            # ts of newest, in session, engaged ms (None: unmeasured), max scroll, content ms
+            a = agg[key] = [ts, False, None, 0.0, 0.0]
         if session and sess == session:
             a[1] = True
         if engaged is not None:
             a[2] = (a[2] or 0) + engaged
             a[3] = max(a[3], scroll or 0.0)
+            a[4] += content or 0
     recent = []
     usual = ds.usual_engaged_ms if ds is not None else None
-    for (product, kind), (ts, in_s, engaged, scroll) in agg.items():
+    for (product, kind), (ts, in_s, engaged, scroll, content) in agg.items():
         i = ds.item(product) if ds is not None else -1
         w = SIGNALS.type_weight(kind)
         if kind == VIEW and engaged is not None:
             u = float(usual[i]) if (usual is not None and 0 <= i < len(usual)) else 30_000.0
-            w *= _factor(engaged, scroll, u)
+            w *= _factor(engaged, scroll, u, content)
         recent.append(Recent(product, i, kind, ts, w, in_s))
     recent.sort(key=lambda r: -r.ts)
     bought: dict[str, int] = {}

@@ -52,3 +52,15 @@ def test_order_lines_read_in_chunks_gives_the_same_baskets(tmp_path, monkeypatch
                       for b in range(ds.B.shape[0]))
     assert baskets(whole) == baskets(chunked) and len(baskets(whole)) == 9
     d.close()
+
+
+def test_live_factor_matches_the_build_factor():
+    import numpy as np
+
+    from server.serving import _factor
+    from server.signals import engagement_factor
+    for eng, scroll, content, usual in [(1000, 90, 0, 20_000), (20_000, 50, 5_000, 20_000), (90_000, 100, 90_000, 10_000),
+                                        (4_000, 0, 0, 60_000)]:
+        vec = engagement_factor(np.array([eng]), np.array([scroll]), np.array([content]), np.array([usual]),
+                                np.array([True]))[0]
+        assert abs(vec - _factor(eng, scroll, usual, content)) < 1e-9
