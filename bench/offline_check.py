@@ -67,13 +67,16 @@ def evaluate(model, cases, names, make_ctx):
     return out
 
 
+SIGNALS = None  # a SignalConfig override (--half-life)
+
+
 def build(shard_path):
     import sqlite3
 
     from server.recommenders.model import build_model
     conn = sqlite3.connect(f"file:{shard_path}?mode=ro", uri=True, isolation_level=None)
     try:
-        return build_model(conn)
+        return build_model(conn, signals=SIGNALS)
     finally:
         conn.close()
 
@@ -208,13 +211,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max-cases", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--half-life", type=float, default=None,
+                    help="time-decay half-life in days for this run (0: no decay); default: the engine's")
+    ap.add_argument("--retail-only", action="store_true")
     a = ap.parse_args(argv)
+    global SIGNALS
+    if a.half_life is not None:
+        from server.signals import SignalConfig
+        SIGNALS = SignalConfig(half_life_days=a.half_life)
     rng = random.Random(5)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="funnelrec-offline-") as tmp:
-        res = {"retail": retail(Path(tmp), a.max_cases, rng),
-               "diginetica": diginetica(Path(tmp), a.max_cases, random.Random(9)),
-               "diginetica_engagement": diginetica(Path(tmp), a.max_cases, random.Random(9), engagement=True)}
+        res = {"retail": retail(Path(tmp), a.max_cases, rng), "half_life_days": a.half_life,
+               "diginetica": None if a.retail_only else diginetica(Path(tmp), a.max_cases, random.Random(9)),
+               "diginetica_engagement": None if a.retail_only else diginetica(Path(tmp), a.max_cases, random.Random(9),
+                                                                              engagement=True)}
     res["seconds"] = round(time.time() - t0, 1)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2) + "\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..signals import CART, PURCHASE, VIEW
+from ..signals import CART, PURCHASE, REVIEW, VIEW
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
@@ -204,10 +204,25 @@ def copurchase_counts(ds) -> tuple[sp.csr_matrix, np.ndarray, int]:
     return ds.derived("copurchase_counts", build)
 
 
-def itemcf_neighbours(ds) -> Neighbours:
-    """Item-based CF: cosine between item columns of the (decayed, weighted) person x item matrix."""
+def undecayed_R(ds) -> sp.csr_matrix:
+    """persons x items like ``ds.R`` but without time decay: for similarities between products,
+    where old interactions are still evidence (decay belongs to a person's own history)."""
     def build(ds):
-        R = ds.R
+        pref = ds.fb_kind <= REVIEW
+        R = sp.csr_matrix((ds.fb_weight[pref], (ds.fb_person[pref], ds.fb_item[pref])),
+                          shape=ds.R.shape, dtype=np.float32)
+        R.data = np.maximum(R.data, 0)
+        R.eliminate_zeros()
+        return R
+    return ds.derived("R_undecayed", build)
+
+
+def itemcf_neighbours(ds) -> Neighbours:
+    """Item-based CF: cosine between item columns of the weighted person x item matrix (not
+    decayed: on online-retail a 60-day decay here cost 2 points of HR@10 and 14 days 10, see
+    docs/signals.md)."""
+    def build(ds):
+        R = undecayed_R(ds)
         if R.nnz == 0:
             return Neighbours.empty(ds.n_items)
         # log-damped weights, rows capped, cosine over persons
