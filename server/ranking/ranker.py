@@ -131,3 +131,10 @@ class EvalRanker:
         if ctx.placement not in self.state.placements or len(cands.items) < 2:
             return blend_order(cands)
         return ranked_order(self.state, model, ctx, cands)
+
+
+def cache_token(model) -> str | None:
+    """What a result cache must key on besides the model build: the version of the ranker
+    serving this model (None while the blend serves)."""
+    st = getattr(model, "learned_ranker", None)
+    return st.version if isinstance(st, RankerState) else None
