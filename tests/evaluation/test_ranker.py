@@ -150,6 +150,8 @@ def test_learned_ranker_in_the_engine_hook(tmp_path):
         assert isinstance(st, RankerState), st
         assert st.version.startswith("shop-") and st.guard
         assert set(st.serving) <= set(st.placements)
+        from server.ranking.ranker import cache_token
+        assert cache_token(model) == st.version
         status = learned.status("shop")
         assert status["serving_version"] == st.version and status["history"][-1]["guard"] == st.guard
         again = run_slot(model, ctx, DEFAULT_STRATEGIES["main"], 8, {}, set())
