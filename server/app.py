@@ -210,6 +210,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         module = _import_optional(module_name)
         if module is not None and hasattr(module, "install"):
             module.install(app)
+    if settings.ranker_enabled and getattr(app.state, "engine", None) is not None:
+        ranking = _import_optional("server.ranking")
+        if ranking is not None:
+            ranking.install_app(app)  # the engine's ranker hook; one app per process
     app.add_middleware(TimingMiddleware, settings=settings)
     return app
 

@@ -348,5 +348,9 @@ def demo_cmd(port, host, no_serve, data_dir, as_json) -> None:
         ctx.invoke(serve, host=s.host, port=s.port, workers=None, log_level=None, data_dir=str(s.data_dir))
 
 
+from .evaluation.cli import eval_cmd  # noqa: E402  (its own module: `funnelrec eval`)
+
+main.add_command(eval_cmd, "eval")
+
 if __name__ == "__main__":
     main()

@@ -50,6 +50,7 @@ class Settings:
     shard_idle_close_s: int = _setting(600, "Close a shard's writer and readers after this many idle seconds.", int)
     trust_forwarded_for: bool = _setting(False, "Take the client IP from X-Forwarded-For (only behind a trusted proxy).", _bool)
     tenant_cache_s: float = _setting(2.0, "How long a worker trusts its cached copy of the tenant list before checking the control database for changes.", float)
+    ranker_enabled: bool = _setting(True, "Train the learned ranker per tenant in the background; it serves only where it beats the blend on the tenant's latest validation slice.", _bool)
     metrics_enabled: bool = _setting(True, "Expose Prometheus metrics on /metrics.", _bool)
     widget_dir: Path = _setting(Path(__file__).resolve().parent.parent / "widget" / "dist", "Folder with the built widget served under /w/.", Path)
 

@@ -12,6 +12,7 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 
 def make_settings(tmp_path, **kw) -> Settings:
     kw.setdefault("rate_limit_rps", 0.0)
+    kw.setdefault("ranker_enabled", False)  # the ranker hook is per process; its own tests cover it
     return Settings.from_env(env={}, data_dir=tmp_path / "data", **kw)
 
 
