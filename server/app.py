@@ -85,6 +85,7 @@ class TimingMiddleware:
     def __init__(self, app, settings: Settings):
         self.app = app
         self.settings = settings
+        self._histograms: dict[str, object] = {}  # route -> labelled child (labels() takes a lock)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +104,10 @@ class TimingMiddleware:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
-            metrics.LATENCY.labels(name).observe(elapsed)
+            hist = self._histograms.get(name)
+            if hist is None:
+                hist = self._histograms[name] = metrics.LATENCY.labels(name)
+            hist.observe(elapsed)
             if status[0] >= 400 or access_log.isEnabledFor(logging.DEBUG):
                 access_log.log(logging.INFO if status[0] < 500 else logging.ERROR, "request", extra={
                     "method": scope.get("method"), "path": scope.get("path"), "status": status[0],

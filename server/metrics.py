@@ -21,6 +21,17 @@ QUEUE_DEPTH = Gauge("funnelrec_writer_queue_depth", "Write jobs waiting across o
 OPEN_SHARDS = Gauge("funnelrec_open_shards", "Shards open in this process", registry=REGISTRY)
 
 
+_accepted_children: dict = {}
+
+
+def accepted(tenant: str):
+    """The tenant's accepted-events counter, looked up once (``labels()`` takes a lock)."""
+    child = _accepted_children.get(tenant)
+    if child is None:
+        child = _accepted_children[tenant] = EVENTS_ACCEPTED.labels(tenant)
+    return child
+
+
 def render(shards) -> tuple[bytes, str]:
     QUEUE_DEPTH.set(shards.queue_depth())
     OPEN_SHARDS.set(len(shards.open_shards()))

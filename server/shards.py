@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -218,6 +219,7 @@ class Shard:
                  cache_mb: int = 64, wal_autocheckpoint: int = 10_000):
         self.slug = slug
         self.path = path
+        self.path_str = str(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.read_pool_size = read_pool_size
@@ -299,15 +301,17 @@ class ShardManager:
 
     def get(self, tenant) -> Shard:
         shard = self._shards.get(tenant.slug)
-        path = self.registry.shard_path(tenant.slug)
+        # fast path, every request: the open shard of this tenant generation, its file still there
+        if (shard is not None and shard.generation == tenant.created_at and os.path.exists(shard.path_str)
+                and shard.writer.is_alive()):
+            shard.last_used = time.monotonic()
+            return shard
+        path = self.registry.shard_path(tenant.slug)  # validated and resolved
         if not path.exists():
             if shard is not None:
                 self._shards.pop(tenant.slug, None)
                 shard.close_sync()
             raise ShardGone(tenant.slug)
-        if shard is not None and shard.generation == tenant.created_at and shard.writer.is_alive():
-            shard.last_used = time.monotonic()
-            return shard
         with self._lock:
             shard = self._shards.get(tenant.slug)
             if shard is None or shard.generation != tenant.created_at or not shard.writer.is_alive():

@@ -10,7 +10,7 @@ import time
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .. import metrics
 from ..auth import client_ip, cors_headers, public_tenant, secret_tenant
@@ -22,6 +22,7 @@ from .store import StoreResult, count_drops_job, store_events_job
 log = logging.getLogger("funnelrec.ingest")
 
 MAX_REJECTED_LISTED = 1000
+_encode_json = msgspec.json.Encoder().encode
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -78,8 +79,8 @@ async def post_events(request: Request) -> JSONResponse:
                        headers={**cors, "Retry-After": retry}, retry_after=int(retry))
     now_ms = int(time.time() * 1000)
     valid, rejected = validate(batch.events, settings.max_clock_skew_s * 1000, now_ms)
-    for r in rejected:
-        metrics.EVENTS_REJECTED.labels(tenant.slug, "invalid").inc()
+    if rejected:
+        metrics.EVENTS_REJECTED.labels(tenant.slug, "invalid").inc(len(rejected))
     ctx = batch.ctx
     drop = None
     if not tenant.test_mode:
@@ -95,7 +96,7 @@ async def post_events(request: Request) -> JSONResponse:
     elif valid:
         result = await shard.write(store_events_job(valid, now_ms, "web"))
         accepted, duplicates = result.accepted, result.duplicates
-        metrics.EVENTS_ACCEPTED.labels(tenant.slug).inc(accepted)
+        metrics.accepted(tenant.slug).inc(accepted)
         if duplicates:
             metrics.EVENTS_DUPLICATE.labels(tenant.slug).inc(duplicates)
     app.state.notify_events(tenant, shard, accepted)
@@ -103,7 +104,7 @@ async def post_events(request: Request) -> JSONResponse:
             "rejected": rejected[:MAX_REJECTED_LISTED]}
     if drop:
         body["drop_reason"] = drop
-    return JSONResponse(body, headers=cors)
+    return Response(_encode_json(body), media_type="application/json", headers=cors)
 
 
 def parse_records(body: bytes, content_type: str) -> list:
