@@ -119,6 +119,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
             if f is not None:
                 score = score * f
         ranking = get_ranker().rank(model, ctx, CandidateSet(uniq, score, per_source, names))
+        ranking = ranking[mask[uniq[ranking]]]  # vectorised first pass of the rules
         ranked = _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, held)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
@@ -130,7 +131,8 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         if c is None or len(c) == 0:
             continue
         have = {e[0] for e in chosen}
-        extra = ((i, _Reason(c, p), name) for p, i in enumerate(c.items.tolist())
+        ok = np.flatnonzero(mask[c.items])  # vectorised first pass of the rules
+        extra = ((i, _Reason(c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
                  if i not in have and held.get(i, name) == name)
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
@@ -155,8 +157,16 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     if held:
         mask = mask.copy()
         mask[list(held)] = False
-    extra = ((i, "popular in the shop", "catalog") for i in order.tolist() if mask[i] and i not in have)
-    return R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
+    allowed = order[mask[order]]
+    need = count - len(chosen)
+    # enough for the caps and the page's earlier slots, without walking the whole catalog
+    head = allowed[:need * 8 + len(have) + len(page_seen) + 16].tolist()
+    extra = [(i, "popular in the shop", "catalog") for i in head if i not in have]
+    got = R.select(ds, extra, need, rules, mask, page_seen, chosen)
+    if len(got) < need and len(head) < len(allowed):  # diversity caps ate the head: the rest
+        rest = [(i, "popular in the shop", "catalog") for i in allowed[len(head):].tolist() if i not in have]
+        got += R.select(ds, rest, need - len(got), rules, mask, page_seen, chosen + got)
+    return got
 
 
 class _Reason:

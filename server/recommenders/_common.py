@@ -93,11 +93,21 @@ class Neighbours:
         s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
         rows = self.idx[s]
         contrib = self.score[s] * np.fromiter((w for _, w in seeds), np.float32, len(seeds))[:, None]
+        best: dict[int, int] = {}
 
         def find(j: int) -> int:
-            v = np.where(rows == j, contrib, -1.0).max(axis=1)
-            k = int(v.argmax())
-            return int(s[k]) if v[k] >= 0 else -1
+            if not best:  # first call: every item's best seed at once (a slot asks for ~8)
+                items = rows.ravel()
+                m = items >= 0
+                items, vals = items[m], contrib.ravel()[m]
+                src = np.repeat(s, rows.shape[1])[m]
+                order = np.lexsort((-vals, items))
+                items, src = items[order], src[order]
+                first = np.ones(len(items), bool)
+                first[1:] = items[1:] != items[:-1]
+                best.update(zip(items[first].tolist(), src[first].tolist()))
+                best[-2] = -1  # not empty any more
+            return best.get(j, -1)
         return find
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
