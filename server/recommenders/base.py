@@ -152,6 +152,11 @@ class Context:
         Weight = signal weight x recency rank decay (x 0.8 per step back) x 0.3 for an
         interaction of an earlier visit (this session counts most); removals and impressions
         are skipped. Products unknown to the model are skipped."""
+        key = (max_items, in_session_only, id(self.recent), len(self.recent))
+        memo = self.__dict__.setdefault("_session_items", {})
+        hit = memo.get(key)
+        if hit is not None:
+            return list(hit)
         from ..signals import CART, PURCHASE, REMOVE, VIEW, CLICK, REVIEW
         out: dict[int, float] = {}
         rank = 0
@@ -168,7 +173,9 @@ class Context:
                 out[r.item] = 0.0
                 rank += 1
             out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1)) * (1.0 if r.in_session else 0.3)
-        return [(i, w) for i, w in out.items() if w > 0]
+        result = [(i, w) for i, w in out.items() if w > 0]
+        memo[key] = result
+        return list(result)
 
     def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
         """What "related to this visit" means: the current product (weight 3), cart and order
