@@ -179,3 +179,28 @@ def test_recommend_is_rate_limited(tmp_path):
         assert codes[:2] == [200, 200] and codes[-1] == 429
         r = c.post("/v1/recommend", json=body)
         assert r.json()["error"] == "rate_limited" and r.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_first_request_never_waits_for_a_slow_build(client, shop, app, monkeypatch):
+    from server.recommenders import model as model_mod
+    real = model_mod.build_model
+
+    def slow(*a, **kw):
+        time.sleep(1.0)
+        return real(*a, **kw)
+    monkeypatch.setattr(model_mod, "build_model", slow)
+    app.state.engine.first_wait_s = 0.05
+    _catalog(client, shop, [product("old", "Old", created_at=1_600_000_000_000),
+                            product("new", "New", created_at=1_700_000_000_000),
+                            product("gone", "Gone", created_at=1_750_000_000_000, in_stock=False)])
+    t0 = time.time()
+    s = _rec(client, shop, [{"id": "m", "placement": "main", "count": 5}]).json()["slots"]["m"]
+    assert time.time() - t0 < 0.8
+    assert s["strategy"] == "cold_start" and [i["id"] for i in s["items"]] == ["new", "old"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        s = _rec(client, shop, [{"id": "m", "placement": "main", "count": 5}]).json()["slots"]["m"]
+        if s["strategy"] != "cold_start":
+            break
+        time.sleep(0.1)
+    assert s["strategy"] == "personal" and {i["id"] for i in s["items"]} == {"new", "old"}
