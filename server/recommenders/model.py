@@ -188,8 +188,16 @@ class ModelStore:
 
     def tick(self, shards) -> None:
         """Periodic: rebuild tenants whose model is older than the interval and whose shard
-        changed (events from other processes count too: ``events.seq`` moved)."""
+        changed (events from other processes count too: ``events.seq`` moved); forget the
+        model of a tenant whose shard is no longer open (closed after ``shard_idle_close_s``),
+        so memory follows the active tenants."""
         now = time.monotonic()
+        shards = list(shards)
+        open_slugs = {sh.slug for sh in shards}
+        for slug in list(self._state):  # bounded memory: an idle tenant's shard was closed, so is its model
+            st = self._state[slug]
+            if slug not in open_slugs and not (st.future is not None and not st.future.done()):
+                del self._state[slug]
         for shard in shards:
             st = self._state.get(shard.slug)
             if st is None or st.model is None:

@@ -79,3 +79,13 @@ def test_tick_rebuilds_when_another_process_wrote(shop):
         time.sleep(0.02)
     assert store.get("t").built_at != built
     store.shutdown()
+
+
+def test_models_of_closed_shards_are_forgotten(shop):
+    store = ModelStore()
+    store.schedule(shop.shard, force=True).result(timeout=30)
+    store.tick([shop.shard])
+    assert store.get("t") is not None
+    store.tick([])  # the shard was closed as idle
+    assert store.get("t") is None
+    store.shutdown()
