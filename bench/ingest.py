@@ -51,18 +51,19 @@ def event_fragments(n: int, seed: int, now_ms: int) -> list[tuple[bytes, int]]:
     """``n`` pre-encoded events, each a bytes template with ``%s`` slots for the event id.
 
     Mix (roughly what the widget sends): 45% page_view, 30% engagement, 5% search,
-    15% add_to_cart, 5% purchase with 1-4 lines."""
+    15% add_to_cart, 5% purchase with 1-4 lines. The visitor is a placeholder filled per request:
+    a widget batch carries one visitor's events (``BodyMaker`` picks one of 20,000 per request)."""
     rnd = random.Random(seed)
     products = [f"P{rnd.randrange(10_000, 99_999)}" for _ in range(2000)]
     out = []
     for _ in range(n):
-        visitor = f"v{rnd.randrange(1, 20_000)}"
-        session = f"{visitor}.s{rnd.randrange(1, 5)}"
+        visitor = "@@VIS@@"
+        session = "@@VIS@@.s1"
         ts = now_ms - rnd.randrange(0, 60_000)
         prod = rnd.choice(products)
         common = {"id": "@@ID@@", "visitor": visitor, "session": session, "ts": ts}
         if rnd.random() < 0.2:
-            common["user"] = f"u{visitor[1:]}"
+            common["user"] = "u@@VIS@@"
         r = rnd.random()
         if r < 0.45:
             page = rnd.choice(["detail", "detail", "detail", "category", "main", "search", "cart"])
@@ -101,6 +102,7 @@ class BodyMaker:
         self.prefix = prefix.encode()
         self.n = 0
         self.pos = random.randrange(len(fragments))
+        self.rnd = random.Random(prefix)
         self.head = b'{"site_key":"' + site_key.encode() + b'","events":['
         self.req_head = (b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:" + str(port).encode() +
                          b"\r\nUser-Agent: " + UA + b"\r\nOrigin: https://shop.example\r\n"
@@ -116,7 +118,8 @@ class BodyMaker:
             eid = self.prefix + str(self.n).encode()
             self.n += 1
             parts.append(frag % ((eid,) * slots))
-        body = self.head + b",".join(parts) + b"]}"
+        visitor = b"v%d" % self.rnd.randrange(1, 20_000)
+        body = (self.head + b",".join(parts) + b"]}").replace(b"@@VIS@@", visitor)
         return self.req_head + str(len(body)).encode() + b"\r\n\r\n" + body
 
 

@@ -13,12 +13,16 @@ Common fields of every event:
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Optional, Union
 
 import msgspec
 from msgspec import Meta, Struct
 
-Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+# Ids are checked for their characters after decoding, in one regex over all of an event's ids
+# (``_check_ids``): a msgspec ``pattern`` per field cost 1.5 of the 2.3 µs of decoding an event.
+ID_CHARS = r"[A-Za-z0-9_.:\-]"
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
 ProductId = Annotated[str, Meta(min_length=1, max_length=128)]
 ShortText = Annotated[str, Meta(max_length=512)]
 LongText = Annotated[str, Meta(max_length=2048)]
@@ -159,6 +163,25 @@ class Batch(Struct):
 _event_decoder = msgspec.json.Decoder(Event)
 _batch_decoder = msgspec.json.Decoder(Batch)
 _convert_event = msgspec.convert
+_ID_FIELDS = ("id", "visitor", "session", "user", "rec_id")
+_IDS_OK = re.compile(f"{ID_CHARS}+(?:\x00{ID_CHARS}+)*").fullmatch
+_ID_OK = re.compile(f"{ID_CHARS}+").fullmatch
+
+
+def _check_ids(ev: Event) -> Event:
+    user = ev.user
+    rec_id = getattr(ev, "rec_id", None)
+    joined = f"{ev.id}\x00{ev.visitor}\x00{ev.session}"
+    if user is not None:
+        joined += "\x00" + user
+    if rec_id is not None:
+        joined += "\x00" + rec_id
+    if _IDS_OK(joined) is None:
+        for name in _ID_FIELDS:
+            value = getattr(ev, name, None)
+            if value is not None and _ID_OK(value) is None:
+                raise msgspec.ValidationError(f"Expected `str` of the characters A-Za-z0-9_.:- - at `$.{name}`")
+    return ev
 
 
 def decode_batch(body: bytes) -> Batch:
@@ -166,12 +189,12 @@ def decode_batch(body: bytes) -> Batch:
 
 
 def decode_event(raw: bytes | msgspec.Raw) -> Event:
-    return _event_decoder.decode(raw)
+    return _check_ids(_event_decoder.decode(raw))
 
 
 def event_from_obj(obj: dict) -> Event:
     """Validate an already-parsed object (the CSV/NDJSON importer)."""
-    return _convert_event(obj, Event)
+    return _check_ids(_convert_event(obj, Event))
 
 
 def explain(exc: Exception) -> str:
