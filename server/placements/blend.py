@@ -152,20 +152,23 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
 
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
-    order, _ = catalog_order(ds)
+    order, score = catalog_order(ds)
     have = {e[0] for e in chosen}
     if held:
         mask = mask.copy()
         mask[list(held)] = False
-    allowed = order[mask[order]]
+    ok = mask[order]
+    allowed, allowed_score = order[ok], score[ok]
     need = count - len(chosen)
+
+    def entries(lo, hi):  # popularity first; a product nobody touched yet is "new", not "popular"
+        return [(int(i), "popular in the shop" if sc > 1e-3 else "new in the shop", "catalog")
+                for i, sc in zip(allowed[lo:hi].tolist(), allowed_score[lo:hi].tolist()) if i not in have]
     # enough for the caps and the page's earlier slots, without walking the whole catalog
-    head = allowed[:need * 8 + len(have) + len(page_seen) + 16].tolist()
-    extra = [(i, "popular in the shop", "catalog") for i in head if i not in have]
-    got = R.select(ds, extra, need, rules, mask, page_seen, chosen)
-    if len(got) < need and len(head) < len(allowed):  # diversity caps ate the head: the rest
-        rest = [(i, "popular in the shop", "catalog") for i in allowed[len(head):].tolist() if i not in have]
-        got += R.select(ds, rest, need - len(got), rules, mask, page_seen, chosen + got)
+    n_head = need * 8 + len(have) + len(page_seen) + 16
+    got = R.select(ds, entries(0, n_head), need, rules, mask, page_seen, chosen)
+    if len(got) < need and n_head < len(allowed):  # diversity caps ate the head: the rest
+        got += R.select(ds, entries(n_head, len(allowed)), need - len(got), rules, mask, page_seen, chosen + got)
     return got
 
 
