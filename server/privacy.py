@@ -57,6 +57,9 @@ def erase(conn: sqlite3.Connection, visitor: str | None = None, user: str | None
     """Delete every row about the visitor / user. Run inside the writer's transaction."""
     vids = _visitor_ids(conn, visitor, user)
     w, a = _where(vids, user)
+    memo = getattr(conn, "memo", None)
+    if memo is not None:
+        memo.clear()  # the writer's memory of visitor rows it wrote
     out = {}
     for table in ("events", "order_lines", "reviews"):
         out[table] = conn.execute(f"DELETE FROM {table} WHERE {w}", a).rowcount

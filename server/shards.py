@@ -38,11 +38,11 @@ Job = Callable[[sqlite3.Connection], Any]
 
 
 def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, readonly: bool = False,
-                    cache_mb: int = 0, wal_autocheckpoint: int = 0) -> sqlite3.Connection:
+                    cache_mb: int = 0, wal_autocheckpoint: int = 0, factory=sqlite3.Connection) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
     else:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, factory=factory)
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     if not readonly:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -119,11 +119,23 @@ class ShardWriter(threading.Thread):
             raise self._error
 
     def submit(self, job: Job) -> concurrent.futures.Future:
+        """For threads: a future resolved after the commit that holds ``job``."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         if not self.is_alive():
             fut.set_exception(RuntimeError("shard writer is stopped"))
             return fut
         self._queue.put((job, fut))
+        return fut
+
+    def submit_async(self, job: Job) -> asyncio.Future:
+        """For the event loop: an asyncio future; all of one commit's futures of one loop are
+        resolved in one ``call_soon_threadsafe`` (one loop wake-up per commit, not per job)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self.is_alive():
+            fut.set_exception(RuntimeError("shard writer is stopped"))
+            return fut
+        self._queue.put((job, (loop, fut)))
         return fut
 
     def stop(self) -> None:
@@ -132,8 +144,8 @@ class ShardWriter(threading.Thread):
 
     def run(self) -> None:
         try:
-            conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms,
-                                   cache_mb=self.cache_mb, wal_autocheckpoint=self.wal_autocheckpoint)
+            conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms, cache_mb=self.cache_mb,
+                                   wal_autocheckpoint=self.wal_autocheckpoint, factory=WriterConnection)
             migrate(conn)
         except BaseException as exc:  # surfaced by start_and_wait
             self._error = exc
@@ -167,12 +179,20 @@ class ShardWriter(threading.Thread):
             results = self._transaction(conn, batch, isolate=True)
         except Exception as exc:
             results = [(False, exc)] * len(batch)
-        for (_, fut), (ok, value) in zip(batch, results):
-            if fut.set_running_or_notify_cancel():
-                if ok:
-                    fut.set_result(value)
+        if any(not ok for ok, _ in results):
+            conn.memo.clear()  # what jobs remembered may not have been committed
+        by_loop: dict = {}
+        for (_, fut), result in zip(batch, results):
+            if isinstance(fut, tuple):
+                by_loop.setdefault(fut[0], []).append((fut[1], result))
+            elif fut.set_running_or_notify_cancel():
+                if result[0]:
+                    fut.set_result(result[1])
                 else:
-                    fut.set_exception(value)
+                    fut.set_exception(result[1])
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                loop.call_soon_threadsafe(_resolve, items)
 
     def _transaction(self, conn: sqlite3.Connection, batch: list, isolate: bool) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
@@ -211,6 +231,25 @@ class _JobFailed(Exception):
     pass
 
 
+def _resolve(items: list) -> None:
+    for fut, (ok, value) in items:
+        if fut.done():  # cancelled: the client went away
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+class WriterConnection(sqlite3.Connection):
+    """The writer's connection, with ``memo``: a dict jobs may use to remember what this
+    connection already wrote (cleared whenever a transaction fails)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memo: dict = {}
+
+
 class Shard:
     """A tenant's shard: its writer and its read connections."""
 
@@ -235,7 +274,7 @@ class Shard:
     async def write(self, job: Job) -> Any:
         """Run ``job(conn)`` in the writer's next group commit; returns after COMMIT."""
         self.last_used = time.monotonic()
-        return await asyncio.wrap_future(self.writer.submit(job))
+        return await self.writer.submit_async(job)
 
     def write_sync(self, job: Job) -> Any:
         self.last_used = time.monotonic()

@@ -199,3 +199,20 @@ def test_writer_isolates_a_failing_job_and_group_commits(app, shop):
     assert outcomes == [1] * 10 + ["failed"] + [1] * 10
     assert count(app, "shop") == 20
     assert shard.writer.commits - commits_before <= 3  # grouped: not one commit per job
+
+
+def test_visitor_rows_follow_events_and_erasure(client, app, shop):
+    """The writer skips visitor upserts it already made (memo), yet the row stays exact:
+    a new user id, an earlier time, an erased visitor coming back."""
+    t0 = int(time.time() * 1000) - 3_600_000
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0)])
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0 + 1000)])  # within the minute: no upsert needed
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0 + 1000, user="u-9")])  # logs in
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0 - 5000)])  # an older event arrives late
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0 + 120_000)])
+    row = ("SELECT user_id || ',' || first_seen || ',' || last_seen FROM visitors WHERE id='vm'")
+    assert count(app, "shop", row) == f"u-9,{t0 - 5000},{t0 + 120_000}"
+    client.delete("/v1/privacy/visitors/vm", headers=shop.auth)
+    assert count(app, "shop", "SELECT count(*) FROM visitors WHERE id='vm'") == 0
+    post(client, shop.site_key, [ev(visitor="vm", ts=t0 + 121_000)])
+    assert count(app, "shop", "SELECT count(*) FROM visitors WHERE id='vm'") == 1

@@ -100,10 +100,40 @@ def store_events_job(events: list[Event], received: int, source: str):
         if accepted:
             if lines:
                 conn.executemany(INSERT_LINE, lines)
-            conn.executemany(UPSERT_VISITOR, visitor_rows)
+            upsert = visitors_to_write(getattr(conn, "memo", None), visitor_rows)
+            if upsert:
+                conn.executemany(UPSERT_VISITOR, upsert)
         return StoreResult(accepted=accepted, duplicates=len(rows) - accepted)
 
     return job
+
+
+VISITOR_MEMO_MAX = 200_000
+LAST_SEEN_RESOLUTION_MS = 60_000
+
+
+def visitors_to_write(memo: dict | None, rows: list[tuple]) -> list[tuple]:
+    """The visitor rows that change something the writer has not already written: a visitor
+    seen again within a minute, with no new user id and no earlier time, needs no upsert (so
+    ``last_seen`` is exact to a minute). ``memo`` lives on the writer's connection and is
+    cleared when a transaction fails, so it never claims a row that was not committed."""
+    if memo is None:
+        return rows
+    known = memo.get("visitors")
+    if known is None or len(known) > VISITOR_MEMO_MAX:
+        known = memo["visitors"] = {}
+    out = []
+    for row in rows:
+        vid, user, first, last = row
+        k = known.get(vid)
+        if k is not None and (user is None or user == k[0]) and first >= k[1] and last <= k[2] + LAST_SEEN_RESOLUTION_MS:
+            continue
+        out.append(row)
+        if k is None:
+            known[vid] = (user, first, last)
+        else:
+            known[vid] = (user or k[0], min(first, k[1]), max(last, k[2]))
+    return out
 
 
 def count_drops_job(reason: str, n: int, when_ms: int):
