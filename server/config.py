@@ -46,6 +46,7 @@ class Settings:
     sqlite_wal_autocheckpoint: int = _setting(10_000, "WAL pages (4 KiB) before the writer checkpoints; larger means fewer, bigger checkpoints.", int)
     sqlite_busy_timeout_ms: int = _setting(10_000, "How long a shard connection waits on a lock held by another process.", int)
     write_batch_max: int = _setting(2_000, "Most queued write jobs group-committed in one transaction.", int)
+    write_group_wait_ms: float = _setting(1.0, "Under concurrent load, how long a shard's writer waits for more jobs to join a commit (0: never wait).", float)
     read_pool_size: int = _setting(4, "Read-only connections kept open per shard.", int)
     shard_idle_close_s: int = _setting(600, "Close a shard's writer and readers after this many idle seconds.", int)
     trust_forwarded_for: bool = _setting(False, "Take the client IP from X-Forwarded-For (only behind a trusted proxy).", _bool)
