@@ -87,8 +87,8 @@ def setup_demo(settings: Settings, echo: Callable[[str], None] = lambda m: None,
         registry.close()
 
     shard = Shard(SLUG, shard_path, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms,
-                  settings.write_batch_max, cache_mb=getattr(settings, "sqlite_cache_mb", 64),
-                  wal_autocheckpoint=getattr(settings, "sqlite_wal_autocheckpoint", 10_000))
+                  settings.write_batch_max, cache_mb=settings.sqlite_cache_mb,
+                  wal_autocheckpoint=settings.sqlite_wal_autocheckpoint)
     try:
         digest = _data_hash(data)
         if _meta_get(shard, META_KEY) == digest:

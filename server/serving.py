@@ -123,14 +123,13 @@ def _check(body: Body) -> None:
 # -- engine state (one per app) --------------------------------------------------------
 class Engine:
     def __init__(self, settings):
-        g = lambda name, default: getattr(settings, name, default)  # noqa: E731 (settings the lead may add)
-        self.first_wait_s = float(g("engine_first_build_wait_s", 3.0))
-        self.tick_s = float(g("engine_tick_s", 5.0))
-        self.models = ModelStore(rebuild_after_events=int(g("engine_rebuild_after_events", 1000)),
-                                 rebuild_interval_s=float(g("engine_rebuild_interval_s", 300.0)),
-                                 max_events=int(g("engine_max_events", 5_000_000)) or None)
+        self.first_wait_s = settings.engine_first_build_wait_s
+        self.tick_s = settings.engine_tick_s
+        self.models = ModelStore(rebuild_after_events=settings.engine_rebuild_after_events,
+                                 rebuild_interval_s=settings.engine_rebuild_interval_s,
+                                 max_events=settings.engine_max_events or None)
         self.configs = strategies.ConfigCache()
-        size = int(g("engine_result_cache_size", 20_000))
+        size = settings.engine_result_cache_size
         self.cache = ResultCache(size) if size > 0 else None
         self._conns: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self._tick_task: asyncio.Task | None = None
