@@ -209,7 +209,7 @@ def import_cmd(kind, file, slug, fmt, batch_size, data_dir, as_json) -> None:
         t = reg.require(slug)
     except TenantError as exc:
         _fail(as_json, str(exc))
-    shard = Shard(t.slug, reg.shard_path(t.slug), s.sqlite_synchronous, s.sqlite_busy_timeout_ms, s.write_batch_max)
+    shard = Shard.open(t.slug, reg.shard_path(t.slug), s)
     size = file.stat().st_size
     try:
         if as_json or not sys.stderr.isatty() and os.environ.get("FUNNELREC_PROGRESS") != "1":
@@ -246,7 +246,7 @@ def _privacy_shard(data_dir, slug, as_json):
         t = reg.require(slug)
     except TenantError as exc:
         _fail(as_json, str(exc))
-    return Shard(t.slug, reg.shard_path(t.slug), s.sqlite_synchronous, s.sqlite_busy_timeout_ms)
+    return Shard.open(t.slug, reg.shard_path(t.slug), s)
 
 
 @privacy.command("export")

@@ -86,9 +86,7 @@ def setup_demo(settings: Settings, echo: Callable[[str], None] = lambda m: None,
     finally:
         registry.close()
 
-    shard = Shard(SLUG, shard_path, settings.sqlite_synchronous, settings.sqlite_busy_timeout_ms,
-                  settings.write_batch_max, cache_mb=settings.sqlite_cache_mb,
-                  wal_autocheckpoint=settings.sqlite_wal_autocheckpoint)
+    shard = Shard.open(SLUG, shard_path, settings)
     try:
         digest = _data_hash(data)
         if _meta_get(shard, META_KEY) == digest:

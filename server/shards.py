@@ -285,6 +285,14 @@ class Shard:
         self._all_readers: list[aiosqlite.Connection] = []
         self.last_used = time.monotonic()
 
+    @classmethod
+    def open(cls, slug: str, path: Path, settings, generation: int = 0) -> "Shard":
+        """A shard with every SQLite setting of ``settings`` (server/config.py)."""
+        return cls(slug, path, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                   batch_max=settings.write_batch_max, read_pool_size=settings.read_pool_size, generation=generation,
+                   cache_mb=settings.sqlite_cache_mb, wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
+                   group_wait_ms=settings.write_group_wait_ms)
+
     # -- writing ---------------------------------------------------------------------
     async def write(self, job: Job) -> Any:
         """Run ``job(conn)`` in the writer's next group commit; returns after COMMIT."""
@@ -371,17 +379,7 @@ class ShardManager:
             if shard is None or shard.generation != tenant.created_at or not shard.writer.is_alive():
                 if shard is not None:
                     shard.close_sync()
-                shard = Shard(
-                    tenant.slug, path,
-                    synchronous=self.settings.sqlite_synchronous,
-                    busy_timeout_ms=self.settings.sqlite_busy_timeout_ms,
-                    batch_max=self.settings.write_batch_max,
-                    read_pool_size=self.settings.read_pool_size,
-                    generation=tenant.created_at,
-                    cache_mb=self.settings.sqlite_cache_mb,
-                    wal_autocheckpoint=self.settings.sqlite_wal_autocheckpoint,
-                    group_wait_ms=self.settings.write_group_wait_ms,
-                )
+                shard = Shard.open(tenant.slug, path, self.settings, generation=tenant.created_at)
                 self._shards[tenant.slug] = shard
             return shard
 

@@ -20,7 +20,7 @@ from sqlite_utils.utils import Format, rows_from_file
 
 from ..ingest.schema import event_from_obj
 from ..ingest.store import store_events_job
-from .schema import coerce_csv, convert, parse_time_ms
+from .schema import coerce_csv, convert, csv_cells, parse_time_ms
 from .store import UPSERT_JOBS
 
 KINDS = ("products", "users", "reviews", "events")
@@ -32,13 +32,7 @@ _EVENT_JSON = {"lines", "content_ms", "props"}
 
 def coerce_event_csv(row: dict) -> dict:
     out: dict = {}
-    for k, v in row.items():
-        if k is None or v is None:
-            continue
-        k = k.strip()
-        v = v.strip() if isinstance(v, str) else v
-        if v == "":
-            continue
+    for k, v in csv_cells(row):
         try:
             if k in _EVENT_JSON and isinstance(v, str):
                 v = json.loads(v)

@@ -97,18 +97,22 @@ _NUM_FIELDS = {"price": float, "rating": float, "birth_year": int, "age": int}
 _BOOL_FIELDS = {"in_stock"}
 
 
+def csv_cells(row: dict):
+    """(column, value) of a CSV row, both stripped, empty cells left out."""
+    for k, v in row.items():
+        if k is None or v is None:
+            continue
+        v = v.strip() if isinstance(v, str) else v
+        if v != "":
+            yield k.strip(), v
+
+
 def coerce_csv(row: dict) -> dict:
     """A CSV row (all strings) -> the JSON types of the records above. Empty cells are absent;
     ``attr.<name>`` columns become ``attrs``; list columns take JSON or ``a|b`` / ``a,b``."""
     out: dict = {}
     attrs: dict = {}
-    for k, v in row.items():
-        if k is None or v is None:
-            continue
-        k = k.strip()
-        v = v.strip() if isinstance(v, str) else v
-        if v == "":
-            continue
+    for k, v in csv_cells(row):
         if k.startswith("attr.") or k.startswith("attrs."):
             attrs[k.split(".", 1)[1]] = v
         elif k in _LIST_FIELDS:
