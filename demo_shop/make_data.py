@@ -153,7 +153,8 @@ def build(source: Path, since_ms: int):
     last_ts = 0
     with gzip.open(source, "rt", encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
-            inv, code = row["InvoiceNo"].strip(), row["StockCode"].strip()
+            # stock codes differ in case only by accident in this data (85123A and 85123a are one product)
+            inv, code = row["InvoiceNo"].strip(), row["StockCode"].strip().upper()
             if inv.startswith("C") or not is_product(code):
                 continue
             try:
