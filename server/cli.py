@@ -323,7 +323,7 @@ def snippet_cmd(slug, endpoint, consent_required, nonce, data_dir, as_json) -> N
     except TenantError as exc:
         _fail(as_json, str(exc))
     html = snippet_html(t.site_key, endpoint or f"http://{s.host}:{s.port}", t.locale, respect_dnt=t.honor_dnt,
-                        consent_required=consent_required, nonce=nonce)
+                        consent_required=consent_required, nonce=nonce, dist=s.widget_dir)
     _out(as_json, {"ok": True, "tenant": slug, "snippet": html}, html)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .config import Settings
 from .errors import error_body
 
-DIST = Path(os.environ.get("FUNNELREC_WIDGET_DIST") or Path(__file__).resolve().parent.parent / "widget" / "dist")
+DIST = Settings().widget_dir  # the default; the server passes its FUNNELREC_WIDGET_DIR
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=300"
 JS_TYPE = "text/javascript; charset=utf-8"
@@ -86,7 +86,7 @@ def _script(bundle: Bundle, cache_control: str) -> Response:
 
 
 async def versioned(request: Request) -> Response:
-    bundle = load_bundle()
+    bundle = load_bundle(request.app.state.settings.widget_dir)
     version = request.path_params["version"]
     if bundle is None:
         return _not_found("the widget is not built (run `npm run build` in widget/)")
@@ -96,7 +96,7 @@ async def versioned(request: Request) -> Response:
 
 
 async def latest(request: Request) -> Response:
-    bundle = load_bundle()
+    bundle = load_bundle(request.app.state.settings.widget_dir)
     if bundle is None:
         return _not_found("the widget is not built (run `npm run build` in widget/)")
     return _script(bundle, SHORT)
@@ -115,13 +115,13 @@ def script_url(endpoint: str, bundle: Bundle | None = None) -> str:
 
 
 def snippet_html(site_key: str, endpoint: str, locale: str = "en", *, respect_dnt: bool = True,
-                 consent_required: bool = False, nonce: str | None = None) -> str:
+                 consent_required: bool = False, nonce: str | None = None, dist: Path | None = None) -> str:
     """The HTML to paste into every page of the shop, just before ``</head>``.
 
     ``respect_dnt=False`` (a tenant that does not honour Do-Not-Track / Global Privacy Control)
     adds ``data-respect-dnt="false"``; ``consent_required`` makes the widget wait for
     ``funnelrec('consent', true)``; ``nonce`` is put on the inline tags for a strict CSP."""
-    bundle = load_bundle()
+    bundle = load_bundle(dist)
     e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
     n = f' nonce="{e(nonce)}"' if nonce else ""
     attrs = [f'src="{e(script_url(endpoint, bundle))}"']
