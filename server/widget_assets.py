@@ -2,7 +2,8 @@
 
 GET /w/{version}/funnelrec.js   the built widget at its versioned URL, cached for a year as
                                 immutable (the version carries a content hash, so a URL never
-                                serves two different files); 404 for any other version.
+                                serves two different files); earlier releases stay served from
+                                dist/v/<version>.js; 404 for any other version.
 GET /w/funnelrec.js             the current widget under a stable URL, cached for 5 minutes
                                 (for tag managers that cannot carry an SRI hash).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,14 +87,22 @@ def _script(bundle: Bundle, cache_control: str) -> Response:
     })
 
 
+_VERSION = re.compile(r"[0-9A-Za-z.+-]{1,64}")
+
+
 async def versioned(request: Request) -> Response:
-    bundle = load_bundle(request.app.state.settings.widget_dir)
+    dist = request.app.state.settings.widget_dir
+    bundle = load_bundle(dist)
     version = request.path_params["version"]
     if bundle is None:
         return _not_found("the widget is not built (run `npm run build` in widget/)")
-    if version != bundle.version:
-        return _not_found(f"no widget version {version!r}; the current one is {bundle.version!r}")
-    return _script(bundle, IMMUTABLE)
+    if version == bundle.version:
+        return _script(bundle, IMMUTABLE)
+    # an earlier release: snippets pasted before an upgrade carry its URL and SRI hash
+    old = dist / "v" / f"{version}.js"
+    if _VERSION.fullmatch(version) and old.is_file():
+        return _script(Bundle(version=version, sri="", code=old.read_bytes(), mtime=0.0), IMMUTABLE)
+    return _not_found(f"no widget version {version!r}; the current one is {bundle.version!r}")
 
 
 async def latest(request: Request) -> Response:

@@ -1,4 +1,4 @@
-// Build widget/dist/funnelrec.min.js (one minified IIFE, ES2019) and dist/manifest.json
+// Build widget/dist/funnelrec.min.js (one minified IIFE, ES2019), its copy dist/v/<version>.js, and dist/manifest.json
 // ({version, file, bytes, gzip_bytes, sri}). The version is the package version plus a content
 // hash, so a versioned URL never serves two different files (it is cached as immutable).
 import { build } from 'esbuild';
@@ -37,6 +37,10 @@ const code = Buffer.from(await bundle(version));
 const dist = join(here, 'dist');
 mkdirSync(dist, { recursive: true });
 writeFileSync(join(dist, 'funnelrec.min.js'), code);
+// Every released version stays servable at its own URL: snippets pasted before an upgrade keep
+// their SRI hash and keep working (dist/v/ is committed; old files are never removed here).
+mkdirSync(join(dist, 'v'), { recursive: true });
+writeFileSync(join(dist, 'v', `${version}.js`), code);
 const manifest = {
   version,
   file: 'funnelrec.min.js',
