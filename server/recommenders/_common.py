@@ -86,28 +86,26 @@ class Neighbours:
         return self.seed_finder(seeds)(j)
 
     def seed_finder(self, seeds: list[tuple[int, float]]):
-        """A function item -> the seed contributing most to it (-1 if none), vectorised over seeds."""
+        """A function item -> the seed contributing most to it (-1 if none; ties: the earlier
+        seed). Each call looks up one item in the seeds' neighbour rows (a slot asks for ~8
+        items, so no table of every candidate's best seed is built)."""
         seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx)]
         if not seeds:
             return lambda j: -1
         s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
+        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
         rows = self.idx[s]
-        contrib = self.score[s] * np.fromiter((w for _, w in seeds), np.float32, len(seeds))[:, None]
-        best: dict[int, int] = {}
+        width = rows.shape[1]
 
         def find(j: int) -> int:
-            if not best:  # first call: every item's best seed at once (a slot asks for ~8)
-                items = rows.ravel()
-                m = items >= 0
-                items, vals = items[m], contrib.ravel()[m]
-                src = np.repeat(s, rows.shape[1])[m]
-                order = np.lexsort((-vals, items))
-                items, src = items[order], src[order]
-                first = np.ones(len(items), bool)
-                first[1:] = items[1:] != items[:-1]
-                best.update(zip(items[first].tolist(), src[first].tolist()))
-                best[-2] = -1  # not empty any more
-            return best.get(j, -1)
+            if j < 0:
+                return -1
+            hit = np.flatnonzero(rows == j)          # row-major: seed order, then rank
+            if not len(hit):
+                return -1
+            r = hit // width
+            vals = self.score[s[r], hit % width] * w[r]
+            return int(s[r[int(np.argmax(vals))]])   # first maximum: the earlier seed on ties
         return find
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
