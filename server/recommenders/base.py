@@ -194,6 +194,21 @@ class Context:
         return list(seeds.items())[:max_items]
 
 
+class LazyReasons:
+    """A reasons sequence computed per position on demand (``fn(pos) -> str``): a slot shows
+    ~8 of a source's ~44 candidates, so only those reasons are ever built."""
+    __slots__ = ("fn", "n")
+
+    def __init__(self, fn: Callable[[int], str], n: int):
+        self.fn, self.n = fn, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, pos: int) -> str:
+        return self.fn(pos)
+
+
 class RankedScores(NamedTuple):
     scores: np.ndarray      # one score per dataset item
     items: np.ndarray       # the best items, best first (at most 200)

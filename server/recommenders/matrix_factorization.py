@@ -23,7 +23,7 @@ import numpy as np
 
 from ._person import visitor_items
 from ._text import top_positions
-from .base import Candidates, Recommender
+from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
 from .registry import register
 
@@ -69,13 +69,17 @@ class MatrixFactorization(Recommender):
         cand, cs = cand[pos], cs[pos]
         if not len(cand):
             return Candidates.empty()
-        # reason: the visitor's item nearest to each candidate (cosine of factors)
+        # reason: the visitor's item nearest to each candidate (cosine of factors), computed on
+        # the first reason asked for (the placement asks only for the few products it shows)
         Y = als.item_factors
         seeds = items_in[np.argsort(-weights[items < als.n_items], kind="stable")[:20]]
-        sim = (Y[cand] @ Y[seeds].T) / np.maximum(np.outer(norms[cand], norms[seeds]), 1e-9)
-        sim[cand[:, None] == seeds[None, :]] = -np.inf          # explain by another product
-        best = seeds[np.argmax(sim, axis=1)]
-        ok = np.isfinite(sim.max(axis=1))
-        reasons = [f"picked for you (because of {ds.label(int(b))})" if good else "picked for you"
-                   for b, good in zip(best.tolist(), ok.tolist())]
-        return Candidates(cand.astype(np.int32), cs, reasons)
+        memo: list = []
+
+        def reason(pos: int) -> str:
+            if not memo:
+                sim = (Y[cand] @ Y[seeds].T) / np.maximum(np.outer(norms[cand], norms[seeds]), 1e-9)
+                sim[cand[:, None] == seeds[None, :]] = -np.inf          # explain by another product
+                memo.append((seeds[np.argmax(sim, axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist()))
+            best, ok = memo[0]
+            return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
+        return Candidates(cand.astype(np.int32), cs, LazyReasons(reason, len(cand)))
