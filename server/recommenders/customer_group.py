@@ -118,6 +118,32 @@ class GroupModel:
                 self.cluster_top = _top_per_group(group_lift(Rn, self.cluster, k)[0])
                 self.cluster_name = [self.cats[int(np.argmax(c ** 2))].split(" > ")[-1] for c in centres]
 
+    def blend(self, tier: int, cluster: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Half tier, half cluster (each scaled to its best), best first, with the reason of
+        the part that gave most; computed once per (tier, cluster) for the model's life (a
+        few dozen combinations, each a function of the fitted model alone)."""
+        memo = self.__dict__.setdefault("_blend", {})
+        hit = memo.get((tier, cluster))
+        if hit is not None:
+            return hit
+        parts = [(self.tier_top[tier], f"popular with {TIER_WORDS[TIERS[tier]]}")]
+        if cluster >= 0:
+            parts.append((self.cluster_top[cluster], f"favoured by shoppers who love {self.cluster_name[cluster]}"))
+        scores: dict[int, float] = {}
+        reason: dict[int, tuple[float, str]] = {}
+        weight = 1.0 / len(parts)
+        for (items, sc), text in parts:
+            if not len(items):
+                continue
+            top = float(sc[0])
+            for i, s in zip(items.tolist(), (sc / top).tolist()):
+                scores[i] = scores.get(i, 0.0) + weight * s
+                if s > reason.get(i, (-1.0, ""))[0]:
+                    reason[i] = (s, text)
+        c = Candidates.from_pairs(scores, len(scores), "")
+        hit = memo[(tier, cluster)] = (c.items, c.scores, [reason[i][1] for i in c.items.tolist()])
+        return hit
+
     def visitor_cluster(self, ctx) -> int:
         if 0 <= ctx.person < len(self.cluster) and self.cluster[ctx.person] >= 0:
             return int(self.cluster[ctx.person])
@@ -148,20 +174,5 @@ class CustomerGroup(Recommender):
         if segment in TIERS:              # the merchant's own segment of this user wins
             tier = TIERS.index(segment)
         cluster = model.visitor_cluster(ctx)
-        parts = [(model.tier_top[tier], f"popular with {TIER_WORDS[TIERS[tier]]}")]
-        if cluster >= 0:
-            parts.append((model.cluster_top[cluster], f"favoured by shoppers who love {model.cluster_name[cluster]}"))
-        scores: dict[int, float] = {}
-        reason: dict[int, tuple[float, str]] = {}
-        weight = 1.0 / len(parts)
-        for (items, sc), text in parts:
-            if not len(items):
-                continue
-            top = float(sc[0])
-            for i, s in zip(items.tolist(), (sc / top).tolist()):
-                scores[i] = scores.get(i, 0.0) + weight * s
-                if s > reason.get(i, (-1.0, ""))[0]:
-                    reason[i] = (s, text)
-        c = Candidates.from_pairs(scores, k, "")
-        c.reasons = [reason[i][1] for i in c.items.tolist()]
-        return c
+        items, scores, reasons = model.blend(tier, cluster)
+        return Candidates(items[:k], scores[:k], reasons[:k])
