@@ -9,7 +9,7 @@ score is the seed-weighted sum of cosine similarities; the reason names the clos
 from __future__ import annotations
 
 from ._text import text_neighbours, top_positions
-from .base import Candidates, Recommender
+from .base import Candidates, LazyReasons, Recommender
 from .registry import register
 
 
@@ -26,4 +26,5 @@ class ContentBased(Recommender):
         pos = top_positions(scores, k, items)
         if not len(pos):
             return Candidates.empty()
-        return Candidates(items[pos], scores[pos], [f"similar to {ds.label(int(b))}" for b in best[pos]])
+        best = best[pos]
+        return Candidates(items[pos], scores[pos], LazyReasons(lambda n: f"similar to {ds.label(int(best[n]))}", len(pos)))
