@@ -99,24 +99,36 @@ class TextNeighbours:
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
-        parts_i, parts_s, parts_src = [], [], []
-        for i, w in seeds:
-            row, sc = self.of(i)
-            if len(row):
-                parts_i.append(row)
-                parts_s.append(sc * w)
-                parts_src.append(np.full(len(row), i, np.int32))
-        if not parts_i:
+        n = self.index.n_items
+        if self.idx is not None:  # precomputed rows: one gather for all seeds
+            valid = [(i, w) for i, w in seeds if 0 <= i < n]
+            s = np.fromiter((i for i, _ in valid), np.int64, len(valid))
+            rows = self.idx[s]
+            m = rows >= 0
+            idx = rows[m]
+            sc = (self.score[s] * np.fromiter((w for _, w in valid), np.float32, len(valid))[:, None])[m]
+            src = np.broadcast_to(s.astype(np.int32)[:, None], rows.shape)[m]
+        else:
+            parts_i, parts_s, parts_src = [], [], []
+            for i, w in seeds:
+                row, sc = self.of(i)
+                if len(row):
+                    parts_i.append(row)
+                    parts_s.append(sc * w)
+                    parts_src.append(np.full(len(row), i, np.int32))
+            idx = np.concatenate(parts_i) if parts_i else np.zeros(0, np.int32)
+            sc = np.concatenate(parts_s) if parts_s else np.zeros(0, np.float32)
+            src = np.concatenate(parts_src) if parts_src else np.zeros(0, np.int32)
+        if not len(idx):
             e = np.zeros(0, np.int32)
             return e, np.zeros(0, np.float32), e
-        idx, sc, src = np.concatenate(parts_i), np.concatenate(parts_s), np.concatenate(parts_src)
         uniq, inv = np.unique(idx, return_inverse=True)
         total = np.bincount(inv, weights=sc, minlength=len(uniq))
         order = np.lexsort((-sc, inv))
         first = np.ones(len(order), bool)
         first[1:] = inv[order][1:] != inv[order][:-1]
         best = src[order][first]
-        keep = ~np.isin(uniq, [i for i, _ in seeds])
+        keep = ~(uniq[:, None] == np.array([i for i, _ in seeds], np.int64)[None, :]).any(axis=1)
         return uniq[keep].astype(np.int32), total[keep].astype(np.float32), best[keep].astype(np.int32)
 
 
