@@ -15,18 +15,57 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
 
     ``has_live``: whether live items add anything the model row lacks (then a trained
     person vector is stale and should be recomputed)."""
-    if 0 <= ctx.person < ds.R.shape[0]:
-        a, b = ds.R.indptr[ctx.person], ds.R.indptr[ctx.person + 1]
-        own_i = ds.R.indices[a:b].astype(np.int64)
-        own_w = ds.R.data[a:b].astype(np.float64)
+    R = ds.R
+    if 0 <= ctx.person < R.shape[0]:
+        a, b = R.indptr[ctx.person], R.indptr[ctx.person + 1]
+        own_i = R.indices[a:b].astype(np.int64)
+        own_w = R.data[a:b].astype(np.float64)
     else:
         own_i, own_w = np.zeros(0, np.int64), np.zeros(0)
-    live = [(i, float(v)) for i, v in ctx.session_items(max_live) if 0 <= i < ds.n_items and v > 0]
-    if 0 <= ctx.item < ds.n_items:
-        live.append((int(ctx.item), 1.0))          # the current product
-    live += [(int(i), 3.0) for i in list(ctx.cart_items) + list(ctx.order_items) if 0 <= int(i) < ds.n_items]
-    live_i = np.fromiter((i for i, _ in live), np.int64, len(live))
-    live_w = np.fromiter((v for _, v in live), np.float64, len(live))
+    live: dict[int, float] = {}     # item -> largest live weight (few items: plain Python)
+    n = ds.n_items
+    for i, v in ctx.session_items(max_live):
+        if 0 <= i < n and v > 0:
+            live[i] = max(live.get(i, 0.0), float(v))
+    if 0 <= ctx.item < n:
+        live[int(ctx.item)] = max(live.get(int(ctx.item), 0.0), 1.0)   # the current product
+    for i in list(ctx.cart_items) + list(ctx.order_items):
+        i = int(i)
+        if 0 <= i < n:
+            live[i] = max(live.get(i, 0.0), 3.0)                     # cart / order: a cart add
+    if not R.has_canonical_format:  # unsorted or repeated indices: the general merge
+        return _merge(own_i, own_w, live)
+    # own_i is sorted and unique: live items already in the row raise its weight, the others
+    # are inserted
+    if live:
+        li = np.fromiter(live.keys(), np.int64, len(live))
+        lw = np.fromiter(live.values(), np.float64, len(live))
+        if len(own_i):
+            at = np.minimum(np.searchsorted(own_i, li), len(own_i) - 1)
+            present = own_i[at] == li
+        else:
+            at, present = li, np.zeros(len(li), bool)
+        has_live = not present.all()
+        w = own_w.copy()
+        w[at[present]] = np.maximum(w[at[present]], lw[present])
+        if has_live:
+            items = np.concatenate([own_i, li[~present]])
+            w = np.concatenate([w, lw[~present]])
+            order = np.argsort(items, kind="stable")
+            items, w = items[order], w[order]
+        else:
+            items = own_i
+    else:
+        items, w, has_live = own_i, own_w, False
+    keep = w > 0
+    if not keep.all():
+        items, w = items[keep], w[keep]
+    return items, w, has_live
+
+
+def _merge(own_i: np.ndarray, own_w: np.ndarray, live: dict[int, float]) -> tuple[np.ndarray, np.ndarray, bool]:
+    live_i = np.fromiter(live.keys(), np.int64, len(live))
+    live_w = np.fromiter(live.values(), np.float64, len(live))
     has_live = bool(len(live_i)) and bool(np.isin(live_i, own_i, invert=True).any())
     keep = own_w > 0
     all_i = np.concatenate([own_i[keep], live_i])
