@@ -95,17 +95,18 @@ class Neighbours:
         s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
         w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
         rows = self.idx[s]
-        width = rows.shape[1]
+        contrib = self.score[s] * w[:, None]
+        seed_list = s.tolist()
 
         def find(j: int) -> int:
             if j < 0:
                 return -1
-            hit = np.flatnonzero(rows == j)          # row-major: seed order, then rank
-            if not len(hit):
+            r, c = (rows == j).nonzero()          # row-major: seed order, then rank
+            if len(r) == 1:                       # the usual case: one seed has it
+                return seed_list[r[0]]
+            if not len(r):
                 return -1
-            r = hit // width
-            vals = self.score[s[r], hit % width] * w[r]
-            return int(s[r[int(np.argmax(vals))]])   # first maximum: the earlier seed on ties
+            return seed_list[r[int(contrib[r, c].argmax())]]   # first maximum: the earlier seed on ties
         return find
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
