@@ -345,7 +345,7 @@ async def recommend(request: Request) -> Response:
                 order=page.order, order_items=np.array([i for i in map(ds.item, page.order) if i >= 0], np.int32),
                 recent=recent, bought=bought, person=ds.person(body.user, body.visitor),
                 profile=_profile(conn, body.user), now_ms=now_ms, clock_ms=clock_ms, hour=lt.tm_hour,
-                weekday=lt.tm_wday,
+                weekday=lt.tm_wday, answers={} if len(plan) > 1 else None,
             )
             page_seen: set[int] = set()
             hit = []

@@ -46,11 +46,19 @@ def _call(model, name: str, ctx: Context, k: int) -> Candidates | None:
     rec = model.recommenders.get(name)
     if rec is None or name not in model.fitted or not rec.applicable(ctx):
         return None
+    memo = ctx.answers
+    if memo is not None:  # slots of one request share a source's answer (e.g. item_cf on a detail page)
+        key = (name, k, repr(ctx.params) if ctx.params else None)
+        if key in memo:
+            return memo[key]
     try:
-        return rec.recommend(model.fitted[name], model.ds, ctx, k)
+        c = rec.recommend(model.fitted[name], model.ds, ctx, k)
     except Exception as exc:  # one broken recommender must not break the slot
         log.exception("recommender failed at request time", extra={"recommender": name, "error": repr(exc)})
-        return None
+        c = None
+    if memo is not None:
+        memo[key] = c
+    return c
 
 
 def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_seen: set[int]) -> list[tuple[int, str, str]]:

@@ -64,6 +64,7 @@ live (so an event posted a moment ago is in it, whichever worker process stored 
                                             interests, segment ...) or None
   now_ms, clock_ms, hour, weekday           wall time; tenant clock; visit-time context
   params                                    per-source parameters from the strategy config
+  answers                                   the request's memo of source answers (placement)
 Helpers: ``ctx.session_items()`` (weighted recent items of this session),
 ``ctx.seed_items()`` (current product, cart, order, then session items: what "related" means).
 
@@ -125,6 +126,9 @@ class Context:
     hour: int = 0
     weekday: int = 0
     params: dict = field(default_factory=dict)
+    # one request's memo of recommender answers, {(name, k, params): Candidates}, set by serving
+    # so that the slots of one request ask each source once (None: no sharing)
+    answers: dict | None = None
 
     def has(self, need: str) -> bool:
         """Whether the request carries what ``need`` (a ``CONTEXT_FIELDS`` name) asks for."""
