@@ -87,41 +87,57 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     k = count * 3 + 20
     ctx.params = {}
 
-    # 1-2: blend the sources (vectorised: a few hundred candidates, no per-item Python)
+    # 1-2: blend the sources (vectorised: a few hundred candidates, no per-item Python; one
+    # numpy call per step for all sources together)
     names: list[str] = []
     cands: list[Candidates] = []
-    parts = []
+    weights: list[float] = []
     for src in strategy.get("sources", ()):
         name = src["recommender"]
         ctx.params = src.get("params") or {}
         c = _call(model, name, ctx, k)
         if c is None or len(c) == 0:
             continue
-        top = float(c.scores.max())
-        if top <= 0:
-            continue
-        s_i = len(names)
         names.append(name)
         cands.append(c)
-        norm = c.scores / top
-        parts.append((c.items, norm, norm * float(src.get("weight", 1.0)), np.full(len(c), s_i, np.int32),
-                      np.arange(len(c), dtype=np.int32)))
+        weights.append(float(src.get("weight", 1.0)))
     ranked = []
-    if parts:
-        items = np.concatenate([p[0] for p in parts])
-        norm = np.concatenate([p[1] for p in parts])
-        part = np.concatenate([p[2] for p in parts])
-        srci = np.concatenate([p[3] for p in parts])
-        pos = np.concatenate([p[4] for p in parts])
-        uniq, inv = np.unique(items, return_inverse=True)
+    if cands:
+        lens = [len(c) for c in cands]
+        starts = np.cumsum([0] + lens[:-1])
+        tops = np.maximum.reduceat(np.concatenate([c.scores for c in cands]), starts)
+        if not (tops > 0).all():  # a source whose best score is not positive says nothing
+            keep = (tops > 0).tolist()
+            names = [x for x, ok in zip(names, keep) if ok]
+            cands = [x for x, ok in zip(cands, keep) if ok]
+            weights = [x for x, ok in zip(weights, keep) if ok]
+            lens = [x for x, ok in zip(lens, keep) if ok]
+            tops = tops[np.asarray(keep, bool)]
+            starts = np.cumsum([0] + lens[:-1])
+    if cands:
+        items = np.concatenate([c.items for c in cands])
+        srci = np.repeat(np.arange(len(cands), dtype=np.int32), lens)
+        norm = np.concatenate([c.scores for c in cands]) / tops[srci]          # each source / its best
+        part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
+        perm = items.argsort()                                                 # np.unique, inlined
+        sorted_items = items[perm]
+        flag = np.empty(len(items), bool)
+        flag[0] = True
+        np.not_equal(sorted_items[1:], sorted_items[:-1], out=flag[1:])
+        uniq = sorted_items[flag]
+        inv = np.empty(len(items), np.intp)
+        inv[perm] = np.cumsum(flag) - 1
         score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
         per_source = np.zeros((len(uniq), len(names)), np.float32)
         per_source[inv, srci] = norm
         order = np.lexsort((-part, inv))
-        first = np.ones(len(order), bool)
-        first[1:] = inv[order][1:] != inv[order][:-1]
-        best_src = srci[order][first]
-        best_pos = pos[order][first]
+        first = np.empty(len(order), bool)
+        first[0] = True
+        inv_o = inv[order]
+        np.not_equal(inv_o[1:], inv_o[:-1], out=first[1:])
+        best = order[first]                  # each candidate's largest contribution (global position)
+        best_src = srci[best]
+        best_pos = best - starts[best_src]
         if rules.get("boost"):
             f = R.boost_factors(ds, rules, uniq)
             if f is not None:
