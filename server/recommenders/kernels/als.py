@@ -150,10 +150,10 @@ class ImplicitALS:
         uniq, inv = np.unique(items, return_inverse=True)
         w = np.bincount(inv, weights=w)
         cm1 = p.alpha * (np.log1p(w / p.eps) if p.confidence == "log" else w)
-        Y = self.item_factors.astype(np.float64)
         if self._YtY is None:
+            Y = self.item_factors.astype(np.float64)
             self._YtY = Y.T @ Y
-        Yi = Y[uniq]
+        Yi = self.item_factors[uniq].astype(np.float64)   # only the visitor's rows, not all of Y
         A = self._YtY + (Yi.T * cm1) @ Yi + p.regularization * np.eye(f)
         b = Yi.T @ (1.0 + cm1)
         return np.linalg.solve(A, b).astype(np.float32)
