@@ -186,6 +186,12 @@ class Context:
         items (2 each), then the session's recent items. When the page names products, the
         session only breaks ties (x 0.2): a detail page's complements are the complements of
         THAT product; on a page without products the session items are the seeds."""
+        key = ("seeds", max_items, self.item, np.asarray(self.cart_items).tobytes(), np.asarray(self.order_items).tobytes(),
+               id(self.recent), len(self.recent))   # the session part: as session_items' memo
+        memo = self.__dict__.setdefault("_session_items", {})
+        hit = memo.get(key)
+        if hit is not None:
+            return list(hit)
         seeds: dict[int, float] = {}
         if self.item >= 0:
             seeds[self.item] = 3.0
@@ -195,7 +201,9 @@ class Context:
         for i, w in self.session_items(max_items):
             if i not in seeds:
                 seeds[i] = min(w, 2.0) * scale
-        return list(seeds.items())[:max_items]
+        result = list(seeds.items())[:max_items]
+        memo[key] = result
+        return list(result)
 
 
 class LazyReasons:

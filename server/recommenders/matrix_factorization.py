@@ -71,12 +71,12 @@ class MatrixFactorization(Recommender):
         if len(items_in) == 0:
             return Candidates.empty()
         p = ctx.person
-        trained = 0 <= p < len(als.user_factors) and not has_live and np.any(als.user_factors[p])
+        trained = 0 <= p < len(als.user_factors) and not has_live and als.user_factors[p].any()
         if trained:
             vec = als.user_factors[p]
         else:
             vec = als.fold_in(items_in, weights[items < als.n_items])
-        if not np.any(vec):
+        if not vec.any():
             return Candidates.empty()
         scores = als.scores(vec).astype(np.float32)
         short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
