@@ -88,19 +88,21 @@ class Neighbours:
     def seed_finder(self, seeds: list[tuple[int, float]]):
         """A function item -> the seed contributing most to it (-1 if none; ties: the earlier
         seed). Each call looks up one item in the seeds' neighbour rows (a slot asks for ~8
-        items, so no table of every candidate's best seed is built)."""
+        items, so no table of every candidate's best seed is built); nothing is computed
+        until the first call (most sources' reasons are never asked for)."""
         seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx)]
         if not seeds:
             return lambda j: -1
-        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
-        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
-        rows = self.idx[s]
-        contrib = self.score[s] * w[:, None]
-        seed_list = s.tolist()
+        state: list = []
 
         def find(j: int) -> int:
             if j < 0:
                 return -1
+            if not state:
+                s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
+                w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
+                state.extend((self.idx[s], self.score[s] * w[:, None], s.tolist()))
+            rows, contrib, seed_list = state
             r, c = (rows == j).nonzero()          # row-major: seed order, then rank
             if len(r) == 1:                       # the usual case: one seed has it
                 return seed_list[r[0]]
