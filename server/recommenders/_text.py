@@ -138,8 +138,8 @@ def text_neighbours(ds) -> TextNeighbours:
 
 def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -> np.ndarray:
     """Positions of the ``k`` best positive scores, best first (ties: lower item first)."""
-    pos = np.flatnonzero(scores > 0)
+    pos = (scores > 0).nonzero()[0]
     if len(pos) > k:
-        pos = pos[np.argpartition(-scores[pos], k - 1)[:k]]
+        pos = pos[(-scores[pos]).argpartition(k - 1)[:k]]
     tie = items[pos] if items is not None else pos
     return pos[np.lexsort((tie, -scores[pos]))]
