@@ -45,6 +45,7 @@ from .errors import ApiError  # noqa: E402
 from .ingest.handler import read_body  # noqa: E402
 from .placements import config as strategies  # noqa: E402
 from .placements.blend import run_slot  # noqa: E402
+from .placements.ranker import get_ranker  # noqa: E402
 from .recommenders import registry  # noqa: E402
 from .recommenders.base import Context, Recent  # noqa: E402
 from .recommenders.model import ModelStore  # noqa: E402
@@ -254,11 +255,18 @@ class ResultCache:
             self._d.popitem(last=False)
 
 
+def _ranker_token(model):
+    """The version of the learned ranker serving this model, if one does (a new version must
+    not be answered from results the blend or an older ranker ordered)."""
+    token = getattr(get_ranker(), "cache_token", None)
+    return token(model) if token else None
+
+
 def _cache_key(slug, model, version, body: Body, plan, recent, bought, clock_ms, now_ms, hour) -> tuple:
     page = body.page
     limit = max(clock_ms, now_ms) - 30 * 86_400_000
     return (
-        slug, model.built_at, id(model), version, page.type, page.product, page.category, page.query, tuple(page.cart), tuple(page.order),
+        slug, model.built_at, id(model), version, _ranker_token(model), page.type, page.product, page.category, page.query, tuple(page.cart), tuple(page.order),
         tuple((s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
               for s, pname, strat in plan),
         model.ds.person(body.user, body.visitor), body.user,

@@ -46,6 +46,10 @@ def ranked_order(state: RankerState, model, ctx, cands) -> np.ndarray:
 class LearnedRanker:
     name = "learned"
 
+    def cache_token(self, model) -> str | None:
+        """The ranker version serving ``model``: part of the engine's result-cache key."""
+        return cache_token(model)
+
     def __init__(self, open_conn=None, min_feedback: int = 200):
         self.open_conn = open_conn          # slug -> sqlite3 connection (click logs), or None
         self.min_feedback = min_feedback
