@@ -143,3 +143,20 @@ def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -
         pos = pos[(-scores[pos]).argpartition(k - 1)[:k]]
     tie = items[pos] if items is not None else pos
     return pos[np.lexsort((tie, -scores[pos]))]
+
+
+def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
+    """Candidates from a neighbour model (``gather(seeds) -> items, scores, best seed``) for this
+    request's seed items, best ``k`` first; each reason is ``reason`` + the closest seed's name,
+    built only for the products shown. Shared by the text and image similarity recommenders."""
+    from .base import Candidates, LazyReasons
+
+    seeds = ctx.seed_items()
+    if model is None or not seeds:
+        return Candidates.empty()
+    items, scores, best = model.gather(seeds)
+    pos = top_positions(scores, k, items)
+    if not len(pos):
+        return Candidates.empty()
+    best = best[pos]
+    return Candidates(items[pos], scores[pos], LazyReasons(lambda n: f"{reason} {ds.label(int(best[n]))}", len(pos)))

@@ -8,8 +8,8 @@ score is the seed-weighted sum of cosine similarities; the reason names the clos
 """
 from __future__ import annotations
 
-from ._text import text_neighbours, top_positions
-from .base import Candidates, LazyReasons, Recommender
+from ._text import seed_neighbour_candidates, text_neighbours
+from .base import Recommender
 from .registry import register
 
 
@@ -19,12 +19,4 @@ class ContentBased(Recommender):
         return text_neighbours(ds) if ds.n_items else None
 
     def recommend(self, model, ds, ctx, k):
-        seeds = ctx.seed_items()
-        if model is None or not seeds:
-            return Candidates.empty()
-        items, scores, best = model.gather(seeds)
-        pos = top_positions(scores, k, items)
-        if not len(pos):
-            return Candidates.empty()
-        best = best[pos]
-        return Candidates(items[pos], scores[pos], LazyReasons(lambda n: f"similar to {ds.label(int(best[n]))}", len(pos)))
+        return seed_neighbour_candidates(model, ds, ctx, k, "similar to")

@@ -34,8 +34,8 @@ from typing import Protocol
 import numpy as np
 
 from ._common import Neighbours
-from ._text import top_positions
-from .base import Candidates, Recommender
+from ._text import seed_neighbour_candidates
+from .base import Recommender
 from .kernels.images import ClassicalEmbedder, ImageDecodeError, ImageEmbedder, ImageIndex
 from .registry import register
 
@@ -268,11 +268,4 @@ class SimilarImage(Recommender):
         return Neighbours(full_idx, full_sc)
 
     def recommend(self, model, ds, ctx, k):
-        seeds = ctx.seed_items()
-        if model is None or not seeds:
-            return Candidates.empty()
-        items, scores, best = model.gather(seeds)
-        pos = top_positions(scores, k, items)
-        if not len(pos):
-            return Candidates.empty()
-        return Candidates(items[pos], scores[pos], [f"looks like {ds.label(int(b))}" for b in best[pos]])
+        return seed_neighbour_candidates(model, ds, ctx, k, "looks like")
