@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..signals import PURCHASE, VIEW
-from ._stats import pct, smoothed_rate
-from .base import Candidates, Recommender
+from ._stats import rate_candidates, rate_model
+from .base import Recommender
 from .registry import register
 
 PRIOR_VIEWS = 30.0
@@ -31,15 +31,7 @@ class TopConversion(Recommender):
         days = DAYS if views_m.any() else None
         views = np.bincount(ds.fb_item[ds.window(ds.fb_kind == VIEW, days)], minlength=ds.n_items)
         buys = np.bincount(ds.fb_item[ds.window(ds.fb_kind == PURCHASE, days)], minlength=ds.n_items)
-        if views.sum() == 0:
-            return None
-        rate, _ = smoothed_rate(buys, views, PRIOR_VIEWS)
-        return rate.astype(np.float32), (np.minimum(buys, views) / np.maximum(views, 1)).astype(np.float32)
+        return rate_model(buys, views, PRIOR_VIEWS)
 
     def recommend(self, model, ds, ctx, k):
-        if model is None:
-            return Candidates.empty()
-        rate, raw = model
-        c = Candidates.top(rate, k, "")
-        c.reasons = [f"{pct(float(raw[i]))} of viewers buy it" for i in c.items.tolist()]
-        return c
+        return rate_candidates(model, k, "{pct} of viewers buy it")

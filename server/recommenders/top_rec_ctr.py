@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..signals import CLICK, IMPRESSION
-from ._stats import pct, smoothed_rate
-from .base import Candidates, Recommender
+from ._stats import rate_candidates, rate_model
+from .base import Recommender
 from .registry import register
 
 PRIOR_IMPRESSIONS = 100.0
@@ -25,15 +25,7 @@ class TopRecCTR(Recommender):
         days = DAYS if ds.window(ds.fb_kind == IMPRESSION, DAYS).any() else None
         imps = np.bincount(ds.fb_item[ds.window(ds.fb_kind == IMPRESSION, days)], minlength=ds.n_items)
         clicks = np.bincount(ds.fb_item[ds.window(ds.fb_kind == CLICK, days)], minlength=ds.n_items)
-        if imps.sum() == 0:
-            return None
-        rate, _ = smoothed_rate(clicks, imps, PRIOR_IMPRESSIONS)
-        return rate.astype(np.float32), (np.minimum(clicks, imps) / np.maximum(imps, 1)).astype(np.float32)
+        return rate_model(clicks, imps, PRIOR_IMPRESSIONS)
 
     def recommend(self, model, ds, ctx, k):
-        if model is None:
-            return Candidates.empty()
-        rate, raw = model
-        c = Candidates.top(rate, k, "")
-        c.reasons = [f"clicked in {pct(float(raw[i]))} of recommendations" for i in c.items.tolist()]
-        return c
+        return rate_candidates(model, k, "clicked in {pct} of recommendations")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..signals import CLICK, VIEW
-from ._stats import pct, smoothed_rate
-from .base import Candidates, Recommender
+from ._stats import rate_candidates, smoothed_rate
+from .base import Recommender
 from .registry import register
 
 PRIOR_VISITS = 20.0
@@ -56,9 +56,4 @@ class TopRecInflow(Recommender):
         return share.astype(np.float32), (inflow / np.maximum(visits, 1)).astype(np.float32)
 
     def recommend(self, model, ds, ctx, k):
-        if model is None:
-            return Candidates.empty()
-        share, raw = model
-        c = Candidates.top(share, k, "")
-        c.reasons = [f"{pct(float(raw[i]))} of its visits come from recommendations" for i in c.items.tolist()]
-        return c
+        return rate_candidates(model, k, "{pct} of its visits come from recommendations")
