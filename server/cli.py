@@ -74,8 +74,11 @@ def serve(host, port, workers, log_level, data_dir, as_json=False) -> None:
                                "workers": s.workers}))
     else:
         click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
-    uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
-                log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
+    from . import sidecars
+
+    with sidecars.running(s):  # the shard writer and model builder processes (server/sidecars.py)
+        uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
+                    log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
 
 
 # -- tenants ---------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class Settings:
     sqlite_cache_mb: int = _setting(64, "Page cache of each shard's writer connection, in MiB.", int)
     sqlite_wal_autocheckpoint: int = _setting(10_000, "WAL pages (4 KiB) before the writer checkpoints; larger means fewer, bigger checkpoints.", int)
     sqlite_busy_timeout_ms: int = _setting(10_000, "How long a shard connection waits on a lock held by another process.", int)
+    writer_mode: str = _setting("auto", "Where each shard's one writer runs: `process` (one writer process beside the workers, started by `funnelrec serve`: every worker's writes go to it), `thread` (a thread in each process that writes), `auto` (process under `funnelrec serve`, thread otherwise).")
+    builder_mode: str = _setting("auto", "Where models are built and rankers trained: `process` (one builder process beside the workers, started by `funnelrec serve`; workers load the models it writes), `thread` (a thread in the serving process), `auto` (process under `funnelrec serve`, thread otherwise).")
     write_batch_max: int = _setting(2_000, "Most queued write jobs group-committed in one transaction.", int)
     write_group_wait_ms: float = _setting(1.0, "Under concurrent load, how long a shard's writer waits for more jobs to join a commit (0: never wait).", float)
     read_pool_size: int = _setting(4, "Read-only connections kept open per shard.", int)
@@ -76,6 +78,19 @@ class Settings:
                     raise SystemExit(f"setting {key}={source[key]!r} is invalid: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def sidecar(self, name: str) -> bool:
+        """True when the ``writer`` / ``builder`` runs as its own process (server/sidecars.py)."""
+        mode = getattr(self, f"{name}_mode")
+        if mode == "process":
+            return True
+        if mode == "thread":
+            return False
+        return name in os.environ.get("FUNNELREC_SIDECARS", "").split(",")
+
+    def run_dir(self) -> Path:
+        """Sockets, locks and the models the builder process writes."""
+        return Path(self.data_dir) / "run"
 
     def shard_dir(self) -> Path:
         return Path(self.data_dir) / "tenants"

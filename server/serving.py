@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -410,16 +411,17 @@ class ServedLog:
             _store_served(shard, rows)
 
 
+def insert_served(rows: list[tuple], conn: sqlite3.Connection) -> None:
+    """The writer job storing served lists (module level: jobs may run in the writer process)."""
+    conn.executemany(_INSERT_SERVED, rows)
+
+
 def _store_served(shard, rows: list[tuple]) -> None:
     """Submit to the shard's writer without awaiting: it joins the next group commit."""
     if not rows:
         return
-
-    def job(conn: sqlite3.Connection) -> None:
-        conn.executemany(_INSERT_SERVED, rows)
-
     try:
-        fut = shard.writer.submit(job)
+        fut = shard.writer.submit(functools.partial(insert_served, rows))
     except Exception as exc:
         log.error("storing served recommendations failed", extra={"error": repr(exc)})
         return

@@ -76,6 +76,15 @@ class Dataset:
         self._derived: dict[str, Any] = {}
         self._lock = threading.RLock()  # derivations may use other derivations
 
+    def __getstate__(self) -> dict:  # the lock is per process (models are built in another one)
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # -- helpers ---------------------------------------------------------------------
     def derived(self, name: str, fn: Callable[["Dataset"], Any]) -> Any:
         with self._lock:
