@@ -5,6 +5,7 @@ scripts. Secrets are printed once, at creation or rotation, and never logged.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -286,7 +287,7 @@ def privacy_erase(slug, visitor, user, data_dir, as_json) -> None:
         _fail(as_json, "give --visitor or --user", 2)
     shard = _privacy_shard(data_dir, slug, as_json)
     try:
-        removed = shard.write_sync(lambda conn: p.erase(conn, visitor=visitor, user=user))
+        removed = shard.write_sync(functools.partial(p.erase, visitor=visitor, user=user))
     finally:
         shard.close_sync()
     _out(as_json, {"ok": True, "erased": removed}, "erased: " + ", ".join(f"{k} {v}" for k, v in removed.items()))

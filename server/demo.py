@@ -9,6 +9,7 @@ the shard's ``meta`` table) the import is skipped altogether.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -56,10 +57,13 @@ def _meta_get(shard: Shard, key: str) -> str | None:
 
 
 def _meta_set(key: str, value: str):
-    def job(conn):
-        conn.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                     (key, value))
-    return job
+    return functools.partial(_meta_write, key, value)
+
+
+def _meta_write(key: str, value: str, conn) -> None:
+    """The writer job of ``_meta_set`` (module level: it pickles to the writer process)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                 (key, value))
 
 
 def setup_demo(settings: Settings, echo: Callable[[str], None] = lambda m: None, data: Path | None = None) -> dict:

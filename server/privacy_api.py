@@ -6,6 +6,7 @@ DELETE erases it in one transaction and returns what was removed.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,7 +25,7 @@ async def handle(request: Request) -> JSONResponse:
     kwargs = {"visitor": ident} if who == "visitors" else {"user": ident}
     shard = request.app.state.shards.get(tenant)
     if request.method == "DELETE":
-        removed = await shard.write(lambda conn: privacy.erase(conn, **kwargs))
+        removed = await shard.write(functools.partial(privacy.erase, **kwargs))
         request.app.state.notify_catalog(tenant, shard)
         return JSONResponse({"ok": True, "erased": removed})
 

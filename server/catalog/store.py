@@ -1,7 +1,10 @@
-"""Catalog writes (writer jobs) and reads. Validation happens before; these only store."""
+"""Catalog writes (writer jobs) and reads. Validation happens before; these only store.
+
+Jobs are ``functools.partial`` of module functions, so they pickle to the writer process."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import sqlite3
@@ -31,23 +34,25 @@ def product_row(p: Product, now_ms: int) -> tuple:
 def upsert_products_job(products: list[Product]):
     now_ms = int(time.time() * 1000)
     rows = [product_row(p, now_ms) for p in products]
+    return functools.partial(execute_rows, UPSERT_PRODUCT, rows)
 
-    def job(conn: sqlite3.Connection) -> int:
-        conn.executemany(UPSERT_PRODUCT, rows)
-        return len(rows)
 
-    return job
+def execute_rows(sql: str, rows: list[tuple], conn: sqlite3.Connection) -> int:
+    """The upsert jobs (module level so they pickle to the writer process): returns len(rows)."""
+    conn.executemany(sql, rows)
+    return len(rows)
 
 
 def delete_products_job(ids: list[str]):
-    def job(conn: sqlite3.Connection) -> int:
-        n = 0
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            n += conn.execute("DELETE FROM products WHERE id IN (" + ",".join("?" * len(chunk)) + ")", chunk).rowcount
-        return n
+    return functools.partial(delete_products, ids)
 
-    return job
+
+def delete_products(ids: list[str], conn: sqlite3.Connection) -> int:
+    n = 0
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        n += conn.execute("DELETE FROM products WHERE id IN (" + ",".join("?" * len(chunk)) + ")", chunk).rowcount
+    return n
 
 
 def user_row(u: UserProfile, now_ms: int) -> tuple:
@@ -61,17 +66,14 @@ def user_row(u: UserProfile, now_ms: int) -> tuple:
 def upsert_users_job(users: list[UserProfile]):
     now_ms = int(time.time() * 1000)
     rows = [user_row(u, now_ms) for u in users]
+    return functools.partial(execute_rows, UPSERT_USER, rows)
 
-    def job(conn: sqlite3.Connection) -> int:
-        conn.executemany(
-            "INSERT INTO users (id, gender, birth_year, age_band, interests, segment, attrs, updated_at) VALUES (?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(id) DO UPDATE SET gender=excluded.gender, birth_year=excluded.birth_year, age_band=excluded.age_band,"
-            " interests=excluded.interests, segment=excluded.segment, attrs=excluded.attrs, updated_at=excluded.updated_at",
-            rows,
-        )
-        return len(rows)
 
-    return job
+UPSERT_USER = (
+    "INSERT INTO users (id, gender, birth_year, age_band, interests, segment, attrs, updated_at) VALUES (?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(id) DO UPDATE SET gender=excluded.gender, birth_year=excluded.birth_year, age_band=excluded.age_band,"
+    " interests=excluded.interests, segment=excluded.segment, attrs=excluded.attrs, updated_at=excluded.updated_at"
+)
 
 
 def review_row(r: ReviewIn, now_ms: int) -> tuple:
@@ -82,17 +84,14 @@ def review_row(r: ReviewIn, now_ms: int) -> tuple:
 def upsert_reviews_job(reviews: list[ReviewIn]):
     now_ms = int(time.time() * 1000)
     rows = [review_row(r, now_ms) for r in reviews]
+    return functools.partial(execute_rows, UPSERT_REVIEW, rows)
 
-    def job(conn: sqlite3.Connection) -> int:
-        conn.executemany(
-            "INSERT INTO reviews (id, product, user_id, visitor, rating, text, ts) VALUES (?,?,?,?,?,?,?)"
-            " ON CONFLICT(id) DO UPDATE SET product=excluded.product, user_id=excluded.user_id, visitor=excluded.visitor,"
-            " rating=excluded.rating, text=excluded.text, ts=excluded.ts",
-            rows,
-        )
-        return len(rows)
 
-    return job
+UPSERT_REVIEW = (
+    "INSERT INTO reviews (id, product, user_id, visitor, rating, text, ts) VALUES (?,?,?,?,?,?,?)"
+    " ON CONFLICT(id) DO UPDATE SET product=excluded.product, user_id=excluded.user_id, visitor=excluded.visitor,"
+    " rating=excluded.rating, text=excluded.text, ts=excluded.ts"
+)
 
 
 UPSERT_JOBS = {"products": upsert_products_job, "users": upsert_users_job, "reviews": upsert_reviews_job}

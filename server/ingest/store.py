@@ -2,13 +2,15 @@
 
 A repeated event id is stored once and every derived row (``order_lines``, ``visitors``) is
 written idempotently, so a retried request changes nothing. The rows are built before the job
-reaches the writer thread, so the writer only runs SQL.
+reaches the writer thread, so the writer only runs SQL. Jobs are ``functools.partial`` of module
+functions so they pickle (the writer may be its own process: server/writer_service.py).
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -46,8 +48,8 @@ def insert_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
         conn.execute(_INSERT_N[len(chunk)], [v for r in chunk for v in r])
 
 
-@dataclass
-class StoreResult:
+class StoreResult(NamedTuple):
+    """What a store job did (a NamedTuple: it crosses to the writer process and back cheaply)."""
     accepted: int = 0
     duplicates: int = 0
 
@@ -92,20 +94,21 @@ def store_events_job(events: list[Event], received: int, source: str):
             for product, (qty, price) in per_product.items():
                 lines.append((ev.order, product, ev.id, ev.visitor, ev.session, ev.user, qty, price, ev.currency, ev.ts))
     visitor_rows = [tuple(v) for v in visitors.values()]
+    return functools.partial(store_rows, rows, lines, visitor_rows)
 
-    def job(conn: sqlite3.Connection) -> StoreResult:
-        before = conn.total_changes
-        insert_rows(conn, rows)
-        accepted = conn.total_changes - before
-        if accepted:
-            if lines:
-                conn.executemany(INSERT_LINE, lines)
-            upsert = visitors_to_write(getattr(conn, "memo", None), visitor_rows)
-            if upsert:
-                conn.executemany(UPSERT_VISITOR, upsert)
-        return StoreResult(accepted=accepted, duplicates=len(rows) - accepted)
 
-    return job
+def store_rows(rows: list[tuple], lines: list[tuple], visitor_rows: list[tuple], conn: sqlite3.Connection) -> StoreResult:
+    """The job of ``store_events_job`` (module level, so it pickles to the writer process)."""
+    before = conn.total_changes
+    insert_rows(conn, rows)
+    accepted = conn.total_changes - before
+    if accepted:
+        if lines:
+            conn.executemany(INSERT_LINE, lines)
+        upsert = visitors_to_write(getattr(conn, "memo", None), visitor_rows)
+        if upsert:
+            conn.executemany(UPSERT_VISITOR, upsert)
+    return StoreResult(accepted, len(rows) - accepted)
 
 
 VISITOR_MEMO_MAX = 200_000
@@ -138,11 +141,11 @@ def visitors_to_write(memo: dict | None, rows: list[tuple]) -> list[tuple]:
 
 def count_drops_job(reason: str, n: int, when_ms: int):
     day = dt.datetime.fromtimestamp(when_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
+    return functools.partial(add_drops, day, reason, n)
 
-    def job(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "INSERT INTO drops (day, reason, count) VALUES (?,?,?) ON CONFLICT(day, reason) DO UPDATE SET count=count+excluded.count",
-            (day, reason, n),
-        )
 
-    return job
+def add_drops(day: str, reason: str, n: int, conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO drops (day, reason, count) VALUES (?,?,?) ON CONFLICT(day, reason) DO UPDATE SET count=count+excluded.count",
+        (day, reason, n),
+    )

@@ -21,6 +21,7 @@ most every ``CACHE_S`` seconds, so all processes follow within that time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -174,23 +175,29 @@ def versions(conn: sqlite3.Connection, limit: int = 100) -> list[dict]:
 
 
 def store_job(doc: dict):
-    def job(conn: sqlite3.Connection) -> int:
-        v = (conn.execute("SELECT max(version) FROM strategy_configs").fetchone()[0] or 0) + 1
-        conn.execute("INSERT INTO strategy_configs (version, config, created_at, note) VALUES (?,?,?,?)",
-                     (v, json.dumps(doc, ensure_ascii=False), int(time.time() * 1000), doc.get("note")))
-        return v
-    return job
+    """Writer job storing ``doc`` as the next version (a partial: it pickles to the writer process)."""
+    return functools.partial(store_config, doc)
+
+
+def store_config(doc: dict, conn: sqlite3.Connection) -> int:
+    v = (conn.execute("SELECT max(version) FROM strategy_configs").fetchone()[0] or 0) + 1
+    conn.execute("INSERT INTO strategy_configs (version, config, created_at, note) VALUES (?,?,?,?)",
+                 (v, json.dumps(doc, ensure_ascii=False), int(time.time() * 1000), doc.get("note")))
+    return v
 
 
 def rollback_job(version: int):
-    def job(conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT config FROM strategy_configs WHERE version=?", (version,)).fetchone()
-        if row is None:
-            raise LookupError(version)
-        doc = json.loads(row[0])
-        doc["note"] = f"rollback to version {version}"
-        return store_job(doc)(conn)
-    return job
+    """Writer job re-storing ``version`` as the newest; raises LookupError when there is none."""
+    return functools.partial(rollback_config, version)
+
+
+def rollback_config(version: int, conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT config FROM strategy_configs WHERE version=?", (version,)).fetchone()
+    if row is None:
+        raise LookupError(version)
+    doc = json.loads(row[0])
+    doc["note"] = f"rollback to version {version}"
+    return store_config(doc, conn)
 
 
 class ConfigCache:
