@@ -49,6 +49,7 @@ from .placements.blend import run_slot  # noqa: E402
 from .placements.ranker import get_ranker  # noqa: E402
 from .recommenders import registry  # noqa: E402
 from .recommenders.base import Context, Recent  # noqa: E402
+from .builder import RemoteModelStore  # noqa: E402
 from .recommenders.model import ModelStore  # noqa: E402
 from . import rules as R  # noqa: E402
 from .signals import CART, CLICK, PURCHASE, REMOVE, REVIEW, VIEW  # noqa: E402
@@ -127,9 +128,12 @@ class Engine:
     def __init__(self, settings):
         self.first_wait_s = settings.engine_first_build_wait_s
         self.tick_s = settings.engine_tick_s
-        self.models = ModelStore(rebuild_after_events=settings.engine_rebuild_after_events,
-                                 rebuild_interval_s=settings.engine_rebuild_interval_s,
-                                 max_events=settings.engine_max_events or None)
+        if settings.sidecar("builder"):  # models built by the builder process (server/builder.py)
+            self.models = RemoteModelStore(settings)
+        else:
+            self.models = ModelStore(rebuild_after_events=settings.engine_rebuild_after_events,
+                                     rebuild_interval_s=settings.engine_rebuild_interval_s,
+                                     max_events=settings.engine_max_events or None)
         self.configs = strategies.ConfigCache()
         size = settings.engine_result_cache_size
         self.cache = ResultCache(size) if size > 0 else None

@@ -95,21 +95,33 @@ def running(settings) -> Iterator[list[str]]:
             started.append(sc)
             sc.wait_ready()
         os.environ["FUNNELREC_SIDECARS"] = ",".join(names)
-        stopping = threading.Event()
-        watch = threading.Thread(target=_watchdog, args=(started, env, stopping), name="sidecar-watchdog", daemon=True)
+        stopping, released = threading.Event(), threading.Event()
+        watch = threading.Thread(target=_watchdog, args=(started, env, stopping, released), name="sidecar-watchdog",
+                                 daemon=True)
         watch.start()
         yield names
     finally:
         os.environ.pop("FUNNELREC_SIDECARS", None)
         with contextlib.suppress(NameError):
             stopping.set()
-            watch.join(5)
         for sc in reversed(started):  # the writer last: workers and builder are done writing
             sc.stop()
+        with contextlib.suppress(NameError):
+            released.set()  # only now may the watchdog thread end: its children die with it (PDEATHSIG)
+            watch.join(5)
 
 
-def _watchdog(started: list[Sidecar], env: dict, stopping: threading.Event) -> None:
-    """Restart a sidecar that died (a crash, the OOM killer): the service heals itself."""
+def _watchdog(started: list[Sidecar], env: dict, stopping: threading.Event, released: threading.Event) -> None:
+    """Restart a sidecar that died (a crash, the OOM killer): the service heals itself. A
+    restarted sidecar is this thread's child and dies when the thread ends (PDEATHSIG is per
+    thread), so the thread lives until the sidecars were stopped (``released``)."""
+    try:
+        _watch(started, env, stopping)
+    finally:
+        released.wait()
+
+
+def _watch(started: list[Sidecar], env: dict, stopping: threading.Event) -> None:
     while not stopping.wait(1.0):
         for k, sc in enumerate(started):
             code = sc.proc.poll()

@@ -13,10 +13,10 @@ has the results and the reasons of the design.
 from __future__ import annotations
 
 
-def install(open_conn=None):
+def install(open_conn=None, train: bool = True):
     from ..placements.ranker import set_ranker
     from .ranker import LearnedRanker
-    r = LearnedRanker(open_conn=open_conn)
+    r = LearnedRanker(open_conn=open_conn, train=train)
     set_ranker(r)
     return r
 
@@ -28,4 +28,5 @@ def install_app(app):
         if tenant is None:
             return None
         return app.state.shards.get(tenant).connect_read()
-    return install(open_conn)
+    # under the builder process the models arrive with their ranker trained: no training here
+    return install(open_conn, train=not app.state.settings.sidecar("builder"))

@@ -50,9 +50,10 @@ class LearnedRanker:
         """The ranker version serving ``model``: part of the engine's result-cache key."""
         return cache_token(model)
 
-    def __init__(self, open_conn=None, min_feedback: int = 200):
+    def __init__(self, open_conn=None, min_feedback: int = 200, train: bool = True):
         self.open_conn = open_conn          # slug -> sqlite3 connection (click logs), or None
         self.min_feedback = min_feedback
+        self.train = train                  # False: the builder process trains (server/builder.py)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker-train")
         self._lock = threading.Lock()
         self._last: dict[str, RankerState] = {}
@@ -60,6 +61,8 @@ class LearnedRanker:
 
     def _state(self, model, ctx) -> RankerState | None:
         st = getattr(model, "learned_ranker", None)
+        if not self.train:  # the model came from the builder process with its ranker, if any
+            return st if isinstance(st, RankerState) else None
         if st is None:
             with self._lock:
                 if getattr(model, "learned_ranker", None) is None:

@@ -1,0 +1,461 @@
+"""Model builds outside the serving processes: the builder sidecar and its client.
+
+A model build (seconds of numpy and Python) and the learned ranker's training would hold the
+serving process's GIL for seconds: every request waiting behind them. So under
+``funnelrec serve`` one **builder process** (``python -m server.builder``, started by
+``server/sidecars.py``) builds every active tenant's model, trains its ranker, and writes the
+result to disk; the workers only load it (a pickle: ~40 ms for the full online-retail model).
+One build per tenant serves every worker. ``FUNNELREC_BUILDER_MODE=thread`` keeps the older
+in-process builder (``recommenders/model.py ModelStore``), which the in-process tests use.
+
+Files, per tenant in ``tenants/<slug>.models/`` (removed with the tenant):
+  ``model-<n>.pkl``   a built ``Model`` (pickle protocol 5); n grows; the newest two are kept
+  ``current.json``    the newest model: ``{"n", "file", ...}`` plus the builder's status (model
+                      summary, building, failures, last error, handled requests), written
+                      atomically (write, fsync, rename)
+  ``request-<id>``    a worker asks for a build (``force`` or ``catalog`` inside); taken and
+                      deleted by the builder, whose status then lists ``<id>`` as handled
+  ``active``          touched by workers serving the tenant (at most every few seconds); the
+                      builder watches tenants touched within ``shard_idle_close_s``
+
+When a tenant is rebuilt (checked every ``CHECK_S`` for active tenants, from the shard itself,
+so events stored by any process count):
+  - no model yet, or a worker asked (``POST /v1/engine/rebuild``);
+  - ``engine_rebuild_after_events`` new events since the last build (``events.seq``);
+  - ``engine_rebuild_interval_s`` passed and the shard has new events;
+  - the catalog changed (a worker's catalog request, or the catalog's count / newest
+    ``updated_at`` moved: imports by the CLI count too), at most every ``CATALOG_DELAY_S``.
+After each build the model is published at once (the blend serves it, with the tenant's
+previous ranker if one passed its guard), then the ranker is trained and the model published
+again with it. A failed build is logged and the last good model stays in service.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+log = logging.getLogger("funnelrec.builder")
+
+CHECK_S = 1.0            # how often an active tenant's shard is checked for new events / catalog changes
+CATALOG_DELAY_S = 5.0    # catalog changes rebuild at most this often (a sync sends many batches)
+ACTIVE_TOUCH_S = 5.0     # workers touch ``active`` at most this often
+KEEP = 2                 # model files kept per tenant
+
+
+def models_dir(settings, slug: str) -> Path:
+    return Path(settings.shard_dir()) / f"{slug}.models"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_current(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "current.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+# -- the builder process -------------------------------------------------------------------
+class _Tenant:
+    def __init__(self, slug: str, path: Path, folder: Path):
+        self.slug, self.path, self.folder = slug, path, folder
+        cur = read_current(folder) or {}
+        self.n = int(cur.get("n", 0))
+        self.model = None
+        self.seq = -1                     # events.seq the served model was built from
+        self.catalog = None               # (count, max updated_at) at the last build
+        self.last_build = 0.0             # monotonic
+        self.last_check = 0.0
+        self.force = False
+        self.catalog_dirty = False
+        self.requests: list[str] = []     # ids handled by the next build
+        self.done: list[str] = list(cur.get("done", []))[-50:]
+        self.failures = 0
+        self.last_error: str | None = None
+        self.building = False
+
+
+class Builder:
+    """The builder process's loop: one build at a time, tenants in order of need."""
+
+    def __init__(self, settings):
+        from .tenants import TenantRegistry
+
+        self.settings = settings
+        self.registry = TenantRegistry(settings.data_dir, settings.tenant_cache_s)
+        self.tenants: dict[str, _Tenant] = {}
+        self.stop = threading.Event()
+
+    def _conn(self, t: _Tenant):
+        from .shards import open_connection
+        return open_connection(t.path, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms, readonly=True)
+
+    def scan(self) -> None:
+        """Take requests, notice active and deleted tenants."""
+        now = time.time()
+        idle = max(self.settings.shard_idle_close_s, 60)
+        live = {t.slug for t in self.registry.all()}
+        for slug in list(self.tenants):
+            if slug not in live:
+                del self.tenants[slug]
+        for slug in live:
+            folder = models_dir(self.settings, slug)
+            if not folder.is_dir():
+                continue
+            reqs = []
+            with contextlib.suppress(OSError):
+                reqs = [p for p in folder.iterdir() if p.name.startswith("request-")]
+            try:
+                active = now - (folder / "active").stat().st_mtime < idle
+            except OSError:
+                active = False
+            t = self.tenants.get(slug)
+            if t is None:
+                if not (reqs or active):
+                    continue
+                t = self.tenants[slug] = _Tenant(slug, self.registry.shard_path(slug), folder)
+            for p in reqs:
+                try:
+                    kind = p.read_text().strip() or "force"
+                    p.unlink()
+                except OSError:
+                    continue
+                t.requests.append(p.name[len("request-"):])
+                if kind == "catalog":
+                    t.catalog_dirty = True
+                else:
+                    t.force = True
+            if not (active or reqs or t.force or t.catalog_dirty or t.model is None):
+                del self.tenants[slug]  # idle: its memory goes
+
+    def due(self, t: _Tenant) -> bool:
+        s = self.settings
+        now = time.monotonic()
+        if t.failures and now - t.last_build < min(60.0, 2.0 ** t.failures):
+            return False  # a failing build is retried with a growing pause, not in a tight loop
+        if t.force or t.model is None:
+            return True
+        if t.catalog_dirty and now - t.last_build >= CATALOG_DELAY_S:
+            return True
+        if now - t.last_check < CHECK_S:
+            return False
+        t.last_check = now
+        try:
+            conn = self._conn(t)
+            try:
+                seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+                catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
+            finally:
+                conn.close()
+        except Exception:
+            return False
+        if catalog != t.catalog:
+            t.catalog_dirty = True
+            return now - t.last_build >= CATALOG_DELAY_S
+        if seq - t.seq >= s.engine_rebuild_after_events:
+            return True
+        return seq != t.seq and now - t.last_build >= s.engine_rebuild_interval_s
+
+    def build(self, t: _Tenant) -> None:
+        from .recommenders.model import build_model
+
+        s = self.settings
+        t.force = t.catalog_dirty = False
+        handled, t.requests = t.requests, []
+        t.building = True
+        self.publish(t, None, handled=[])
+        conn = None
+        try:
+            conn = self._conn(t)
+            catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
+            model = build_model(conn, max_events=s.engine_max_events or None)
+            prev = getattr(t.model, "learned_ranker", None) if t.model is not None else None
+            if prev is not None and type(prev).__name__ == "RankerState":
+                model.learned_ranker = prev  # the last ranker that passed its guard serves meanwhile
+            t.model, t.seq, t.catalog = model, model.ds.last_seq, catalog
+            t.failures, t.last_error = 0, None
+            log.info("model built", extra={"tenant": t.slug, "seconds": round(model.build_seconds, 3), **model.ds.summary()})
+            t.building = False
+            self.publish(t, model, handled)
+            if s.ranker_enabled and model.ds.n_feedback >= 200 and not self.stop.is_set():
+                self.train(t, model, conn)
+        except Exception as exc:
+            t.failures += 1
+            t.last_error = repr(exc)
+            t.building = False
+            log.exception("model build failed; keeping the last good model", extra={"tenant": t.slug})
+            self.publish(t, None, handled)
+        finally:
+            t.building = False
+            t.last_build = time.monotonic()
+            if conn is not None:
+                conn.close()
+
+    def train(self, t: _Tenant, model, conn) -> None:
+        from .ranking.train import train_ranker
+
+        try:
+            state = train_ranker(model, conn=conn, tenant=t.slug)
+        except Exception as exc:
+            log.warning("ranker training failed; the blend serves", extra={"tenant": t.slug, "error": repr(exc)})
+            return
+        model.learned_ranker = state
+        log.info("ranker trained", extra={"tenant": t.slug, "version": state.version, "serving": state.serving,
+                                          "seconds": state.info.get("seconds")})
+        if t.model is model:
+            self.publish(t, model, [])
+
+    def publish(self, t: _Tenant, model, handled: list[str]) -> None:
+        """Write the model (if any) and the status; the workers pick them up."""
+        t.done = (t.done + handled)[-50:]
+        cur = read_current(t.folder) or {}
+        if model is not None:
+            t.n += 1
+            name = f"model-{t.n}.pkl"
+            _write_atomic(t.folder / name, pickle.dumps(model, protocol=5))
+            cur.update(n=t.n, file=name, model=model.summary(), ranker=_ranker_info(model))
+            for old in t.folder.glob("model-*.pkl"):
+                with contextlib.suppress(ValueError, OSError):
+                    if int(old.stem.split("-")[1]) <= t.n - KEEP:
+                        old.unlink()
+        cur.update(building=t.building, failures=t.failures, last_error=t.last_error, done=t.done,
+                   pid=os.getpid(), at=time.time())
+        _write_atomic(t.folder / "current.json", json.dumps(cur).encode())
+
+    def next_due(self) -> _Tenant | None:
+        waiting = [t for t in self.tenants.values() if self.due(t)]
+        if not waiting:
+            return None
+        # a tenant without any model first, then asked-for builds, then the longest waiting
+        return min(waiting, key=lambda t: (t.model is not None and t.n > 0, not t.force, t.last_build))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.scan()
+                t = self.next_due()
+            except Exception:
+                log.exception("builder scan failed")
+                t = None
+            if t is None:
+                self.stop.wait(0.2)
+                continue
+            self.build(t)
+
+
+def _ranker_info(model) -> dict | None:
+    st = getattr(model, "learned_ranker", None)
+    if st is None or type(st).__name__ != "RankerState":
+        return None
+    return {"version": st.version, "serving": st.serving, "trained_at": st.trained_at, "guard": st.guard,
+            "seconds": st.info.get("seconds")}
+
+
+def main(argv=None) -> int:
+    from .config import Settings
+    from .logs import setup_logging
+    from .sidecars import serve_ready
+
+    ap = argparse.ArgumentParser(description="funnelrec's model builder process (started by `funnelrec serve`)")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--ready-fd", type=int, default=None)
+    a = ap.parse_args(argv)
+    settings = Settings.from_env(data_dir=Path(a.data_dir))
+    setup_logging(settings.log_level)
+    from .recommenders import registry
+    registry.load_all()
+    b = Builder(settings)
+    signal.signal(signal.SIGTERM, lambda *_: b.stop.set())
+    serve_ready(a.ready_fd)
+    log.info("builder started", extra={"pid": os.getpid()})
+    b.run()
+    return 0
+
+
+# -- the workers' side -----------------------------------------------------------------------
+class _Loaded:
+    __slots__ = ("model", "n", "touched", "mtime", "loading")
+
+    def __init__(self) -> None:
+        self.loading = False
+        self.model = None
+        self.n = 0
+        self.touched = 0.0
+        self.mtime = 0.0
+
+
+class RemoteModelStore:
+    """``ModelStore``'s interface for a worker whose models come from the builder process.
+
+    ``get`` never touches the disk; a poll (``POLL_S``, on the event loop, started by the first
+    request of a tenant) loads a newer model file in a thread when ``current.json`` changed."""
+    POLL_S = 0.25
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._loaded: dict[str, _Loaded] = {}
+        self._waiters: dict[str, list[tuple[str, concurrent.futures.Future]]] = {}
+        self._task: asyncio.Task | None = None
+        self._lock = threading.Lock()
+
+    def _folder(self, slug: str) -> Path:
+        return models_dir(self.settings, slug)
+
+    def get(self, slug: str):
+        st = self._loaded.get(slug)
+        return st.model if st else None
+
+    def _track(self, slug: str) -> _Loaded:
+        st = self._loaded.get(slug)
+        if st is None:
+            st = self._loaded[slug] = _Loaded()
+            self._touch(slug, st, force=True)
+        return st
+
+    def _touch(self, slug: str, st: _Loaded, force: bool = False) -> None:
+        now = time.time()
+        if force or now - st.touched > ACTIVE_TOUCH_S:
+            st.touched = now
+            folder = self._folder(slug)
+            with contextlib.suppress(OSError):
+                folder.mkdir(exist_ok=True)
+                (folder / "active").touch()
+
+    def _request(self, slug: str, kind: str) -> str:
+        rid = uuid.uuid4().hex[:16]
+        folder = self._folder(slug)
+        folder.mkdir(exist_ok=True)
+        _write_atomic(folder / f"request-{rid}", kind.encode())
+        return rid
+
+    def status(self, slug: str) -> dict:
+        cur = read_current(self._folder(slug)) or {}
+        st = self._loaded.get(slug)
+        return {"model": cur.get("model"), "building": bool(cur.get("building")), "new_events": None,
+                "failures": cur.get("failures", 0), "last_error": cur.get("last_error"),
+                "builder": "process", "model_file": cur.get("file"), "loaded": st.n if st else 0,
+                "ranker": cur.get("ranker")}
+
+    def schedule(self, shard, force: bool = False) -> concurrent.futures.Future:
+        """Ask the builder for a build; the future resolves once it is handled and loaded."""
+        self._track(shard.slug)
+        rid = self._request(shard.slug, "force")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            self._waiters.setdefault(shard.slug, []).append((rid, fut))
+        self._ensure_poller()
+        return fut
+
+    async def ensure(self, shard, wait_s: float):
+        st = self._track(shard.slug)
+        self._ensure_poller()
+        if st.model is None:
+            await self._load_if_newer(shard.slug, st)
+        deadline = time.monotonic() + wait_s
+        while st.model is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await self._load_if_newer(shard.slug, st)
+        return st.model
+
+    def on_events(self, tenant, shard, accepted: int) -> None:
+        """The builder counts new events in the shard itself (every process's events count)."""
+
+    def on_catalog(self, tenant, shard) -> None:
+        self._track(shard.slug)
+        with contextlib.suppress(OSError):
+            self._request(shard.slug, "catalog")
+
+    def tick(self, shards) -> None:
+        open_slugs = {sh.slug for sh in shards}
+        for slug in list(self._loaded):
+            if slug not in open_slugs:
+                del self._loaded[slug]  # the shard was closed as idle: so is its model
+            else:
+                self._touch(slug, self._loaded[slug])
+
+    def shutdown(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- polling -------------------------------------------------------------------------
+    def _ensure_poller(self) -> None:
+        if self._task is None or self._task.done():
+            with contextlib.suppress(RuntimeError):
+                self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            for slug, st in list(self._loaded.items()):
+                with contextlib.suppress(Exception):
+                    await self._load_if_newer(slug, st)
+                    self._touch(slug, st)
+            await asyncio.sleep(self.POLL_S)
+
+    async def _load_if_newer(self, slug: str, st: _Loaded) -> None:
+        folder = self._folder(slug)
+        try:
+            mtime = (folder / "current.json").stat().st_mtime
+        except OSError:
+            return
+        if mtime == st.mtime:
+            return
+        cur = read_current(folder)
+        if cur is None:
+            return
+        if cur.get("file") and int(cur.get("n", 0)) > st.n:
+            if st.loading:  # another task of this process is loading it
+                return
+            path = folder / cur["file"]
+            st.loading = True
+            try:
+                model = await asyncio.get_running_loop().run_in_executor(None, _load, path)
+            except FileNotFoundError:
+                return  # replaced meanwhile: the next poll takes the newer one
+            except Exception as exc:
+                log.error("loading a model failed", extra={"tenant": slug, "file": str(path), "error": repr(exc)})
+                return
+            finally:
+                st.loading = False
+            st.model, st.n = model, int(cur["n"])
+            log.info("model loaded", extra={"tenant": slug, "n": st.n, "pid": os.getpid()})
+        st.mtime = mtime
+        done = set(cur.get("done", ()))
+        with self._lock:
+            waiting = self._waiters.get(slug, [])
+            keep = []
+            for rid, fut in waiting:
+                if rid in done and not cur.get("building"):
+                    if not fut.done():
+                        fut.set_result(st.model)
+                else:
+                    keep.append((rid, fut))
+            self._waiters[slug] = keep
+
+
+def _load(path: Path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

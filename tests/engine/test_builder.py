@@ -1,0 +1,134 @@
+"""The builder process's loop (server/builder.py), run in-process on a real data dir: workers'
+requests, rebuilds after new events from anywhere, a failed build keeps the last good model,
+and the workers' side (``RemoteModelStore``) loads what the builder published."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from server import builder as B
+from server.config import Settings
+from server.recommenders import model as model_mod
+from server.shards import Shard
+from server.tenants import TenantRegistry
+from tests.engine.fixtures import T0, ShopData, product, view
+
+
+@pytest.fixture
+def env(tmp_path):
+    settings = Settings.from_env(env={}, data_dir=tmp_path / "data", engine_rebuild_after_events=3, ranker_enabled=False)
+    reg = TenantRegistry(settings.data_dir)
+    t, _ = reg.create("tt", ["https://shop.example"])
+    shard = Shard.open("tt", reg.shard_path("tt"), settings)
+    d = ShopData.__new__(ShopData)
+    d.shard = shard
+    d.products([product("a"), product("b"), product("c")])
+    d.events([view("a"), view("b", ts=T0 + 1)])
+    b = B.Builder(settings)
+    yield settings, d, b
+    d.close()
+    reg.close()
+
+
+def _run_once(b: B.Builder) -> B._Tenant | None:
+    b.scan()
+    t = b.next_due()
+    if t is not None:
+        b.build(t)
+    return t
+
+
+def _current(settings) -> dict:
+    return json.loads((B.models_dir(settings, "tt") / "current.json").read_text())
+
+
+def test_nothing_is_built_for_a_tenant_nobody_serves(env):
+    settings, d, b = env
+    assert _run_once(b) is None
+    assert not B.models_dir(settings, "tt").exists()
+
+
+def test_worker_request_builds_and_the_worker_loads_it(env):
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+
+    async def go():
+        fut = store.schedule(d.shard, force=True)   # what POST /v1/engine/rebuild does
+        assert _run_once(b) is not None              # the builder takes the request
+        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        return fut.result()
+
+    m = asyncio.run(go())
+    assert m is not None and m.ds.n_feedback == 2 and store.get("tt") is m
+    cur = _current(settings)
+    assert cur["n"] == 1 and cur["failures"] == 0 and not cur["building"]
+    assert store.status("tt")["model"]["dataset"]["feedback"] == 2
+    assert _run_once(b) is None  # nothing new: no build
+
+
+def test_new_events_from_any_process_trigger_a_rebuild(env):
+    settings, d, b = env
+    (B.models_dir(settings, "tt")).mkdir()
+    (B.models_dir(settings, "tt") / "active").touch()
+    assert _run_once(b) is not None
+    t = b.tenants["tt"]
+    d.events([view("c", visitor="x", session="x", ts=T0 + 5)])
+    t.last_check = 0
+    assert _run_once(b) is None  # 1 new event, the threshold is 3
+    d.events([view("a", visitor="y", session="y", ts=T0 + 6), view("c", visitor="y", session="y", ts=T0 + 7)])
+    t.last_check = 0
+    assert _run_once(b) is t
+    assert t.model.ds.n_feedback == 5 and _current(settings)["n"] == 2
+
+
+def test_catalog_change_rebuilds(env):
+    settings, d, b = env
+    B.models_dir(settings, "tt").mkdir()
+    (B.models_dir(settings, "tt") / "active").touch()
+    _run_once(b)
+    t = b.tenants["tt"]
+    d.products([product("d")])
+    t.last_check = 0
+    t.last_build -= B.CATALOG_DELAY_S
+    assert _run_once(b) is t
+    assert t.model.ds.n_items == 4
+
+
+def test_failed_build_keeps_the_last_good_model(env, monkeypatch):
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+
+    async def build_and_load(expect_ok: bool):
+        fut = store.schedule(d.shard, force=True)
+        _run_once(b)
+        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        return store.get("tt")
+
+    first = asyncio.run(build_and_load(True))
+    assert first is not None
+
+    def broken(*a, **kw):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(model_mod, "build_model", broken)
+    again = asyncio.run(build_and_load(False))
+    assert again is first  # still the last good model
+    cur = _current(settings)
+    assert cur["n"] == 1 and cur["failures"] == 1 and "disk on fire" in cur["last_error"]
+    # and a failing tenant is retried with a pause, not in a tight loop
+    b.tenants["tt"].force = True
+    assert not b.due(b.tenants["tt"])
+
+
+def test_deleted_tenant_is_forgotten(env):
+    settings, d, b = env
+    B.models_dir(settings, "tt").mkdir()
+    (B.models_dir(settings, "tt") / "active").touch()
+    _run_once(b)
+    assert "tt" in b.tenants
+    TenantRegistry(settings.data_dir).delete("tt")
+    time.sleep(settings.tenant_cache_s + 0.1)
+    b.scan()
+    assert "tt" not in b.tenants
