@@ -5,6 +5,7 @@ scripts. Secrets are printed once, at creation or rotation, and never logged.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -77,7 +78,11 @@ def serve(host, port, workers, log_level, data_dir, as_json=False) -> None:
         click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
     from . import sidecars
 
-    with sidecars.running(s):  # the shard writer and model builder processes (server/sidecars.py)
+    with contextlib.ExitStack() as stack:
+        try:  # the shard writer and model builder processes (server/sidecars.py)
+            stack.enter_context(sidecars.running(s))
+        except RuntimeError as exc:  # e.g. another server on this data dir (the sidecar said why above)
+            _fail(as_json, f"funnelrec serve could not start: {exc}")
         uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
                     log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
 

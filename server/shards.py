@@ -13,8 +13,11 @@ not undo the others.
 Reads never go through the writer: they use their own connections (``Shard.read`` for async
 code via aiosqlite, ``Shard.connect_read`` for threads), which WAL lets run beside the writer.
 
-Across several server processes each process has its own writer per shard; SQLite's file lock
-(with ``busy_timeout``) serialises them, so a shard still sees one write transaction at a time.
+Under ``funnelrec serve`` the writers run in their own process (``server/writer_service.py``),
+one per shard for all uvicorn workers, and ``Shard.writer`` is a ``RemoteWriter``
+(``server/writer_client.py``) with the same interface; ``Settings.writer_mode`` chooses. Other
+processes that write (CLI imports) have their own writer thread; SQLite's file lock (with
+``busy_timeout``) serialises them, so a shard still sees one write transaction at a time.
 """
 from __future__ import annotations
 
@@ -40,9 +43,14 @@ Job = Callable[[sqlite3.Connection], Any]
 
 
 def open_connection(path: Path | str, synchronous: str = "FULL", busy_timeout_ms: int = 10_000, readonly: bool = False,
-                    cache_mb: int = 0, wal_autocheckpoint: int = 0, factory=sqlite3.Connection) -> sqlite3.Connection:
+                    cache_mb: int = 0, wal_autocheckpoint: int = 0, factory=sqlite3.Connection,
+                    create: bool = True) -> sqlite3.Connection:
+    """A shard connection with our pragmas; ``create=False`` fails instead of making a missing file."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    elif not create:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, check_same_thread=False, isolation_level=None,
+                               factory=factory)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, factory=factory)
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -94,11 +102,19 @@ def _split_sql(sql: str) -> list[str]:
 
 
 class ShardWriter(threading.Thread):
-    """The one writer of one shard, with group commit."""
+    """The one writer of one shard, with group commit.
+
+    Callers get their answer three ways: ``submit`` (a concurrent future, for threads),
+    ``submit_async`` (an asyncio future; one loop wake-up per commit) and ``submit_to(job,
+    target, token)``: after the commit, ``target.deliver([(token, (ok, value)), ...])`` is called
+    once per commit with all of that target's jobs (the writer process answers each client
+    connection with one frame per commit this way). ``create=False``: never make a missing file."""
 
     def __init__(self, path: Path, synchronous: str, busy_timeout_ms: int, batch_max: int = 2000,
-                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0):
+                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0,
+                 create: bool = True):
         super().__init__(name=f"writer-{path.stem}", daemon=True)
+        self.create = create
         self.cache_mb = cache_mb
         self.wal_autocheckpoint = wal_autocheckpoint
         self.path = path
@@ -141,6 +157,14 @@ class ShardWriter(threading.Thread):
         self._queue.put((job, (loop, fut)))
         return fut
 
+    def submit_to(self, job: Job, target, token) -> bool:
+        """Queue ``job``; after its commit ``target.deliver([(token, (ok, value)), ...])`` is
+        called (once per commit and target). False (nothing queued) when the writer is stopped."""
+        if not self.is_alive():
+            return False
+        self._queue.put((job, (target, token)))
+        return True
+
     def stop(self) -> None:
         self._queue.put(None)
         self.join(timeout=30)
@@ -148,7 +172,8 @@ class ShardWriter(threading.Thread):
     def run(self) -> None:
         try:
             conn = open_connection(self.path, self.synchronous, self.busy_timeout_ms, cache_mb=self.cache_mb,
-                                   wal_autocheckpoint=self.wal_autocheckpoint, factory=WriterConnection)
+                                   wal_autocheckpoint=self.wal_autocheckpoint, factory=WriterConnection,
+                                   create=self.create)
             migrate(conn)
         except BaseException as exc:  # surfaced by start_and_wait
             self._error = exc
@@ -195,18 +220,24 @@ class ShardWriter(threading.Thread):
             results = [(False, exc)] * len(batch)
         if any(not ok for ok, _ in results):
             conn.memo.clear()  # what jobs remembered may not have been committed
-        by_loop: dict = {}
+        by_target: dict = {}  # an event loop or a submit_to target -> [(future or token, result)]
         for (_, fut), result in zip(batch, results):
             if isinstance(fut, tuple):
-                by_loop.setdefault(fut[0], []).append((fut[1], result))
+                by_target.setdefault(fut[0], []).append((fut[1], result))
             elif fut.set_running_or_notify_cancel():
                 if result[0]:
                     fut.set_result(result[1])
                 else:
                     fut.set_exception(result[1])
-        for loop, items in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
-                loop.call_soon_threadsafe(_resolve, items)
+        for target, items in by_target.items():
+            if isinstance(target, asyncio.AbstractEventLoop):
+                with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                    target.call_soon_threadsafe(_resolve, items)
+            else:
+                try:
+                    target.deliver(items)
+                except Exception as exc:
+                    log.error("delivering results failed", extra={"shard": self.path.stem, "error": repr(exc)})
 
     def _transaction(self, conn: sqlite3.Connection, batch: list, isolate: bool) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
@@ -269,7 +300,10 @@ class Shard:
 
     def __init__(self, slug: str, path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
                  batch_max: int = 2000, read_pool_size: int = 4, generation: int = 0,
-                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0):
+                 cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0,
+                 remote=None):
+        """``remote``: a ``WriterClient`` (server/writer_client.py) when the writer process
+        holds this shard's writer; ``self.writer`` is then its ``RemoteWriter`` stand-in."""
         self.slug = slug
         self.path = path
         self.path_str = str(path)
@@ -277,9 +311,12 @@ class Shard:
         self.busy_timeout_ms = busy_timeout_ms
         self.read_pool_size = read_pool_size
         self.generation = generation
-        self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max, cache_mb, wal_autocheckpoint,
-                                  group_wait_ms)
-        self.writer.start_and_wait()
+        if remote is not None:
+            self.writer = remote.writer(slug, generation)
+        else:
+            self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max, cache_mb, wal_autocheckpoint,
+                                      group_wait_ms)
+            self.writer.start_and_wait()
         self._readers: asyncio.Queue | None = None
         self._readers_made = 0
         self._all_readers: list[aiosqlite.Connection] = []
@@ -287,11 +324,17 @@ class Shard:
 
     @classmethod
     def open(cls, slug: str, path: Path, settings, generation: int = 0) -> "Shard":
-        """A shard with every SQLite setting of ``settings`` (server/config.py)."""
+        """A shard with every SQLite setting of ``settings`` (server/config.py); its writer is the
+        writer process's when ``settings.sidecar("writer")``, else a thread of this process."""
+        remote = None
+        if settings.sidecar("writer"):
+            from .writer_client import client_for
+
+            remote = client_for(settings)
         return cls(slug, path, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
                    batch_max=settings.write_batch_max, read_pool_size=settings.read_pool_size, generation=generation,
                    cache_mb=settings.sqlite_cache_mb, wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
-                   group_wait_ms=settings.write_group_wait_ms)
+                   group_wait_ms=settings.write_group_wait_ms, remote=remote)
 
     # -- writing ---------------------------------------------------------------------
     async def write(self, job: Job) -> Any:
