@@ -186,7 +186,7 @@ def diginetica(tmp: Path, max_cases: int, rng: random.Random, engagement: bool =
     rng.shuffle(cases)
     cases = cases[:max_cases]
 
-    from server.serving import _factor
+    from server.live import _factor
 
     def weight(prefix, j):
         if not engagement or j == len(prefix) - 1:  # the last view's dwell is not known yet

@@ -48,18 +48,16 @@ from .placements import config as strategies  # noqa: E402
 from .placements.blend import run_slot  # noqa: E402
 from .placements.ranker import get_ranker  # noqa: E402
 from .recommenders import registry  # noqa: E402
-from .recommenders.base import Context, Recent  # noqa: E402
+from .recommenders.base import Context  # noqa: E402
 from .builder import RemoteModelStore  # noqa: E402
 from .recommenders.model import ModelStore  # noqa: E402
 from . import rules as R  # noqa: E402
-from .signals import CART, CLICK, PURCHASE, REMOVE, REVIEW, VIEW  # noqa: E402
-from .signals.weights import DEFAULT as SIGNALS  # noqa: E402
+from .live import LiveState, live_context  # noqa: E402,F401  (live_context: the SQL reference)
 
 log = logging.getLogger("funnelrec.serving")
 
 MAX_SLOTS = 10
 MAX_COUNT = 50
-RECENT_EVENTS = 60
 
 # -- request body ----------------------------------------------------------------------
 Str128 = msgspec.Meta(max_length=128)
@@ -140,6 +138,8 @@ class Engine:
         self._conns: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self._tick_task: asyncio.Task | None = None
         self.served = ServedLog()
+        self.live: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shard -> LiveState
+        self.live_visitors = settings.live_visitors
 
     def conn(self, shard) -> sqlite3.Connection:
         """A read-only connection per shard for the few indexed look-ups of a request (tens of
@@ -155,70 +155,13 @@ def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-# -- live context ----------------------------------------------------------------------
-def _factor(engaged: float, scroll: float, usual: float, content: float = 0.0) -> float:
-    """``signals.engagement_factor`` for one view (scalar: no numpy call per request)."""
-    cfg = SIGNALS
-    if engaged < cfg.bounce_ms:
-        return cfg.bounce_factor
-    f = 0.5 + 0.5 * min(engaged / max(usual, cfg.bounce_ms), cfg.rel_cap)
-    f *= 1.0 + cfg.scroll_bonus * min(max(scroll, 0.0), 100.0) / 100.0
-    f *= 1.0 + cfg.content_bonus * min(max(content / max(engaged, 1.0), 0.0), 1.0)
-    return min(f, cfg.max_factor)
-
-
-_LIVE_SQL = ("SELECT type, product, ts, session, CASE WHEN type='engagement' THEN json_extract(data,'$.engaged_ms') END,"
-             " CASE WHEN type='engagement' THEN json_extract(data,'$.scroll_pct') END,"
-             " CASE WHEN type='engagement' THEN coalesce(json_extract(data,'$.content_ms.description'),0)"
-             " + coalesce(json_extract(data,'$.content_ms.reviews'),0) + coalesce(json_extract(data,'$.content_ms.images'),0) END"
-             " FROM events WHERE visitor=? AND product IS NOT NULL ORDER BY ts DESC LIMIT ?")
-_KIND = {"page_view": VIEW, "engagement": VIEW, "rec_click": VIEW, "add_to_cart": CART,
-         "remove_from_cart": REMOVE, "review": REVIEW}
-
-
-def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
-    """This visitor's latest product interactions (newest first), purchases, newest ts."""
-    if not visitor:
-        return [], {}, 0
-    agg: dict[tuple[str, int], list] = {}
-    newest = 0
-    for etype, product, ts, sess, engaged, scroll, content in conn.execute(_LIVE_SQL, (visitor, RECENT_EVENTS)):
-        kind = _KIND.get(etype)
-        if kind is None:
-            continue
-        newest = max(newest, ts)
-        key = (product, kind)
-        a = agg.get(key)
-        if a is None:
-            # ts of newest, in session, engaged ms (None: unmeasured), max scroll, content ms
-            a = agg[key] = [ts, False, None, 0.0, 0.0]
-        if session and sess == session:
-            a[1] = True
-        if engaged is not None:
-            a[2] = (a[2] or 0) + engaged
-            a[3] = max(a[3], scroll or 0.0)
-            a[4] += content or 0
-    recent = []
-    usual = ds.usual_engaged_ms if ds is not None else None
-    for (product, kind), (ts, in_s, engaged, scroll, content) in agg.items():
-        i = ds.item(product) if ds is not None else -1
-        w = SIGNALS.type_weight(kind)
-        if kind == VIEW and engaged is not None:
-            u = float(usual[i]) if (usual is not None and 0 <= i < len(usual)) else 30_000.0
-            w *= _factor(engaged, scroll, u, content)
-        recent.append(Recent(product, i, kind, ts, w, in_s))
-    recent.sort(key=lambda r: -r.ts)
-    bought: dict[str, int] = {}
-    for p, ts in conn.execute("SELECT product, ts FROM order_lines WHERE visitor=? ORDER BY ts DESC LIMIT 100", (visitor,)):
-        if p not in bought:
-            bought[p] = ts
-    for n, (p, ts) in enumerate(bought.items()):
-        newest = max(newest, ts)
-        if n < 20:  # the latest purchases count as recent interactions
-            i = ds.item(p) if ds is not None else -1
-            recent.append(Recent(p, i, PURCHASE, ts, SIGNALS.purchase, False))
-    recent.sort(key=lambda r: -r.ts)
-    return recent, bought, newest
+# -- live context: server/live.py ----------------------------------------------------------
+def _live(eng: "Engine", shard, conn: sqlite3.Connection) -> LiveState:
+    st = eng.live.get(shard)
+    if st is None:
+        st = eng.live[shard] = LiveState(eng.live_visitors)
+    st.sync(conn)
+    return st
 
 
 def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
@@ -336,7 +279,7 @@ async def recommend(request: Request) -> Response:
                            _encode(["cold_start"] * len(rows)).decode()))
     else:
         ds = model.ds
-        recent, bought, newest = live_context(conn, ds, body.visitor, body.session)
+        recent, bought, newest = _live(eng, shard, conn).context(conn, ds, body.visitor, body.session)
         lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
         clock_ms = max(ds.clock_ms, newest)
         plan = []

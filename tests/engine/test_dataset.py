@@ -57,7 +57,7 @@ def test_order_lines_read_in_chunks_gives_the_same_baskets(tmp_path, monkeypatch
 def test_live_factor_matches_the_build_factor():
     import numpy as np
 
-    from server.serving import _factor
+    from server.live import _factor
     from server.signals import engagement_factor
     for eng, scroll, content, usual in [(1000, 90, 0, 20_000), (20_000, 50, 5_000, 20_000), (90_000, 100, 90_000, 10_000),
                                         (4_000, 0, 0, 60_000)]:

@@ -1,0 +1,100 @@
+"""In-process cost of ``POST /v1/recommend`` on the bench tenant (no HTTP, no client): the
+request path from the ASGI call to the reply, µs per request, optionally with cProfile.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--repeat] [--profile] [--ranker]
+
+Loads online-retail and the bench visitors of ``bench/serve.py`` into a temp data dir, builds
+the model in process, then calls the app directly with ``bench/serve.py``'s request bodies
+(``--repeat``: a pool of 300 requested again and again, as the "repeat" scenario). Use it to
+see where a request's time goes before measuring over HTTP with ``bench/serve.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+async def call(app, body: bytes) -> list:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/recommend", "raw_path": b"/v1/recommend", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"bench"), (b"origin", b"https://shop.example"), (b"content-type", b"text/plain"),
+                         (b"content-length", str(len(body)).encode()), (b"user-agent", b"Mozilla/5.0 Chrome/126")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    sent: list = []
+    msgs = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return msgs.pop() if msgs else {"type": "http.disconnect"}
+
+    async def send(m):
+        sent.append(m)
+    await app(scope, receive, send)
+    return sent
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--repeat", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--ranker", action="store_true", help="train and use the learned ranker")
+    ap.add_argument("--csv", default=None)
+    a = ap.parse_args(argv)
+    from bench.retail import find_csv, load, read_invoices
+    from bench.serve import request_bodies, seed_history
+    from server.app import create_app
+    from server.config import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="funnelrec-profile-"))
+    settings = Settings.from_env(env={}, data_dir=tmp / "data", rate_limit_rps=0.0, ranker_enabled=a.ranker,
+                                 writer_mode="thread", builder_mode="thread", log_level="warning")
+    app = create_app(settings)
+    t, _ = app.state.registry.create("retail", origins=["https://shop.example"], currency="GBP")
+    shard = app.state.shards.get(t)
+    products, invoices = read_invoices(find_csv(a.csv))
+    load(shard, products, invoices)
+    people = seed_history(shard, invoices, 2000)
+    bodies = request_bodies(t.site_key, people, sorted({p["category"] for p in products}), 5000)
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            app.state.engine.models.schedule(shard, force=True).result()
+            if a.ranker:
+                await call(app, bodies[0])
+                from server.placements.ranker import get_ranker
+                getattr(get_ranker(), "wait_idle", lambda *x: None)(300)
+            first = await call(app, bodies[0])
+            assert first[0]["status"] == 200, first
+            for b in bodies[:200]:
+                await call(app, b)
+            pool = bodies[:300] if a.repeat else bodies[200:]
+            prof = cProfile.Profile() if a.profile else None
+            t0 = time.perf_counter()
+            if prof:
+                prof.enable()
+            for k in range(a.requests):
+                await call(app, pool[k % len(pool)])
+            if prof:
+                prof.disable()
+            dt = time.perf_counter() - t0
+            print(f"{a.requests} {'repeated' if a.repeat else 'fresh'} requests: {dt / a.requests * 1e6:.0f} µs/request")
+            if prof:
+                st = pstats.Stats(prof)
+                st.sort_stats("cumulative").print_stats(40)
+                st.sort_stats("tottime").print_stats(30)
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The in-memory live state (server/live.py) answers exactly what the SQL reference reads, while
+events keep arriving (out of time order, purchases, impressions, engagement), for visitors read
+before and after the writes, in two "workers" (two LiveStates on one shard), and after an
+LRU eviction or a bulk import."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from server import live as L
+from tests.engine.fixtures import T0, ShopData, buy, e, engage, product, view
+
+
+def _same(a, b):
+    (ra, ba, na), (rb, bb, nb) = a, b
+    assert [(r.product, r.item, r.kind, r.ts, round(r.weight, 6), r.in_session) for r in ra] == \
+           [(r.product, r.item, r.kind, r.ts, round(r.weight, 6), r.in_session) for r in rb]
+    assert ba == bb and na == nb
+
+
+@pytest.fixture
+def shop(tmp_path):
+    d = ShopData(tmp_path).products([product(f"p{i}") for i in range(12)])
+    yield d
+    d.close()
+
+
+def _random_events(rng: random.Random, visitors: list[str], n: int, used: set) -> list[dict]:
+    out = []
+    for _ in range(n):
+        v = rng.choice(visitors)
+        s = v + rng.choice(["a", "b"])
+        ts = T0 + rng.randrange(0, 10_000_000)
+        while ts in used:  # distinct times: the SQL's order among equal times is not specified
+            ts += 1
+        used.add(ts)
+        p = f"p{rng.randrange(12)}"
+        kind = rng.random()
+        if kind < 0.35:
+            out.append(view(p, visitor=v, session=s, ts=ts))
+        elif kind < 0.6:
+            out.append(engage(p, rng.choice([800, 5000, 40_000]), visitor=v, session=s, ts=ts, scroll=rng.randrange(100),
+                              content_ms={"description": rng.randrange(3000)}))
+        elif kind < 0.7:
+            out.append(e("add_to_cart", v, s, ts, product=p))
+        elif kind < 0.75:
+            out.append(e("remove_from_cart", v, s, ts, product=p))
+        elif kind < 0.85:
+            out.append(e("rec_impression", v, s, ts, product=p, rec_id="r_1"))
+        elif kind < 0.9:
+            out.append(e("page_view", v, s, ts, page="main"))
+        else:
+            out.append(buy(f"o{rng.randrange(10**9)}", rng.sample([f"p{i}" for i in range(12)], rng.randint(1, 4)),
+                           visitor=v, session=s, ts=ts))
+    return out
+
+
+def test_memory_equals_sql_while_events_arrive(shop):
+    rng = random.Random(5)
+    visitors = [f"v{i}" for i in range(6)]
+    ds = shop.model().ds
+    conn = shop.shard.connect_read()
+    w1, w2 = L.LiveState(), L.LiveState(max_visitors=3)  # w2 evicts: reloads must stay exact
+    used: set = set()
+    try:
+        for round_ in range(25):
+            shop.events(_random_events(rng, visitors, rng.randint(1, 30), used))
+            for w in (w1, w2):
+                w.sync(conn)
+                for v in rng.sample(visitors, 4):
+                    s = v + rng.choice(["a", "b"])
+                    _same(w.context(conn, ds, v, s), L.live_context(conn, ds, v, s))
+        assert w1.hits > 0 and w1.tail_rows > 0 and w2.loads > w1.loads
+    finally:
+        conn.close()
+
+
+def test_long_history_keeps_the_newest(shop):
+    conn = shop.shard.connect_read()
+    ds = shop.model().ds
+    w = L.LiveState()
+    try:
+        shop.events([view("p1", visitor="x", session="x", ts=T0 + i) for i in range(100)])
+        w.sync(conn)
+        w.context(conn, ds, "x", "x")  # loaded: capped at RECENT_EVENTS rows
+        late = [view(f"p{i % 12}", visitor="x", session="x", ts=T0 + 50 + i * 1000) for i in range(80)]
+        shop.events(late + [buy(f"o{i}", ["p2", "p3"], visitor="x", session="x", ts=T0 + 5 + i) for i in range(70)])
+        w.sync(conn)
+        _same(w.context(conn, ds, "x", "x"), L.live_context(conn, ds, "x", "x"))
+        assert len(w.visitors["x"].rows) == L.RECENT_EVENTS and len(w.visitors["x"].lines) == L.RECENT_LINES
+    finally:
+        conn.close()
+
+
+def test_bulk_import_starts_over(shop, monkeypatch):
+    monkeypatch.setattr(L, "TAIL_MAX", 10)
+    conn = shop.shard.connect_read()
+    ds = shop.model().ds
+    w = L.LiveState()
+    try:
+        w.sync(conn)
+        w.context(conn, ds, "y", "y")
+        shop.events([view("p4", visitor="y", session="y", ts=T0 + i) for i in range(30)])
+        w.sync(conn)
+        assert not w.visitors  # forgotten, read again on the next request
+        _same(w.context(conn, ds, "y", "y"), L.live_context(conn, ds, "y", "y"))
+    finally:
+        conn.close()
