@@ -110,6 +110,23 @@ class ServerProcess:
             return 0.0
         return _tree_cpu(self.proc.pid)
 
+    def child_cpu_seconds(self, marker: str) -> float:
+        """CPU of the children whose command line contains ``marker`` (e.g. the writer process)."""
+        if not self.proc or self.proc.poll() is not None:
+            return 0.0
+        total = 0.0
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return 0.0
+        for c in children:
+            try:
+                if marker.encode() in Path(f"/proc/{c}/cmdline").read_bytes():
+                    total += _tree_cpu(int(c))
+            except OSError:
+                pass
+        return total
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 

@@ -74,12 +74,13 @@ async def post(client: httpx.AsyncClient, site_key: str, events: list[dict]) -> 
     return r.json()
 
 
-@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
-def test_kill9_mid_stream_loses_no_acknowledged_event(start_server, server_env, tenant, data_dir, synchronous):
-    """SIGKILL is a process crash: both FULL and NORMAL must keep every acknowledged event."""
+@pytest.mark.parametrize("synchronous,workers", [("FULL", 1), ("NORMAL", 1), ("FULL", 2)])
+def test_kill9_mid_stream_loses_no_acknowledged_event(start_server, server_env, tenant, data_dir, synchronous, workers):
+    """SIGKILL is a process crash: both FULL and NORMAL must keep every acknowledged event, with
+    one worker or two sharing the writer process."""
     server_env["FUNNELREC_SQLITE_SYNCHRONOUS"] = synchronous
     site_key = tenant["site_key"]
-    srv = start_server(workers=1)
+    srv = start_server(workers=workers)
     base = f"http://127.0.0.1:{srv.port}"
     acked: list[list[dict]] = []     # batches whose 200 reply counted every event as accepted
     unacked: list[list[dict]] = []   # batches in flight (or refused) when the server died
@@ -121,7 +122,7 @@ def test_kill9_mid_stream_loses_no_acknowledged_event(start_server, server_env, 
     assert len(acked) >= 60, f"only {len(acked)} batches acknowledged before the kill"
     assert unacked, "the kill did not interrupt any client"
 
-    srv2 = start_server(workers=1)  # the same data dir
+    srv2 = start_server(workers=workers)  # the same data dir
     ids = shard_ids(data_dir)
     stored = set(ids)
     assert len(ids) == len(stored), "an event id is stored twice"
