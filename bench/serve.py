@@ -4,15 +4,20 @@
 
 One run:
 1. a fresh data dir with one tenant loaded with the full online-retail data (``bench/retail.py``:
-   every product, one purchase event per invoice), plus live-looking history for 2,000 bench
-   visitors: each a real customer (``c<CustomerID>``, so their purchases are theirs) who in the
-   bench session viewed 2-5 products of one of their baskets, with engagement (time, scroll);
+   every product, one purchase event per invoice), plus live-looking history for 20,000 bench
+   visitors: first every real customer with a basket of 2+ lines (``c<CustomerID>``, so their
+   purchases are theirs), then new visitors (``bv<k>``); each viewed 2-5 products of a basket
+   (their own, for customers) in the bench session, with engagement (time, scroll);
 2. ``funnelrec serve`` (1 worker, rate limit off, OPENBLAS_NUM_THREADS=1); the model is built
    through ``POST /v1/engine/rebuild?wait=1`` before measuring;
 3. an empty Starlette POST endpoint (``bench/empty_app.py``, served like funnelrec) measured
    with the very same request bytes, then ``POST /v1/recommend`` with personalised requests:
    a mix of main (personal), detail (substitutes + complements: 2 slots), cart and category
-   pages, 8 products per slot, each from a bench visitor and session with history;
+   pages, 8 products per slot, each from a bench visitor and session with history; a pool of
+   60,000 such requests, walked in order by all connections, so a "fresh" run repeats none
+   (``pool_repeated`` in the results says if it did) and the result cache cannot answer;
+   "repeat" walks the first 400 again and again (visitors reloading pages);
+   before measuring, the builder process is let finish (model, then the learned ranker);
 4. every reply is checked for status 200, and one in ten is parsed to check that every slot is
    full (8 items): parsing them all would cost the client (on the same 2 cores) more CPU than
    the empty endpoint's replies cost it.
@@ -40,7 +45,8 @@ from bench.common import ROOT, ServerProcess, create_tenant, free_port, funnelre
 from bench.ingest import HttpConn, UA, _UVLOOP  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "serve.json"
-VISITORS = 2000
+VISITORS = 20_000
+POOL = 60_000  # fresh requests: more than a run sends, so no body repeats (the result cache cannot answer)
 
 
 def seed_history(shard, invoices, n: int, seed: int = 7) -> list[dict]:
@@ -50,15 +56,20 @@ def seed_history(shard, invoices, n: int, seed: int = 7) -> list[dict]:
 
     rng = random.Random(seed)
     by_customer: dict[str, list] = {}
+    baskets = []
     for inv, visitor, ts, lines in invoices:
-        if visitor.startswith("c") and len(lines) >= 2:
-            by_customer.setdefault(visitor, []).append(lines)
+        if len(lines) >= 2:
+            baskets.append(lines)
+            if visitor.startswith("c"):
+                by_customer.setdefault(visitor, []).append(lines)
     customers = sorted(by_customer)
     rng.shuffle(customers)
+    # beyond the real customers: new visitors browsing a real basket (history in this session only)
+    customers += [f"bv{k}" for k in range(max(0, n - len(customers)))]
     clock = max(ts for _, _, ts, _ in invoices)
     people, events = [], []
     for k, visitor in enumerate(customers[:n]):
-        lines = rng.choice(by_customer[visitor])
+        lines = rng.choice(by_customer[visitor]) if visitor in by_customer else rng.choice(baskets)
         viewed = [l[0] for l in rng.sample(lines, min(len(lines), rng.randint(2, 5)))]
         session = f"bs{k}"
         t = clock - 600_000 + k
@@ -112,13 +123,14 @@ async def run(port: int, reqs: list[bytes], connections: int, duration: float, w
     lat: list[tuple[float, float]] = []
     stats = {"non_200": 0, "short_slots": 0, "slots": 0, "errors": []}
     stop = False
+    sent = [0]
 
     async def worker(i: int, conn: HttpConn):
-        k = i * 7919
         perf = time.perf_counter
         while not stop:
+            k = sent[0]  # the connections walk the pool together, in order
+            sent[0] = k + 1
             req = reqs[k % len(reqs)]
-            k += 1
             t0 = perf()
             status, body = await conn.request(req)
             t1 = perf()
@@ -149,7 +161,8 @@ async def run(port: int, reqs: list[bytes], connections: int, duration: float, w
         return round(lats[min(n - 1, int(p * n))] * 1000, 2) if n else 0.0
 
     return {"requests": n, "req_per_s": round(n / (m1 - m0), 1), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-            "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, **stats}
+            "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, "sent": sent[0], "pool": len(reqs),
+            "pool_repeated": sent[0] > len(reqs), **stats}
 
 
 def warm(port: int, body: bytes, secret: str, timeout: float = 600) -> float:
@@ -170,6 +183,23 @@ def warm(port: int, body: bytes, secret: str, timeout: float = 600) -> float:
         else:
             ok += 1
     return time.perf_counter() - t0
+
+
+def settle(port: int, secret: str, timeout: float = 180) -> dict:
+    """Until the builder is done (model and, when it trains one, the ranker): measuring while
+    it trains would measure the training's CPU on these 2 cores too."""
+    t0 = time.perf_counter()
+    st: dict = {}
+    while time.perf_counter() - t0 < timeout:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/engine/status",
+                                     headers={"authorization": f"Bearer {secret}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            st = json.loads(r.read())
+        if st.get("builder") != "process" or (st.get("ranker") and not st.get("building")):
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)  # the workers load the last model file
+    return st
 
 
 def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
@@ -213,7 +243,7 @@ def main(argv=None) -> int:
         shard.close_sync()
         print(f"loaded {loaded}, {len(people)} bench visitors", file=sys.stderr)
         categories = sorted({p["category"] for p in products})
-        bodies = request_bodies(t["site_key"], people, categories, 5000)
+        bodies = request_bodies(t["site_key"], people, categories, POOL)
 
         port = free_port()
         with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port)], port, name="empty") as srv:
@@ -225,7 +255,8 @@ def main(argv=None) -> int:
             cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(workers))
             with ServerProcess(cmd, port, env=env, name="funnelrec") as srv:
                 build_s = warm(port, bodies[0], t["secret_key"])
-                print(f"models built and serving after {build_s:.2f} s", file=sys.stderr)
+                st = settle(port, t["secret_key"])
+                print(f"models built and serving after {build_s:.2f} s; ranker: {st.get('ranker')}", file=sys.stderr)
                 for scenario, pool in (("recommend", bodies), ("recommend repeat", bodies[:a.repeat_pool])):
                     name = f"{scenario}, {workers} worker{'s' if workers > 1 else ''}"
                     results[name] = measure(srv, framed(pool, "/v1/recommend", port), a, check=True)
