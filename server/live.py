@@ -20,6 +20,7 @@ keeps the first: the products are the same).
 """
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import OrderedDict
 
@@ -117,14 +118,19 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
     return derive(rows, lines, ds, session)
 
 
+_serials = itertools.count(1)
+
+
 class _Visitor:
-    __slots__ = ("rows", "lines", "seq", "memo")
+    __slots__ = ("rows", "lines", "seq", "memo", "key")
 
     def __init__(self, rows: list, lines: list, seq: int):
         self.rows = rows      # newest first by ts, at most RECENT_EVENTS
         self.lines = lines    # newest first by ts, at most RECENT_LINES
         self.seq = seq        # events up to this seq are in ``rows``
-        self.memo = None      # (ds id, session, result) of the last ``derive``
+        self.memo = None      # (ds, session, result) of the last ``derive``
+        # what a result cache keys on for this state: unique per process, new after every change
+        self.key = (next(_serials),) if (rows or lines) else ()
 
 
 class LiveState:
@@ -158,6 +164,12 @@ class LiveState:
                 if v is not None and row[0] > v.seq:
                     _apply(v, row)
 
+    def key(self, visitor: str | None) -> tuple:
+        """A result cache's key for this visitor's live state as of the last ``context``:
+        ``()`` for a visitor without any (so all new visitors share cached answers)."""
+        v = self.visitors.get(visitor) if visitor else None
+        return v.key if v is not None else ()
+
     def context(self, conn: sqlite3.Connection, ds, visitor: str | None, session: str | None):
         """``live_context`` from memory (call ``sync`` first in the same request)."""
         if not visitor:
@@ -185,6 +197,7 @@ def _apply(v: _Visitor, row: tuple) -> None:
     seq, _, etype, product, ts, session, data = row
     v.seq = seq
     v.memo = None
+    v.key = (next(_serials),)
     if etype == "purchase":
         try:
             d = _decode(data)

@@ -179,9 +179,9 @@ def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
 class ResultCache:
     """A small LRU of computed slot lists, per process. The key holds everything a result
     depends on: the model build, the config version, the page, the slots with their rules and
-    chosen variants, the person, the visitor's live state (recent products with kinds and
-    rounded weights, purchases inside the exclusion window) and the hour. So a cached answer is
-    exactly what would be computed again; a new event changes the live state and misses."""
+    chosen variants, the person, the visitor's live state (``LiveState.key``) and session, and
+    the hour. So a cached answer is what would be computed again within that hour; a new event
+    of the visitor changes the live state and misses."""
 
     def __init__(self, size: int):
         self.size = size
@@ -210,17 +210,18 @@ def _ranker_token(model):
     return token(model) if token else None
 
 
-def _cache_key(slug, model, version, body: Body, plan, recent, bought, clock_ms, now_ms, hour) -> tuple:
+def _cache_key(slug, model, version, body: Body, plan, live_key: tuple, hour) -> tuple:
+    """``live_key``: the visitor's live state (``LiveState.key``: new after each of its events;
+    empty for a visitor without history, so new visitors share answers) with the session,
+    which decides what counts as "in this session"."""
     page = body.page
-    limit = max(clock_ms, now_ms) - 30 * 86_400_000
     return (
-        slug, model.built_at, id(model), version, _ranker_token(model), page.type, page.product, page.category, page.query, tuple(page.cart), tuple(page.order),
+        slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
+        page.query, tuple(page.cart), tuple(page.order),
         tuple((s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
               for s, pname, strat in plan),
-        model.ds.person(body.user, body.visitor), body.user,
-        tuple((r.item, r.kind, round(r.weight, 1), r.in_session) for r in recent[:24]),
-        tuple(sorted(p for p, ts in bought.items() if ts >= limit)), hour,
-    )
+        model.ds.person(body.user, body.visitor), body.user, live_key, body.session if live_key else None, hour,
+    )  # ``hour``: the absolute hour, so that time windows (recently bought, decay) move on
 
 
 # -- cold start before the first model --------------------------------------------------
@@ -279,7 +280,8 @@ async def recommend(request: Request) -> Response:
                            _encode(["cold_start"] * len(rows)).decode()))
     else:
         ds = model.ds
-        recent, bought, newest = _live(eng, shard, conn).context(conn, ds, body.visitor, body.session)
+        live = _live(eng, shard, conn)
+        recent, bought, newest = live.context(conn, ds, body.visitor, body.session)
         lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
         clock_ms = max(ds.clock_ms, newest)
         plan = []
@@ -288,7 +290,7 @@ async def recommend(request: Request) -> Response:
             plan.append((slot, pname, strategies.choose_variant(variants, who, pname)))
         key = None
         if eng.cache is not None:
-            key = _cache_key(tenant.slug, model, version, body, plan, recent, bought, clock_ms, now_ms, lt.tm_hour)
+            key = _cache_key(tenant.slug, model, version, body, plan, live.key(body.visitor), now_ms // 3_600_000)
             hit = eng.cache.get(key)
         else:
             hit = None

@@ -204,3 +204,23 @@ def test_first_request_never_waits_for_a_slow_build(client, shop, app, monkeypat
             break
         time.sleep(0.1)
     assert s["strategy"] == "personal" and {i["id"] for i in s["items"]} == {"new", "old"}
+
+
+def test_result_cache_follows_the_visitors_live_state(client, shop, app):
+    """A repeat is answered from the cache; an event of the visitor changes the answer at once
+    (it misses); visitors without any history share one cached answer."""
+    _shop_with_sessions(client, shop)
+    cache = app.state.engine.cache
+    slot = [{"id": "m", "placement": "main", "count": 4}]
+    first = _rec(client, shop, slot, visitor="live1", session="l1").json()["slots"]["m"]["items"]
+    hits = cache.hits
+    assert _rec(client, shop, slot, visitor="live1", session="l1").json()["slots"]["m"]["items"] == first
+    assert cache.hits == hits + 1
+    _events(client, shop, [ev("page_view", page="detail", product="p1", visitor="live1", session="l1")])
+    after = _rec(client, shop, slot, visitor="live1", session="l1").json()["slots"]["m"]
+    assert cache.hits == hits + 1  # a miss: computed again with the new event
+    assert after["items"][0]["id"] == "p2" and "p1" not in [it["id"] for it in after["items"]]
+    _rec(client, shop, slot, visitor="new-a", session="na")
+    hits = cache.hits
+    _rec(client, shop, slot, visitor="new-b", session="nb")
+    assert cache.hits == hits + 1  # two new visitors, the same (empty) live state
