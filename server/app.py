@@ -164,6 +164,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += _optional_routes("server.widget_assets")
     routes += _optional_routes("server.serving")
     routes += _optional_routes("server.admin")
+    # the router tries routes in order: the two hot public paths first (each route tried costs ~2 µs)
+    routes.sort(key=lambda r: getattr(r, "path", "") not in PUBLIC_PREFIXES)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
