@@ -190,13 +190,15 @@ class Result:
     server_cpu_us_per_request: float = 0.0
     server_cpu_us_per_event: float = 0.0
     writer_cpu_pct: float = 0.0  # the writer process's share of server_cpu_pct (0 when the writer is a thread)
+    builder_cpu_pct: float = 0.0  # the model builder process's share (server/builder.py), when it runs
     count_check: dict = field(default_factory=dict)
     loadavg_1m: list = field(default_factory=list)
     cpu_pressure_pct: float | None = None
 
 
 async def run_scenario(port: int, site_key: str, batch: int, connections: int, duration: float, warmup: float,
-                       fragments, prefix: str, parse_replies: bool, cpu_probe=None, writer_probe=None) -> dict:
+                       fragments, prefix: str, parse_replies: bool, cpu_probe=None, writer_probe=None,
+                       builder_probe=None) -> dict:
     loop = asyncio.get_running_loop()
     conns = []
     for _ in range(connections):
@@ -239,11 +241,13 @@ async def run_scenario(port: int, site_key: str, batch: int, connections: int, d
     cpu0 = time.process_time()
     srv0 = cpu_probe() if cpu_probe else 0.0
     wr0 = writer_probe() if writer_probe else 0.0
+    bu0 = builder_probe() if builder_probe else 0.0
     await asyncio.sleep(duration)
     m_end = time.perf_counter()
     cpu1 = time.process_time()
     srv1 = cpu_probe() if cpu_probe else 0.0
     wr1 = writer_probe() if writer_probe else 0.0
+    bu1 = builder_probe() if builder_probe else 0.0
     stop = True
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)  # drain: every request in flight answered
     for c in conns:
@@ -261,6 +265,7 @@ async def run_scenario(port: int, site_key: str, batch: int, connections: int, d
             "max_ms": round(lats[-1] * 1000, 2) if n else 0.0, "client_cpu_pct": round(100 * (cpu1 - cpu0) / secs, 1),
             "server_cpu_pct": round(100 * (srv1 - srv0) / secs, 1),
             "writer_cpu_pct": round(100 * (wr1 - wr0) / secs, 1),
+            "builder_cpu_pct": round(100 * (bu1 - bu0) / secs, 1),
             "server_cpu_us_per_request": round(1e6 * (srv1 - srv0) / n, 1) if n else 0.0,
             "server_cpu_us_per_event": round(1e6 * (srv1 - srv0) / (n * batch), 2) if n else 0.0,
             "total_s": round(time.perf_counter() - t_start, 2), "_latencies": lats, **stats}
@@ -277,6 +282,7 @@ def combine(parts: list[dict], batch: int) -> dict:
 
     srv_cpu = sum(p["server_cpu_pct"] * p["seconds"] / 100 for p in parts)
     wr_cpu = sum(p.get("writer_cpu_pct", 0.0) * p["seconds"] / 100 for p in parts)
+    bu_cpu = sum(p.get("builder_cpu_pct", 0.0) * p["seconds"] / 100 for p in parts)
     cli_cpu = sum(p["client_cpu_pct"] * p["seconds"] / 100 for p in parts)
     pressures = [p["cpu_pressure_pct"] for p in parts if p.get("cpu_pressure_pct") is not None]
     out = {"requests": n, "seconds": round(secs, 3), "req_per_s": round(n / secs, 1) if secs else 0.0,
@@ -285,6 +291,7 @@ def combine(parts: list[dict], batch: int) -> dict:
            "client_cpu_pct": round(100 * cli_cpu / secs, 1) if secs else 0.0,
            "server_cpu_pct": round(100 * srv_cpu / secs, 1) if secs else 0.0,
            "writer_cpu_pct": round(100 * wr_cpu / secs, 1) if secs else 0.0,
+           "builder_cpu_pct": round(100 * bu_cpu / secs, 1) if secs else 0.0,
            "server_cpu_us_per_request": round(1e6 * srv_cpu / n, 1) if n else 0.0,
            "server_cpu_us_per_event": round(1e6 * srv_cpu / (n * batch), 2) if n else 0.0,
            "loadavg_1m": [parts[0]["loadavg_1m"][0], parts[-1]["loadavg_1m"][-1]],
@@ -311,7 +318,8 @@ def count_check(shard_path: Path, stats: dict) -> dict:
 def measure(server: ServerProcess, **kw) -> dict:
     load0 = os.getloadavg()[0]
     coro = run_scenario(server.port, cpu_probe=server.cpu_seconds,
-                        writer_probe=lambda: server.child_cpu_seconds("server.writer_service"), **kw)
+                        writer_probe=lambda: server.child_cpu_seconds("server.writer_service"),
+                        builder_probe=lambda: server.child_cpu_seconds("server.builder"), **kw)
     # server CPU in the measured window, as % of one core (the server may use 2 cores: loop + writer thread)
     out = _uvloop_run(coro) if _UVLOOP else asyncio.run(coro)
     # the 1-minute load average before and after: other work on the machine skews the figures
@@ -346,7 +354,7 @@ def result_row(target, sync, batch, connections, m, check=None, round_no=1) -> R
                   requests=m["requests"], req_per_s=m["req_per_s"], events_per_s=m["events_per_s"],
                   p50_ms=m["p50_ms"], p99_ms=m["p99_ms"], max_ms=m["max_ms"], non_200=m["non_200"],
                   server_cpu_pct=m["server_cpu_pct"], client_cpu_pct=m["client_cpu_pct"],
-                  writer_cpu_pct=m.get("writer_cpu_pct", 0.0),
+                  writer_cpu_pct=m.get("writer_cpu_pct", 0.0), builder_cpu_pct=m.get("builder_cpu_pct", 0.0),
                   server_cpu_us_per_request=m["server_cpu_us_per_request"],
                   server_cpu_us_per_event=m["server_cpu_us_per_event"], count_check=check or {},
                   loadavg_1m=m["loadavg_1m"], cpu_pressure_pct=m.get("cpu_pressure_pct"))
@@ -455,7 +463,7 @@ def main(argv=None) -> int:
                     runs.append(result_row(target, sync, b, a.connections, m, check, rnd + 1))
                     print(f"{label}: {m['events_per_s']:>9,.0f} events/s {m['req_per_s']:>8,.0f} req/s  "
                           f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  server CPU {m['server_cpu_pct']}% "
-                          f"({m['server_cpu_us_per_request']:,.0f} µs/req, writer process {m['writer_cpu_pct']}%)  client CPU {m['client_cpu_pct']}%  "
+                          f"({m['server_cpu_us_per_request']:,.0f} µs/req, writer process {m['writer_cpu_pct']}%, builder {m['builder_cpu_pct']}%)  client CPU {m['client_cpu_pct']}%  "
                           f"load {m['loadavg_1m']}  CPU pressure {m['cpu_pressure_pct']}%"
                           + (f"  count check {'ok' if check['ok'] else 'FAILED'}" if check else ""), file=sys.stderr)
 
@@ -527,8 +535,8 @@ def evaluate_targets(results: list[Result]) -> list[dict]:
 
 
 def markdown(results: list[Result], targets: list[dict]) -> str:
-    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | of which writer process | server CPU µs/request | client CPU | load avg | CPU pressure | non-200 | count check |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| endpoint | synchronous | events/request | req/s | events/s | p50 ms | p99 ms | server CPU | of which writer process | of which builder | server CPU µs/request | client CPU | load avg | CPU pressure | non-200 | count check |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         check = ""
         if r.count_check:
@@ -537,7 +545,7 @@ def markdown(results: list[Result], targets: list[dict]) -> str:
                      if c["ok"] else f"FAILED {c}")
         name = "empty Starlette POST" if r.target == "empty" else "POST /v1/events"
         lines.append(f"| {name} | {r.sync or '-'} | {r.batch} | {r.req_per_s:,.0f} | {r.events_per_s:,.0f} | "
-                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {f'{r.writer_cpu_pct:.0f}%' if r.writer_cpu_pct else '-'} | {r.server_cpu_us_per_request:,.0f} | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {'' if r.cpu_pressure_pct is None else f'{r.cpu_pressure_pct:.0f}%'} | {r.non_200} | {check} |")
+                     f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_pct:.0f}% | {f'{r.writer_cpu_pct:.0f}%' if r.writer_cpu_pct else '-'} | {f'{r.builder_cpu_pct:.0f}%' if r.builder_cpu_pct else '-'} | {r.server_cpu_us_per_request:,.0f} | {r.client_cpu_pct:.0f}% | {r.loadavg_1m[-1] if r.loadavg_1m else ''} | {'' if r.cpu_pressure_pct is None else f'{r.cpu_pressure_pct:.0f}%'} | {r.non_200} | {check} |")
     if targets:
         lines.append("")
         for t in targets:

@@ -16,7 +16,7 @@ from .. import metrics
 from ..auth import client_ip, cors_headers, public_tenant, secret_tenant
 from ..errors import ApiError
 from .bots import bot_reason
-from .schema import Event, decode_batch, decode_event, event_from_obj, explain
+from .schema import Event, TypedBatch, check_ids, decode_batch, decode_event, event_from_obj, explain
 from .store import StoreResult, count_drops_job, store_events_job
 
 log = logging.getLogger("funnelrec.ingest")
@@ -42,14 +42,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def validate(raw_events, max_future_ms: int, now_ms: int, from_obj: bool = False):
-    """Split into (valid events, rejected [{index, reason}])."""
+def validate(raw_events, max_future_ms: int, now_ms: int, from_obj: bool = False, decoded: bool = False):
+    """Split into (valid events, rejected [{index, reason}]). ``decoded``: the events are already
+    typed (``TypedBatch``), only the id characters and the time are left to check."""
     valid: list[Event] = []
     rejected: list[dict] = []
     limit = now_ms + max_future_ms
+    convert = check_ids if decoded else event_from_obj if from_obj else decode_event
     for i, raw in enumerate(raw_events):
         try:
-            ev = event_from_obj(raw) if from_obj else decode_event(raw)
+            ev = convert(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             rejected.append({"index": i, "reason": explain(exc)})
             continue
@@ -80,7 +82,8 @@ async def post_events(request: Request) -> JSONResponse:
         raise ApiError(429, "rate_limited", f"too many requests; retry after {retry} s",
                        headers={**cors, "Retry-After": retry}, retry_after=int(retry))
     now_ms = int(time.time() * 1000)
-    valid, rejected = validate(batch.events, settings.max_clock_skew_s * 1000, now_ms)
+    valid, rejected = validate(batch.events, settings.max_clock_skew_s * 1000, now_ms,
+                               decoded=isinstance(batch, TypedBatch))
     if rejected:
         metrics.EVENTS_REJECTED.labels(tenant.slug, "invalid").inc(len(rejected))
     ctx = batch.ctx
