@@ -22,7 +22,7 @@ from .. import rules as R
 from ..recommenders._common import popularity
 from ..recommenders.base import Candidates, Context
 from ..signals import CART, PURCHASE, VIEW
-from .ranker import CandidateSet, get_ranker
+from .ranker import BlendRanker, CandidateSet, get_ranker
 
 log = logging.getLogger("funnelrec.placements")
 
@@ -42,23 +42,166 @@ def catalog_order(ds) -> tuple[np.ndarray, np.ndarray]:
     return ds.derived("catalog_order", build)
 
 
-def _call(model, name: str, ctx: Context, k: int) -> Candidates | None:
+_MISS = object()
+_NA = ("not applicable",)   # a source the request cannot use: part of a pool key as such
+
+
+def _source_key(model, name: str, ctx: Context):
+    """(recommender or None when it does not apply, its answer-cache key or None)."""
     rec = model.recommenders.get(name)
     if rec is None or name not in model.fitted or not rec.applicable(ctx):
+        return None, _NA
+    try:
+        key = rec.cache_key(ctx)
+    except Exception:  # a key that cannot be computed: the answer is computed, not cached
+        key = None
+    return rec, (None if key is None else (name, repr(ctx.params) if ctx.params else None, key))
+
+
+def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candidates | None:
+    """``name``'s answer for this request: from the request's memo (slots of one request share
+    it), the model's answer cache (``rec.cache_key``), or computed."""
+    if rec is _MISS:
+        rec, key = _source_key(model, name, ctx)
+    if rec is None:
         return None
     memo = ctx.answers
     if memo is not None:  # slots of one request share a source's answer (e.g. item_cf on a detail page)
-        key = (name, k, repr(ctx.params) if ctx.params else None)
-        if key in memo:
-            return memo[key]
+        mkey = (name, k, repr(ctx.params) if ctx.params else None)
+        c = memo.get(mkey, _MISS)
+        if c is not _MISS:
+            return c
+    if key is not None:
+        c = model.answers.get((key, k), _MISS)
+        if c is not _MISS:
+            if memo is not None:
+                memo[mkey] = c
+            return c
     try:
         c = rec.recommend(model.fitted[name], model.ds, ctx, k)
     except Exception as exc:  # one broken recommender must not break the slot
         log.exception("recommender failed at request time", extra={"recommender": name, "error": repr(exc)})
         c = None
+    else:
+        if key is not None:
+            model.answers.put((key, k), c)
     if memo is not None:
-        memo[key] = c
+        memo[mkey] = c
     return c
+
+
+class Pool:
+    """A strategy's blended candidates for one request (steps 1-2), before any per-visitor
+    rule: shared by every request whose sources all give the same cacheable answers."""
+    __slots__ = ("uniq", "score", "per_source", "names", "cands", "best_src", "best_pos", "blend_ranking")
+
+    def __init__(self, uniq, score, per_source, names, cands, best_src, best_pos):
+        self.uniq, self.score, self.per_source, self.names = uniq, score, per_source, names
+        self.cands, self.best_src, self.best_pos = cands, best_src, best_pos
+        self.blend_ranking = None
+
+    def ranking(self, model, ctx) -> np.ndarray:
+        """Positions into ``uniq``, best first: the ranker hook's order. The default blend
+        order depends on the pool alone and is kept with it; another ranker (the learned one
+        reads the visitor's session) orders every request anew."""
+        ranker = get_ranker()
+        if type(ranker) is BlendRanker:
+            if self.blend_ranking is None:
+                self.blend_ranking = ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
+            return self.blend_ranking
+        return ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
+
+
+def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool | None:
+    """Steps 1-2 for one request: each applicable source's top ``k``, normalised by its best
+    score, weighted, summed per item, boosted. When every source's answer is cacheable (see
+    ``Recommender.cache_key``), the pool is kept per model under the sources' keys, the
+    weights and the boosts, and a later request with the same keys skips the blend (and
+    the source calls) altogether. None when no source has anything."""
+    srcs = []
+    pool_key: list | None = [k, repr(rules.get("boost")) if rules.get("boost") else None]
+    for src in strategy.get("sources", ()):
+        name = src["recommender"]
+        ctx.params = src.get("params") or {}
+        rec, key = _source_key(model, name, ctx)
+        if rec is None:
+            continue
+        srcs.append((name, float(src.get("weight", 1.0)), ctx.params, rec, key))
+        if pool_key is not None:
+            if key is None:
+                pool_key = None
+            else:
+                pool_key.append((key, srcs[-1][1]))
+    if not srcs:
+        return None
+    if pool_key is not None:
+        pool_key = tuple(pool_key)
+        hit = model.pools.get(pool_key, _MISS)
+        if hit is not _MISS:
+            return hit
+    pool = _blend(model, ctx, srcs, k, rules)
+    if pool_key is not None and all((key, k) in model.answers for *_, key in srcs):  # (a failed source: not kept)
+        model.pools.put(pool_key, pool)
+    return pool
+
+
+def _blend(model, ctx, srcs, k, rules) -> Pool | None:
+    # vectorised: a few hundred candidates, no per-item Python; one numpy call per step for
+    # all sources together
+    names: list[str] = []
+    cands: list[Candidates] = []
+    weights: list[float] = []
+    for name, weight, params, rec, key in srcs:
+        ctx.params = params
+        c = _call(model, name, ctx, k, rec, key)
+        if c is None or len(c) == 0:
+            continue
+        names.append(name)
+        cands.append(c)
+        weights.append(weight)
+    if not cands:
+        return None
+    lens = [len(c) for c in cands]
+    starts = np.cumsum([0] + lens[:-1])
+    tops = np.maximum.reduceat(np.concatenate([c.scores for c in cands]), starts)
+    if not (tops > 0).all():  # a source whose best score is not positive says nothing
+        keep = (tops > 0).tolist()
+        names = [x for x, ok in zip(names, keep) if ok]
+        cands = [x for x, ok in zip(cands, keep) if ok]
+        weights = [x for x, ok in zip(weights, keep) if ok]
+        lens = [x for x, ok in zip(lens, keep) if ok]
+        tops = tops[np.asarray(keep, bool)]
+        starts = np.cumsum([0] + lens[:-1])
+    if not cands:
+        return None
+    items = np.concatenate([c.items for c in cands])
+    srci = np.repeat(np.arange(len(cands), dtype=np.int32), lens)
+    norm = np.concatenate([c.scores for c in cands]) / tops[srci]          # each source / its best
+    part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
+    perm = items.argsort()                                                 # np.unique, inlined
+    sorted_items = items[perm]
+    flag = np.empty(len(items), bool)
+    flag[0] = True
+    np.not_equal(sorted_items[1:], sorted_items[:-1], out=flag[1:])
+    uniq = sorted_items[flag]
+    inv = np.empty(len(items), np.intp)
+    inv[perm] = np.cumsum(flag) - 1
+    score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
+    per_source = np.zeros((len(uniq), len(names)), np.float32)
+    per_source[inv, srci] = norm
+    order = np.lexsort((-part, inv))
+    first = np.empty(len(order), bool)
+    first[0] = True
+    inv_o = inv[order]
+    np.not_equal(inv_o[1:], inv_o[:-1], out=first[1:])
+    best = order[first]                  # each candidate's largest contribution (global position)
+    best_src = srci[best]
+    best_pos = best - starts[best_src]
+    if rules.get("boost"):
+        f = R.boost_factors(model.ds, rules, uniq)
+        if f is not None:
+            score = score * f
+    return Pool(uniq, score, per_source, names, cands, best_src, best_pos)
 
 
 def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_seen: set[int]) -> list[tuple[int, str, str]]:
@@ -73,78 +216,18 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
             rules["categories"] = [ctx.category]
             scoped = True
     mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
-    bought_recent: set[int] = set()
-    days = rules.get("exclude_bought_days", 30)
-    if days and ctx.bought:
-        limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
-        bought_recent = {ds.item(p) for p, ts in ctx.bought.items() if ts >= limit} - {-1}
-    seen_recent: set[int] = set()
-    if rules.get("exclude_seen", True):
-        seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
-    # items only their own recommender may bring back: recently bought / viewed in this session
-    held = {i: "buy_again" for i in bought_recent}
-    held.update({i: "recently_viewed" for i in seen_recent})
+    held = _held(ds, ctx, rules)
     k = count * 3 + 20
-    ctx.params = {}
 
-    # 1-2: blend the sources (vectorised: a few hundred candidates, no per-item Python; one
-    # numpy call per step for all sources together)
-    names: list[str] = []
-    cands: list[Candidates] = []
-    weights: list[float] = []
-    for src in strategy.get("sources", ()):
-        name = src["recommender"]
-        ctx.params = src.get("params") or {}
-        c = _call(model, name, ctx, k)
-        if c is None or len(c) == 0:
-            continue
-        names.append(name)
-        cands.append(c)
-        weights.append(float(src.get("weight", 1.0)))
+    # 1-2: blend the sources; 3: the ranker orders, the rules filter
+    pool = blend_pool(model, ctx, strategy, k, rules)
+    ctx.params = {}  # fallbacks have no parameters
     ranked = []
-    if cands:
-        lens = [len(c) for c in cands]
-        starts = np.cumsum([0] + lens[:-1])
-        tops = np.maximum.reduceat(np.concatenate([c.scores for c in cands]), starts)
-        if not (tops > 0).all():  # a source whose best score is not positive says nothing
-            keep = (tops > 0).tolist()
-            names = [x for x, ok in zip(names, keep) if ok]
-            cands = [x for x, ok in zip(cands, keep) if ok]
-            weights = [x for x, ok in zip(weights, keep) if ok]
-            lens = [x for x, ok in zip(lens, keep) if ok]
-            tops = tops[np.asarray(keep, bool)]
-            starts = np.cumsum([0] + lens[:-1])
-    if cands:
-        items = np.concatenate([c.items for c in cands])
-        srci = np.repeat(np.arange(len(cands), dtype=np.int32), lens)
-        norm = np.concatenate([c.scores for c in cands]) / tops[srci]          # each source / its best
-        part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
-        perm = items.argsort()                                                 # np.unique, inlined
-        sorted_items = items[perm]
-        flag = np.empty(len(items), bool)
-        flag[0] = True
-        np.not_equal(sorted_items[1:], sorted_items[:-1], out=flag[1:])
-        uniq = sorted_items[flag]
-        inv = np.empty(len(items), np.intp)
-        inv[perm] = np.cumsum(flag) - 1
-        score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
-        per_source = np.zeros((len(uniq), len(names)), np.float32)
-        per_source[inv, srci] = norm
-        order = np.lexsort((-part, inv))
-        first = np.empty(len(order), bool)
-        first[0] = True
-        inv_o = inv[order]
-        np.not_equal(inv_o[1:], inv_o[:-1], out=first[1:])
-        best = order[first]                  # each candidate's largest contribution (global position)
-        best_src = srci[best]
-        best_pos = best - starts[best_src]
-        if rules.get("boost"):
-            f = R.boost_factors(ds, rules, uniq)
-            if f is not None:
-                score = score * f
-        ranking = get_ranker().rank(model, ctx, CandidateSet(uniq, score, per_source, names))
+    if pool is not None:
+        ranking = pool.ranking(model, ctx)
+        uniq = pool.uniq
         ranking = ranking[mask[uniq[ranking]]]  # vectorised first pass of the rules
-        ranked = _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, held)
+        ranked = _lazy_entries(uniq, ranking, pool.best_src, pool.best_pos, pool.names, pool.cands, held)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
     # 4: fallbacks, in order
@@ -173,6 +256,29 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     if rules.get("dedupe", True):
         page_seen.update(e[0] for e in chosen)
     return [(i, str(reason), src) for i, reason, src in chosen]
+
+
+def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
+    """Items only their own recommender may bring back: recently bought (buy_again) and viewed
+    in this session (recently_viewed). Computed once per request and rule values."""
+    days = rules.get("exclude_bought_days", 30)
+    seen = rules.get("exclude_seen", True)
+    key = ("held", days, seen, id(ctx.bought), len(ctx.bought), id(ctx.recent), len(ctx.recent), ctx.clock_ms, ctx.now_ms)
+    memo = ctx.__dict__.setdefault("_session_items", {})
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    bought_recent: set[int] = set()
+    if days and ctx.bought:
+        limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
+        bought_recent = {ds.item(p) for p, ts in ctx.bought.items() if ts >= limit} - {-1}
+    seen_recent: set[int] = set()
+    if seen:
+        seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
+    held = {i: "buy_again" for i in bought_recent}
+    held.update({i: "recently_viewed" for i in seen_recent})
+    memo[key] = held
+    return held
 
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:

@@ -40,6 +40,13 @@ Two phases
     the meaning (a product is not "viewed together" with itself); the placement also does.
     Every candidate carries a short human reason ("viewed together with Blue Mug").
 
+``cache_key(ctx) -> hashable | None``  Optional: what of the request the answer depends on
+    (e.g. ``()`` for a shop-wide list, the query, the seed items). The placement then keeps
+    each answer per model and reuses it for any request with the same key (``Model.answers``,
+    bounded LRU, dropped with the model at a rebuild). Default None: never cached. The key must
+    hold everything ``recommend`` reads of ``ctx``; returned ``Candidates`` are shared between
+    requests, so nobody mutates them.
+
 ``context`` (declared with ``register``): which request fields the recommender needs, any of
     "product", "cart", "order", "session", "person", "query", "category", "profile". The
     placement skips a recommender whose needs the request lacks (cheaply, without calling it).
@@ -83,7 +90,7 @@ receives every candidate with its per-source scores and returns one score each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, Hashable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -309,3 +316,17 @@ class Recommender:
 
     def applicable(self, ctx: Context) -> bool:
         return all(ctx.has(n) for n in self.context)
+
+    def cache_key(self, ctx: Context) -> Hashable | None:
+        """What of the request this recommender's answer depends on, as a hashable key, or
+        None when the answer must not be cached (the default: a recommender that reads the
+        person, their whole history or the clock). The placement keeps the answers of
+        (name, k, params, key) per model (``Model.answers``) and reuses one whenever a
+        request gives the same key: the key must hold EVERYTHING ``recommend`` reads of
+        ``ctx`` (e.g. ``()`` for a shop-wide list, the query, ``tuple(ctx.seed_items())``)."""
+        return None
+
+
+def seeds_key(ctx: Context) -> tuple:
+    """``cache_key`` of a recommender that reads only ``ctx.seed_items()`` (the default 10)."""
+    return tuple(ctx.seed_items())

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
-from .base import Candidates, Recommender
+from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
 
@@ -31,6 +31,9 @@ class BoughtTogether(Recommender):
         if n == 0:
             return Neighbours.empty(ds.n_items)
         return top_k_rows(lift_scores(C, counts, n, 2 if n >= 200 else 1))
+
+    def cache_key(self, ctx):  # reads only the seed items
+        return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
         seeds = ctx.seed_items()

@@ -16,6 +16,9 @@ class CategoryTop(Recommender):
     def fit(self, ds):
         return popularity(ds, (VIEW, CART, PURCHASE), half_life_days=30.0)
 
+    def cache_key(self, ctx):  # the category, or the current product's when none is sent
+        return ctx.category, (None if ctx.category else ctx.item)
+
     def recommend(self, model, ds, ctx, k):
         cat = ctx.category
         if not cat and ctx.item >= 0:

@@ -9,7 +9,7 @@ score is the seed-weighted sum of cosine similarities; the reason names the clos
 from __future__ import annotations
 
 from ._text import seed_neighbour_candidates, text_neighbours
-from .base import Recommender
+from .base import Recommender, seeds_key
 from .registry import register
 
 
@@ -17,6 +17,9 @@ from .registry import register
 class ContentBased(Recommender):
     def fit(self, ds):
         return text_neighbours(ds) if ds.n_items else None
+
+    def cache_key(self, ctx):  # reads only the seed items
+        return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
         return seed_neighbour_candidates(model, ds, ctx, k, "similar to")

@@ -126,6 +126,10 @@ class Demographic(Recommender):
             return None
         return DemographicModel(ds), search_index(ds)
 
+    def cache_key(self, ctx):  # what DemographicModel.scores reads of the profile
+        p = ctx.profile
+        return repr((p.get("gender"), p.get("age_band"), p.get("interests"))) if p else None
+
     def recommend(self, model, ds, ctx, k):
         if model is None or not ctx.profile:
             return Candidates.empty()

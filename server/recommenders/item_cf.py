@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import itemcf_neighbours
-from .base import Candidates, Recommender
+from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
 TOP = 10
@@ -35,6 +35,9 @@ def person_top(R, n: int = TOP) -> tuple[np.ndarray, np.ndarray]:
 class ItemCF(Recommender):
     def fit(self, ds):
         return itemcf_neighbours(ds), ds.derived("person_top", lambda ds: person_top(ds.R))
+
+    def cache_key(self, ctx):  # the seeds and, through the person's top items, the person
+        return seeds_key(ctx), ctx.person
 
     def recommend(self, model, ds, ctx, k):
         nbrs, (top_idx, top_w) = model

@@ -36,6 +36,48 @@ from .dataset import Dataset, build_dataset
 log = logging.getLogger("funnelrec.model")
 
 
+ANSWER_CACHE_SIZE = 4096   # a source answer is ~44 items: ~1 KB, so a few MB per tenant and process
+POOL_CACHE_SIZE = 2048
+
+
+class LRU:
+    """A bounded map that forgets the least recently used entry (a dict keeps insertion order:
+    a hit is re-inserted at the end, the first entry is the oldest). Safe enough across
+    threads under the GIL: a race can only lose an entry, never corrupt one."""
+    __slots__ = ("size", "_d", "hits", "misses")
+
+    def __init__(self, size: int):
+        self.size = size
+        self._d: dict = {}
+        self.hits = self.misses = 0
+
+    def get(self, key, default=None):
+        d = self._d
+        try:
+            v = d.pop(key)
+        except KeyError:
+            self.misses += 1
+            return default
+        d[key] = v
+        self.hits += 1
+        return v
+
+    def put(self, key, value) -> None:
+        d = self._d
+        d[key] = value
+        if len(d) > self.size:
+            try:
+                del d[next(iter(d))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, key) -> bool:
+        return key in self._d
+
+
 @dataclass
 class Model:
     ds: Dataset
@@ -49,6 +91,34 @@ class Model:
 
     def has(self, name: str) -> bool:
         return name in self.fitted
+
+    # -- request-time caches: live with this model object, so a rebuild (a new Model) drops
+    # them; never pickled (the builder process publishes models without them)
+    @property
+    def answers(self) -> "LRU":
+        """Source answers: (recommender, k, params, its ``cache_key``) -> ``Candidates``."""
+        c = self.__dict__.get("_answers")
+        if c is None:
+            c = self.__dict__.setdefault("_answers", LRU(ANSWER_CACHE_SIZE))
+        return c
+
+    @property
+    def pools(self) -> "LRU":
+        """Blended candidate pools of strategies whose sources are all cacheable (blend.py)."""
+        c = self.__dict__.get("_pools")
+        if c is None:
+            c = self.__dict__.setdefault("_pools", LRU(POOL_CACHE_SIZE))
+        return c
+
+    def clear_caches(self) -> None:
+        self.__dict__.pop("_answers", None)
+        self.__dict__.pop("_pools", None)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_answers", None)
+        state.pop("_pools", None)
+        return state
 
     def summary(self) -> dict:
         return {"built_at": self.built_at, "build_seconds": round(self.build_seconds, 3),

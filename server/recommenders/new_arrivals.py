@@ -21,5 +21,8 @@ class NewArrivals(Recommender):
         s = np.power(0.5, (newest - created) / (14 * 86_400_000)) + 1e-3
         return np.where(ds.in_catalog, s, 0).astype(np.float32)
 
+    def cache_key(self, ctx):  # a shop-wide list: reads nothing of the request
+        return ()
+
     def recommend(self, model, ds, ctx, k):
         return Candidates.first(model, k, "new arrival")

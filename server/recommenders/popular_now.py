@@ -19,5 +19,8 @@ class PopularNow(Recommender):
             s = popularity(ds, (VIEW, CART, PURCHASE), half_life_days=14.0, days=60)
         return s
 
+    def cache_key(self, ctx):  # a shop-wide list: reads nothing of the request
+        return ()
+
     def recommend(self, model, ds, ctx, k):
         return Candidates.first(model, k, "popular right now")

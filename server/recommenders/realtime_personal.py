@@ -17,6 +17,9 @@ class RealtimePersonal(Recommender):
     def fit(self, ds):
         return coview_neighbours(ds), itemcf_neighbours(ds)
 
+    def cache_key(self, ctx):
+        return tuple(ctx.session_items(8)), ctx.item
+
     def recommend(self, model, ds, ctx, k):
         coview, itemcf = model
         seeds = ctx.session_items(8)

@@ -20,7 +20,7 @@ from scipy import sparse
 from ..signals import REVIEW
 from ._common import Neighbours, cosine, cooccurrence, top_k_rows
 from ._text import top_positions
-from .base import Candidates, Recommender
+from .base import Candidates, Recommender, seeds_key
 from .kernels.text import TfidfIndex
 from .registry import register
 
@@ -97,6 +97,9 @@ class ReviewBased(Recommender):
             return None
         m = ReviewModel(ds)
         return m if (m.text is not None or m.engage is not None) else None
+
+    def cache_key(self, ctx):  # reads only the seed items
+        return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
         seeds = ctx.seed_items()

@@ -121,6 +121,9 @@ class SearchKeyword(Recommender):
             return None
         return search_index(ds), QueryBehaviour(ds), popularity_boost(ds)
 
+    def cache_key(self, ctx):
+        return ctx.query
+
     def recommend(self, model, ds, ctx, k):
         if model is None or not (ctx.query and ctx.query.strip()):
             return Candidates.empty()

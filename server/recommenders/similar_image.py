@@ -35,7 +35,7 @@ import numpy as np
 
 from ._common import Neighbours
 from ._text import seed_neighbour_candidates
-from .base import Recommender
+from .base import Recommender, seeds_key
 from .kernels.images import ClassicalEmbedder, ImageDecodeError, ImageEmbedder, ImageIndex
 from .registry import register
 
@@ -266,6 +266,9 @@ class SimilarImage(Recommender):
         full_idx[items] = mapped
         full_sc[items] = np.where(nidx >= 0, np.maximum(nsc, 0), 0)
         return Neighbours(full_idx, full_sc)
+
+    def cache_key(self, ctx):  # reads only the seed items
+        return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
         return seed_neighbour_candidates(model, ds, ctx, k, "looks like")

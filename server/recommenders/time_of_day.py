@@ -57,6 +57,9 @@ class TimeOfDay(Recommender):
         sc = np.take_along_axis(sc, order, axis=2).astype(np.float32)
         return idx, sc
 
+    def cache_key(self, ctx):
+        return int(ctx.hour) % 24, int(ctx.weekday) >= 5
+
     def recommend(self, model, ds, ctx, k):
         if model is None:
             return Candidates.empty()

@@ -33,5 +33,8 @@ class TopConversion(Recommender):
         buys = np.bincount(ds.fb_item[ds.window(ds.fb_kind == PURCHASE, days)], minlength=ds.n_items)
         return rate_model(buys, views, PRIOR_VIEWS)
 
+    def cache_key(self, ctx):  # a shop-wide list: reads nothing of the request
+        return ()
+
     def recommend(self, model, ds, ctx, k):
         return rate_candidates(model, k, "{pct} of viewers buy it")

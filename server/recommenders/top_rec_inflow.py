@@ -55,5 +55,8 @@ class TopRecInflow(Recommender):
         share, _ = smoothed_rate(inflow, visits, PRIOR_VISITS)
         return share.astype(np.float32), (inflow / np.maximum(visits, 1)).astype(np.float32)
 
+    def cache_key(self, ctx):  # a shop-wide list: reads nothing of the request
+        return ()
+
     def recommend(self, model, ds, ctx, k):
         return rate_candidates(model, k, "{pct} of its visits come from recommendations")

@@ -6,7 +6,7 @@ top-50 neighbours per product. Request: seeds = current product, cart, session i
 from __future__ import annotations
 
 from ._common import coview_neighbours
-from .base import Candidates, Recommender
+from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
 
@@ -14,6 +14,9 @@ from .registry import register
 class ViewedTogether(Recommender):
     def fit(self, ds):
         return coview_neighbours(ds)
+
+    def cache_key(self, ctx):  # reads only the seed items
+        return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
         seeds = ctx.seed_items()

@@ -37,6 +37,9 @@ class ZeroResult(Recommender):
         boost = (1.0 + 0.1 * pop / max(pop.max(initial=0), 1e-9)).astype(np.float32)
         return fuzzy_index(ds), order.astype(np.int32), boost
 
+    def cache_key(self, ctx):
+        return (ctx.query or "").strip()
+
     def recommend(self, model, ds, ctx, k):
         if model is None or k <= 0:
             return Candidates.empty()
