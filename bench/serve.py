@@ -202,6 +202,29 @@ def settle(port: int, secret: str, timeout: float = 180) -> dict:
     return st
 
 
+def gc_pauses(port: int) -> dict:
+    """The server's cyclic-GC pauses so far (``funnelrec_gc_pause_seconds`` on /metrics): count,
+    total ms and count over 10 ms per generation (one worker's: the one that answered)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out: dict = {}
+    for line in text.splitlines():
+        if not line.startswith("funnelrec_gc_pause_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        gen = name.split('generation="')[1].split('"')[0]
+        g = out.setdefault(f"gen{gen}", {})
+        if name.startswith("funnelrec_gc_pause_seconds_count"):
+            g["count"] = int(float(value))
+        elif name.startswith("funnelrec_gc_pause_seconds_sum"):
+            g["total_ms"] = round(float(value) * 1000, 1)
+        elif 'le="0.01"' in name:
+            g["le_10ms"] = int(float(value))
+    for g in out.values():
+        g["over_10ms"] = g.get("count", 0) - g.pop("le_10ms", 0)
+    return out
+
+
 def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     c0 = srv.cpu_seconds()
     t0 = time.perf_counter()
@@ -212,6 +235,10 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     else:
         m = asyncio.run(coro)
     m["server_cpu_pct"] = round(100 * (srv.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    try:
+        m["gc"] = gc_pauses(srv.port)
+    except Exception:  # the empty endpoint has no metrics
+        pass
     return m
 
 

@@ -119,26 +119,23 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
 
 
 _serials = itertools.count(1)
-
-
-class _Visitor:
-    __slots__ = ("rows", "lines", "seq", "memo", "key")
-
-    def __init__(self, rows: list, lines: list, seq: int):
-        self.rows = rows      # newest first by ts, at most RECENT_EVENTS
-        self.lines = lines    # newest first by ts, at most RECENT_LINES
-        self.seq = seq        # events up to this seq are in ``rows``
-        self.memo = None      # (ds, session, result) of the last ``derive``
-        # what a result cache keys on for this state: unique per process, new after every change
-        self.key = (next(_serials),) if (rows or lines) else ()
+MEMO_MAX = 2048   # derived contexts kept (the most recently asked visitors)
 
 
 class LiveState:
-    """One shard's live visitors in one process (see the module docstring)."""
+    """One shard's live visitors in one process (see the module docstring).
+
+    A visitor's state is one tuple ``(rows, lines, seq, key)`` of tuples and atoms, replaced
+    (not changed) by each new event: Python's cyclic GC untracks such tuples, so 50,000 held
+    visitors add nothing to its scans (a full collection over mutable per-visitor objects
+    paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most RECENT_EVENTS /
+    RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a result cache keys
+    on: unique per process, new after every change, ``()`` for a visitor without history."""
 
     def __init__(self, max_visitors: int = 50_000):
         self.max_visitors = max_visitors
-        self.visitors: "OrderedDict[str, _Visitor]" = OrderedDict()
+        self.visitors: "OrderedDict[str, tuple]" = OrderedDict()
+        self.memo: "OrderedDict[str, tuple]" = OrderedDict()  # visitor -> (state, ds, session, result)
         self.seq: int | None = None
         self.data_version = None
         self.loads = self.hits = self.tail_rows = 0
@@ -154,21 +151,23 @@ class LiveState:
         rows = conn.execute(_TAIL_SQL, (self.seq, TAIL_MAX + 1)).fetchall()
         if len(rows) > TAIL_MAX:  # a bulk import: start over from the end
             self.visitors.clear()
+            self.memo.clear()
             self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             return
         if rows:
             self.seq = rows[-1][0]
             self.tail_rows += len(rows)
+            visitors = self.visitors
             for row in rows:
-                v = self.visitors.get(row[1])
-                if v is not None and row[0] > v.seq:
-                    _apply(v, row)
+                v = visitors.get(row[1])
+                if v is not None and row[0] > v[2]:
+                    visitors[row[1]] = _apply(v, row)
 
     def key(self, visitor: str | None) -> tuple:
         """A result cache's key for this visitor's live state as of the last ``context``:
         ``()`` for a visitor without any (so all new visitors share cached answers)."""
         v = self.visitors.get(visitor) if visitor else None
-        return v.key if v is not None else ()
+        return v[3] if v is not None else ()
 
     def context(self, conn: sqlite3.Connection, ds, visitor: str | None, session: str | None):
         """``live_context`` from memory (call ``sync`` first in the same request)."""
@@ -177,7 +176,7 @@ class LiveState:
         v = self.visitors.get(visitor)
         if v is None:
             rows, lines, seq = read_rows(conn, visitor)
-            v = _Visitor(rows, lines, seq)
+            v = (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ())
             self.visitors[visitor] = v
             self.loads += 1
             if len(self.visitors) > self.max_visitors:
@@ -185,41 +184,42 @@ class LiveState:
         else:
             self.visitors.move_to_end(visitor)
             self.hits += 1
-        m = v.memo
-        if m is not None and m[0] is ds and m[1] == session:
-            return m[2]
-        out = derive(v.rows, v.lines, ds, session)
-        v.memo = (ds, session, out)
+        m = self.memo.get(visitor)
+        if m is not None and m[0] is v and m[1] is ds and m[2] == session:
+            self.memo.move_to_end(visitor)
+            return m[3]
+        out = derive(v[0], v[1], ds, session)
+        self.memo[visitor] = (v, ds, session, out)
+        if len(self.memo) > MEMO_MAX:
+            self.memo.popitem(last=False)
         return out
 
 
-def _apply(v: _Visitor, row: tuple) -> None:
+def _apply(v: tuple, row: tuple) -> tuple:
+    """The visitor's state ``v`` with one more event (a tail row)."""
     seq, _, etype, product, ts, session, data = row
-    v.seq = seq
-    v.memo = None
-    v.key = (next(_serials),)
+    rows, lines = v[0], v[1]
     if etype == "purchase":
         try:
             d = _decode(data)
-            lines, order = d.get("lines") or [], d.get("order", "")
+            new_lines, order = d.get("lines") or [], d.get("order", "")
         except (msgspec.DecodeError, AttributeError):
-            return
-        for line in lines:
+            new_lines, order = [], ""
+        for line in new_lines:
             if isinstance(line, dict) and line.get("product"):
-                _insert(v.lines, (line["product"], ts, order), RECENT_LINES, _line_key)
-        return
-    if product is None:
-        return
-    engaged = scroll = content = None
-    if etype == "engagement":
-        try:
-            d = _decode(data)
-        except msgspec.DecodeError:
-            d = {}
-        engaged, scroll = d.get("engaged_ms"), d.get("scroll_pct")
-        c = d.get("content_ms") or {}
-        content = (c.get("description") or 0) + (c.get("reviews") or 0) + (c.get("images") or 0) if isinstance(c, dict) else 0
-    _insert(v.rows, (etype, product, ts, session, engaged, scroll, content, seq), RECENT_EVENTS, _row_key)
+                lines = _insert(lines, (line["product"], ts, order), RECENT_LINES, _line_key)
+    elif product is not None:
+        engaged = scroll = content = None
+        if etype == "engagement":
+            try:
+                d = _decode(data)
+            except msgspec.DecodeError:
+                d = {}
+            engaged, scroll = d.get("engaged_ms"), d.get("scroll_pct")
+            c = d.get("content_ms") or {}
+            content = (c.get("description") or 0) + (c.get("reviews") or 0) + (c.get("images") or 0) if isinstance(c, dict) else 0
+        rows = _insert(rows, (etype, product, ts, session, engaged, scroll, content, seq), RECENT_EVENTS, _row_key)
+    return rows, lines, seq, (next(_serials),)
 
 
 def _row_key(r: tuple) -> tuple:
@@ -230,17 +230,17 @@ def _line_key(r: tuple) -> tuple:
     return r[1], r[2], r[0]       # ts, order, product: the SQL's order
 
 
-def _insert(items: list, item: tuple, cap: int, key) -> None:
-    """Put ``item`` in its place of a list sorted by ``key`` descending, drop duplicates, cap it."""
+def _insert(items: tuple, item: tuple, cap: int, key) -> tuple:
+    """``items`` (sorted by ``key`` descending) with ``item`` in its place, capped; unchanged
+    if already held (an order's line sent twice)."""
     k_new = key(item)
     k = 0
-    while k < len(items):
+    n = len(items)
+    while k < n:
         k_old = key(items[k])
         if k_old == k_new:
-            return                # already held (an order's line sent twice)
+            return items
         if k_old < k_new:
             break
         k += 1
-    items.insert(k, item)
-    if len(items) > cap:
-        items.pop()
+    return (items[:k] + (item,) + items[k:])[:cap]

@@ -21,6 +21,28 @@ QUEUE_DEPTH = Gauge("funnelrec_writer_queue_depth", "Write jobs waiting across o
 OPEN_SHARDS = Gauge("funnelrec_open_shards", "Shards open in this process", registry=REGISTRY)
 
 
+GC_PAUSE = Histogram(
+    "funnelrec_gc_pause_seconds", "Pauses of Python's cyclic garbage collector (every request waits)", ["generation"],
+    registry=REGISTRY, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
+def _gc_timer():
+    import gc
+    import time
+
+    children = [GC_PAUSE.labels(str(g)) for g in range(3)]
+    started = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            children[min(info.get("generation", 2), 2)].observe(time.perf_counter() - started[0])
+    gc.callbacks.append(callback)
+
+
+_gc_timer()
 _accepted_children: dict = {}
 
 

@@ -317,7 +317,8 @@ async def recommend(request: Request) -> Response:
                     items.append({"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
                                   "price": None if price != price else float(price),
                                   "currency": ds.currency[i] or currency, "reason": reason})
-                hit.append((items, _encode([ds.item_ids[e[0]] for e in chosen]).decode(),
+                # encoded once: the cached value is then bytes, which the cyclic GC never scans
+                hit.append((msgspec.Raw(_encode(items)), _encode([ds.item_ids[e[0]] for e in chosen]).decode(),
                             _encode([e[2] for e in chosen]).decode()))
             if key is not None:
                 eng.cache.put(key, hit)

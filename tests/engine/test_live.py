@@ -88,7 +88,7 @@ def test_long_history_keeps_the_newest(shop):
         shop.events(late + [buy(f"o{i}", ["p2", "p3"], visitor="x", session="x", ts=T0 + 5 + i) for i in range(70)])
         w.sync(conn)
         _same(w.context(conn, ds, "x", "x"), L.live_context(conn, ds, "x", "x"))
-        assert len(w.visitors["x"].rows) == L.RECENT_EVENTS and len(w.visitors["x"].lines) == L.RECENT_LINES
+        assert len(w.visitors["x"][0]) == L.RECENT_EVENTS and len(w.visitors["x"][1]) == L.RECENT_LINES
     finally:
         conn.close()
 
@@ -105,5 +105,28 @@ def test_bulk_import_starts_over(shop, monkeypatch):
         w.sync(conn)
         assert not w.visitors  # forgotten, read again on the next request
         _same(w.context(conn, ds, "y", "y"), L.live_context(conn, ds, "y", "y"))
+    finally:
+        conn.close()
+
+
+def test_held_state_is_invisible_to_the_cyclic_gc(shop):
+    """Held visitors are tuples of atoms: the GC untracks them, so they never lengthen its pauses."""
+    import gc
+
+    conn = shop.shard.connect_read()
+    ds = shop.model().ds
+    w = L.LiveState()
+    try:
+        for i in range(50):
+            shop.events([view(f"p{i % 12}", visitor=f"g{i}", session="s", ts=T0 + i),
+                         buy(f"og{i}", ["p1"], visitor=f"g{i}", session="s", ts=T0 + i + 1)])
+        w.sync(conn)
+        for i in range(50):
+            w.context(conn, ds, f"g{i}", "s")
+        shop.events([engage("p3", 9000, visitor=f"g{i}", session="s", ts=T0 + 500 + i) for i in range(50)])
+        w.sync(conn)
+        for _ in range(3):  # each pass untracks one level of nested tuples
+            gc.collect()
+        assert not any(gc.is_tracked(v) for v in w.visitors.values())
     finally:
         conn.close()
