@@ -226,6 +226,10 @@ def gc_pauses(port: int) -> dict:
 
 
 def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
+    try:
+        gc0 = gc_pauses(srv.port)
+    except Exception:  # the empty endpoint has no metrics
+        gc0 = None
     c0 = srv.cpu_seconds()
     t0 = time.perf_counter()
     coro = run(srv.port, reqs, a.connections, a.duration, a.warmup, check)
@@ -235,10 +239,9 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     else:
         m = asyncio.run(coro)
     m["server_cpu_pct"] = round(100 * (srv.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
-    try:
-        m["gc"] = gc_pauses(srv.port)
-    except Exception:  # the empty endpoint has no metrics
-        pass
+    if gc0 is not None:  # the pauses during this scenario (warm-up included)
+        gc1 = gc_pauses(srv.port)
+        m["gc"] = {g: {k: v - gc0.get(g, {}).get(k, 0) for k, v in d.items()} for g, d in gc1.items()}
     return m
 
 
