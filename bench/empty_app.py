@@ -5,7 +5,7 @@ It reads the body and answers a small constant JSON, nothing else. It is served 
 default (auto) loop and HTTP implementations — uvloop and httptools when installed, as they are
 with ``uvicorn[standard]`` — ``log_level="warning"``, no access log, no server header.
 
-    python -m bench.empty_app --port 8500
+    python -m bench.empty_app --port 8500 [--workers 2]
 """
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--workers", type=int, default=1)
     a = p.parse_args()
-    uvicorn.run("bench.empty_app:app", host=a.host, port=a.port, workers=1, log_level="warning",
+    uvicorn.run("bench.empty_app:app", host=a.host, port=a.port, workers=a.workers, log_level="warning",
                 access_log=False, server_header=False, proxy_headers=False)
 
 
