@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import sqlite3
 import time
-import uuid
 import weakref
 from collections import OrderedDict
 from typing import Optional
@@ -224,6 +224,17 @@ def _cache_key(slug, model, version, body: Body, plan, live_key: tuple, hour) ->
     )  # ``hour``: the absolute hour, so that time windows (recently bought, decay) move on
 
 
+# -- recommendation ids -------------------------------------------------------------------
+_REC_PREFIX = os.urandom(5).hex()  # per process: with the time and a counter, unique across processes
+_rec_counter = itertools.count()
+
+
+def new_rec_id(now_ms: int) -> str:
+    """``r_`` + time (ms, hex) + this process's random prefix + a counter: unique without a
+    system call per id (``uuid4`` reads the kernel's random source each time)."""
+    return f"r_{now_ms:x}{_REC_PREFIX}{next(_rec_counter):x}"
+
+
 # -- cold start before the first model --------------------------------------------------
 def _catalog_only(conn: sqlite3.Connection, count: int, exclude: set[str]) -> list[tuple]:
     rows = conn.execute("SELECT id, title, url, image, price, currency FROM products WHERE in_stock=1"
@@ -271,7 +282,7 @@ async def recommend(request: Request) -> Response:
         for slot in body.slots:
             rows = _catalog_only(conn, slot.count, seen | set(slot.exclude))
             seen.update(r[0] for r in rows)
-            rec_id = "r_" + uuid.uuid4().hex[:20]
+            rec_id = new_rec_id(now_ms)
             out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": "cold_start", "variant": "A",
                             "items": [{"id": r[0], "title": r[1], "url": r[2], "image": r[3], "price": r[4],
                                        "currency": r[5] or currency, "reason": "new arrival"} for r in rows]}
@@ -323,7 +334,7 @@ async def recommend(request: Request) -> Response:
             if key is not None:
                 eng.cache.put(key, hit)
         for (slot, pname, strat), (items, products, sources) in zip(plan, hit):
-            rec_id = "r_" + uuid.uuid4().hex[:20]
+            rec_id = new_rec_id(now_ms)
             out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strat.get("strategy", pname),
                             "variant": strat.get("name", "A"), "items": items}
             served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
