@@ -12,7 +12,10 @@ that cost ~110 µs (p99 ~600 µs) for a returning customer, so each worker keeps
 - a visitor not in memory is read once with the reference SQL; the tail then skips its events
   up to the highest ``seq`` that read saw;
 - at most ``max_visitors`` visitors are held (least recently used go); a jump of more than
-  ``TAIL_MAX`` events (an import) forgets them all: they are read again on their next request.
+  ``TAIL_MAX`` events (an import) forgets them all: they are read again on their next request;
+- warm start (``preload``): when a worker opens a shard, the visitors of its last
+  ``live_preload_events`` events are read in the background, a few between requests, so a
+  restarted worker does not meet its active visitors cold.
 Each visitor keeps what the SQL would return: its newest ``RECENT_EVENTS`` product events by
 time and newest ``RECENT_LINES`` purchase lines. A purchase seen by the tail counts from its
 event (an order sent twice under two event ids counts from its newest copy; ``order_lines``
@@ -162,6 +165,37 @@ class LiveState:
                 v = visitors.get(row[1])
                 if v is not None and row[0] > v[2]:
                     visitors[row[1]] = _apply(v, row)
+
+    async def preload(self, conn: sqlite3.Connection, events: int, chunk: int = 25) -> int:
+        """Warm start: read the visitors of the shard's last ``events`` events (newest first,
+        up to ``max_visitors``) the way a first request would, a few at a time between requests
+        (each read is exact: the tail is synced first, as in a request). Returns how many."""
+        import asyncio
+
+        if events <= 0:
+            return 0
+        self.sync(conn)
+        top = self.seq or 0
+        order: dict[str, None] = {}
+        hi = top
+        while hi > max(top - events, 0) and len(order) < self.max_visitors:
+            lo = max(hi - 10_000, top - events, 0)
+            for (v,) in conn.execute("SELECT visitor FROM events WHERE seq > ? AND seq <= ? ORDER BY seq DESC", (lo, hi)):
+                order.setdefault(v, None)
+            hi = lo
+            await asyncio.sleep(0)
+        todo = [v for v in list(order)[:self.max_visitors] if v not in self.visitors]
+        loaded = 0
+        for i in range(0, len(todo), chunk):
+            self.sync(conn)
+            for v in todo[i:i + chunk]:
+                if v not in self.visitors:
+                    rows, lines, seq = read_rows(conn, v)
+                    self.visitors[v] = (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ())
+                    self.visitors.move_to_end(v, last=False)  # older than any visitor a request asked for
+                    loaded += 1
+            await asyncio.sleep(0)
+        return loaded
 
     def key(self, visitor: str | None) -> tuple:
         """A result cache's key for this visitor's live state as of the last ``context``:

@@ -140,6 +140,8 @@ class Engine:
         self.served = ServedLog()
         self.live: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shard -> LiveState
         self.live_visitors = settings.live_visitors
+        self.live_preload_events = settings.live_preload_events
+        self.preloads: set = set()
 
     def conn(self, shard) -> sqlite3.Connection:
         """A read-only connection per shard for the few indexed look-ups of a request (tens of
@@ -160,8 +162,23 @@ def _live(eng: "Engine", shard, conn: sqlite3.Connection) -> LiveState:
     st = eng.live.get(shard)
     if st is None:
         st = eng.live[shard] = LiveState(eng.live_visitors)
+        if eng.live_preload_events > 0:
+            task = asyncio.get_running_loop().create_task(_preload(st, shard, eng.live_preload_events))
+            eng.preloads.add(task)
+            task.add_done_callback(eng.preloads.discard)
     st.sync(conn)
     return st
+
+
+async def _preload(st: LiveState, shard, events: int) -> None:
+    conn = shard.connect_read()  # its own connection: the requests' one stays free
+    try:
+        n = await st.preload(conn, events)
+        log.info("live state preloaded", extra={"tenant": shard.slug, "visitors": n})
+    except Exception as exc:  # a warm start is an optimisation: requests read visitors themselves
+        log.warning("live state preload failed", extra={"tenant": shard.slug, "error": repr(exc)})
+    finally:
+        conn.close()
 
 
 def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
@@ -502,6 +519,8 @@ def install(app) -> None:
     async def stop(app) -> None:
         if eng._tick_task:
             eng._tick_task.cancel()
+        for task in list(eng.preloads):
+            task.cancel()
         eng.served.flush()
         eng.models.shutdown()
         for c in list(eng._conns.values()):

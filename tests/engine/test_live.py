@@ -130,3 +130,26 @@ def test_held_state_is_invisible_to_the_cyclic_gc(shop):
         assert not any(gc.is_tracked(v) for v in w.visitors.values())
     finally:
         conn.close()
+
+
+def test_preload_reads_the_latest_visitors_exactly(shop):
+    import asyncio
+
+    conn = shop.shard.connect_read()
+    ds = shop.model().ds
+    try:
+        shop.events([view(f"p{i % 12}", visitor=f"old{i}", session="s", ts=T0 + i) for i in range(20)])
+        shop.events([view(f"p{i % 12}", visitor=f"new{i}", session="s", ts=T0 + 100 + i) for i in range(20)]
+                    + [buy("o-pre", ["p1", "p2"], visitor="new3", session="s", ts=T0 + 300)])
+        w = L.LiveState(max_visitors=30)
+        n = asyncio.run(w.preload(conn, events=21, chunk=4))
+        assert n == 20 and set(w.visitors) == {f"new{i}" for i in range(20)}
+        for i in (0, 3, 19):  # answered from memory, equal to the SQL
+            loads = w.loads
+            _same(w.context(conn, ds, f"new{i}", "s"), L.live_context(conn, ds, f"new{i}", "s"))
+            assert w.loads == loads
+        shop.events([engage("p5", 7000, visitor="new3", session="s", ts=T0 + 400)])
+        w.sync(conn)
+        _same(w.context(conn, ds, "new3", "s"), L.live_context(conn, ds, "new3", "s"))
+    finally:
+        conn.close()
