@@ -1,7 +1,7 @@
 """In-process cost of ``POST /v1/recommend`` on the bench tenant (no HTTP, no client): the
 request path from the ASGI call to the reply, µs per request, optionally with cProfile.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--repeat] [--profile] [--ranker]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--repeat] [--profile] [--ranker] [--census]
 
 Loads online-retail and the bench visitors of ``bench/serve.py`` into a temp data dir, builds
 the model in process, then calls the app directly with ``bench/serve.py``'s request bodies
@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--ranker", action="store_true", help="train and use the learned ranker")
+    ap.add_argument("--census", action="store_true", help="after the run: the objects the cyclic GC scans, by type")
     ap.add_argument("--csv", default=None)
     a = ap.parse_args(argv)
     from bench.retail import find_csv, load, read_invoices
@@ -88,6 +89,15 @@ def main(argv=None) -> int:
                 prof.disable()
             dt = time.perf_counter() - t0
             print(f"{a.requests} {'repeated' if a.repeat else 'fresh'} requests: {dt / a.requests * 1e6:.0f} µs/request")
+            if a.census:
+                import collections
+                import gc
+                for _ in range(3):
+                    gc.collect()
+                kinds = collections.Counter(type(o).__name__ for o in gc.get_objects())
+                print(f"objects the cyclic GC scans: {sum(kinds.values()):,} (frozen: {gc.get_freeze_count():,})")
+                for name, n in kinds.most_common(15):
+                    print(f"  {name}: {n:,}")
             if prof:
                 st = pstats.Stats(prof)
                 st.sort_stats("cumulative").print_stats(40)

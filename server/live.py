@@ -122,7 +122,8 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
 
 
 _serials = itertools.count(1)
-MEMO_MAX = 2048   # derived contexts kept (the most recently asked visitors)
+MEMO_MAX = 256    # derived contexts kept (the most recently asked visitors): their ``Recent``
+                  # tuples are tuple subclasses, which the cyclic GC scans, so few
 
 
 class LiveState:

@@ -348,6 +348,7 @@ async def recommend(request: Request) -> Response:
                 # encoded once: the cached value is then bytes, which the cyclic GC never scans
                 hit.append((msgspec.Raw(_encode(items)), _encode([ds.item_ids[e[0]] for e in chosen]).decode(),
                             _encode([e[2] for e in chosen]).decode()))
+            hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
             if key is not None:
                 eng.cache.put(key, hit)
         for (slot, pname, strat), (items, products, sources) in zip(plan, hit):
