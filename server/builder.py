@@ -82,7 +82,8 @@ class _Tenant:
         self.slug, self.path, self.folder = slug, path, folder
         cur = read_current(folder) or {}
         self.n = int(cur.get("n", 0))
-        self.model = None
+        self.built = False                # a model was built by this process
+        self.ranker = None                # the last ranker that passed its guard (not the model: memory)
         self.seq = -1                     # events.seq the served model was built from
         self.catalog = None               # (count, max updated_at) at the last build
         self.last_build = 0.0             # monotonic
@@ -146,7 +147,7 @@ class Builder:
                     t.catalog_dirty = True
                 else:
                     t.force = True
-            if not (active or reqs or t.force or t.catalog_dirty or t.model is None):
+            if not (active or reqs or t.force or t.catalog_dirty or not t.built):
                 del self.tenants[slug]  # idle: its memory goes
 
     def due(self, t: _Tenant) -> bool:
@@ -154,7 +155,7 @@ class Builder:
         now = time.monotonic()
         if t.failures and now - t.last_build < min(60.0, 2.0 ** t.failures):
             return False  # a failing build is retried with a growing pause, not in a tight loop
-        if t.force or t.model is None:
+        if t.force or not t.built:
             return True
         if t.catalog_dirty and now - t.last_build >= CATALOG_DELAY_S:
             return True
@@ -190,10 +191,9 @@ class Builder:
             conn = self._conn(t)
             catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
             model = build_model(conn, max_events=s.engine_max_events or None)
-            prev = getattr(t.model, "learned_ranker", None) if t.model is not None else None
-            if prev is not None and type(prev).__name__ == "RankerState":
-                model.learned_ranker = prev  # the last ranker that passed its guard serves meanwhile
-            t.model, t.seq, t.catalog = model, model.ds.last_seq, catalog
+            if t.ranker is not None:
+                model.learned_ranker = t.ranker  # the last ranker serves until the new one is trained
+            t.built, t.seq, t.catalog = True, model.ds.last_seq, catalog
             t.failures, t.last_error = 0, None
             log.info("model built", extra={"tenant": t.slug, "seconds": round(model.build_seconds, 3), **model.ds.summary()})
             t.building = False
@@ -221,10 +221,10 @@ class Builder:
             log.warning("ranker training failed; the blend serves", extra={"tenant": t.slug, "error": repr(exc)})
             return
         model.learned_ranker = state
+        t.ranker = state
         log.info("ranker trained", extra={"tenant": t.slug, "version": state.version, "serving": state.serving,
                                           "seconds": state.info.get("seconds")})
-        if t.model is model:
-            self.publish(t, model, [])
+        self.publish(t, model, [])
 
     def publish(self, t: _Tenant, model, handled: list[str]) -> None:
         """Write the model (if any) and the status; the workers pick them up."""
@@ -248,7 +248,7 @@ class Builder:
         if not waiting:
             return None
         # a tenant without any model first, then asked-for builds, then the longest waiting
-        return min(waiting, key=lambda t: (t.model is not None and t.n > 0, not t.force, t.last_build))
+        return min(waiting, key=lambda t: (t.built and t.n > 0, not t.force, t.last_build))
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -338,6 +338,8 @@ class RemoteModelStore:
         if force or now - st.touched > ACTIVE_TOUCH_S:
             st.touched = now
             folder = self._folder(slug)
+            if not folder.with_suffix("").with_name(f"{slug}.db").exists():
+                return  # the tenant was deleted: leave nothing behind
             with contextlib.suppress(OSError):
                 folder.mkdir(exist_ok=True)
                 (folder / "active").touch()

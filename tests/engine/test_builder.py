@@ -81,7 +81,8 @@ def test_new_events_from_any_process_trigger_a_rebuild(env):
     d.events([view("a", visitor="y", session="y", ts=T0 + 6), view("c", visitor="y", session="y", ts=T0 + 7)])
     t.last_check = 0
     assert _run_once(b) is t
-    assert t.model.ds.n_feedback == 5 and _current(settings)["n"] == 2
+    cur = _current(settings)
+    assert cur["model"]["dataset"]["feedback"] == 5 and cur["n"] == 2
 
 
 def test_catalog_change_rebuilds(env):
@@ -94,7 +95,7 @@ def test_catalog_change_rebuilds(env):
     t.last_check = 0
     t.last_build -= B.CATALOG_DELAY_S
     assert _run_once(b) is t
-    assert t.model.ds.n_items == 4
+    assert _current(settings)["model"]["dataset"]["items"] == 4
 
 
 def test_failed_build_keeps_the_last_good_model(env, monkeypatch):
