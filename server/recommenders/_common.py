@@ -62,20 +62,6 @@ class Neighbours:
             self._pad = np.where(self.idx >= 0, self.idx, len(self.idx)).astype(np.int32)
             return self._pad
 
-    def best_seeds(self, seeds: list[tuple[int, float]], items: np.ndarray) -> np.ndarray:
-        """For each of ``items`` (a few: the products a slot shows), the seed contributing
-        most to it (seed weight x neighbour score; ties: the earlier seed), -1 where no seed
-        has it: the seed its reason names. One vectorised pass for all of them."""
-        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx)]
-        if not seeds or not len(items):
-            return np.full(len(items), -1, np.int64)
-        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
-        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
-        hit = self.idx[s] == np.asarray(items)[:, None, None]                   # items x seeds x rank
-        val = np.where(hit, self.score[s] * w[:, None], -np.inf).max(axis=2)     # items x seeds
-        best = val.argmax(axis=1)                                                # first maximum
-        return np.where(val.max(axis=1) > -np.inf, s[best], -1)
-
     def gather(self, seeds: list[tuple[int, float]], drop: set[int] | None = None):
         """Sum over seeds of seed weight x neighbour score, vectorised.
 
@@ -135,15 +121,14 @@ class Neighbours:
         return find
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
-        """Top ``k`` of ``dense`` as Candidates, the reason naming the best seed (computed
-        only for the products shown, all of a slot's at once: ``LazyReasons.many``)."""
-        from .base import Candidates, seed_reasons
+        """Top ``k`` of ``dense`` as Candidates, the reason naming the best seed (lazily)."""
+        from .base import Candidates
         total = self.dense(seeds, ds.n_items, drop)
         if total is None:
             return Candidates.empty()
         c = Candidates.top(total, k)
-        c.reasons = seed_reasons(c.items, lambda items: self.best_seeds(seeds, items),
-                                 lambda b: reason_fmt.format(ds.label(b)))
+        find = self.seed_finder(seeds)
+        c.reasons = lambda j: reason_fmt.format(ds.label(find(j)))
         return c
 
     def nbytes(self) -> int:

@@ -101,9 +101,9 @@ class TextNeighbours:
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
         ``top_positions`` would give them, by one dense bincount over the catalog (a few
         numpy calls instead of a sort of every neighbour); the reason names the closest seed,
-        found only for the products shown (``Neighbours.best_seeds``)."""
+        found only for the products shown (``Neighbours.seed_finder``)."""
         from ._common import Neighbours
-        from .base import Candidates, seed_reasons
+        from .base import Candidates, LazyReasons
         n = self.index.n_items
         valid = [(i, w) for i, w in seeds if 0 <= i < n]
         if not valid:
@@ -119,8 +119,8 @@ class TextNeighbours:
         pos = top_positions(total, k)
         if not len(pos):
             return Candidates.empty()
-        return Candidates(pos, total[pos], seed_reasons(pos, lambda items: nb.best_seeds(valid, items),
-                                                        lambda b: f"{reason} {ds.label(b)}"))
+        find = nb.seed_finder(valid)   # the closest seed, looked up for the products shown only
+        return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""

@@ -215,38 +215,17 @@ class Context:
 
 class LazyReasons:
     """A reasons sequence computed per position on demand (``fn(pos) -> str``): a slot shows
-    ~8 of a source's ~44 candidates, so only those reasons are ever built. ``many(positions)
-    -> [str]``, when given, builds several at once (the placement asks for all the shown
-    products of a source in one call: one vectorised step instead of one per product)."""
-    __slots__ = ("fn", "n", "many")
+    ~8 of a source's ~44 candidates, so only those reasons are ever built."""
+    __slots__ = ("fn", "n")
 
-    def __init__(self, fn: Callable[[int], str], n: int, many: Callable[[list[int]], list[str]] | None = None):
-        self.fn, self.n, self.many = fn, n, many
+    def __init__(self, fn: Callable[[int], str], n: int):
+        self.fn, self.n = fn, n
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, pos: int) -> str:
         return self.fn(pos)
-
-
-def seed_reasons(items: np.ndarray, best_seeds: Callable[[np.ndarray], np.ndarray], text: Callable[[int], str]) -> LazyReasons:
-    """Reasons naming each candidate's best seed (``best_seeds(items) -> seed per item``,
-    vectorised), computed only when asked: for the positions the placement shows, in one
-    call (``many``); a lone ``reason(pos)`` computes the table of all candidates once."""
-    table: list = []
-
-    def one(pos: int) -> str:
-        if not table:
-            table.append(best_seeds(items).tolist())
-        return text(table[0][pos])
-
-    def many(positions: list[int]) -> list[str]:
-        best = table[0] if table else None
-        if best is None:
-            return [text(b) for b in best_seeds(items[positions]).tolist()]
-        return [text(best[p]) for p in positions]
-    return LazyReasons(one, len(items), many)
 
 
 class RankedScores(NamedTuple):
@@ -274,16 +253,6 @@ class Candidates:
         if callable(r):
             return r(int(self.items[pos]))
         return r[pos]
-
-    def reasons_at(self, positions: list[int]) -> list[str]:
-        """The reasons of several positions (one ``LazyReasons.many`` call when it has one)."""
-        r = self.reasons
-        if isinstance(r, str):
-            return [r] * len(positions)
-        many = getattr(r, "many", None)
-        if many is not None:
-            return many(positions)
-        return [self.reason(p) for p in positions]
 
     @classmethod
     def empty(cls) -> "Candidates":

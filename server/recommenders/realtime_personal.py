@@ -8,9 +8,7 @@ recent item weighs by its engagement weight and recency rank; its neighbours com
 from __future__ import annotations
 
 from ._common import coview_neighbours, itemcf_neighbours
-import numpy as np
-
-from .base import Candidates, Recommender, seed_reasons
+from .base import Candidates, Recommender
 from .registry import register
 
 
@@ -34,10 +32,13 @@ class RealtimePersonal(Recommender):
             return Candidates.empty()
         total = (0.6 * a if a is not None else 0) + (0.4 * b if b is not None else 0)
         c = Candidates.top(total, k)
+        find_a, find_b = coview.seed_finder(seeds), itemcf.seed_finder(seeds)
 
-        def best(items):   # the closest co-viewed seed, else the closest by item-CF
-            b = coview.best_seeds(seeds, items)
-            return np.where(b >= 0, b, itemcf.best_seeds(seeds, items)) if (b < 0).any() else b
+        def reason(j: int) -> str:
+            s = find_a(j)
+            if s < 0:
+                s = find_b(j)
+            return f"because you viewed {ds.label(s)}"
 
-        c.reasons = seed_reasons(c.items, best, lambda b: f"because you viewed {ds.label(b)}")
+        c.reasons = reason
         return c
