@@ -114,6 +114,44 @@ class TimingMiddleware:
                     "ms": round(elapsed * 1000, 2)})
 
 
+class HotPaths:
+    """The two public hot paths (``POST /v1/events``, ``POST /v1/recommend``: every page view of
+    every visitor) go straight to their handlers, past the router (which tries routes one by
+    one), the exception middleware and the timing middleware: the same handlers, the same error
+    handlers (found by the exception's class, as Starlette does), the same latency metric and
+    access log, ~20-30 µs less per request. Everything else goes on to the full app."""
+
+    def __init__(self, app, settings: Settings, routes: dict, handlers: dict):
+        self.app = app
+        self.settings = settings
+        self.routes = routes            # (method, path) -> handler(request) -> Response
+        self.handlers = handlers        # exception class -> handler(request, exc) -> Response
+        self._histograms = {path: metrics.LATENCY.labels(path) for _, path in routes}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        handler = self.routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            on_error = next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
+            if on_error is None:
+                raise
+            response = await on_error(request, exc)
+        await response(scope, receive, send)
+        elapsed = time.perf_counter() - start
+        self._histograms[scope["path"]].observe(elapsed)
+        status = response.status_code
+        if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
+            access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
+                "method": scope["method"], "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2)})
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level)
@@ -187,12 +225,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await hook(app)
             await app.state.shards.close_all()
 
-    app = Starlette(
-        debug=False,
-        routes=routes,
-        exception_handlers={ApiError: on_api_error, ShardGone: on_shard_gone, RecursionError: on_too_deep, HTTPException: on_http_error, Exception: on_crash},
-        lifespan=lifespan,
-    )
+    error_handlers = {ApiError: on_api_error, ShardGone: on_shard_gone, RecursionError: on_too_deep,
+                      HTTPException: on_http_error, Exception: on_crash}
+    app = Starlette(debug=False, routes=routes, exception_handlers=error_handlers, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = TenantRegistry(settings.data_dir, settings.tenant_cache_s)
     app.state.shards = ShardManager(app.state.registry, settings)
@@ -221,6 +256,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if ranking is not None:
             ranking.install_app(app)  # the engine's ranker hook; one app per process
     app.add_middleware(TimingMiddleware, settings=settings)
+    hot = {("POST", r.path): r.endpoint for r in routes
+           if isinstance(r, Route) and r.path in PUBLIC_PREFIXES and "POST" in (r.methods or ())}
+    app.add_middleware(HotPaths, settings=settings, routes=hot, handlers=error_handlers)  # outermost
     return app
 
 
