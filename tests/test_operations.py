@@ -75,3 +75,24 @@ def test_logs_never_carry_keys(client, shop, caplog):
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert any('"status": 403' in line for line in lines)
     assert not any(shop.site_key in line or shop.secret_key in line for line in lines)
+
+
+def test_hot_paths_keep_the_error_shape_cors_and_metrics(client, shop, monkeypatch):
+    """/v1/events and /v1/recommend skip the router (server/app.py HotPaths): an unexpected
+    error is still the one JSON error shape (500) with CORS, and the latency metric counts them."""
+    from server import metrics
+    from server.ingest import handler
+
+    def boom(*a, **kw):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(handler, "validate", boom)
+    def count():
+        return sum(m.value for f in metrics.REGISTRY.collect() if f.name == "funnelrec_request_seconds"
+                   for m in f.samples if m.name.endswith("_count") and m.labels.get("route") == "/v1/events")
+    before = count()
+    r = client.post("/v1/events", json={"site_key": shop.site_key, "events": [{"id": "x"}]})
+    assert r.status_code == 500 and r.json()["error"] == "internal_error" and "boom" not in r.text
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    r = client.post("/v1/recommend", json={"site_key": "nope", "slots": [{"id": "a"}]})
+    assert r.status_code == 401 and r.json()["error"] == "unknown_key"
+    assert count() == before + 1
