@@ -255,28 +255,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
     if rules.get("dedupe", True):
         page_seen.update(e[0] for e in chosen)
-    return _with_reasons(chosen)
-
-
-def _with_reasons(chosen: list) -> list[tuple[int, str, str]]:
-    """Entries with their reason text; the shown products of one source get theirs in one
-    call (``Candidates.reasons_at``)."""
-    texts: list = [None] * len(chosen)
-    groups: dict[int, tuple[Candidates, list[int], list[int]]] = {}
-    for n, e in enumerate(chosen):
-        r = e[1]
-        if type(r) is _Reason:
-            g = groups.get(id(r.c))
-            if g is None:
-                g = groups[id(r.c)] = (r.c, [], [])
-            g[1].append(n)
-            g[2].append(r.pos)
-        else:
-            texts[n] = str(r)
-    for c, where, positions in groups.values():
-        for n, t in zip(where, c.reasons_at(positions)):
-            texts[n] = t
-    return [(e[0], t, e[2]) for e, t in zip(chosen, texts)]
+    return [(i, str(reason), src) for i, reason, src in chosen]
 
 
 def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
