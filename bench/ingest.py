@@ -374,7 +374,10 @@ def main(argv=None) -> int:
                          "default 2)")
     ap.add_argument("--batches", default="1,10,50", help="events per request, comma-separated (default 1,10,50)")
     ap.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections (default 64)")
-    ap.add_argument("--sync", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)")
+    ap.add_argument("--sync", default="FULL,NORMAL",
+                    help="SQLite synchronous modes to run (default FULL,NORMAL); a mode may carry extra server "
+                         "settings for an A/B run in one go: FULL,FULL+FUNNELREC_WRITE_GROUP_WAIT_MS=0 "
+                         "(each its own server; several joined with +)")
     ap.add_argument("--workers", type=int, default=1,
                     help="uvicorn workers of the funnelrec servers (default 1; the empty endpoint always has 1)")
     ap.add_argument("--no-empty", action="store_true", help="skip the empty-endpoint baseline")
@@ -388,7 +391,7 @@ def main(argv=None) -> int:
     global _PROFILE_GIL
     _PROFILE_GIL = a.profile_gil
     batches = [int(b) for b in a.batches.split(",") if b.strip()]
-    syncs = [s.strip().upper() for s in a.sync.split(",") if s.strip()]
+    syncs = [s.strip() for s in a.sync.split(",") if s.strip()]
     run_id = f"r{int(time.time())}"
     fragments = event_fragments(5000, 42, int(time.time() * 1000))
     runs: list[Result] = []
@@ -410,13 +413,15 @@ def main(argv=None) -> int:
                                                     port, name="empty"))
             targets.append(("empty", None, srv, {}))
         for sync in syncs:
-            data_dir = Path(tempfile.mkdtemp(prefix=f"funnelrec-bench-{sync.lower()}-"))
+            mode, *extra = sync.split("+")
+            data_dir = Path(tempfile.mkdtemp(prefix=f"funnelrec-bench-{mode.lower()}-"))
             if a.keep:
                 print(f"data dir ({sync}): {data_dir}", file=sys.stderr)
             else:
                 stack.callback(shutil.rmtree, data_dir, True)
-            env = {**os.environ, "FUNNELREC_RATE_LIMIT_RPS": "0", "FUNNELREC_SQLITE_SYNCHRONOUS": sync,
-                   "FUNNELREC_LOG_LEVEL": "warning", "FUNNELREC_DATA_DIR": str(data_dir)}
+            env = {**os.environ, "FUNNELREC_RATE_LIMIT_RPS": "0", "FUNNELREC_SQLITE_SYNCHRONOUS": mode.upper(),
+                   "FUNNELREC_LOG_LEVEL": "warning", "FUNNELREC_DATA_DIR": str(data_dir),
+                   **dict(kv.split("=", 1) for kv in extra)}
             tenants = {b: create_tenant(data_dir, f"bench-b{b}", env=env) for b in batches}
             port = free_port()
             cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(a.workers))
@@ -439,7 +444,7 @@ def main(argv=None) -> int:
                         m = measure(srv, site_key=info["tenants"][b]["site_key"] if ingest else "pk_none", batch=b,
                                     connections=a.connections, duration=a.duration / n_slices,
                                     warmup=a.warmup if k == 0 else min(a.warmup, 0.3), fragments=fragments,
-                                    prefix=f"{run_id}-{(sync or 'E')[0]}{b}-{rnd}-{k}", parse_replies=ingest)
+                                    prefix=f"{run_id}-{i}-{b}-{rnd}-{k}", parse_replies=ingest)
                         parts[i].append(m)
                 for i, spy in spies.items():
                     if n_slices > 1:

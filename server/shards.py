@@ -10,6 +10,18 @@ join: a millisecond of latency for fewer, larger commits. If a job raises, the t
 rolled back and the batch re-run with each job in its own SAVEPOINT, so one failing job does
 not undo the others.
 
+WAL checkpoints run beside the writer, not inside its commits (``Checkpointer``, one thread
+per writer with its own connection): SQLite's auto-checkpoint copies the WAL back into the
+database file and fsyncs it inside the COMMIT that crosses ``wal_autocheckpoint`` pages, which
+stalls every job of that commit. The checkpoint thread runs ``PRAGMA wal_checkpoint(PASSIVE)``
+every ``checkpoint_interval_ms`` while the writer commits (on the other core, never blocking the
+writer or the readers). A passive checkpoint racing a busy writer never reaches the end of the
+WAL, and SQLite only starts the WAL over once everything in it is copied; so the writer keeps
+its own auto-checkpoint as the bound: when the WAL holds ``wal_autocheckpoint`` pages, the commit
+checkpoints what the thread has not copied yet (little: one interval's worth), the WAL starts
+over, and it never grows much past that bound (unless a reader keeps an old snapshot open, as
+before).
+
 Reads never go through the writer: they use their own connections (``Shard.read`` for async
 code via aiosqlite, ``Shard.connect_read`` for threads), which WAL lets run beside the writer.
 
@@ -101,6 +113,59 @@ def _split_sql(sql: str) -> list[str]:
     return out
 
 
+class Checkpointer(threading.Thread):
+    """Passive WAL checkpoints of one shard, beside its writer (see the module docstring).
+
+    ``poke()`` (the writer, after each commit) says there is new WAL; at most one checkpoint per
+    ``interval_s``. A checkpoint that fails (busy, locked) is only logged at debug level: the
+    writer's own auto-checkpoint still bounds the WAL."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int, interval_s: float):
+        super().__init__(name=f"checkpoint-{path.stem}", daemon=True)
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self.interval_s = interval_s
+        self._wake = threading.Event()
+        self._stopping = False
+        self.checkpoints = 0
+        self.pages = 0  # WAL frames copied into the database file
+
+    def poke(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        try:
+            conn = open_connection(self.path, "FULL", self.busy_timeout_ms, create=False)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        except Exception as exc:
+            log.error("checkpoint thread could not open its shard", extra={"shard": self.path.stem, "error": repr(exc)})
+            return
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    break
+                self._wake.clear()
+                started = time.monotonic()
+                try:
+                    busy, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                    self.pages += max(copied, 0)
+                except sqlite3.Error as exc:
+                    log.debug("passive checkpoint failed", extra={"shard": self.path.stem, "error": repr(exc)})
+                rest = self.interval_s - (time.monotonic() - started)
+                if rest > 0 and not self._stopping:
+                    time.sleep(rest)
+        finally:
+            conn.close()
+
+
 class ShardWriter(threading.Thread):
     """The one writer of one shard, with group commit.
 
@@ -112,8 +177,11 @@ class ShardWriter(threading.Thread):
 
     def __init__(self, path: Path, synchronous: str, busy_timeout_ms: int, batch_max: int = 2000,
                  cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0,
-                 create: bool = True):
+                 create: bool = True, checkpoint_interval_ms: float = 0):
+        """``checkpoint_interval_ms`` > 0: a ``Checkpointer`` thread beside this writer."""
         super().__init__(name=f"writer-{path.stem}", daemon=True)
+        self.checkpoint_interval_s = checkpoint_interval_ms / 1000
+        self.checkpointer: Checkpointer | None = None
         self.create = create
         self.cache_mb = cache_mb
         self.wal_autocheckpoint = wal_autocheckpoint
@@ -175,6 +243,9 @@ class ShardWriter(threading.Thread):
                                    wal_autocheckpoint=self.wal_autocheckpoint, factory=WriterConnection,
                                    create=self.create)
             migrate(conn)
+            if self.checkpoint_interval_s > 0:
+                self.checkpointer = Checkpointer(self.path, self.busy_timeout_ms, self.checkpoint_interval_s)
+                self.checkpointer.start()
         except BaseException as exc:  # surfaced by start_and_wait
             self._error = exc
             self._ready.set()
@@ -195,6 +266,10 @@ class ShardWriter(threading.Thread):
                 stopping = self._drain(batch)
             last_group = len(batch)
             self._run_batch(conn, batch)
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         conn.close()
 
     def _drain(self, batch: list) -> bool:
@@ -301,7 +376,7 @@ class Shard:
     def __init__(self, slug: str, path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 10_000,
                  batch_max: int = 2000, read_pool_size: int = 4, generation: int = 0,
                  cache_mb: int = 64, wal_autocheckpoint: int = 10_000, group_wait_ms: float = 1.0,
-                 remote=None):
+                 remote=None, checkpoint_interval_ms: float = 0):
         """``remote``: a ``WriterClient`` (server/writer_client.py) when the writer process
         holds this shard's writer; ``self.writer`` is then its ``RemoteWriter`` stand-in."""
         self.slug = slug
@@ -315,7 +390,7 @@ class Shard:
             self.writer = remote.writer(slug, generation)
         else:
             self.writer = ShardWriter(path, synchronous, busy_timeout_ms, batch_max, cache_mb, wal_autocheckpoint,
-                                      group_wait_ms)
+                                      group_wait_ms, checkpoint_interval_ms=checkpoint_interval_ms)
             self.writer.start_and_wait()
         self._readers: asyncio.Queue | None = None
         self._readers_made = 0
@@ -334,7 +409,8 @@ class Shard:
         return cls(slug, path, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
                    batch_max=settings.write_batch_max, read_pool_size=settings.read_pool_size, generation=generation,
                    cache_mb=settings.sqlite_cache_mb, wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
-                   group_wait_ms=settings.write_group_wait_ms, remote=remote)
+                   group_wait_ms=settings.write_group_wait_ms, remote=remote,
+                   checkpoint_interval_ms=settings.sqlite_checkpoint_interval_ms)
 
     # -- writing ---------------------------------------------------------------------
     async def write(self, job: Job) -> Any:

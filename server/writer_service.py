@@ -194,7 +194,8 @@ class WriterService:
             entry.writer.stop()
         s = self.settings
         writer = ShardWriter(path, s.sqlite_synchronous, s.sqlite_busy_timeout_ms, s.write_batch_max, s.sqlite_cache_mb,
-                             s.sqlite_wal_autocheckpoint, s.write_group_wait_ms, create=False)
+                             s.sqlite_wal_autocheckpoint, s.write_group_wait_ms, create=False,
+                             checkpoint_interval_ms=s.sqlite_checkpoint_interval_ms)
         try:
             writer.start_and_wait()
         except Exception as exc:
