@@ -36,8 +36,11 @@ from .dataset import Dataset, build_dataset
 log = logging.getLogger("funnelrec.model")
 
 
-ANSWER_CACHE_SIZE = 4096   # a source answer is ~44 items: ~1 KB, so a few MB per tenant and process
-POOL_CACHE_SIZE = 2048
+# bounded memory: full, both caches hold ~10-15 MB per tenant and process on online-retail (an
+# answer keeps its reason state once asked; 4x these sizes measured ~30 MB); the hot keys (shop-wide
+# lists, popular products, categories, queries) stay in them
+ANSWER_CACHE_SIZE = 1024
+POOL_CACHE_SIZE = 512
 
 
 class LRU:
