@@ -377,7 +377,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sync", default="FULL,NORMAL",
                     help="SQLite synchronous modes to run (default FULL,NORMAL); a mode may carry extra server "
                          "settings for an A/B run in one go: FULL,FULL+FUNNELREC_WRITE_GROUP_WAIT_MS=0 "
-                         "(each its own server; several joined with +)")
+                         "(each its own server; several joined with +); +@DIR serves the code of another "
+                         "checkout (e.g. a git worktree of an older commit): FULL,FULL+@/tmp/old")
     ap.add_argument("--workers", type=int, default=1,
                     help="uvicorn workers of the funnelrec servers (default 1; the empty endpoint always has 1)")
     ap.add_argument("--no-empty", action="store_true", help="skip the empty-endpoint baseline")
@@ -421,11 +422,12 @@ def main(argv=None) -> int:
                 stack.callback(shutil.rmtree, data_dir, True)
             env = {**os.environ, "FUNNELREC_RATE_LIMIT_RPS": "0", "FUNNELREC_SQLITE_SYNCHRONOUS": mode.upper(),
                    "FUNNELREC_LOG_LEVEL": "warning", "FUNNELREC_DATA_DIR": str(data_dir),
-                   **dict(kv.split("=", 1) for kv in extra)}
+                   **dict(kv.split("=", 1) for kv in extra if not kv.startswith("@"))}
+            cwd = next((Path(kv[1:]) for kv in extra if kv.startswith("@")), ROOT)
             tenants = {b: create_tenant(data_dir, f"bench-b{b}", env=env) for b in batches}
             port = free_port()
             cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(a.workers))
-            srv = stack.enter_context(ServerProcess(cmd, port, env=env, name=f"funnelrec-{sync.lower()}"))
+            srv = stack.enter_context(ServerProcess(cmd, port, env=env, name=f"funnelrec-{mode.lower()}", cwd=cwd))
             totals = {b: {"accepted": 0, "acked_events": 0, "duplicates": 0, "rejected": 0, "dropped": 0} for b in batches}
             targets.append(("ingest", sync, srv, {"data_dir": data_dir, "tenants": tenants, "totals": totals}))
 

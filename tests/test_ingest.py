@@ -258,3 +258,26 @@ def test_checkpoint_thread_copies_the_wal_and_keeps_it_bounded(tmp_path):
     assert wal_max < 3 * 300 * page, wal_max  # bounded: the writer's bound plus one commit's frames
     n0, stored0, copied0, _ = run(0)
     assert n0 == stored0 and copied0 == 0
+
+
+def test_store_job_with_more_rows_than_one_statement(app, shop):
+    """A job of 150 events goes in 64-row statements (64+64+22); every row is stored once with
+    its columns in place, and a re-run of the same job stores nothing new."""
+    import pickle
+
+    from server.ingest.schema import event_from_obj
+    from server.ingest.store import store_events_job
+
+    shard = app.state.shards.get(app.state.registry.get("shop"))
+    events = [event_from_obj(ev()) for _ in range(150)]
+    job = pickle.loads(pickle.dumps(store_events_job(events, 7, "import")))  # as the writer process gets it
+    first = shard.writer.submit(job).result(timeout=30)
+    again = shard.writer.submit(job).result(timeout=30)
+    assert (first.accepted, first.duplicates) == (150, 0)
+    assert (again.accepted, again.duplicates) == (0, 150)
+    conn = shard.connect_read()
+    try:
+        rows = conn.execute("SELECT event_id, visitor, received, source FROM events ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(e.id, e.visitor, 7, "import") for e in events]
