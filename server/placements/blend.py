@@ -92,13 +92,29 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
 
 class Pool:
     """A strategy's blended candidates for one request (steps 1-2), before any per-visitor
-    rule: shared by every request whose sources all give the same cacheable answers."""
-    __slots__ = ("uniq", "score", "per_source", "names", "cands", "best_src", "best_pos", "blend_ranking")
+    rule: shared by every request whose sources all give the same cacheable answers.
+    ``best_src`` / ``best_at``: each candidate's largest contribution (its source, its global
+    position in the concatenated answers; position in the source = ``best_at - starts[src]``)."""
+    __slots__ = ("uniq", "score", "names", "cands", "best_src", "best_at", "starts", "_parts", "_per_source",
+                 "blend_ranking")
 
-    def __init__(self, uniq, score, per_source, names, cands, best_src, best_pos):
-        self.uniq, self.score, self.per_source, self.names = uniq, score, per_source, names
-        self.cands, self.best_src, self.best_pos = cands, best_src, best_pos
+    def __init__(self, uniq, score, names, cands, best_src, best_at, starts, parts):
+        self.uniq, self.score, self.names, self.cands = uniq, score, names, cands
+        self.best_src, self.best_at, self.starts = best_src, best_at, starts
+        self._parts = parts                 # (inv, srci, norm): for per_source, built on demand
+        self._per_source = None
         self.blend_ranking = None
+
+    @property
+    def per_source(self) -> np.ndarray:
+        """[len(uniq), len(names)] each source's normalised score (0 where it has no say):
+        what a learned ranker reads; the blend order does not need it."""
+        if self._per_source is None:
+            inv, srci, norm = self._parts
+            m = np.zeros((len(self.uniq), len(self.names)), np.float32)
+            m[inv, srci] = norm
+            self._per_source = m
+        return self._per_source
 
     def ranking(self, model, ctx) -> np.ndarray:
         """Positions into ``uniq``, best first: the ranker hook's order. The default blend
@@ -107,7 +123,7 @@ class Pool:
         ranker = get_ranker()
         if type(ranker) is BlendRanker:
             if self.blend_ranking is None:
-                self.blend_ranking = ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
+                self.blend_ranking = np.lexsort((self.uniq, -self.score))   # BlendRanker.rank
             return self.blend_ranking
         return ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
 
@@ -162,21 +178,27 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
     if not cands:
         return None
     lens = [len(c) for c in cands]
-    starts = np.cumsum([0] + lens[:-1])
-    tops = np.maximum.reduceat(np.concatenate([c.scores for c in cands]), starts)
-    if not (tops > 0).all():  # a source whose best score is not positive says nothing
+    starts = [0]
+    for n in lens[:-1]:
+        starts.append(starts[-1] + n)
+    all_scores = np.concatenate([c.scores for c in cands]) if len(cands) > 1 else cands[0].scores
+    tops = np.maximum.reduceat(all_scores, starts)
+    if not tops.min() > 0:  # a source whose best score is not positive says nothing
         keep = (tops > 0).tolist()
         names = [x for x, ok in zip(names, keep) if ok]
         cands = [x for x, ok in zip(cands, keep) if ok]
         weights = [x for x, ok in zip(weights, keep) if ok]
-        lens = [x for x, ok in zip(lens, keep) if ok]
+        if not cands:
+            return None
+        lens = [len(c) for c in cands]
+        starts = [0]
+        for n in lens[:-1]:
+            starts.append(starts[-1] + n)
         tops = tops[np.asarray(keep, bool)]
-        starts = np.cumsum([0] + lens[:-1])
-    if not cands:
-        return None
-    items = np.concatenate([c.items for c in cands])
-    srci = np.repeat(np.arange(len(cands), dtype=np.int32), lens)
-    norm = np.concatenate([c.scores for c in cands]) / tops[srci]          # each source / its best
+        all_scores = np.concatenate([c.scores for c in cands])
+    items = np.concatenate([c.items for c in cands]) if len(cands) > 1 else cands[0].items
+    srci = np.repeat(_SOURCE_INDEX[:len(cands)] if len(cands) <= len(_SOURCE_INDEX) else np.arange(len(cands), dtype=np.int32), lens)
+    norm = all_scores / tops[srci]                                         # each source / its best
     part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
     perm = items.argsort()                                                 # np.unique, inlined
     sorted_items = items[perm]
@@ -185,23 +207,22 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
     np.not_equal(sorted_items[1:], sorted_items[:-1], out=flag[1:])
     uniq = sorted_items[flag]
     inv = np.empty(len(items), np.intp)
-    inv[perm] = np.cumsum(flag) - 1
+    inv[perm] = flag.cumsum() - 1
     score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
-    per_source = np.zeros((len(uniq), len(names)), np.float32)
-    per_source[inv, srci] = norm
     order = np.lexsort((-part, inv))
     first = np.empty(len(order), bool)
     first[0] = True
     inv_o = inv[order]
     np.not_equal(inv_o[1:], inv_o[:-1], out=first[1:])
     best = order[first]                  # each candidate's largest contribution (global position)
-    best_src = srci[best]
-    best_pos = best - starts[best_src]
     if rules.get("boost"):
         f = R.boost_factors(model.ds, rules, uniq)
         if f is not None:
             score = score * f
-    return Pool(uniq, score, per_source, names, cands, best_src, best_pos)
+    return Pool(uniq, score, names, cands, srci[best], best, starts, (inv, srci, norm))
+
+
+_SOURCE_INDEX = np.arange(64, dtype=np.int32)
 
 
 def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_seen: set[int]) -> list[tuple[int, str, str]]:
@@ -227,7 +248,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         ranking = pool.ranking(model, ctx)
         uniq = pool.uniq
         ranking = ranking[mask[uniq[ranking]]]  # vectorised first pass of the rules
-        ranked = _lazy_entries(uniq, ranking, pool.best_src, pool.best_pos, pool.names, pool.cands, held)
+        ranked = _lazy_entries(pool, ranking, held)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
     # 4: fallbacks, in order
@@ -313,10 +334,11 @@ class _Reason:
         return self.c.reason(self.pos)
 
 
-def _lazy_entries(uniq, ranking, best_src, best_pos, names, cands, held):
+def _lazy_entries(pool: Pool, ranking, held):
+    uniq, best_src, best_at, names, cands, starts = pool.uniq, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
     for r in ranking.tolist():
         i = int(uniq[r])
         s = int(best_src[r])
         if held.get(i, names[s]) != names[s]:
             continue
-        yield i, _Reason(cands[s], int(best_pos[r])), names[s]
+        yield i, _Reason(cands[s], int(best_at[r]) - starts[s]), names[s]
