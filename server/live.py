@@ -141,14 +141,14 @@ class LiveState:
         self.visitors: "OrderedDict[str, tuple]" = OrderedDict()
         self.memo: "OrderedDict[str, tuple]" = OrderedDict()  # visitor -> (state, ds, session, result)
         self.seq: int | None = None
-        self.data_version = None
+        self.data_versions: dict[int, int] = {}  # per connection: PRAGMA data_version is per connection
         self.loads = self.hits = self.tail_rows = 0
 
     def sync(self, conn: sqlite3.Connection) -> None:
         dv = conn.execute("PRAGMA data_version").fetchone()[0]
-        if dv == self.data_version and self.seq is not None:
-            return
-        self.data_version = dv
+        if self.data_versions.get(id(conn)) == dv and self.seq is not None:
+            return  # nothing committed since this connection last looked
+        self.data_versions[id(conn)] = dv
         if self.seq is None:
             self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             return

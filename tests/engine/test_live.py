@@ -153,3 +153,35 @@ def test_preload_reads_the_latest_visitors_exactly(shop):
         _same(w.context(conn, ds, "new3", "s"), L.live_context(conn, ds, "new3", "s"))
     finally:
         conn.close()
+
+
+def test_two_connections_never_hide_a_change(shop):
+    """``PRAGMA data_version`` counts per connection: the warm start syncs through its own
+    connection, and its counter's value must not make the request's connection skip a change."""
+
+    class Counter:  # a connection whose data_version the test sets
+        def __init__(self, conn):
+            self.conn, self.dv = conn, 1
+
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA data_version"):
+                return self.conn.execute(f"SELECT {self.dv}")
+            return self.conn.execute(sql, *args)
+
+    ds = shop.model().ds
+    a, b = Counter(shop.shard.connect_read()), Counter(shop.shard.connect_read())
+    w = L.LiveState()
+    try:
+        shop.events([view("p1", visitor="k", session="k", ts=T0)])
+        w.sync(a)
+        w.context(a, ds, "k", "k")
+        b.dv = 7
+        w.sync(b)                      # the warm start looks through b: nothing new
+        shop.events([view("p3", visitor="k", session="k", ts=T0 + 100)])
+        a.dv = 7                       # a's own counter moved on, to b's value by chance
+        w.sync(a)
+        assert w.context(a, ds, "k", "k")[0][0].product == "p3"
+        _same(w.context(a, ds, "k", "k"), L.live_context(a.conn, ds, "k", "k"))
+    finally:
+        a.conn.close()
+        b.conn.close()
