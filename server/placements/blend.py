@@ -288,7 +288,7 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     memo = ctx.__dict__.setdefault("_session_items", {})
     hit = memo.get(key)
     if hit is not None:
-        return hit
+        return hit[0]
     bought_recent: set[int] = set()
     if days and ctx.bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
@@ -298,7 +298,7 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
         seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
     held = {i: "buy_again" for i in bought_recent}
     held.update({i: "recently_viewed" for i in seen_recent})
-    memo[key] = held
+    memo[key] = (held, ctx.bought, ctx.recent)   # keeps them alive: their ids are not reused meanwhile
     return held
 
 

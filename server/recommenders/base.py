@@ -167,7 +167,7 @@ class Context:
         memo = self.__dict__.setdefault("_session_items", {})
         hit = memo.get(key)
         if hit is not None:
-            return list(hit)
+            return list(hit[0])
         from ..signals import CART, PURCHASE, REMOVE, VIEW, CLICK, REVIEW
         out: dict[int, float] = {}
         rank = 0
@@ -185,7 +185,7 @@ class Context:
                 rank += 1
             out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1)) * (1.0 if r.in_session else 0.3)
         result = [(i, w) for i, w in out.items() if w > 0]
-        memo[key] = result
+        memo[key] = (result, self.recent)   # keeps the list alive: its id is not reused meanwhile
         return list(result)
 
     def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
@@ -193,12 +193,14 @@ class Context:
         items (2 each), then the session's recent items. When the page names products, the
         session only breaks ties (x 0.2): a detail page's complements are the complements of
         THAT product; on a page without products the session items are the seeds."""
-        key = ("seeds", max_items, self.item, np.asarray(self.cart_items).tobytes(), np.asarray(self.order_items).tobytes(),
-               id(self.recent), len(self.recent))   # the session part: as session_items' memo
+        # memo key: the request's own objects (a request's fields are not mutated in place once
+        # built; the memo entry keeps them alive, so their ids cannot be reused meanwhile)
+        key = ("seeds", max_items, self.item, id(self.cart_items), len(self.cart_items), id(self.order_items),
+               len(self.order_items), id(self.recent), len(self.recent))
         memo = self.__dict__.setdefault("_session_items", {})
         hit = memo.get(key)
         if hit is not None:
-            return list(hit)
+            return list(hit[0])
         seeds: dict[int, float] = {}
         if self.item >= 0:
             seeds[self.item] = 3.0
@@ -209,7 +211,7 @@ class Context:
             if i not in seeds:
                 seeds[i] = min(w, 2.0) * scale
         result = list(seeds.items())[:max_items]
-        memo[key] = result
+        memo[key] = (result, self.cart_items, self.order_items, self.recent)
         return list(result)
 
 
