@@ -50,7 +50,7 @@ from .placements.ranker import get_ranker  # noqa: E402
 from .recommenders import registry  # noqa: E402
 from .recommenders.base import Context  # noqa: E402
 from .builder import RemoteModelStore  # noqa: E402
-from .recommenders.model import ModelStore  # noqa: E402
+from .recommenders.model import ModelStore, set_cache_sizes  # noqa: E402
 from . import rules as R  # noqa: E402
 from .live import LiveState, live_context  # noqa: E402,F401  (live_context: the SQL reference)
 
@@ -132,6 +132,7 @@ class Engine:
             self.models = ModelStore(rebuild_after_events=settings.engine_rebuild_after_events,
                                      rebuild_interval_s=settings.engine_rebuild_interval_s,
                                      max_events=settings.engine_max_events or None)
+        set_cache_sizes(settings.engine_answer_cache_size, settings.engine_pool_cache_size)
         self.configs = strategies.ConfigCache()
         size = settings.engine_result_cache_size
         self.cache = ResultCache(size) if size > 0 else None

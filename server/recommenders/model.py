@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import os
 import threading
@@ -39,8 +40,12 @@ log = logging.getLogger("funnelrec.model")
 # bounded memory: full, both caches hold ~10-15 MB per tenant and process on online-retail (an
 # answer keeps its reason state once asked; 4x these sizes measured ~30 MB); the hot keys (shop-wide
 # lists, popular products, categories, queries) stay in them
-ANSWER_CACHE_SIZE = 1024
-POOL_CACHE_SIZE = 512
+# sizes per model: settings engine_answer_cache_size / engine_pool_cache_size (set by the engine)
+CACHE_SIZES = {"answers": 1024, "pools": 512}
+
+
+def set_cache_sizes(answers: int, pools: int) -> None:
+    CACHE_SIZES.update(answers=max(0, int(answers)), pools=max(0, int(pools)))
 
 
 class LRU:
@@ -102,7 +107,7 @@ class Model:
         """Source answers: (recommender, k, params, its ``cache_key``) -> ``Candidates``."""
         c = self.__dict__.get("_answers")
         if c is None:
-            c = self.__dict__.setdefault("_answers", LRU(ANSWER_CACHE_SIZE))
+            c = self.__dict__.setdefault("_answers", LRU(CACHE_SIZES["answers"]))
         return c
 
     @property
@@ -110,7 +115,7 @@ class Model:
         """Blended candidate pools of strategies whose sources are all cacheable (blend.py)."""
         c = self.__dict__.get("_pools")
         if c is None:
-            c = self.__dict__.setdefault("_pools", LRU(POOL_CACHE_SIZE))
+            c = self.__dict__.setdefault("_pools", LRU(CACHE_SIZES["pools"]))
         return c
 
     def clear_caches(self) -> None:
@@ -216,6 +221,7 @@ class ModelStore:
         try:
             model = build_model(conn, max_events=self.max_events)
             st.model = model
+            gc.freeze()  # the model's objects live until the next build: out of the cyclic GC's scans
             st.failures = 0
             st.last_error = None
             st.seq = model.ds.last_seq
