@@ -119,9 +119,12 @@ class Pool:
     def ranking(self, model, ctx) -> np.ndarray:
         """Positions into ``uniq``, best first: the ranker hook's order. The default blend
         order depends on the pool alone and is kept with it; another ranker (the learned one
-        reads the visitor's session) orders every request anew."""
+        reads the visitor's session) orders every request anew, unless its ``serves(model,
+        ctx)`` says it leaves this slot to the blend (the learned ranker's guard refused the
+        placement: then not even its features are built)."""
         ranker = get_ranker()
-        if type(ranker) is BlendRanker:
+        serves = getattr(ranker, "serves", None)
+        if type(ranker) is BlendRanker or (serves is not None and not serves(model, ctx)):
             if self.blend_ranking is None:
                 self.blend_ranking = np.lexsort((self.uniq, -self.score))   # BlendRanker.rank
             return self.blend_ranking

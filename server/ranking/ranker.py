@@ -98,6 +98,11 @@ class LearnedRanker:
             if conn is not None:
                 conn.close()
 
+    def serves(self, model, ctx) -> bool:
+        """Would ``rank`` re-order this slot? (False: the blend order, which a pool keeps.)"""
+        st = self._state(model, ctx)
+        return isinstance(st, RankerState) and ctx.placement in st.serving
+
     def rank(self, model, ctx, cands):
         if not hasattr(cands, "per_source"):  # an engine with the older dict pool
             return sorted(cands, key=lambda i: -cands[i].score)

@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import tracemalloc
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,35 +50,36 @@ def set_cache_sizes(answers: int, pools: int) -> None:
 
 
 class LRU:
-    """A bounded map that forgets the least recently used entry (a dict keeps insertion order:
-    a hit is re-inserted at the end, the first entry is the oldest). Safe enough across
-    threads under the GIL: a race can only lose an entry, never corrupt one."""
+    """A bounded map that forgets the least recently used entry (an ``OrderedDict``: a hit moves
+    to the end, the first entry is the oldest and goes in O(1); a plain dict's "first entry"
+    is found by skipping every deleted slot before it, which grew to ~4% of a request's time).
+    Safe enough across threads under the GIL: a race can only lose an entry, never corrupt one."""
     __slots__ = ("size", "_d", "hits", "misses")
 
     def __init__(self, size: int):
         self.size = size
-        self._d: dict = {}
+        self._d: OrderedDict = OrderedDict()
         self.hits = self.misses = 0
 
     def get(self, key, default=None):
         d = self._d
         try:
-            v = d.pop(key)
+            d.move_to_end(key)
         except KeyError:
             self.misses += 1
             return default
-        d[key] = v
         self.hits += 1
-        return v
+        return d[key]
 
     def put(self, key, value) -> None:
         d = self._d
         d[key] = value
-        if len(d) > self.size:
+        d.move_to_end(key)
+        while len(d) > self.size:
             try:
-                del d[next(iter(d))]
-            except (KeyError, RuntimeError, StopIteration):
-                pass
+                d.popitem(last=False)
+            except KeyError:
+                break
 
     def __len__(self) -> int:
         return len(self._d)
