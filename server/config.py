@@ -61,7 +61,7 @@ class Settings:
     engine_max_events: int = _setting(5_000_000, "Most events (the newest) read into one model build; 0 reads all.", int)
     engine_result_cache_size: int = _setting(20_000, "Computed slot lists kept per process (exact cache keyed by model, config, page and the visitor's live state); 0 turns it off.", int)
     live_visitors: int = _setting(50_000, "Visitors whose latest events each worker keeps in memory per tenant (server/live.py), fed by the shard's new events; others are read from the shard on their next request.", int)
-    live_preload_events: int = _setting(100_000, "When a worker opens a tenant, the visitors of its last this-many events are read into the live state in the background (a warm start after a restart); 0 turns it off.", int)
+    live_preload_events: int = _setting(200_000, "When a worker opens a tenant, the visitors of its last this-many events are read into the live state in the background (a warm start after a restart); 0 turns it off.", int)
     engine_answer_cache_size: int = _setting(1024, "Source answers kept per tenant model and process, by what each recommender reads (shop-wide lists, a product's neighbours, a category, a query); ~10 KB each.", int)
     engine_pool_cache_size: int = _setting(512, "Blended candidate pools kept per tenant model and process for strategies whose sources are all cacheable (the rules still run per request).", int)
     ranker_enabled: bool = _setting(True, "Train the learned ranker per tenant in the background; it serves only where it beats the blend on the tenant's latest validation slice.", _bool)
