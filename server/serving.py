@@ -1,15 +1,17 @@
 """Recommendations: ``POST /v1/recommend`` (site key) and the strategy API (secret key).
 
-request -> tenant (site key + origin) -> the tenant's model (built in the background) -> live
-context from the shard (this visitor's latest events and purchases: an event stored a moment
-ago by any worker process shapes this answer) -> per slot: placement strategy (variant) ->
+request -> tenant (site key + origin) -> the tenant's model (built by the builder process,
+server/builder.py, or a background thread) -> live context (server/live.py: this visitor's
+latest events and purchases, kept in memory and brought up to date from the shard on every
+request, so an event stored a moment ago by any worker process shapes this answer) -> result
+cache (keyed by the visitor's live-state version) -> per slot: placement strategy (variant) ->
 candidates -> blend -> ranker -> rules -> fallbacks -> items with reasons -> one ``rec_id`` per
 slot, the served lists stored in ``rec_served`` through the shard's writer without waiting for
 the commit (group commit batches them; the response does not wait for disk).
 
-State shared between worker processes is the shard alone: each process builds its own model
-from it, reads the live session from it, and re-reads the strategy config from it (at most
-every 2 s). Nothing is pinned to a process.
+State shared between worker processes is the shard (and the model files the builder writes):
+each process loads the model, brings its live state up to date from the shard, and re-reads
+the strategy config from it (at most every 2 s). Nothing is pinned to a process.
 
 Secret API (``Authorization: Bearer sk_...``):
   GET  /v1/strategies            stored and effective strategies, registered recommenders
