@@ -82,6 +82,9 @@ class _Tenant:
         self.slug, self.path, self.folder = slug, path, folder
         cur = read_current(folder) or {}
         self.n = int(cur.get("n", 0))
+        # identifies this folder's model series: a tenant deleted and created again (same slug)
+        # starts a new one, so a worker does not wait for the new series to pass the old ``n``
+        self.epoch = cur.get("epoch") or uuid.uuid4().hex[:12]
         self.built = False                # a model was built by this process
         self.ranker = None                # the last ranker that passed its guard (not the model: memory)
         self.seq = -1                     # events.seq the served model was built from
@@ -234,7 +237,7 @@ class Builder:
             t.n += 1
             name = f"model-{t.n}.pkl"
             _write_atomic(t.folder / name, pickle.dumps(model, protocol=5))
-            cur.update(n=t.n, file=name, model=model.summary(), ranker=_ranker_info(model))
+            cur.update(n=t.n, epoch=t.epoch, file=name, model=model.summary(), ranker=_ranker_info(model))
             for old in t.folder.glob("model-*.pkl"):
                 with contextlib.suppress(ValueError, OSError):
                     if int(old.stem.split("-")[1]) <= t.n - KEEP:
@@ -295,12 +298,13 @@ def main(argv=None) -> int:
 
 # -- the workers' side -----------------------------------------------------------------------
 class _Loaded:
-    __slots__ = ("model", "n", "touched", "mtime", "loading")
+    __slots__ = ("model", "n", "epoch", "touched", "mtime", "loading")
 
     def __init__(self) -> None:
         self.loading = False
         self.model = None
         self.n = 0
+        self.epoch = None
         self.touched = 0.0
         self.mtime = 0.0
 
@@ -425,7 +429,7 @@ class RemoteModelStore:
         cur = read_current(folder)
         if cur is None:
             return
-        if cur.get("file") and int(cur.get("n", 0)) > st.n:
+        if cur.get("file") and (int(cur.get("n", 0)) > st.n or cur.get("epoch") != st.epoch):
             if st.loading:  # another task of this process is loading it
                 return
             path = folder / cur["file"]
@@ -439,7 +443,7 @@ class RemoteModelStore:
                 return
             finally:
                 st.loading = False
-            st.model, st.n = model, int(cur["n"])
+            st.model, st.n, st.epoch = model, int(cur["n"]), cur.get("epoch")
             # the model's ~100k Python objects live until the next build: keep them out of the
             # cyclic GC's scans (a full collection over them paused requests for ~50 ms); they
             # are still freed by reference counting when the next model replaces this one

@@ -133,3 +133,26 @@ def test_deleted_tenant_is_forgotten(env):
     time.sleep(settings.tenant_cache_s + 0.1)
     b.scan()
     assert "tt" not in b.tenants
+
+
+def test_a_recreated_tenant_starts_a_new_model_series(env):
+    """Deleted and created again under the same slug, with a restarted builder: the worker
+    loads the new tenant's first model although its number is lower than the one it holds."""
+    import shutil
+
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+
+    async def build_and_load():
+        fut = store.schedule(d.shard, force=True)
+        _run_once(b)
+        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        return store.get("tt")
+
+    for _ in range(3):
+        old = asyncio.run(build_and_load())
+    assert _current(settings)["n"] == 3
+    shutil.rmtree(B.models_dir(settings, "tt"))   # what tenant delete does to the folder
+    b = B.Builder(settings)                        # a restarted builder: the series starts over
+    new = asyncio.run(build_and_load())
+    assert _current(settings)["n"] == 1 and new is not old
