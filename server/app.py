@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import time
 import traceback
 
@@ -41,7 +42,8 @@ PUBLIC_PREFIXES = ("/v1/events", "/v1/recommend")
 
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True, "status": "healthy", "tenants": len(request.app.state.registry.all())})
+    return JSONResponse({"ok": True, "status": "healthy", "tenants": len(request.app.state.registry.all()),
+                         "pid": os.getpid()})  # which worker answered
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -290,6 +290,7 @@ def main(argv=None) -> int:
     registry.load_all()
     b = Builder(settings)
     signal.signal(signal.SIGTERM, lambda *_: b.stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the server stops us
     serve_ready(a.ready_fd)
     log.info("builder started", extra={"pid": os.getpid()})
     b.run()

@@ -76,15 +76,24 @@ def serve(host, port, workers, log_level, data_dir, as_json=False) -> None:
                                "workers": s.workers}))
     else:
         click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
-    from . import sidecars
+    from . import sidecars, workers as worker_procs
 
+    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
+    own_sockets = s.workers > 1 and worker_procs.supported()  # one SO_REUSEPORT socket per worker
+    if own_sockets:
+        try:
+            worker_procs.check_port(s.host, s.port)
+        except OSError as exc:
+            _fail(as_json, f"funnelrec serve could not start: cannot listen on {s.host}:{s.port}: {exc}")
     with contextlib.ExitStack() as stack:
         try:  # the shard writer and model builder processes (server/sidecars.py)
             stack.enter_context(sidecars.running(s))
         except RuntimeError as exc:  # e.g. another server on this data dir (the sidecar said why above)
             _fail(as_json, f"funnelrec serve could not start: {exc}")
-        uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
-                    log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
+        if own_sockets:
+            worker_procs.run(s.host, s.port, s.workers, options)
+        else:
+            uvicorn.run("server.app:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers, **options)
 
 
 # -- tenants ---------------------------------------------------------------------------

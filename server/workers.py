@@ -1,0 +1,102 @@
+"""``funnelrec serve --workers N`` with N > 1: N uvicorn worker processes, each with its own
+listening socket bound with ``SO_REUSEPORT``, so that the kernel spreads new connections over
+the workers.
+
+Why not uvicorn's own ``workers=N``: it shares one listening socket, and whichever worker wakes
+first accepts. Under a burst of new keep-alive connections one worker can take them all: in
+about half of the ``bench/serve.py`` runs one worker held all 32 connections (~100 % CPU of
+the 200 % available) while the other idled. With one socket per worker the kernel hashes each
+new connection to a worker.
+
+The supervisor (the ``funnelrec serve`` process, which also runs the sidecars) starts the
+workers, restarts one that exits unexpectedly, and on SIGTERM / SIGINT stops them gracefully
+(uvicorn's own shutdown in each: requests in flight are answered). A worker dies with the
+supervisor (``PR_SET_PDEATHSIG``): a ``kill -9`` of the server leaves no worker holding the port.
+On a platform without ``SO_REUSEPORT`` uvicorn's shared socket is used.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+
+log = logging.getLogger("funnelrec.workers")
+
+APP = "server.app:app_from_env"
+
+
+def supported() -> bool:
+    return hasattr(socket, "SO_REUSEPORT")
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early and clearly when another program holds the port (bind only, no listen: a
+    listening socket here would take a share of the connections and never answer them)."""
+    sock = _listen_socket(host, port)
+    sock.close()
+
+
+def _worker(host: str, port: int, options: dict) -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    import uvicorn
+
+    sock = _listen_socket(host, port)
+    config = uvicorn.Config(APP, factory=True, host=host, port=port, **options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int, options: dict) -> None:
+    """Run ``workers`` worker processes until SIGTERM / SIGINT."""
+    check_port(host, port)
+    ctx = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+    procs: list = [None] * workers
+
+    def start(k: int) -> None:
+        p = ctx.Process(target=_worker, args=(host, port, options), name=f"funnelrec-worker-{k}", daemon=False)
+        p.start()
+        procs[k] = p
+
+    def stop(*_) -> None:
+        stopping.set()
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for k in range(workers):
+            start(k)
+        while not stopping.wait(0.5):
+            for k, p in enumerate(procs):
+                if p is not None and not p.is_alive() and not stopping.is_set():
+                    log.error("worker exited; restarting it", extra={"worker": k, "code": p.exitcode})
+                    time.sleep(0.5)  # a worker that fails at start-up must not spin
+                    start(k)
+    finally:
+        for p in procs:
+            if p is not None and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in procs:
+            if p is not None:
+                p.join(max(0.1, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
