@@ -1,6 +1,7 @@
 """Settings documented, the one error shape, health, metrics, logs without secrets."""
 from __future__ import annotations
 
+import os
 import json
 import logging
 from dataclasses import fields
@@ -38,7 +39,7 @@ def metric(text: str, line_start: str) -> float:
 
 
 def test_health_and_metrics(client, shop):
-    assert client.get("/healthz").json() == {"ok": True, "status": "healthy", "tenants": 1}
+    assert client.get("/healthz").json() == {"ok": True, "status": "healthy", "tenants": 1, "pid": os.getpid()}
     names = ['funnelrec_events_accepted_total{tenant="shop"}',
              'funnelrec_events_rejected_total{reason="invalid",tenant="shop"}',
              'funnelrec_events_dropped_total{reason="bot_user_agent",tenant="shop"}']
