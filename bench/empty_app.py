@@ -1,7 +1,8 @@
 """The baseline for ``bench/ingest.py``: an empty Starlette POST endpoint.
 
 It reads the body and answers a small constant JSON, nothing else. It is served exactly the way
-``funnelrec serve`` serves the real app (server/cli.py): ``uvicorn.run`` with 1 worker, the
+``funnelrec serve`` serves the real app (server/cli.py): ``uvicorn.run`` with 1 worker (with
+``--workers N``: N processes with one SO_REUSEPORT socket each, server/workers.py), the
 default (auto) loop and HTTP implementations — uvloop and httptools when installed, as they are
 with ``uvicorn[standard]`` — ``log_level="warning"``, no access log, no server header.
 
@@ -39,8 +40,12 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
     a = p.parse_args()
-    uvicorn.run("bench.empty_app:app", host=a.host, port=a.port, workers=a.workers, log_level="warning",
-                access_log=False, server_header=False, proxy_headers=False)
+    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=False)
+    if a.workers > 1:  # served like `funnelrec serve --workers N`: one SO_REUSEPORT socket per worker
+        from server import workers
+        workers.run(a.host, a.port, a.workers, options, app="bench.empty_app:app", factory=False)
+    else:
+        uvicorn.run("bench.empty_app:app", host=a.host, port=a.port, workers=1, **options)
 
 
 if __name__ == "__main__":

@@ -51,25 +51,26 @@ def check_port(host: str, port: int) -> None:
     sock.close()
 
 
-def _worker(host: str, port: int, options: dict) -> None:
+def _worker(host: str, port: int, options: dict, app: str = APP, factory: bool = True) -> None:
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     import uvicorn
 
     sock = _listen_socket(host, port)
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, **options)
+    config = uvicorn.Config(app, factory=factory, host=host, port=port, **options)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run(host: str, port: int, workers: int, options: dict) -> None:
-    """Run ``workers`` worker processes until SIGTERM / SIGINT."""
+def run(host: str, port: int, workers: int, options: dict, app: str = APP, factory: bool = True) -> None:
+    """Run ``workers`` worker processes of ``app`` until SIGTERM / SIGINT."""
     check_port(host, port)
     ctx = multiprocessing.get_context("spawn")
     stopping = threading.Event()
     procs: list = [None] * workers
 
     def start(k: int) -> None:
-        p = ctx.Process(target=_worker, args=(host, port, options), name=f"funnelrec-worker-{k}", daemon=False)
+        p = ctx.Process(target=_worker, args=(host, port, options, app, factory), name=f"funnelrec-worker-{k}",
+                        daemon=False)
         p.start()
         procs[k] = p
 
