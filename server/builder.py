@@ -439,8 +439,9 @@ class RemoteModelStore:
                 model = await asyncio.get_running_loop().run_in_executor(None, _load, path)
             except FileNotFoundError:
                 return  # replaced meanwhile: the next poll takes the newer one
-            except Exception as exc:
+            except Exception as exc:  # e.g. a damaged file: keep serving the last model until the next one
                 log.error("loading a model failed", extra={"tenant": slug, "file": str(path), "error": repr(exc)})
+                st.mtime = mtime  # not again every poll
                 return
             finally:
                 st.loading = False

@@ -156,3 +156,25 @@ def test_a_recreated_tenant_starts_a_new_model_series(env):
     b = B.Builder(settings)                        # a restarted builder: the series starts over
     new = asyncio.run(build_and_load())
     assert _current(settings)["n"] == 1 and new is not old
+
+
+def test_a_damaged_model_file_keeps_the_last_model(env):
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+
+    async def build_and_load():
+        fut = store.schedule(d.shard, force=True)
+        _run_once(b)
+        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        return store.get("tt")
+
+    first = asyncio.run(build_and_load())
+    b.tenants["tt"].force = True
+    b.scan()
+    b.build(b.tenants["tt"])
+    cur = _current(settings)
+    (B.models_dir(settings, "tt") / cur["file"]).write_bytes(b"not a pickle")
+    st = store._loaded["tt"]
+    asyncio.run(store._load_if_newer("tt", st))
+    assert store.get("tt") is first and st.n == 1  # still the last good one, and not retried
+    assert st.mtime == (B.models_dir(settings, "tt") / "current.json").stat().st_mtime
