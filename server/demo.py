@@ -112,5 +112,11 @@ def setup_demo(settings: Settings, echo: Callable[[str], None] = lambda m: None,
         info.update(_counts(shard))
     finally:
         shard.close_sync()
+    # mark the tenant active for the builder process (server/builder.py): its model is built as
+    # soon as the service starts, so the demo's first visitors do not see the cold-start list
+    from .builder import models_dir
+    folder = models_dir(settings, SLUG)
+    folder.mkdir(exist_ok=True)
+    (folder / "active").touch()
     info["data_dir"] = str(Path(settings.data_dir).resolve())
     return info

@@ -35,6 +35,8 @@ def test_setup_demo_imports_committed_data_once(tmp_path):
     assert first["imported"]["products"] == {"read": len(products), "stored": len(products), "duplicates": 0, "rejected": 0}
     assert first["imported"]["events"] == {"read": len(events), "stored": len(events), "duplicates": 0, "rejected": 0}
     assert (first["products"], first["events"], first["order_lines"]) == (len(products), len(events), n_lines)
+    from server.builder import models_dir
+    assert (models_dir(s, "demo") / "active").exists()  # the builder process builds it at start
 
     second = setup_demo(s, messages.append)
     assert second["created"] is False
