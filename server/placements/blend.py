@@ -101,7 +101,7 @@ class Pool:
     def __init__(self, uniq, score, names, cands, best_src, best_at, starts, parts):
         self.uniq, self.score, self.names, self.cands = uniq, score, names, cands
         self.best_src, self.best_at, self.starts = best_src, best_at, starts
-        self._parts = parts                 # (inv, srci, norm): for per_source, built on demand
+        self._parts = parts                 # (items, srci, norm): for per_source, built on demand
         self._per_source = None
         self.blend_ranking = None
 
@@ -110,7 +110,8 @@ class Pool:
         """[len(uniq), len(names)] each source's normalised score (0 where it has no say):
         what a learned ranker reads; the blend order does not need it."""
         if self._per_source is None:
-            inv, srci, norm = self._parts
+            items, srci, norm = self._parts
+            inv = np.searchsorted(self.uniq, items)
             m = np.zeros((len(self.uniq), len(self.names)), np.float32)
             m[inv, srci] = norm
             self._per_source = m
@@ -203,26 +204,22 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
     srci = np.repeat(_SOURCE_INDEX[:len(cands)] if len(cands) <= len(_SOURCE_INDEX) else np.arange(len(cands), dtype=np.int32), lens)
     norm = all_scores / tops[srci]                                         # each source / its best
     part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
-    perm = items.argsort()                                                 # np.unique, inlined
-    sorted_items = items[perm]
-    flag = np.empty(len(items), bool)
-    flag[0] = True
-    np.not_equal(sorted_items[1:], sorted_items[:-1], out=flag[1:])
-    uniq = sorted_items[flag]
-    inv = np.empty(len(items), np.intp)
-    inv[perm] = flag.cumsum() - 1
-    score = np.bincount(inv, weights=part, minlength=len(uniq)).astype(np.float32)
-    order = np.lexsort((-part, inv))
+    # per item over the catalogue's bins (no sort for the unique items): the sums accumulate in
+    # input order, exactly as a bincount over the unique items' positions did
+    n_bins = model.ds.n_items            # (a larger index only lengthens bincount's output)
+    uniq = np.flatnonzero(np.bincount(items, minlength=n_bins)).astype(items.dtype, copy=False)
+    score = np.bincount(items, weights=part, minlength=n_bins)[uniq].astype(np.float32)
+    order = np.lexsort((-part, items))   # by item, then largest contribution first (stable)
+    items_o = items[order]
     first = np.empty(len(order), bool)
     first[0] = True
-    inv_o = inv[order]
-    np.not_equal(inv_o[1:], inv_o[:-1], out=first[1:])
+    np.not_equal(items_o[1:], items_o[:-1], out=first[1:])
     best = order[first]                  # each candidate's largest contribution (global position)
     if rules.get("boost"):
         f = R.boost_factors(model.ds, rules, uniq)
         if f is not None:
             score = score * f
-    return Pool(uniq, score, names, cands, srci[best], best, starts, (inv, srci, norm))
+    return Pool(uniq, score, names, cands, srci[best], best, starts, (items, srci, norm))
 
 
 _SOURCE_INDEX = np.arange(64, dtype=np.int32)
