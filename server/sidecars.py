@@ -31,7 +31,9 @@ SIDECARS = {"writer": "server.writer_service", "builder": "server.builder"}
 READY_TIMEOUT_S = 60.0
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux ``PR_SET_PDEATHSIG``):
+    a ``kill -9`` of the server leaves no sidecar or worker behind. Run in the child."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -41,7 +43,7 @@ class Sidecar:
         self.name, self.module = name, module
         r, w = os.pipe()
         cmd = [sys.executable, "-m", module, "--data-dir", str(data_dir), "--ready-fd", str(w)]
-        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(w,), preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(w,), preexec_fn=die_with_parent)
         os.close(w)
         self._ready_r = r
 

@@ -17,7 +17,6 @@ On a platform without ``SO_REUSEPORT`` uvicorn's shared socket is used.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -52,8 +51,9 @@ def check_port(host: str, port: int) -> None:
 
 
 def _worker(host: str, port: int, options: dict, app: str = APP, factory: bool = True) -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    from .sidecars import die_with_parent
+
+    die_with_parent()
     import uvicorn
 
     sock = _listen_socket(host, port)
