@@ -181,10 +181,7 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
         weights.append(weight)
     if not cands:
         return None
-    lens = [len(c) for c in cands]
-    starts = [0]
-    for n in lens[:-1]:
-        starts.append(starts[-1] + n)
+    lens, starts = _offsets(cands)
     all_scores = np.concatenate([c.scores for c in cands]) if len(cands) > 1 else cands[0].scores
     tops = np.maximum.reduceat(all_scores, starts)
     if not tops.min() > 0:  # a source whose best score is not positive says nothing
@@ -194,10 +191,7 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
         weights = [x for x, ok in zip(weights, keep) if ok]
         if not cands:
             return None
-        lens = [len(c) for c in cands]
-        starts = [0]
-        for n in lens[:-1]:
-            starts.append(starts[-1] + n)
+        lens, starts = _offsets(cands)
         tops = tops[np.asarray(keep, bool)]
         all_scores = np.concatenate([c.scores for c in cands])
     items = np.concatenate([c.items for c in cands]) if len(cands) > 1 else cands[0].items
@@ -220,6 +214,15 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
         if f is not None:
             score = score * f
     return Pool(uniq, score, names, cands, srci[best], best, starts, (items, srci, norm))
+
+
+def _offsets(cands: list) -> tuple[list[int], list[int]]:
+    """Each answer's length and its start in the answers concatenated."""
+    lens = [len(c) for c in cands]
+    starts = [0]
+    for n in lens[:-1]:
+        starts.append(starts[-1] + n)
+    return lens, starts
 
 
 _SOURCE_INDEX = np.arange(64, dtype=np.int32)

@@ -45,6 +45,17 @@ def _current(settings) -> dict:
     return json.loads((B.models_dir(settings, "tt") / "current.json").read_text())
 
 
+def _build_and_load(store, shard, b):
+    """A worker asks for a build (as POST /v1/engine/rebuild does), the builder runs once, the
+    worker loads what it published: the worker's model afterwards."""
+    async def go():
+        fut = store.schedule(shard, force=True)
+        _run_once(b)
+        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        return store.get("tt")
+    return asyncio.run(go())
+
+
 def test_nothing_is_built_for_a_tenant_nobody_serves(env):
     settings, d, b = env
     assert _run_once(b) is None
@@ -102,19 +113,14 @@ def test_failed_build_keeps_the_last_good_model(env, monkeypatch):
     settings, d, b = env
     store = B.RemoteModelStore(settings)
 
-    async def build_and_load(expect_ok: bool):
-        fut = store.schedule(d.shard, force=True)
-        _run_once(b)
-        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
-        return store.get("tt")
 
-    first = asyncio.run(build_and_load(True))
+    first = _build_and_load(store, d.shard, b)
     assert first is not None
 
     def broken(*a, **kw):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(model_mod, "build_model", broken)
-    again = asyncio.run(build_and_load(False))
+    again = _build_and_load(store, d.shard, b)
     assert again is first  # still the last good model
     cur = _current(settings)
     assert cur["n"] == 1 and cur["failures"] == 1 and "disk on fire" in cur["last_error"]
@@ -143,18 +149,13 @@ def test_a_recreated_tenant_starts_a_new_model_series(env):
     settings, d, b = env
     store = B.RemoteModelStore(settings)
 
-    async def build_and_load():
-        fut = store.schedule(d.shard, force=True)
-        _run_once(b)
-        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
-        return store.get("tt")
 
     for _ in range(3):
-        old = asyncio.run(build_and_load())
+        old = _build_and_load(store, d.shard, b)
     assert _current(settings)["n"] == 3
     shutil.rmtree(B.models_dir(settings, "tt"))   # what tenant delete does to the folder
     b = B.Builder(settings)                        # a restarted builder: the series starts over
-    new = asyncio.run(build_and_load())
+    new = _build_and_load(store, d.shard, b)
     assert _current(settings)["n"] == 1 and new is not old
 
 
@@ -162,13 +163,8 @@ def test_a_damaged_model_file_keeps_the_last_model(env):
     settings, d, b = env
     store = B.RemoteModelStore(settings)
 
-    async def build_and_load():
-        fut = store.schedule(d.shard, force=True)
-        _run_once(b)
-        await asyncio.wait_for(asyncio.wrap_future(fut), 10)
-        return store.get("tt")
 
-    first = asyncio.run(build_and_load())
+    first = _build_and_load(store, d.shard, b)
     b.tenants["tt"].force = True
     b.scan()
     b.build(b.tenants["tt"])
