@@ -81,6 +81,18 @@ def _optional_routes(module_name: str) -> list:
     return list(getattr(module, "routes", [])) if module else []
 
 
+def record(histograms: dict, route: str, scope, status: int, elapsed: float) -> None:
+    """A request's latency (per route; ``histograms`` caches the labelled children, since
+    ``labels()`` takes a lock) and, for errors or at debug level, its access-log line."""
+    hist = histograms.get(route)
+    if hist is None:
+        hist = histograms[route] = metrics.LATENCY.labels(route)
+    hist.observe(elapsed)
+    if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
+        access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
+            "method": scope.get("method"), "path": scope.get("path"), "status": status, "ms": round(elapsed * 1000, 2)})
+
+
 class TimingMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware: it breaks contextvars): latency metric + access log."""
 
@@ -103,17 +115,9 @@ class TimingMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
             route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
-            hist = self._histograms.get(name)
-            if hist is None:
-                hist = self._histograms[name] = metrics.LATENCY.labels(name)
-            hist.observe(elapsed)
-            if status[0] >= 400 or access_log.isEnabledFor(logging.DEBUG):
-                access_log.log(logging.INFO if status[0] < 500 else logging.ERROR, "request", extra={
-                    "method": scope.get("method"), "path": scope.get("path"), "status": status[0],
-                    "ms": round(elapsed * 1000, 2)})
+            record(self._histograms, getattr(route, "path", None) or "unmatched", scope, status[0],
+                   time.perf_counter() - start)
 
 
 class HotPaths:
@@ -146,12 +150,7 @@ class HotPaths:
                 raise
             response = await on_error(request, exc)
         await response(scope, receive, send)
-        elapsed = time.perf_counter() - start
-        self._histograms[scope["path"]].observe(elapsed)
-        status = response.status_code
-        if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
-            access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
-                "method": scope["method"], "path": scope["path"], "status": status, "ms": round(elapsed * 1000, 2)})
+        record(self._histograms, scope["path"], scope, response.status_code, time.perf_counter() - start)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
