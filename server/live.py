@@ -185,14 +185,13 @@ class LiveState:
                 order.setdefault(v, None)
             hi = lo
             await asyncio.sleep(0)
-        todo = [v for v in list(order)[:self.max_visitors] if v not in self.visitors]
+        todo = [v for v in order if v not in self.visitors][:max(self.max_visitors - len(self.visitors), 0)]
         loaded = 0
         for i in range(0, len(todo), chunk):
             self.sync(conn)
             for v in todo[i:i + chunk]:
                 if v not in self.visitors:
-                    rows, lines, seq = read_rows(conn, v)
-                    self.visitors[v] = (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ())
+                    self.visitors[v] = _read_state(conn, v)
                     self.visitors.move_to_end(v, last=False)  # older than any visitor a request asked for
                     loaded += 1
             await asyncio.sleep(0)
@@ -210,9 +209,7 @@ class LiveState:
             return [], {}, 0
         v = self.visitors.get(visitor)
         if v is None:
-            rows, lines, seq = read_rows(conn, visitor)
-            v = (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ())
-            self.visitors[visitor] = v
+            v = self.visitors[visitor] = _read_state(conn, visitor)
             self.loads += 1
             if len(self.visitors) > self.max_visitors:
                 self.visitors.popitem(last=False)
@@ -228,6 +225,12 @@ class LiveState:
         if len(self.memo) > MEMO_MAX:
             self.memo.popitem(last=False)
         return out
+
+
+def _read_state(conn: sqlite3.Connection, visitor: str) -> tuple:
+    """A visitor's state read with the reference SQL: (rows, lines, seq, key)."""
+    rows, lines, seq = read_rows(conn, visitor)
+    return tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ()
 
 
 def _apply(v: tuple, row: tuple) -> tuple:

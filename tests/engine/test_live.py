@@ -26,6 +26,14 @@ def shop(tmp_path):
     d.close()
 
 
+@pytest.fixture
+def reader(shop):
+    """A read connection of the shop's shard and its model's dataset."""
+    conn = shop.shard.connect_read()
+    yield conn, shop.model().ds
+    conn.close()
+
+
 def _random_events(rng: random.Random, visitors: list[str], n: int, used: set) -> list[dict]:
     out = []
     for _ in range(n):
@@ -56,103 +64,83 @@ def _random_events(rng: random.Random, visitors: list[str], n: int, used: set) -
     return out
 
 
-def test_memory_equals_sql_while_events_arrive(shop):
+def test_memory_equals_sql_while_events_arrive(shop, reader):
     rng = random.Random(5)
     visitors = [f"v{i}" for i in range(6)]
-    ds = shop.model().ds
-    conn = shop.shard.connect_read()
+    conn, ds = reader
     w1, w2 = L.LiveState(), L.LiveState(max_visitors=3)  # w2 evicts: reloads must stay exact
     used: set = set()
-    try:
-        for round_ in range(25):
-            shop.events(_random_events(rng, visitors, rng.randint(1, 30), used))
-            for w in (w1, w2):
-                w.sync(conn)
-                for v in rng.sample(visitors, 4):
-                    s = v + rng.choice(["a", "b"])
-                    _same(w.context(conn, ds, v, s), L.live_context(conn, ds, v, s))
-        assert w1.hits > 0 and w1.tail_rows > 0 and w2.loads > w1.loads
-    finally:
-        conn.close()
+    for round_ in range(25):
+        shop.events(_random_events(rng, visitors, rng.randint(1, 30), used))
+        for w in (w1, w2):
+            w.sync(conn)
+            for v in rng.sample(visitors, 4):
+                s = v + rng.choice(["a", "b"])
+                _same(w.context(conn, ds, v, s), L.live_context(conn, ds, v, s))
+    assert w1.hits > 0 and w1.tail_rows > 0 and w2.loads > w1.loads
 
 
-def test_long_history_keeps_the_newest(shop):
-    conn = shop.shard.connect_read()
-    ds = shop.model().ds
+def test_long_history_keeps_the_newest(shop, reader):
+    conn, ds = reader
     w = L.LiveState()
-    try:
-        shop.events([view("p1", visitor="x", session="x", ts=T0 + i) for i in range(100)])
-        w.sync(conn)
-        w.context(conn, ds, "x", "x")  # loaded: capped at RECENT_EVENTS rows
-        late = [view(f"p{i % 12}", visitor="x", session="x", ts=T0 + 50 + i * 1000) for i in range(80)]
-        shop.events(late + [buy(f"o{i}", ["p2", "p3"], visitor="x", session="x", ts=T0 + 5 + i) for i in range(70)])
-        w.sync(conn)
-        _same(w.context(conn, ds, "x", "x"), L.live_context(conn, ds, "x", "x"))
-        assert len(w.visitors["x"][0]) == L.RECENT_EVENTS and len(w.visitors["x"][1]) == L.RECENT_LINES
-    finally:
-        conn.close()
+    shop.events([view("p1", visitor="x", session="x", ts=T0 + i) for i in range(100)])
+    w.sync(conn)
+    w.context(conn, ds, "x", "x")  # loaded: capped at RECENT_EVENTS rows
+    late = [view(f"p{i % 12}", visitor="x", session="x", ts=T0 + 50 + i * 1000) for i in range(80)]
+    shop.events(late + [buy(f"o{i}", ["p2", "p3"], visitor="x", session="x", ts=T0 + 5 + i) for i in range(70)])
+    w.sync(conn)
+    _same(w.context(conn, ds, "x", "x"), L.live_context(conn, ds, "x", "x"))
+    assert len(w.visitors["x"][0]) == L.RECENT_EVENTS and len(w.visitors["x"][1]) == L.RECENT_LINES
 
 
-def test_bulk_import_starts_over(shop, monkeypatch):
+def test_bulk_import_starts_over(shop, reader, monkeypatch):
     monkeypatch.setattr(L, "TAIL_MAX", 10)
-    conn = shop.shard.connect_read()
-    ds = shop.model().ds
+    conn, ds = reader
     w = L.LiveState()
-    try:
-        w.sync(conn)
-        w.context(conn, ds, "y", "y")
-        shop.events([view("p4", visitor="y", session="y", ts=T0 + i) for i in range(30)])
-        w.sync(conn)
-        assert not w.visitors  # forgotten, read again on the next request
-        _same(w.context(conn, ds, "y", "y"), L.live_context(conn, ds, "y", "y"))
-    finally:
-        conn.close()
+    w.sync(conn)
+    w.context(conn, ds, "y", "y")
+    shop.events([view("p4", visitor="y", session="y", ts=T0 + i) for i in range(30)])
+    w.sync(conn)
+    assert not w.visitors  # forgotten, read again on the next request
+    _same(w.context(conn, ds, "y", "y"), L.live_context(conn, ds, "y", "y"))
 
 
-def test_held_state_is_invisible_to_the_cyclic_gc(shop):
+def test_held_state_is_invisible_to_the_cyclic_gc(shop, reader):
     """Held visitors are tuples of atoms: the GC untracks them, so they never lengthen its pauses."""
     import gc
 
-    conn = shop.shard.connect_read()
-    ds = shop.model().ds
+    conn, ds = reader
     w = L.LiveState()
-    try:
-        for i in range(50):
-            shop.events([view(f"p{i % 12}", visitor=f"g{i}", session="s", ts=T0 + i),
-                         buy(f"og{i}", ["p1"], visitor=f"g{i}", session="s", ts=T0 + i + 1)])
-        w.sync(conn)
-        for i in range(50):
-            w.context(conn, ds, f"g{i}", "s")
-        shop.events([engage("p3", 9000, visitor=f"g{i}", session="s", ts=T0 + 500 + i) for i in range(50)])
-        w.sync(conn)
-        for _ in range(3):  # each pass untracks one level of nested tuples
-            gc.collect()
-        assert not any(gc.is_tracked(v) for v in w.visitors.values())
-    finally:
-        conn.close()
+    for i in range(50):
+        shop.events([view(f"p{i % 12}", visitor=f"g{i}", session="s", ts=T0 + i),
+                     buy(f"og{i}", ["p1"], visitor=f"g{i}", session="s", ts=T0 + i + 1)])
+    w.sync(conn)
+    for i in range(50):
+        w.context(conn, ds, f"g{i}", "s")
+    shop.events([engage("p3", 9000, visitor=f"g{i}", session="s", ts=T0 + 500 + i) for i in range(50)])
+    w.sync(conn)
+    for _ in range(3):  # each pass untracks one level of nested tuples
+        gc.collect()
+    assert not any(gc.is_tracked(v) for v in w.visitors.values())
 
 
-def test_preload_reads_the_latest_visitors_exactly(shop):
+def test_preload_reads_the_latest_visitors_exactly(shop, reader):
     import asyncio
 
-    conn = shop.shard.connect_read()
-    ds = shop.model().ds
-    try:
-        shop.events([view(f"p{i % 12}", visitor=f"old{i}", session="s", ts=T0 + i) for i in range(20)])
-        shop.events([view(f"p{i % 12}", visitor=f"new{i}", session="s", ts=T0 + 100 + i) for i in range(20)]
-                    + [buy("o-pre", ["p1", "p2"], visitor="new3", session="s", ts=T0 + 300)])
-        w = L.LiveState(max_visitors=30)
-        n = asyncio.run(w.preload(conn, events=21, chunk=4))
-        assert n == 20 and set(w.visitors) == {f"new{i}" for i in range(20)}
-        for i in (0, 3, 19):  # answered from memory, equal to the SQL
-            loads = w.loads
-            _same(w.context(conn, ds, f"new{i}", "s"), L.live_context(conn, ds, f"new{i}", "s"))
-            assert w.loads == loads
-        shop.events([engage("p5", 7000, visitor="new3", session="s", ts=T0 + 400)])
-        w.sync(conn)
-        _same(w.context(conn, ds, "new3", "s"), L.live_context(conn, ds, "new3", "s"))
-    finally:
-        conn.close()
+    conn, ds = reader
+    shop.events([view(f"p{i % 12}", visitor=f"old{i}", session="s", ts=T0 + i) for i in range(20)])
+    shop.events([view(f"p{i % 12}", visitor=f"new{i}", session="s", ts=T0 + 100 + i) for i in range(20)]
+                + [buy("o-pre", ["p1", "p2"], visitor="new3", session="s", ts=T0 + 300)])
+    w = L.LiveState(max_visitors=30)
+    n = asyncio.run(w.preload(conn, events=21, chunk=4))
+    assert n == 20 and set(w.visitors) == {f"new{i}" for i in range(20)}
+    for i in (0, 3, 19):  # answered from memory, equal to the SQL
+        loads = w.loads
+        _same(w.context(conn, ds, f"new{i}", "s"), L.live_context(conn, ds, f"new{i}", "s"))
+        assert w.loads == loads
+    shop.events([engage("p5", 7000, visitor="new3", session="s", ts=T0 + 400)])
+    w.sync(conn)
+    _same(w.context(conn, ds, "new3", "s"), L.live_context(conn, ds, "new3", "s"))
 
 
 def test_two_connections_never_hide_a_change(shop):
