@@ -104,21 +104,21 @@ class Model:
 
     # -- request-time caches: live with this model object, so a rebuild (a new Model) drops
     # them; never pickled (the builder process publishes models without them)
+    def _cache(self, name: str) -> "LRU":
+        c = self.__dict__.get("_" + name)
+        if c is None:
+            c = self.__dict__.setdefault("_" + name, LRU(CACHE_SIZES[name]))
+        return c
+
     @property
     def answers(self) -> "LRU":
         """Source answers: (recommender, k, params, its ``cache_key``) -> ``Candidates``."""
-        c = self.__dict__.get("_answers")
-        if c is None:
-            c = self.__dict__.setdefault("_answers", LRU(CACHE_SIZES["answers"]))
-        return c
+        return self._cache("answers")
 
     @property
     def pools(self) -> "LRU":
         """Blended candidate pools of strategies whose sources are all cacheable (blend.py)."""
-        c = self.__dict__.get("_pools")
-        if c is None:
-            c = self.__dict__.setdefault("_pools", LRU(CACHE_SIZES["pools"]))
-        return c
+        return self._cache("pools")
 
     def clear_caches(self) -> None:
         self.__dict__.pop("_answers", None)
