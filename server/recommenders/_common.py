@@ -35,23 +35,18 @@ class Neighbours:
         m = row >= 0
         return row[m], sc[m]
 
-    def dense(self, seeds: list[tuple[int, float]], n_items: int, drop: set[int] | None = None) -> np.ndarray | None:
-        """Sum over seeds of seed weight x neighbour score as one dense vector (float32,
-        ``n_items`` long; the seeds themselves and ``drop`` zeroed); None when nothing."""
-        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx) and w > 0]
-        if not seeds:
-            return None
-        s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
-        w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
-        rows = self.padded()[s]                       # -1 padding -> a spare last bin
-        if rows.min() >= len(self.idx):
-            return None
-        total = np.bincount(rows.ravel(), weights=(self.score[s] * w[:, None]).ravel(),
-                            minlength=n_items + 1)[:n_items].astype(np.float32)
-        total[s] = 0
-        if drop:
-            total[[d for d in drop if 0 <= d < n_items]] = 0
-        return total
+    def contributions(self, seeds: list[tuple[int, float]]) -> "SeedRows | None":
+        """The neighbour rows of the seeds in range with weight > 0, weighted (None when no
+        seed counts): what ``candidates`` and the reasons' ``SeedFinder`` read."""
+        n = len(self.idx)
+        seeds = [p for p in seeds if 0 <= p[0] < n and p[1] > 0]
+        return self.rows_of(seeds) if seeds else None
+
+    def rows_of(self, seeds: list[tuple[int, float]]) -> "SeedRows":
+        """``SeedRows`` of (item, weight) seeds, all in range."""
+        s = np.array([i for i, _ in seeds], np.intp)
+        w = np.array([w for _, w in seeds], np.float32)
+        return SeedRows(s, self.padded()[s], self.score[s] * w[:, None], len(self.idx))
 
     def padded(self) -> np.ndarray:
         """``idx`` with the -1 padding replaced by ``len(idx)`` (built on first use), so that a
@@ -90,49 +85,91 @@ class Neighbours:
             keep &= ~np.isin(uniq, np.fromiter(drop, np.int64, len(drop)))
         return uniq[keep].astype(np.int32), total[keep], best[keep]
 
-    def best_seed(self, seeds: list[tuple[int, float]], j: int) -> int:
-        """The seed contributing most to item ``j`` (for its reason; call for shown items only)."""
-        return self.seed_finder(seeds)(j)
-
     def seed_finder(self, seeds: list[tuple[int, float]]):
-        """A function item -> the seed contributing most to it (-1 if none; ties: the earlier
-        seed). Each call looks up one item in the seeds' neighbour rows (a slot asks for ~8
-        items, so no table of every candidate's best seed is built); nothing is computed
-        until the first call (most sources' reasons are never asked for)."""
-        seeds = [(i, w) for i, w in seeds if 0 <= i < len(self.idx)]
-        if not seeds:
-            return lambda j: -1
-        state: list = []
-
-        def find(j: int) -> int:
-            if j < 0:
-                return -1
-            if not state:
-                s = np.fromiter((i for i, _ in seeds), np.int64, len(seeds))
-                w = np.fromiter((w for _, w in seeds), np.float32, len(seeds))
-                state.extend((self.idx[s], self.score[s] * w[:, None], s.tolist()))
-            rows, contrib, seed_list = state
-            r, c = (rows == j).nonzero()          # row-major: seed order, then rank
-            if len(r) == 1:                       # the usual case: one seed has it
-                return seed_list[r[0]]
-            if not len(r):
-                return -1
-            return seed_list[r[int(contrib[r, c].argmax())]]   # first maximum: the earlier seed on ties
-        return find
+        """A function item -> the seed contributing most to it (``SeedFinder``), for the seeds
+        in range whatever their weight; their rows are gathered on its first call (most
+        sources' reasons are never asked for)."""
+        n = len(self.idx)
+        seeds = [p for p in seeds if 0 <= p[0] < n]
+        return SeedFinder(pending=(self, seeds)) if seeds else _no_seed
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
-        """Top ``k`` of ``dense`` as Candidates, the reason naming the best seed (lazily)."""
+        """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
+        themselves and ``drop`` left out) as Candidates, the reason naming the best seed (lazily)."""
         from .base import Candidates
-        total = self.dense(seeds, ds.n_items, drop)
-        if total is None:
+        c = self.contributions(seeds)
+        if c is None:
             return Candidates.empty()
-        c = Candidates.top(total, k)
-        find = self.seed_finder(seeds)
-        c.reasons = lambda j: reason_fmt.format(ds.label(find(j)))
-        return c
+        total = c.total(len(self.idx), drop)
+        cand = (total > 0).nonzero()[0]
+        # a positive float64 sum of float32 terms stays positive as float32: the float32 scores
+        # of the candidates alone rank them as ``Candidates.top`` of the float32 vector would
+        out = Candidates.best(cand, total[cand].astype(np.float32), k)
+        find = c.finder(len(seeds)) or self.seed_finder(seeds)
+        out.reasons = lambda j: reason_fmt.format(ds.label(find(j)))
+        return out
 
     def nbytes(self) -> int:
         return self.idx.nbytes + self.score.nbytes
+
+
+class SeedRows:
+    """Some seeds' neighbour rows (``Neighbours.contributions``): ``seeds`` their item indices,
+    ``rows`` their neighbours (one row per seed, the padding is ``n``: the table's item count),
+    ``contrib`` seed weight x neighbour score, aligned with ``rows``."""
+    __slots__ = ("seeds", "rows", "contrib", "n")
+
+    def __init__(self, seeds: np.ndarray, rows: np.ndarray, contrib: np.ndarray, n: int):
+        self.seeds, self.rows, self.contrib, self.n = seeds, rows, contrib, n
+
+    def total(self, n_items: int, drop: set[int] | None = None) -> np.ndarray:
+        """Σ over seeds of the contributions per item (float64, ``n_items`` long, summed in
+        seed order), the seeds themselves and ``drop`` zeroed."""
+        total = np.bincount(self.rows.ravel(), weights=self.contrib.ravel(), minlength=n_items + 1)[:n_items]
+        total[self.seeds] = 0
+        if drop:
+            total[[d for d in drop if 0 <= d < n_items]] = 0
+        return total
+
+    def finder(self, n_seeds: int) -> "SeedFinder | None":
+        """The ``SeedFinder`` of these rows when they are all the ``n_seeds`` seeds asked for
+        (all in range and weighed > 0), else None."""
+        return SeedFinder(self) if len(self.seeds) == n_seeds else None
+
+
+def _no_seed(j: int) -> int:
+    return -1
+
+
+class SeedFinder:
+    """item -> the seed contributing most to it (-1 if none; ties: the earlier seed). Each call
+    looks up one item in the seeds' neighbour rows (a slot asks for ~8 items, so no table of
+    every candidate's best seed is built). From ``SeedRows``, or ``pending`` (the Neighbours
+    and the (item, weight) seeds whose rows are gathered on the first call)."""
+    __slots__ = ("pending", "n", "seeds", "flat", "contrib", "width")
+
+    def __init__(self, rows: SeedRows | None = None, pending: tuple | None = None):
+        self.pending = pending
+        if rows is not None:
+            self._use(rows)
+
+    def _use(self, r: SeedRows) -> None:
+        self.n, self.seeds, self.width = r.n, r.seeds.tolist(), r.rows.shape[1]
+        self.flat, self.contrib = r.rows.ravel(), r.contrib.ravel()
+
+    def __call__(self, j: int) -> int:
+        if self.pending is not None:
+            nbrs, seeds = self.pending
+            self.pending = None
+            self._use(nbrs.rows_of(seeds))
+        if not 0 <= j < self.n:
+            return -1
+        hits = (self.flat == j).nonzero()[0]      # seed order, then rank
+        if len(hits) == 1:                        # the usual case: one seed has it
+            return self.seeds[hits[0] // self.width]
+        if not len(hits):
+            return -1
+        return self.seeds[hits[self.contrib[hits].argmax()] // self.width]   # first maximum: the earlier seed on ties
 
 
 def cap_rows(X: sp.csr_matrix, max_row: int = MAX_ROW) -> sp.csr_matrix:

@@ -101,8 +101,8 @@ class TextNeighbours:
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
         ``top_positions`` would give them, by one dense bincount over the catalog (a few
         numpy calls instead of a sort of every neighbour); the reason names the closest seed,
-        found only for the products shown (``Neighbours.seed_finder``)."""
-        from ._common import Neighbours
+        found only for the products shown (``SeedFinder``)."""
+        from ._common import Neighbours, SeedFinder
         from .base import Candidates, LazyReasons
         n = self.index.n_items
         valid = [(i, w) for i, w in seeds if 0 <= i < n]
@@ -111,15 +111,12 @@ class TextNeighbours:
         nb = self.__dict__.get("_nb")
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
-        s = np.fromiter((i for i, _ in valid), np.int64, len(valid))
-        w = np.fromiter((w for _, w in valid), np.float32, len(valid))
-        total = np.bincount(nb.padded()[s].ravel(), weights=(self.score[s] * w[:, None]).ravel(),
-                            minlength=n + 1)[:n].astype(np.float32)
-        total[s] = 0                                  # the seeds themselves are not candidates
+        rows = nb.rows_of(valid)
+        total = rows.total(n).astype(np.float32)      # the seeds themselves are not candidates
         pos = top_positions(total, k)
         if not len(pos):
             return Candidates.empty()
-        find = nb.seed_finder(valid)   # the closest seed, looked up for the products shown only
+        find = SeedFinder(rows)        # the closest seed, looked up for the products shown only
         return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

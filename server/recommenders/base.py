@@ -94,7 +94,10 @@ from typing import Any, Callable, ClassVar, Hashable, NamedTuple, Sequence
 
 import numpy as np
 
+from ..signals import CART, CLICK, PURCHASE, REVIEW, VIEW
+
 CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
+_INTEREST = frozenset({VIEW, CART, PURCHASE, CLICK, REVIEW})   # kinds that count in session_items
 
 
 class Recent(NamedTuple):
@@ -168,22 +171,23 @@ class Context:
         hit = memo.get(key)
         if hit is not None:
             return list(hit[0])
-        from ..signals import CART, PURCHASE, REMOVE, VIEW, CLICK, REVIEW
         out: dict[int, float] = {}
         rank = 0
-        for r in self.recent:
-            if r.item < 0 or r.kind not in (VIEW, CART, PURCHASE, CLICK, REVIEW):
+        decay = 1.0
+        for _, item, kind, _, weight, in_session in self.recent:   # Recent fields, unpacked
+            if item < 0 or kind not in _INTEREST:
                 continue
-            if in_session_only and not r.in_session:
+            if in_session_only and not in_session:
                 continue
-            if r.weight < 0.2:  # a bounce (engaged under 3 s) is not interest
+            if weight < 0.2:  # a bounce (engaged under 3 s) is not interest
                 continue
-            if r.item not in out:
+            if item not in out:
                 if len(out) >= max_items:
                     break
-                out[r.item] = 0.0
+                out[item] = 0.0
+                decay = 0.8 ** rank
                 rank += 1
-            out[r.item] += max(r.weight, 0.0) * (0.8 ** (rank - 1)) * (1.0 if r.in_session else 0.3)
+            out[item] += weight * decay * (1.0 if in_session else 0.3)
         result = [(i, w) for i, w in out.items() if w > 0]
         memo[key] = (result, self.recent)   # keeps the list alive: its id is not reused meanwhile
         return list(result)
@@ -204,8 +208,8 @@ class Context:
         seeds: dict[int, float] = {}
         if self.item >= 0:
             seeds[self.item] = 3.0
-        for i in list(self.cart_items) + list(self.order_items):
-            seeds[int(i)] = max(seeds.get(int(i), 0.0), 2.0)
+        for i in self.cart_items.tolist() + self.order_items.tolist():
+            seeds[i] = max(seeds.get(i, 0.0), 2.0)
         scale = 0.2 if seeds else 1.0
         for i, w in self.session_items(max_items):
             if i not in seeds:
@@ -272,10 +276,19 @@ class Candidates:
             s = scores.copy()
             s[np.asarray(exclude, dtype=np.int64)] = -np.inf
         cand = (s > min_score).nonzero()[0]  # usually a small part of the catalog
-        if len(cand) > k:  # (ndarray methods: the np.* wrappers cost a microsecond a call)
-            cand = cand[(-s[cand]).argpartition(k - 1)[:k]]
-        idx = cand[(-s[cand]).argsort(kind="stable")]
-        return cls(idx, s[idx], reason)
+        return cls.best(cand, s[cand], k, reason)
+
+    @classmethod
+    def best(cls, items: np.ndarray, scores: np.ndarray, k: int, reason: str | Callable[[int], str] = "") -> "Candidates":
+        """The ``k`` best of aligned ``items`` and ``scores``, best first (ties in the order a
+        partition of these arrays leaves them)."""
+        if k <= 0:
+            return cls.empty()
+        if len(items) > k:  # (ndarray methods: the np.* wrappers cost a microsecond a call)
+            part = (-scores).argpartition(k - 1)[:k]
+            items, scores = items[part], scores[part]
+        order = (-scores).argsort(kind="stable")
+        return cls(items[order], scores[order], reason)
 
     @classmethod
     def ranked(cls, scores: np.ndarray, n: int = 200) -> "RankedScores":

@@ -7,6 +7,8 @@ recent item weighs by its engagement weight and recency rank; its neighbours com
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._common import coview_neighbours, itemcf_neighbours
 from .base import Candidates, Recommender
 from .registry import register
@@ -26,13 +28,13 @@ class RealtimePersonal(Recommender):
         if not seeds:
             return Candidates.empty()
         drop = {ctx.item} if ctx.item >= 0 else None
-        a = coview.dense(seeds, ds.n_items, drop)
-        b = itemcf.dense(seeds, ds.n_items, drop)
-        if a is None and b is None:
+        a, b = coview.contributions(seeds), itemcf.contributions(seeds)   # None for both or neither
+        if a is None:
             return Candidates.empty()
-        total = (0.6 * a if a is not None else 0) + (0.4 * b if b is not None else 0)
+        n = ds.n_items
+        total = 0.6 * a.total(n, drop).astype(np.float32) + 0.4 * b.total(n, drop).astype(np.float32)
         c = Candidates.top(total, k)
-        find_a, find_b = coview.seed_finder(seeds), itemcf.seed_finder(seeds)
+        find_a, find_b = a.finder(len(seeds)) or coview.seed_finder(seeds), b.finder(len(seeds)) or itemcf.seed_finder(seeds)
 
         def reason(j: int) -> str:
             s = find_a(j)
