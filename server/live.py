@@ -72,6 +72,16 @@ def read_rows(conn: sqlite3.Connection, visitor: str) -> tuple[list[tuple], list
 
 def derive(rows, lines, ds, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
     """(recent interactions newest first, purchases product -> newest ts, newest ts)."""
+    entries, bought, newest = _digest(rows, lines)
+    return _build(_bind(entries, ds), bought, newest, session)
+
+
+def _digest(rows, lines) -> tuple:
+    """What ``derive`` returns that depends neither on the model nor on the session, made of
+    tuples and atoms (a visitor's state keeps it): ``(entries, bought, newest)``. ``entries``:
+    one per recent interaction, in ``derive``'s order: (product, kind, ts, signal weight before
+    engagement, the sessions it happened in, (engaged ms, max scroll, content ms) of a measured
+    view else None); ``bought``: (product, newest ts) of the purchases, newest first."""
     agg: dict[tuple[str, int], list] = {}
     newest = 0
     for row in rows:
@@ -83,34 +93,55 @@ def derive(rows, lines, ds, session: str | None) -> tuple[list[Recent], dict[str
         key = (product, kind)
         a = agg.get(key)
         if a is None:
-            # ts of newest, in session, engaged ms (None: unmeasured), max scroll, content ms
-            a = agg[key] = [ts, False, None, 0.0, 0.0]
-        if session and sess == session:
-            a[1] = True
+            # ts of newest, sessions, engaged ms (None: unmeasured), max scroll, content ms
+            a = agg[key] = [ts, [], None, 0.0, 0.0]
+        if sess not in a[1]:
+            a[1].append(sess)
         if engaged is not None:
             a[2] = (a[2] or 0) + engaged
             a[3] = max(a[3], scroll or 0.0)
             a[4] += content or 0
-    recent = []
-    usual = ds.usual_engaged_ms if ds is not None else None
-    for (product, kind), (ts, in_s, engaged, scroll, content) in agg.items():
-        i = ds.item(product) if ds is not None else -1
-        w = SIGNALS.type_weight(kind)
-        if kind == VIEW and engaged is not None:
-            u = float(usual[i]) if (usual is not None and 0 <= i < len(usual)) else 30_000.0
-            w *= _factor(engaged, scroll, u, content)
-        recent.append(Recent(product, i, kind, ts, w, in_s))
+    entries = [(product, kind, ts, SIGNALS.type_weight(kind), tuple(sessions),
+                (engaged, scroll, content) if kind == VIEW and engaged is not None else None)
+               for (product, kind), (ts, sessions, engaged, scroll, content) in agg.items()]
     bought: dict[str, int] = {}
     for p, ts, _ in lines:
         if p not in bought:
             bought[p] = ts
-    for n, (p, ts) in enumerate(bought.items()):
-        newest = max(newest, ts)
-        if n < 20:  # the latest purchases count as recent interactions
-            i = ds.item(p) if ds is not None else -1
-            recent.append(Recent(p, i, PURCHASE, ts, SIGNALS.purchase, False))
-    recent.sort(key=lambda r: -r.ts)
-    return recent, bought, newest
+    newest = max((newest, *bought.values()))
+    # the latest purchases count as recent interactions
+    entries += [(p, PURCHASE, ts, SIGNALS.purchase, (), None) for p, ts in itertools.islice(bought.items(), 20)]
+    entries.sort(key=lambda e: -e[2])
+    return tuple(entries), tuple(bought.items()), newest
+
+
+def _unknown(product: str, default: int) -> int:
+    return default
+
+
+def _bind(entries: tuple, ds) -> tuple:
+    """``_digest``'s entries for the model ``ds``: (product, item, kind, ts, weight, sessions),
+    a view's weight by its engagement against the product's usual engaged time."""
+    item = ds.item_index.get if ds is not None else _unknown
+    usual = ds.usual_engaged_ms if ds is not None else None
+    n_usual = len(usual) if usual is not None else 0
+    out = []
+    for product, kind, ts, w, sessions, eng in entries:
+        i = item(product, -1)
+        if eng is not None:
+            w *= _factor(eng[0], eng[1], float(usual[i]) if 0 <= i < n_usual else 30_000.0, eng[2])
+        out.append((product, i, kind, ts, w, sessions))
+    return tuple(out)
+
+
+_tuple_new = tuple.__new__  # Recent(...) without its Python-level __new__
+_NO_SESSION = object()      # in no interaction's sessions
+
+
+def _build(bound: tuple, bought: tuple, newest: int, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
+    """``derive``'s answer from ``_bind``'s entries and ``_digest``'s purchases and newest ts."""
+    s = session or _NO_SESSION
+    return [_tuple_new(Recent, (p, i, k, ts, w, s in ss)) for p, i, k, ts, w, ss in bound], dict(bought), newest
 
 
 def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
@@ -122,25 +153,27 @@ def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str
 
 
 _serials = itertools.count(1)
-MEMO_MAX = 256    # derived contexts kept (the most recently asked visitors): their ``Recent``
-                  # tuples are tuple subclasses, which the cyclic GC scans, so few
 
 
 class LiveState:
     """One shard's live visitors in one process (see the module docstring).
 
-    A visitor's state is one tuple ``(rows, lines, seq, key)`` of tuples and atoms, replaced
-    (not changed) by each new event: Python's cyclic GC untracks such tuples, so 50,000 held
-    visitors add nothing to its scans (a full collection over mutable per-visitor objects
-    paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most RECENT_EVENTS /
-    RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a result cache keys
-    on: unique per process, new after every change, ``()`` for a visitor without history."""
+    A visitor's state is one tuple ``(rows, lines, seq, key, digest, bound)`` of tuples and
+    atoms, replaced (not changed) by each new event: Python's cyclic GC untracks such tuples, so
+    50,000 held visitors add nothing to its scans (a full collection over mutable per-visitor
+    objects paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most
+    RECENT_EVENTS / RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a
+    result cache keys on: unique per process, new after every change, ``()`` for a visitor
+    without history. ``digest`` is their ``_digest`` and ``bound`` (``ds_serial``, its entries
+    ``_bind``-ed to that model), so that a request only adds its session (``_build``): both are
+    made by the first request after an event (None until then: every worker applies every
+    event, and a visitor may send several between two requests), the digest also on a read."""
 
     def __init__(self, max_visitors: int = 50_000):
         self.max_visitors = max_visitors
         self.visitors: "OrderedDict[str, tuple]" = OrderedDict()
-        self.memo: "OrderedDict[str, tuple]" = OrderedDict()  # visitor -> (state, ds, session, result)
         self.seq: int | None = None
+        self.ds, self.ds_serial = None, 0  # the model of the last request; new serial: a new model
         self.data_versions: dict[int, int] = {}  # per connection: PRAGMA data_version is per connection
         self.loads = self.hits = self.tail_rows = 0
 
@@ -155,7 +188,6 @@ class LiveState:
         rows = conn.execute(_TAIL_SQL, (self.seq, TAIL_MAX + 1)).fetchall()
         if len(rows) > TAIL_MAX:  # a bulk import: start over from the end
             self.visitors.clear()
-            self.memo.clear()
             self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             return
         if rows:
@@ -216,25 +248,24 @@ class LiveState:
         else:
             self.visitors.move_to_end(visitor)
             self.hits += 1
-        m = self.memo.get(visitor)
-        if m is not None and m[0] is v and m[1] is ds and m[2] == session:
-            self.memo.move_to_end(visitor)
-            return m[3]
-        out = derive(v[0], v[1], ds, session)
-        self.memo[visitor] = (v, ds, session, out)
-        if len(self.memo) > MEMO_MAX:
-            self.memo.popitem(last=False)
-        return out
+        if ds is not self.ds:
+            self.ds, self.ds_serial = ds, next(_serials)
+        b = v[5]
+        if b is None or b[0] != self.ds_serial:
+            digest = v[4] if v[4] is not None else _digest(v[0], v[1])
+            b = (self.ds_serial, _bind(digest[0], ds))
+            v = self.visitors[visitor] = (*v[:4], digest, b)
+        return _build(b[1], v[4][1], v[4][2], session)
 
 
 def _read_state(conn: sqlite3.Connection, visitor: str) -> tuple:
-    """A visitor's state read with the reference SQL: (rows, lines, seq, key)."""
+    """A visitor's state read with the reference SQL: (rows, lines, seq, key, digest, None)."""
     rows, lines, seq = read_rows(conn, visitor)
-    return tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else ()
+    return tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else (), _digest(rows, lines), None
 
 
 def _apply(v: tuple, row: tuple) -> tuple:
-    """The visitor's state ``v`` with one more event (a tail row)."""
+    """The visitor's state ``v`` with one more event (a tail row), not yet digested."""
     seq, _, etype, product, ts, session, data = row
     rows, lines = v[0], v[1]
     if etype == "purchase":
@@ -257,7 +288,7 @@ def _apply(v: tuple, row: tuple) -> tuple:
             c = d.get("content_ms") or {}
             content = (c.get("description") or 0) + (c.get("reviews") or 0) + (c.get("images") or 0) if isinstance(c, dict) else 0
         rows = _insert(rows, (etype, product, ts, session, engaged, scroll, content, seq), RECENT_EVENTS, _row_key)
-    return rows, lines, seq, (next(_serials),)
+    return rows, lines, seq, (next(_serials),), None, None
 
 
 def _row_key(r: tuple) -> tuple:

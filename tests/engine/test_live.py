@@ -119,9 +119,27 @@ def test_held_state_is_invisible_to_the_cyclic_gc(shop, reader):
         w.context(conn, ds, f"g{i}", "s")
     shop.events([engage("p3", 9000, visitor=f"g{i}", session="s", ts=T0 + 500 + i) for i in range(50)])
     w.sync(conn)
-    for _ in range(3):  # each pass untracks one level of nested tuples
+    for i in range(25):  # digested and bound to the model again by a request (the others: not yet)
+        w.context(conn, ds, f"g{i}", "s")
+    for _ in range(5):  # each pass untracks one level of nested tuples
         gc.collect()
     assert not any(gc.is_tracked(v) for v in w.visitors.values())
+    assert all(w.visitors[f"g{i}"][5] is not None for i in range(25)) and w.visitors["g30"][5] is None
+
+
+def test_a_new_model_binds_the_held_visitors_anew(shop, reader):
+    """Held visitors keep their context bound to the model of the last request: a request with
+    another model (a rebuild; None: no model) must answer for that model, then for the first again."""
+    conn, ds = reader
+    shop.events([view("p1", visitor="m", session="m", ts=T0), engage("p1", 9000, visitor="m", session="m", ts=T0 + 1),
+                 buy("om", ["p2", "p13"], visitor="m", session="m", ts=T0 + 2)])
+    other = shop.products([product("p13")]).model().ds  # rebuilt: p13 known, items renumbered
+    w = L.LiveState()
+    w.sync(conn)
+    for d in (ds, other, None, ds, other):
+        got = w.context(conn, d, "m", "m")
+        _same(got, L.live_context(conn, d, "m", "m"))
+    assert any(r.product == "p13" and r.item >= 0 for r in got[0])
 
 
 def test_preload_reads_the_latest_visitors_exactly(shop, reader):
