@@ -22,15 +22,12 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
         own_w = R.data[a:b].astype(np.float64)
     else:
         own_i, own_w = np.zeros(0, np.int64), np.zeros(0)
-    live: dict[int, float] = {}     # item -> largest live weight (few items: plain Python)
     n = ds.n_items
-    for i, v in ctx.session_items(max_live):
-        if 0 <= i < n and v > 0:
-            live[i] = max(live.get(i, 0.0), float(v))
+    # item -> largest live weight (few items: plain Python); session items are distinct, > 0
+    live = {i: v for i, v in ctx.session_items(max_live) if 0 <= i < n}
     if 0 <= ctx.item < n:
         live[int(ctx.item)] = max(live.get(int(ctx.item), 0.0), 1.0)   # the current product
-    for i in list(ctx.cart_items) + list(ctx.order_items):
-        i = int(i)
+    for i in ctx.cart_items.tolist() + ctx.order_items.tolist():
         if 0 <= i < n:
             live[i] = max(live.get(i, 0.0), 3.0)                     # cart / order: a cart add
     if not R.has_canonical_format:  # unsorted or repeated indices: the general merge
@@ -38,22 +35,23 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
     # own_i is sorted and unique: live items already in the row raise its weight, the others
     # are inserted
     if live:
-        li = np.fromiter(live.keys(), np.int64, len(live))
+        li = np.fromiter(live, np.int64, len(live))
         lw = np.fromiter(live.values(), np.float64, len(live))
-        if len(own_i):
-            at = np.minimum(np.searchsorted(own_i, li), len(own_i) - 1)
-            present = own_i[at] == li
-        else:
-            at, present = li, np.zeros(len(li), bool)
+        if not len(own_i):              # no model row: the live items alone, sorted
+            order = li.argsort(kind="stable")
+            return li[order], lw[order], True
+        at = np.minimum(own_i.searchsorted(li), len(own_i) - 1)
+        present = own_i[at] == li
         has_live = not present.all()
-        w = own_w.copy()
-        w[at[present]] = np.maximum(w[at[present]], lw[present])
+        w = own_w                       # a copy of the row already (astype)
         if has_live:
+            w[at[present]] = np.maximum(w[at[present]], lw[present])
             items = np.concatenate([own_i, li[~present]])
             w = np.concatenate([w, lw[~present]])
             order = np.argsort(items, kind="stable")
             items, w = items[order], w[order]
         else:
+            w[at] = np.maximum(w[at], lw)
             items = own_i
     else:
         items, w, has_live = own_i, own_w, False

@@ -26,6 +26,7 @@ from ._person import visitor_items
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
+from .kernels.topk import largest
 from .registry import register
 
 PARAMS = ALSParams(factors=48, regularization=1.0, alpha=2.0, iterations=6, cg_steps=2,
@@ -67,7 +68,8 @@ class MatrixFactorization(Recommender):
             return Candidates.empty()
         als, norms, shortlist = model
         items, weights, has_live = visitor_items(ds, ctx)
-        items_in = items[items < als.n_items]
+        known = items < als.n_items
+        items_in, weights_in = items[known], weights[known]
         if len(items_in) == 0:
             return Candidates.empty()
         p = ctx.person
@@ -75,10 +77,10 @@ class MatrixFactorization(Recommender):
         if trained:
             vec = als.user_factors[p]
         else:
-            vec = als.fold_in(items_in, weights[items < als.n_items])
+            vec = als.fold_in(items_in, weights_in)
         if not vec.any():
             return Candidates.empty()
-        scores = als.scores(vec).astype(np.float32)
+        scores = als.scores(vec).astype(np.float32, copy=False)   # a new array: ours to change
         short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
         if short is not None:
             # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1
@@ -91,7 +93,7 @@ class MatrixFactorization(Recommender):
             if 0 <= ctx.item < als.n_items:
                 scores[ctx.item] = -np.inf
             n = min(k, als.n_items)
-            cand = np.argpartition(-scores, n - 1)[:n] if n < als.n_items else np.arange(als.n_items)
+            cand = largest(scores, n) if n < als.n_items else np.arange(als.n_items)
             cs = scores[cand]
             pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
         cand, cs = cand[pos], cs[pos]
@@ -99,15 +101,15 @@ class MatrixFactorization(Recommender):
             return Candidates.empty()
         # reason: the visitor's item nearest to each candidate (cosine of factors), computed on
         # the first reason asked for (the placement asks only for the few products it shows)
-        Y = als.item_factors
-        seeds = items_in[np.argsort(-weights[items < als.n_items], kind="stable")[:20]]
         memo: list = []
 
         def reason(pos: int) -> str:
             if not memo:
-                sim = (Y[cand] @ Y[seeds].T) / np.maximum(np.outer(norms[cand], norms[seeds]), 1e-9)
-                sim[cand[:, None] == seeds[None, :]] = -np.inf          # explain by another product
-                memo.append((seeds[np.argmax(sim, axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist()))
+                Y = als.item_factors
+                seeds = items_in[np.argsort(-weights_in, kind="stable")[:20]]
+                sim = (Y[cand] @ Y[seeds].T) / np.maximum(norms[cand][:, None] * norms[seeds], 1e-9)
+                sim[cand[:, None] == seeds] = -np.inf          # explain by another product
+                memo.append((seeds[sim.argmax(axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist()))
             best, ok = memo[0]
             return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
         return Candidates(cand.astype(np.int32), cs, LazyReasons(reason, len(cand)))

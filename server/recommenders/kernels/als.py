@@ -45,7 +45,8 @@ class ImplicitALS:
         self.user_factors = np.zeros((0, self.params.factors), dtype=np.float32)
         self.item_factors = np.zeros((0, self.params.factors), dtype=np.float32)
         self.loss_history: list[float] = []
-        self._YtY: np.ndarray | None = None
+        self._YtY: np.ndarray | None = None     # fold_in's Yᵀ Y and λI, on first use
+        self._reg: np.ndarray | None = None
 
     # -- fitting -------------------------------------------------------------------------------
     def _confidence_minus_one(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -146,15 +147,18 @@ class ImplicitALS:
         items, w = items[keep], w[keep]
         if items.size == 0:
             return np.zeros(f, dtype=np.float32)
-        # merge repeated items
-        uniq, inv = np.unique(items, return_inverse=True)
-        w = np.bincount(inv, weights=w)
+        if (items[1:] > items[:-1]).all():    # sorted, no repeats (``visitor_items``): as is
+            uniq = items
+        else:                                  # merge repeated items
+            uniq, inv = np.unique(items, return_inverse=True)
+            w = np.bincount(inv, weights=w)
         cm1 = p.alpha * (np.log1p(w / p.eps) if p.confidence == "log" else w)
         if self._YtY is None:
             Y = self.item_factors.astype(np.float64)
             self._YtY = Y.T @ Y
+            self._reg = p.regularization * np.eye(f)
         Yi = self.item_factors[uniq].astype(np.float64)   # only the visitor's rows, not all of Y
-        A = self._YtY + (Yi.T * cm1) @ Yi + p.regularization * np.eye(f)
+        A = self._YtY + (Yi.T * cm1) @ Yi + self._reg
         b = Yi.T @ (1.0 + cm1)
         return np.linalg.solve(A, b).astype(np.float32)
 
