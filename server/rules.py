@@ -101,9 +101,7 @@ def merge(*rule_sets: dict | None) -> dict:
 
 def allowed_mask(ds, ctx, rules: dict, exempt_bought: bool = False) -> np.ndarray:
     """Per dataset item: may it be shown at all (stock, exclusions, category, price band)."""
-    m = ds.in_catalog.copy()
-    if rules.get("exclude_out_of_stock", True):
-        m &= ds.in_stock
+    m = _rules_mask(ds, rules).copy()
     if rules.get("exclude_current", True) and ctx.item >= 0:
         m[ctx.item] = False
     if rules.get("exclude_cart", True) and len(ctx.cart_items):
@@ -116,19 +114,36 @@ def allowed_mask(ds, ctx, rules: dict, exempt_bought: bool = False) -> np.ndarra
                 i = ds.item(pid)
                 if i >= 0:
                     m[i] = False
-    for pid in rules.get("exclude") or ():
+    return m
+
+
+_RULES_MASKS_BYTES = 8 << 20   # per dataset: the rule sets' masks kept (a bool per item each)
+
+
+def _rules_mask(ds, rules: dict) -> np.ndarray:
+    """The part of ``allowed_mask`` that depends on the rules alone (catalog, stock, excluded
+    products, categories, price band): computed once per dataset and rule values, read-only."""
+    key = (rules.get("exclude_out_of_stock", True), tuple(rules.get("exclude") or ()), tuple(rules.get("categories") or ()),
+           tuple(rules.get("exclude_categories") or ()), rules.get("price_min"), rules.get("price_max"))
+    memo = ds.derived("_rules_masks", lambda ds: {})
+    m = memo.get(key)
+    if m is not None:
+        return m
+    m = ds.in_catalog.copy()
+    if key[0]:
+        m &= ds.in_stock
+    for pid in key[1]:
         i = ds.item(pid)
         if i >= 0:
             m[i] = False
-    cats = rules.get("categories")
-    if cats:
+    if key[2]:
         keep = np.zeros(ds.n_items, bool)
-        for c in cats:
+        for c in key[2]:
             keep[ds.category_items(c)] = True
         m &= keep
-    for c in rules.get("exclude_categories") or ():
+    for c in key[3]:
         m[ds.category_items(c)] = False
-    lo, hi = rules.get("price_min"), rules.get("price_max")
+    lo, hi = key[4], key[5]
     if lo is not None or hi is not None:
         p = ds.price
         known = ~np.isnan(p)
@@ -136,6 +151,10 @@ def allowed_mask(ds, ctx, rules: dict, exempt_bought: bool = False) -> np.ndarra
             m &= ~known | (p >= lo)
         if hi is not None:
             m &= ~known | (p <= hi)
+    m.flags.writeable = False
+    if len(memo) >= min(1024, max(4, _RULES_MASKS_BYTES // max(ds.n_items, 1))):
+        memo.clear()
+    memo[key] = m
     return m
 
 
@@ -166,34 +185,35 @@ def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set
     diversity caps (counting the entries ``already`` chosen for this slot)."""
     max_cat = rules.get("max_per_category")
     max_brand = rules.get("max_per_brand")
-    dedupe = rules.get("dedupe", True)
+    cat_code, brand_code = ds.category_code, ds.brand_code
     per_cat: dict[int, int] = {}
     per_brand: dict[int, int] = {}
-    for e in already:
-        c, b = int(ds.category_code[e[0]]), int(ds.brand_code[e[0]])
-        per_cat[c] = per_cat.get(c, 0) + 1
-        per_brand[b] = per_brand.get(b, 0) + 1
+    if max_cat or max_brand:
+        for e in already:
+            c, b = int(cat_code[e[0]]), int(brand_code[e[0]])
+            per_cat[c] = per_cat.get(c, 0) + 1
+            per_brand[b] = per_brand.get(b, 0) + 1
     out: list = []
-    taken: set[int] = {e[0] for e in already}
+    skip: set[int] = {e[0] for e in already}   # taken, and with dedupe what the page shows
+    if rules.get("dedupe", True):
+        skip |= page_seen
     for entry in ranked:
         i = entry[0]
-        if i in taken or not mask[i] or (dedupe and i in page_seen):
+        if i in skip or not mask[i]:
             continue
         if max_cat:
-            c = int(ds.category_code[i])
+            c = int(cat_code[i])
             if c >= 0 and per_cat.get(c, 0) >= max_cat:
                 continue
         if max_brand:
-            b = int(ds.brand_code[i])
+            b = int(brand_code[i])
             if b >= 0 and per_brand.get(b, 0) >= max_brand:
                 continue
         out.append(entry)
-        taken.add(i)
+        skip.add(i)
         if max_cat:
-            c = int(ds.category_code[i])
             per_cat[c] = per_cat.get(c, 0) + 1
         if max_brand:
-            b = int(ds.brand_code[i])
             per_brand[b] = per_brand.get(b, 0) + 1
         if len(out) >= count:
             break

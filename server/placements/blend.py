@@ -195,20 +195,19 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
         tops = tops[np.asarray(keep, bool)]
         all_scores = np.concatenate([c.scores for c in cands])
     items = np.concatenate([c.items for c in cands]) if len(cands) > 1 else cands[0].items
-    srci = np.repeat(_SOURCE_INDEX[:len(cands)] if len(cands) <= len(_SOURCE_INDEX) else np.arange(len(cands), dtype=np.int32), lens)
+    srci = (_SOURCE_INDEX[:len(cands)] if len(cands) <= len(_SOURCE_INDEX) else np.arange(len(cands), dtype=np.int32)).repeat(lens)
     norm = all_scores / tops[srci]                                         # each source / its best
     part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
-    # per item over the catalogue's bins (no sort for the unique items): the sums accumulate in
-    # input order, exactly as a bincount over the unique items' positions did
-    n_bins = model.ds.n_items            # (a larger index only lengthens bincount's output)
-    uniq = np.flatnonzero(np.bincount(items, minlength=n_bins)).astype(items.dtype, copy=False)
-    score = np.bincount(items, weights=part, minlength=n_bins)[uniq].astype(np.float32)
     order = np.lexsort((-part, items))   # by item, then largest contribution first (stable)
     items_o = items[order]
     first = np.empty(len(order), bool)
     first[0] = True
     np.not_equal(items_o[1:], items_o[:-1], out=first[1:])
     best = order[first]                  # each candidate's largest contribution (global position)
+    uniq = items_o[first]                # the unique items, ascending
+    # the sums per item over the item indices' bins: they accumulate in input order, exactly as
+    # a bincount over the unique items' positions did
+    score = np.bincount(items, weights=part)[uniq].astype(np.float32)
     if rules.get("boost"):
         f = R.boost_factors(model.ds, rules, uniq)
         if f is not None:
@@ -261,10 +260,9 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         c = _call(model, name, ctx, k)
         if c is None or len(c) == 0:
             continue
-        have = {e[0] for e in chosen}
         ok = np.flatnonzero(mask[c.items])  # vectorised first pass of the rules
         extra = ((i, _Reason(c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
-                 if i not in have and held.get(i, name) == name)
+                 if held.get(i, name) == name)   # (select skips what the slot already has)
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
     # 5: the catalog net (a small category is completed from outside it)
@@ -295,7 +293,9 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     bought_recent: set[int] = set()
     if days and ctx.bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
-        bought_recent = {ds.item(p) for p, ts in ctx.bought.items() if ts >= limit} - {-1}
+        index = ds.item_index.get   # (ds.item, without a call per product)
+        bought_recent = {index(p, -1) for p, ts in ctx.bought.items() if ts >= limit}
+        bought_recent.discard(-1)
     seen_recent: set[int] = set()
     if seen:
         seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
@@ -307,23 +307,20 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     order, score = catalog_order(ds)
-    have = {e[0] for e in chosen}
-    if held:
-        mask = mask.copy()
-        mask[list(held)] = False
-    ok = mask[order]
-    allowed, allowed_score = order[ok], score[ok]
-    need = count - len(chosen)
 
-    def entries(lo, hi):  # popularity first; a product nobody touched yet is "new", not "popular"
-        return [(int(i), "popular in the shop" if sc > 1e-3 else "new in the shop", "catalog")
-                for i, sc in zip(allowed[lo:hi].tolist(), allowed_score[lo:hi].tolist()) if i not in have]
-    # enough for the caps and the page's earlier slots, without walking the whole catalog
-    n_head = need * 8 + len(have) + len(page_seen) + 16
-    got = R.select(ds, entries(0, n_head), need, rules, mask, page_seen, chosen)
-    if len(got) < need and n_head < len(allowed):  # diversity caps ate the head: the rest
-        got += R.select(ds, entries(n_head, len(allowed)), need - len(got), rules, mask, page_seen, chosen + got)
-    return got
+    def entries():  # popularity first; a product nobody touched yet is "new", not "popular"
+        # read in growing chunks: the slot's few products without walking the whole catalog,
+        # a sparse mask (a small category) in a few steps
+        lo, n = 0, 64
+        while lo < len(order):
+            o = order[lo:lo + n]
+            ok = mask[o]
+            for i, sc in zip(o[ok].tolist(), score[lo:lo + n][ok].tolist()):
+                if i not in held:
+                    yield i, ("popular in the shop" if sc > 1e-3 else "new in the shop"), "catalog"
+            lo += n
+            n *= 4
+    return R.select(ds, entries(), count - len(chosen), rules, mask, page_seen, chosen)
 
 
 class _Reason:
@@ -338,10 +335,16 @@ class _Reason:
 
 
 def _lazy_entries(pool: Pool, ranking, held):
+    """The pool's candidates in ``ranking`` order, (item, reason, source), without those held
+    for another source; read in growing chunks (a slot takes the first few)."""
     uniq, best_src, best_at, names, cands, starts = pool.uniq, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
-    for r in ranking.tolist():
-        i = int(uniq[r])
-        s = int(best_src[r])
-        if held.get(i, names[s]) != names[s]:
-            continue
-        yield i, _Reason(cands[s], int(best_at[r]) - starts[s]), names[s]
+    lo, n = 0, 16
+    while lo < len(ranking):
+        r = ranking[lo:lo + n]
+        for i, s, at in zip(uniq[r].tolist(), best_src[r].tolist(), best_at[r].tolist()):
+            name = names[s]
+            if held and held.get(i, name) != name:
+                continue
+            yield i, _Reason(cands[s], at - starts[s]), name
+        lo += n
+        n *= 4
