@@ -1,7 +1,8 @@
 """The in-memory live state (server/live.py) answers exactly what the SQL reference reads, while
 events keep arriving (out of time order, purchases, impressions, engagement), for visitors read
 before and after the writes, in two "workers" (two LiveStates on one shard), and after an
-LRU eviction or a bulk import."""
+LRU eviction or a bulk import; seeing commits through the shard's WAL-index and, without one,
+through ``PRAGMA data_version``."""
 from __future__ import annotations
 
 import random
@@ -24,6 +25,14 @@ def shop(tmp_path):
     d = ShopData(tmp_path).products([product(f"p{i}") for i in range(12)])
     yield d
     d.close()
+
+
+@pytest.fixture(params=["wal-index", "data_version"])
+def looks(request, monkeypatch):
+    """How LiveState.sync sees commits: the WAL-index header, or (no WAL-index) the PRAGMA."""
+    if request.param == "data_version":
+        monkeypatch.setattr(L, "_wal_index", lambda conn: None)
+    return request.param
 
 
 @pytest.fixture
@@ -64,7 +73,7 @@ def _random_events(rng: random.Random, visitors: list[str], n: int, used: set) -
     return out
 
 
-def test_memory_equals_sql_while_events_arrive(shop, reader):
+def test_memory_equals_sql_while_events_arrive(shop, reader, looks):
     rng = random.Random(5)
     visitors = [f"v{i}" for i in range(6)]
     conn, ds = reader
@@ -78,6 +87,7 @@ def test_memory_equals_sql_while_events_arrive(shop, reader):
                 s = v + rng.choice(["a", "b"])
                 _same(w.context(conn, ds, v, s), L.live_context(conn, ds, v, s))
     assert w1.hits > 0 and w1.tail_rows > 0 and w2.loads > w1.loads
+    assert (w1.wal_index is not None) == (looks == "wal-index")
 
 
 def test_long_history_keeps_the_newest(shop, reader):
@@ -161,7 +171,7 @@ def test_preload_reads_the_latest_visitors_exactly(shop, reader):
     _same(w.context(conn, ds, "new3", "s"), L.live_context(conn, ds, "new3", "s"))
 
 
-def test_two_connections_never_hide_a_change(shop):
+def test_two_connections_never_hide_a_change(shop, looks):
     """``PRAGMA data_version`` counts per connection: the warm start syncs through its own
     connection, and its counter's value must not make the request's connection skip a change."""
 
