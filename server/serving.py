@@ -230,17 +230,17 @@ def _ranker_token(model):
     return token(model) if token else None
 
 
-def _cache_key(slug, model, version, body: Body, plan, live_key: tuple, hour) -> tuple:
-    """``live_key``: the visitor's live state (``LiveState.key``: new after each of its events;
-    empty for a visitor without history, so new visitors share answers) with the session,
-    which decides what counts as "in this session"."""
+def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tuple, hour) -> tuple:
+    """``person``: ``model.ds.person(user, visitor)``; ``live_key``: the visitor's live state
+    (``LiveState.key``: new after each of its events; empty for a visitor without history, so
+    new visitors share answers) with the session, which decides what counts as "in this session"."""
     page = body.page
     return (
         slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
         page.query, tuple(page.cart), tuple(page.order),
-        tuple((s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
-              for s, pname, strat in plan),
-        model.ds.person(body.user, body.visitor), body.user, live_key, body.session if live_key else None, hour,
+        tuple([(s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
+               for s, pname, strat in plan]),
+        person, body.user, live_key, body.session if live_key else None, hour,
     )  # ``hour``: the absolute hour, so that time windows (recently bought, decay) move on
 
 
@@ -262,11 +262,47 @@ def _catalog_only(conn: sqlite3.Connection, count: int, exclude: set[str]) -> li
     return [r for r in rows if r[0] not in exclude][:count]
 
 
+# -- the reply ---------------------------------------------------------------------------
+def _item_json(ds, currency: str) -> dict[int, bytes]:
+    """Per dataset and tenant currency: product index -> its reply object encoded up to its
+    reason (``{"id":...,"currency":...,"reason":``), made the first time the product is served.
+    A slot's items are then these bytes and the encoded reasons: the same bytes as encoding the
+    item dicts, without building them for every item of every fresh slot."""
+    return ds.derived("_serving_item_json." + currency, lambda ds: {})
+
+
+def _encode_items(ds, chosen: list, currency: str) -> bytes:
+    known = _item_json(ds, currency)
+    parts = []
+    for i, reason, _src in chosen:
+        head = known.get(i)
+        if head is None:
+            price = ds.price[i]
+            head = known[i] = _encode({
+                "id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
+                "price": None if price != price else float(price), "currency": ds.currency[i] or currency,
+                "reason": ""})[:-3]  # up to the reason's value: drop ``""}``
+        parts.append(head + _encode(reason) + b"}")
+    return b"[" + b",".join(parts) + b"]"
+
+
+class _Reply(Response):
+    """A 200 JSON reply with its raw headers made directly (the same headers, in the same order,
+    as ``Response(body, media_type="application/json", headers=cors)``)."""
+
+    def __init__(self, body: bytes, cors: dict[str, str]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()]
+        self.raw_headers += ((b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"))
+
+
 # -- the endpoint ----------------------------------------------------------------------
 async def recommend(request: Request) -> Response:
-    app = request.app
-    settings = app.state.settings
-    eng = _engine(request)
+    state = request.app.state
+    settings = state.settings
+    eng = state.engine
     raw = await read_body(request, settings.max_body_bytes)
     try:
         body = _decode(raw)
@@ -279,12 +315,13 @@ async def recommend(request: Request) -> Response:
     except ApiError as exc:
         exc.headers.update(cors)
         raise
-    wait = app.state.limiter.check(tenant.slug, client_ip(request, settings.trust_forwarded_for))
+    limiter = state.limiter
+    wait = limiter.check(tenant.slug, client_ip(request, settings.trust_forwarded_for))
     if wait:
-        retry = app.state.limiter.retry_after_header(wait)
+        retry = limiter.retry_after_header(wait)
         raise ApiError(429, "rate_limited", f"too many requests; retry after {retry} s",
                        headers={**cors, "Retry-After": retry}, retry_after=int(retry))
-    shard = app.state.shards.get(tenant)
+    shard = state.shards.get(tenant)
     model = eng.models.get(tenant.slug)
     if model is None:
         model = await eng.models.ensure(shard, eng.first_wait_s)
@@ -292,7 +329,6 @@ async def recommend(request: Request) -> Response:
     now_ms = int(time.time() * 1000)
     version, cfg = eng.configs.get(tenant.slug, conn)
     page = body.page
-    who = body.visitor or body.session or ""
     out: dict[str, dict] = {}
     served: list[tuple] = []
     currency = tenant.currency
@@ -312,57 +348,53 @@ async def recommend(request: Request) -> Response:
     else:
         ds = model.ds
         live = _live(eng, shard, conn)
-        recent, bought, newest = live.context(conn, ds, body.visitor, body.session)
-        lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
-        clock_ms = max(ds.clock_ms, newest)
+        visitor = body.visitor
+        recent, bought, newest = live.context(conn, ds, visitor, body.session)
+        who = visitor or body.session or ""
         plan = []
         for slot in body.slots:
             pname, variants = strategies.resolve(cfg, slot.placement)
             plan.append((slot, pname, strategies.choose_variant(variants, who, pname)))
-        key = None
+        person = ds.person(body.user, visitor)
+        key = hit = None
         if eng.cache is not None:
-            key = _cache_key(tenant.slug, model, version, body, plan, live.key(body.visitor), now_ms // 3_600_000)
+            key = _cache_key(tenant.slug, model, version, body, plan, person, live.key(visitor), now_ms // 3_600_000)
             hit = eng.cache.get(key)
-        else:
-            hit = None
         if hit is None:
+            lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
+            item = ds.item
             ctx = Context(
-                tenant=tenant.slug, visitor=body.visitor, session=body.session, user=body.user, locale=body.locale,
-                page_type=page.type, product=page.product, item=ds.item(page.product),
+                tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
+                page_type=page.type, product=page.product, item=item(page.product),
                 category=page.category, query=page.query,
-                cart=page.cart, cart_items=np.array([i for i in map(ds.item, page.cart) if i >= 0], np.int32),
-                order=page.order, order_items=np.array([i for i in map(ds.item, page.order) if i >= 0], np.int32),
-                recent=recent, bought=bought, person=ds.person(body.user, body.visitor),
-                profile=_profile(conn, body.user), now_ms=now_ms, clock_ms=clock_ms, hour=lt.tm_hour,
-                weekday=lt.tm_wday, answers={} if len(plan) > 1 else None,
+                cart=page.cart, cart_items=np.array([i for i in map(item, page.cart) if i >= 0], np.int32),
+                order=page.order, order_items=np.array([i for i in map(item, page.order) if i >= 0], np.int32),
+                recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
+                clock_ms=max(ds.clock_ms, newest), hour=lt.tm_hour, weekday=lt.tm_wday,
+                answers={} if len(plan) > 1 else None,
             )
             page_seen: set[int] = set()
             hit = []
+            item_ids = ds.item_ids
             for slot, pname, strat in plan:
                 ctx.placement = pname
                 rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
                 chosen = run_slot(model, ctx, strat, slot.count, rules, page_seen)
-                items = []
-                for i, reason, _src in chosen:
-                    price = ds.price[i]
-                    items.append({"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
-                                  "price": None if price != price else float(price),
-                                  "currency": ds.currency[i] or currency, "reason": reason})
                 # encoded once: the cached value is then bytes, which the cyclic GC never scans
-                hit.append((msgspec.Raw(_encode(items)), _encode([ds.item_ids[e[0]] for e in chosen]).decode(),
-                            _encode([e[2] for e in chosen]).decode()))
+                hit.append((msgspec.Raw(_encode_items(ds, chosen, currency)),
+                            _encode([item_ids[e[0]] for e in chosen]).decode(), _encode([e[2] for e in chosen]).decode()))
             hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
             if key is not None:
                 eng.cache.put(key, hit)
         for (slot, pname, strat), (items, products, sources) in zip(plan, hit):
             rec_id = new_rec_id(now_ms)
-            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strat.get("strategy", pname),
-                            "variant": strat.get("name", "A"), "items": items}
-            served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
-                           strat.get("strategy", pname), strat.get("name", "A"), version, products, sources))
+            strategy, variant = strat.get("strategy", pname), strat.get("name", "A")
+            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strategy, "variant": variant,
+                            "items": items}
+            served.append((rec_id, now_ms, visitor, body.session, body.user, page.type, slot.id, slot.placement,
+                           strategy, variant, version, products, sources))
     eng.served.add(shard, served)
-    payload = {"ok": True, "currency": currency, "locale": body.locale or tenant.locale, "slots": out}
-    return Response(_encode(payload), media_type="application/json", headers=cors)
+    return _Reply(_encode({"ok": True, "currency": currency, "locale": body.locale or tenant.locale, "slots": out}), cors)
 
 
 _INSERT_SERVED = ("INSERT OR IGNORE INTO rec_served (rec_id, ts, visitor, session, user_id, page, slot, placement,"
