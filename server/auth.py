@@ -16,7 +16,8 @@ def client_ip(request: Request, trust_forwarded_for: bool) -> str:
         fwd = request.headers.get("x-forwarded-for")
         if fwd:
             return fwd.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
+    client = request.scope.get("client")  # ``request.client`` would make an Address tuple per request
+    return client[0] if client else "unknown"
 
 
 def public_tenant(request: Request, site_key: str | None) -> Tenant:
