@@ -46,7 +46,9 @@ class Neighbours:
         """``SeedRows`` of (item, weight) seeds, all in range."""
         s = np.array([i for i, _ in seeds], np.intp)
         w = np.array([w for _, w in seeds], np.float32)
-        return SeedRows(s, self.padded()[s], self.score[s] * w[:, None], len(self.idx))
+        contrib = self.score.take(s, axis=0)      # (take: a third of the cost of score[s])
+        contrib *= w[:, None]
+        return SeedRows(s, self.padded().take(s, axis=0), contrib, len(self.idx))
 
     def padded(self) -> np.ndarray:
         """``idx`` with the -1 padding replaced by ``len(idx)`` (built on first use), so that a
@@ -142,34 +144,52 @@ def _no_seed(j: int) -> int:
 
 
 class SeedFinder:
-    """item -> the seed contributing most to it (-1 if none; ties: the earlier seed). Each call
-    looks up one item in the seeds' neighbour rows (a slot asks for ~8 items, so no table of
-    every candidate's best seed is built). From ``SeedRows``, or ``pending`` (the Neighbours
-    and the (item, weight) seeds whose rows are gathered on the first call)."""
-    __slots__ = ("pending", "n", "seeds", "flat", "contrib", "width")
+    """item -> the seed contributing most to it (-1 if none; ties: the earlier seed), in the
+    first of the given ``SeedRows`` (tables over the same items) that has the item at all. Each
+    call looks up one item in the seeds' neighbour rows (a slot asks for ~8 items, so no table
+    of every candidate's best seed is built); the rows are joined on the first call (most
+    sources' reasons are never asked for). ``pending``: (Neighbours, (item, weight) seeds)
+    instead, whose rows are gathered on the first call."""
+    __slots__ = ("rows", "pending", "n", "flat", "contrib", "parts")
 
-    def __init__(self, rows: SeedRows | None = None, pending: tuple | None = None):
-        self.pending = pending
-        if rows is not None:
-            self._use(rows)
+    def __init__(self, *rows: SeedRows, pending: tuple | None = None):
+        self.rows, self.pending, self.flat = rows, pending, None
 
-    def _use(self, r: SeedRows) -> None:
-        self.n, self.seeds, self.width = r.n, r.seeds.tolist(), r.rows.shape[1]
-        self.flat, self.contrib = r.rows.ravel(), r.contrib.ravel()
-
-    def __call__(self, j: int) -> int:
+    def _join(self) -> None:
         if self.pending is not None:
             nbrs, seeds = self.pending
-            self.pending = None
-            self._use(nbrs.rows_of(seeds))
+            self.rows, self.pending = (nbrs.rows_of(seeds),), None
+        rows = self.rows
+        self.n = rows[0].n
+        self.flat = np.concatenate([r.rows.ravel() for r in rows]) if len(rows) > 1 else rows[0].rows.ravel()
+        self.contrib = np.concatenate([r.contrib.ravel() for r in rows]) if len(rows) > 1 else rows[0].contrib.ravel()
+        self.parts, start = [], 0          # per table: (its end in flat, its start, row width, seeds)
+        for r in rows:
+            end = start + r.rows.size
+            self.parts.append((end, start, r.rows.shape[1], r.seeds.tolist()))
+            start = end
+
+    def __call__(self, j: int) -> int:
+        if self.flat is None:
+            self._join()
         if not 0 <= j < self.n:
             return -1
-        hits = (self.flat == j).nonzero()[0]      # seed order, then rank
-        if len(hits) == 1:                        # the usual case: one seed has it
-            return self.seeds[hits[0] // self.width]
-        if not len(hits):
+        hits = (self.flat == j).nonzero()[0].tolist()   # table order, then seed order, then rank
+        if not hits:
             return -1
-        return self.seeds[hits[self.contrib[hits].argmax()] // self.width]   # first maximum: the earlier seed on ties
+        first = hits[0]
+        for end, start, width, seeds in self.parts:
+            if first < end:
+                break
+        if len(hits) > 1 and hits[1] < end:       # more than one seed has it in this table
+            contrib = self.contrib
+            top = contrib[first]
+            for h in hits[1:]:
+                if h >= end:
+                    break
+                if contrib[h] > top:                # the first maximum: the earlier seed on ties
+                    first, top = h, contrib[h]
+        return seeds[(first - start) // width]
 
 
 def cap_rows(X: sp.csr_matrix, max_row: int = MAX_ROW) -> sp.csr_matrix:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import coview_neighbours, itemcf_neighbours
+from ._common import SeedFinder, coview_neighbours, itemcf_neighbours
 from .base import Candidates, Recommender
 from .registry import register
 
@@ -34,13 +34,8 @@ class RealtimePersonal(Recommender):
         n = ds.n_items
         total = 0.6 * a.total(n, drop).astype(np.float32) + 0.4 * b.total(n, drop).astype(np.float32)
         c = Candidates.top(total, k)
-        find_a, find_b = a.finder(len(seeds)) or coview.seed_finder(seeds), b.finder(len(seeds)) or itemcf.seed_finder(seeds)
-
-        def reason(j: int) -> str:
-            s = find_a(j)
-            if s < 0:
-                s = find_b(j)
-            return f"because you viewed {ds.label(s)}"
-
-        c.reasons = reason
+        # the closest seed by co-view, else by item-CF (session items all weigh > 0: the rows
+        # are those of every seed in range)
+        find = SeedFinder(a, b)
+        c.reasons = lambda j: f"because you viewed {ds.label(find(j))}"
         return c
