@@ -125,7 +125,9 @@ def _rules_mask(ds, rules: dict) -> np.ndarray:
     products, categories, price band): computed once per dataset and rule values, read-only."""
     key = (rules.get("exclude_out_of_stock", True), tuple(rules.get("exclude") or ()), tuple(rules.get("categories") or ()),
            tuple(rules.get("exclude_categories") or ()), rules.get("price_min"), rules.get("price_max"))
-    memo = ds.derived("_rules_masks", lambda ds: {})
+    memo = ds.__dict__.get("_rules_masks")
+    if memo is None:   # (not ds.derived: its lock on every request)
+        memo = ds.__dict__.setdefault("_rules_masks", {})
     m = memo.get(key)
     if m is not None:
         return m

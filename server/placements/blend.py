@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import logging
+from itertools import compress, repeat
+from operator import ge
 
 import numpy as np
 
@@ -28,17 +30,18 @@ log = logging.getLogger("funnelrec.placements")
 
 
 def catalog_order(ds) -> tuple[np.ndarray, np.ndarray]:
-    """All catalog products, most popular (all time, decayed) first, then newest: the last net."""
+    """All catalog products, most popular (all time, decayed) first, then newest: the last net
+    (an index array, intp: an int32 one is cast on every fancy index)."""
     def build(ds):
         if ds.n_items == 0:
-            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+            return np.zeros(0, np.intp), np.zeros(0, np.float32)
         pop = popularity(ds, (VIEW, CART, PURCHASE), half_life_days=90.0).astype(np.float64)
         created = ds.created_at.astype(np.float64)
         span = max(created.max() - created.min(), 1.0)
         score = pop + 1e-3 * (created - created.min()) / span
         order = np.lexsort((np.arange(ds.n_items), -score))
         order = order[ds.in_catalog[order]]
-        return order.astype(np.int32), score[order].astype(np.float32)
+        return order, score[order].astype(np.float32)
     return ds.derived("catalog_order", build)
 
 
@@ -93,13 +96,14 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
 class Pool:
     """A strategy's blended candidates for one request (steps 1-2), before any per-visitor
     rule: shared by every request whose sources all give the same cacheable answers.
-    ``best_src`` / ``best_at``: each candidate's largest contribution (its source, its global
-    position in the concatenated answers; position in the source = ``best_at - starts[src]``)."""
-    __slots__ = ("uniq", "score", "names", "cands", "best_src", "best_at", "starts", "_parts", "_per_source",
-                 "blend_ranking")
+    ``index``: ``uniq`` as an index array (intp); ``best_src`` / ``best_at``: each candidate's
+    largest contribution (its source, its global position in the concatenated answers; position
+    in the source = ``best_at - starts[src]``)."""
+    __slots__ = ("uniq", "index", "score", "names", "cands", "best_src", "best_at", "starts", "_parts",
+                 "_per_source", "blend_ranking")
 
-    def __init__(self, uniq, score, names, cands, best_src, best_at, starts, parts):
-        self.uniq, self.score, self.names, self.cands = uniq, score, names, cands
+    def __init__(self, uniq, index, score, names, cands, best_src, best_at, starts, parts):
+        self.uniq, self.index, self.score, self.names, self.cands = uniq, index, score, names, cands
         self.best_src, self.best_at, self.starts = best_src, best_at, starts
         self._parts = parts                 # (items, srci, norm): for per_source, built on demand
         self._per_source = None
@@ -127,7 +131,8 @@ class Pool:
         serves = getattr(ranker, "serves", None)
         if type(ranker) is BlendRanker or (serves is not None and not serves(model, ctx)):
             if self.blend_ranking is None:
-                self.blend_ranking = np.lexsort((self.uniq, -self.score))   # BlendRanker.rank
+                # BlendRanker.rank: uniq is ascending, so a stable sort by score ties as its lexsort
+                self.blend_ranking = (-self.score).argsort(kind="stable")
             return self.blend_ranking
         return ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
 
@@ -159,32 +164,32 @@ def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool
         hit = model.pools.get(pool_key, _MISS)
         if hit is not _MISS:
             return hit
-    pool = _blend(model, ctx, srcs, k, rules)
-    if pool_key is not None and all((key, k) in model.answers for *_, key in srcs):  # (a failed source: not kept)
+    names: list[str] = []
+    cands: list[Candidates] = []
+    weights: list[float] = []
+    answered = True
+    for name, weight, params, rec, key in srcs:
+        ctx.params = params
+        c = _call(model, name, ctx, k, rec, key)
+        if c is None:
+            answered = False
+        elif len(c):
+            names.append(name)
+            cands.append(c)
+            weights.append(weight)
+    pool = _blend(model.ds, names, cands, weights, rules) if cands else None
+    if pool_key is not None and answered:  # (a failed source: not kept)
         model.pools.put(pool_key, pool)
     return pool
 
 
-def _blend(model, ctx, srcs, k, rules) -> Pool | None:
-    # vectorised: a few hundred candidates, no per-item Python; one numpy call per step for
-    # all sources together
-    names: list[str] = []
-    cands: list[Candidates] = []
-    weights: list[float] = []
-    for name, weight, params, rec, key in srcs:
-        ctx.params = params
-        c = _call(model, name, ctx, k, rec, key)
-        if c is None or len(c) == 0:
-            continue
-        names.append(name)
-        cands.append(c)
-        weights.append(weight)
-    if not cands:
-        return None
+def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
+    """Step 1-2's arithmetic over the sources' non-empty answers. Vectorised: a few hundred
+    candidates, no per-item Python; one numpy call per step for all sources together."""
     lens, starts = _offsets(cands)
     all_scores = np.concatenate([c.scores for c in cands]) if len(cands) > 1 else cands[0].scores
     tops = np.maximum.reduceat(all_scores, starts)
-    if not tops.min() > 0:  # a source whose best score is not positive says nothing
+    if not all(t > 0 for t in tops.tolist()):  # a source whose best score is not positive says nothing
         keep = (tops > 0).tolist()
         names = [x for x, ok in zip(names, keep) if ok]
         cands = [x for x, ok in zip(cands, keep) if ok]
@@ -194,8 +199,9 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
         lens, starts = _offsets(cands)
         tops = tops[np.asarray(keep, bool)]
         all_scores = np.concatenate([c.scores for c in cands])
-    items = np.concatenate([c.items for c in cands]) if len(cands) > 1 else cands[0].items
-    srci = (_SOURCE_INDEX[:len(cands)] if len(cands) <= len(_SOURCE_INDEX) else np.arange(len(cands), dtype=np.int32)).repeat(lens)
+    # index arrays are intp: an int32 one is cast again by every fancy index
+    items = np.concatenate([c.items for c in cands], dtype=np.intp) if len(cands) > 1 else cands[0].items.astype(np.intp)
+    srci = np.arange(len(cands)).repeat(lens)
     norm = all_scores / tops[srci]                                         # each source / its best
     part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
     order = np.lexsort((-part, items))   # by item, then largest contribution first (stable)
@@ -204,15 +210,16 @@ def _blend(model, ctx, srcs, k, rules) -> Pool | None:
     first[0] = True
     np.not_equal(items_o[1:], items_o[:-1], out=first[1:])
     best = order[first]                  # each candidate's largest contribution (global position)
-    uniq = items_o[first]                # the unique items, ascending
+    index = items_o[first]               # the unique items, ascending
     # the sums per item over the item indices' bins: they accumulate in input order, exactly as
     # a bincount over the unique items' positions did
-    score = np.bincount(items, weights=part)[uniq].astype(np.float32)
+    score = np.bincount(items, weights=part)[index].astype(np.float32)
+    uniq = index.astype(np.int32)        # (the ranker's CandidateSet.items are int32)
     if rules.get("boost"):
-        f = R.boost_factors(model.ds, rules, uniq)
+        f = R.boost_factors(ds, rules, index)
         if f is not None:
             score = score * f
-    return Pool(uniq, score, names, cands, srci[best], best, starts, (items, srci, norm))
+    return Pool(uniq, index, score, names, cands, srci[best], best, starts, (items, srci, norm))
 
 
 def _offsets(cands: list) -> tuple[list[int], list[int]]:
@@ -222,9 +229,6 @@ def _offsets(cands: list) -> tuple[list[int], list[int]]:
     for n in lens[:-1]:
         starts.append(starts[-1] + n)
     return lens, starts
-
-
-_SOURCE_INDEX = np.arange(64, dtype=np.int32)
 
 
 def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_seen: set[int]) -> list[tuple[int, str, str]]:
@@ -248,8 +252,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     ranked = []
     if pool is not None:
         ranking = pool.ranking(model, ctx)
-        uniq = pool.uniq
-        ranking = ranking[mask[uniq[ranking]]]  # vectorised first pass of the rules
+        ranking = ranking[mask[pool.index[ranking]]]  # vectorised first pass of the rules
         ranked = _lazy_entries(pool, ranking, held)
     chosen = R.select(ds, ranked, count, rules, mask, page_seen)
 
@@ -260,8 +263,10 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         c = _call(model, name, ctx, k)
         if c is None or len(c) == 0:
             continue
-        ok = np.flatnonzero(mask[c.items])  # vectorised first pass of the rules
-        extra = ((i, _Reason(c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
+        ok = mask[c.items].nonzero()[0]  # vectorised first pass of the rules
+        if not len(ok):
+            continue
+        extra = ((i, (c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
                  if held.get(i, name) == name)   # (select skips what the slot already has)
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
@@ -277,7 +282,9 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
     if rules.get("dedupe", True):
         page_seen.update(e[0] for e in chosen)
-    return [(i, str(reason), src) for i, reason, src in chosen]
+    # a reason is a string, or (answer, position) for a source's candidate: its text is
+    # computed only now, for the few products shown
+    return [(i, reason if type(reason) is str else reason[0].reason(reason[1]), src) for i, reason, src in chosen]
 
 
 def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
@@ -290,48 +297,37 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     hit = memo.get(key)
     if hit is not None:
         return hit[0]
-    bought_recent: set[int] = set()
+    held: dict[int, str] = {}
     if days and ctx.bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
         index = ds.item_index.get   # (ds.item, without a call per product)
-        bought_recent = {index(p, -1) for p, ts in ctx.bought.items() if ts >= limit}
-        bought_recent.discard(-1)
-    seen_recent: set[int] = set()
+        bought = ctx.bought
+        for p in compress(bought, map(ge, bought.values(), repeat(limit))):   # ts >= limit, in C
+            i = index(p, -1)
+            if i >= 0:
+                held[i] = "buy_again"
     if seen:
-        seen_recent = {r.item for r in ctx.recent if r.in_session and r.kind == VIEW and r.item >= 0}
-    held = {i: "buy_again" for i in bought_recent}
-    held.update({i: "recently_viewed" for i in seen_recent})
+        for r in ctx.recent:
+            if r.in_session and r.kind == VIEW and r.item >= 0:
+                held[r.item] = "recently_viewed"
     memo[key] = (held, ctx.bought, ctx.recent)   # keeps them alive: their ids are not reused meanwhile
     return held
 
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     order, score = catalog_order(ds)
+    ok = mask[order]
+    allowed, allowed_score = order[ok], score[ok]
 
     def entries():  # popularity first; a product nobody touched yet is "new", not "popular"
-        # read in growing chunks: the slot's few products without walking the whole catalog,
-        # a sparse mask (a small category) in a few steps
-        lo, n = 0, 64
-        while lo < len(order):
-            o = order[lo:lo + n]
-            ok = mask[o]
-            for i, sc in zip(o[ok].tolist(), score[lo:lo + n][ok].tolist()):
+        lo, n = 0, 64   # in growing chunks: a slot takes its few products from the head
+        while lo < len(allowed):
+            for i, sc in zip(allowed[lo:lo + n].tolist(), allowed_score[lo:lo + n].tolist()):
                 if i not in held:
                     yield i, ("popular in the shop" if sc > 1e-3 else "new in the shop"), "catalog"
             lo += n
             n *= 4
     return R.select(ds, entries(), count - len(chosen), rules, mask, page_seen, chosen)
-
-
-class _Reason:
-    """A candidate's reason, computed only if the candidate is shown."""
-    __slots__ = ("c", "pos")
-
-    def __init__(self, c: Candidates, pos: int):
-        self.c, self.pos = c, pos
-
-    def __str__(self) -> str:
-        return self.c.reason(self.pos)
 
 
 def _lazy_entries(pool: Pool, ranking, held):
@@ -345,6 +341,6 @@ def _lazy_entries(pool: Pool, ranking, held):
             name = names[s]
             if held and held.get(i, name) != name:
                 continue
-            yield i, _Reason(cands[s], at - starts[s]), name
+            yield i, (cands[s], at - starts[s]), name
         lo += n
         n *= 4
