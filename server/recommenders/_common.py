@@ -104,8 +104,9 @@ class Neighbours:
             return Candidates.empty()
         total = c.total(len(self.idx), drop)
         cand = (total > 0).nonzero()[0]
-        # a positive float64 sum of float32 terms stays positive as float32: the float32 scores
-        # of the candidates alone rank them as ``Candidates.top`` of the float32 vector would
+        # the terms are float32 and >= 0 (weights > 0, scores > 0), so a positive float64 sum
+        # stays positive as float32: the float32 scores of these candidates alone rank them as
+        # ``Candidates.top`` of the whole float32 vector would
         out = Candidates.best(cand, total[cand].astype(np.float32), k)
         find = c.finder(len(seeds)) or self.seed_finder(seeds)
         out.reasons = lambda j: reason_fmt.format(ds.label(find(j)))

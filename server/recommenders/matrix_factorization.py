@@ -75,11 +75,11 @@ class MatrixFactorization(Recommender):
         p = ctx.person
         trained = 0 <= p < len(als.user_factors) and not has_live and als.user_factors[p].any()
         if trained:
-            vec = als.user_factors[p]
+            vec = als.user_factors[p]                 # not all zero (checked above)
         else:
             vec = als.fold_in(items_in, weights_in)
-        if not vec.any():
-            return Candidates.empty()
+            if not vec.any():
+                return Candidates.empty()
         scores = als.scores(vec).astype(np.float32, copy=False)   # a new array: ours to change
         short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
         if short is not None:
