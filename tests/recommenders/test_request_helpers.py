@@ -1,0 +1,66 @@
+"""Request-time helpers of the item-to-item sources, on hand-built tables with known answers:
+``Neighbours.candidates`` and its ``SeedFinder``, ``kernels.topk.largest``, ``fold_in`` on
+sorted and on repeated items."""
+import numpy as np
+import pytest
+
+from server.recommenders._common import Neighbours, SeedFinder
+from server.recommenders.kernels.als import ALSParams, ImplicitALS
+from server.recommenders.kernels.topk import largest
+
+# 6 items, 3 neighbours each (-1: none)
+IDX = np.array([[1, 2, 3], [0, 2, -1], [4, -1, -1], [2, 0, -1], [-1, -1, -1], [-1, -1, -1]], np.int32)
+SCORE = np.array([[0.9, 0.5, 0.2], [0.9, 0.4, 0], [0.3, 0, 0], [0.5, 0.2, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+
+
+class DS:
+    n_items = 6
+
+    @staticmethod
+    def label(i):
+        return f"p{i}"
+
+
+def test_candidates_sum_rank_and_name_the_best_seed():
+    nb = Neighbours(IDX, SCORE)
+    c = nb.candidates([(0, 1.0), (3, 2.0)], 10, "with {}", DS)
+    # item 2: 0.5 (seed 0) + 2 x 0.5 (seed 3) = 1.5; item 1: 0.9; seeds 0 and 3 left out
+    assert c.items.tolist() == [2, 1]
+    assert c.scores.tolist() == pytest.approx([1.5, 0.9])
+    assert [c.reason(p) for p in range(2)] == ["with p3", "with p0"]
+    assert len(nb.candidates([(4, 1.0)], 10, "{}", DS)) == 0         # no neighbours at all
+    assert len(nb.candidates([(9, 1.0), (0, 0.0)], 10, "{}", DS)) == 0  # out of range / weight 0
+    assert nb.candidates([(0, 1.0)], 10, "{}", DS, drop={1}).items.tolist() == [2, 3]
+
+
+def test_seed_finder_prefers_the_first_table_and_the_earlier_seed_on_ties():
+    nb = Neighbours(IDX, SCORE)
+    other = Neighbours(np.array([[5, -1], [5, -1], [5, -1], [1, -1], [-1, -1], [-1, -1]], np.int32),
+                       np.array([[0.1, 0], [0.1, 0], [0.7, 0], [0.1, 0], [0, 0], [0, 0]], np.float32))
+    seeds = [(0, 1.0), (1, 1.0), (3, 1.0)]
+    find = SeedFinder(nb.contributions(seeds), other.contributions(seeds))
+    assert find(2) == 0        # seeds 0 and 3 both give 0.5 (seed 1: 0.4): the earlier one
+    assert find(1) == 0        # in the first table (seed 0), though seed 3 has it in the second
+    assert find(5) == 0        # only the second table has it: seeds 0 and 1 tie at 0.1
+    assert find(4) == -1 and find(6) == -1 and find(-1) == -1
+    assert nb.seed_finder(seeds)(2) == 0 and nb.seed_finder([(9, 1.0)])(2) == -1
+
+
+def test_largest_is_the_set_argpartition_selects():
+    rng = np.random.default_rng(3)
+    for trial in range(3000):
+        n = int(rng.integers(2, 300))
+        s = (rng.integers(-2, 8, n) if trial % 2 else rng.normal(size=n)).astype(np.float32)
+        if trial % 5 == 0:
+            s[0] = -np.inf
+        k = int(rng.integers(1, n))
+        assert set(largest(s, k).tolist()) == set((-s).argpartition(k - 1)[:k].tolist())
+
+
+def test_fold_in_merges_repeats_like_one_weighted_item():
+    rng = np.random.default_rng(0)
+    R = (rng.random((30, 12)) < 0.3).astype(np.float32)
+    als = ImplicitALS(ALSParams(factors=4, iterations=3, seed=0)).fit(R)
+    once = als.fold_in(np.array([2, 5, 7]), np.array([1.0, 3.0, 2.0]))
+    again = als.fold_in(np.array([5, 2, 7, 5]), np.array([1.0, 1.0, 2.0, 2.0]))   # unsorted, 5 twice
+    assert np.allclose(once, again, atol=1e-6)
