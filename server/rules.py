@@ -198,7 +198,7 @@ def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set
     out: list = []
     skip: set[int] = {e[0] for e in already}   # taken, and with dedupe what the page shows
     if rules.get("dedupe", True):
-        skip |= page_seen
+        skip.update(page_seen)
     for entry in ranked:
         i = entry[0]
         if i in skip or not mask[i]:

@@ -184,7 +184,7 @@ def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool
 
 
 def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
-    """Step 1-2's arithmetic over the sources' non-empty answers. Vectorised: a few hundred
+    """Steps 1-2's arithmetic over the sources' non-empty answers. Vectorised: a few hundred
     candidates, no per-item Python; one numpy call per step for all sources together."""
     lens, starts = _offsets(cands)
     all_scores = np.concatenate([c.scores for c in cands]) if len(cands) > 1 else cands[0].scores
