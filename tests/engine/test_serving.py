@@ -224,3 +224,33 @@ def test_result_cache_follows_the_visitors_live_state(client, shop, app):
     hits = cache.hits
     _rec(client, shop, slot, visitor="new-b", session="nb")
     assert cache.hits == hits + 1  # two new visitors, the same (empty) live state
+
+
+def test_items_are_encoded_as_the_item_dicts_would_be(tmp_path):
+    """A slot's items are encoded from per-product heads (``serving._encode_items``, kept per
+    dataset and tenant currency): the same bytes as encoding the item dicts, for a product's own
+    currency, an unknown price, characters JSON escapes and products only seen in events."""
+    import msgspec
+
+    from server import serving
+    from tests.engine.fixtures import ShopData, view
+
+    data = ShopData(tmp_path)
+    data.products([product("p0", 'Mug "Ünï" \\ ☃\n', "Home", price=12.5, currency="EUR"),
+                   product("p1", "Lamp", "Home", price=3.0), product("p2", "Tea", "Food", price=0.1)])
+    ds = data.events([view("p1"), view("p9")]).model().ds  # p9: only seen in events (no price, url, currency)
+    data.close()
+    chosen = [(ds.item(p), reason, "item_cf") for p, reason in
+              [("p0", "because you viewed \"Lamp\""), ("p9", "new ☃"), ("p1", ""), ("p2", "x\ty")]]
+
+    def by_dicts(currency):
+        return msgspec.json.encode([{"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
+                                     "price": None if ds.price[i] != ds.price[i] else float(ds.price[i]),
+                                     "currency": ds.currency[i] or currency, "reason": reason}
+                                    for i, reason, _ in chosen])
+    for currency in ("GBP", "KRW", "GBP"):  # the second GBP from the kept heads
+        assert serving._encode_items(ds, chosen, currency) == by_dicts(currency)
+        assert serving._encode_items(ds, chosen[::-1], currency) == msgspec.json.encode(
+            msgspec.json.decode(by_dicts(currency))[::-1])
+    assert msgspec.json.decode(serving._encode_items(ds, chosen, "GBP"))[1]["price"] is None
+    assert serving._encode_items(ds, [], "GBP") == b"[]"
