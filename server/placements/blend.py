@@ -96,33 +96,40 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
 class Pool:
     """A strategy's blended candidates for one request (steps 1-2), before any per-visitor
     rule: shared by every request whose sources all give the same cacheable answers.
-    ``index``: ``uniq`` as an index array (intp); ``best_src`` / ``best_at``: each candidate's
-    largest contribution (its source, its global position in the concatenated answers; position
-    in the source = ``best_at - starts[src]``)."""
-    __slots__ = ("uniq", "index", "score", "names", "cands", "best_src", "best_at", "starts", "_parts",
-                 "_per_source", "blend_ranking")
+    ``index``: the unique candidates, ascending (an intp index array); ``best_src`` /
+    ``best_at``: each one's largest contribution (its source, its global position in the
+    concatenated answers; position in the source = ``best_at - starts[src]``)."""
+    __slots__ = ("index", "score", "names", "cands", "best_src", "best_at", "starts", "_parts", "_per_source",
+                 "_uniq", "blend_ranking")
 
-    def __init__(self, uniq, index, score, names, cands, best_src, best_at, starts, parts):
-        self.uniq, self.index, self.score, self.names, self.cands = uniq, index, score, names, cands
+    def __init__(self, index, score, names, cands, best_src, best_at, starts, parts):
+        self.index, self.score, self.names, self.cands = index, score, names, cands
         self.best_src, self.best_at, self.starts = best_src, best_at, starts
         self._parts = parts                 # (items, srci, norm): for per_source, built on demand
-        self._per_source = None
+        self._per_source = self._uniq = None
         self.blend_ranking = None
 
     @property
+    def uniq(self) -> np.ndarray:
+        """``index`` as int32, what a ranker's ``CandidateSet.items`` are (made on demand)."""
+        if self._uniq is None:
+            self._uniq = self.index.astype(np.int32)
+        return self._uniq
+
+    @property
     def per_source(self) -> np.ndarray:
-        """[len(uniq), len(names)] each source's normalised score (0 where it has no say):
+        """[len(index), len(names)] each source's normalised score (0 where it has no say):
         what a learned ranker reads; the blend order does not need it."""
         if self._per_source is None:
             items, srci, norm = self._parts
-            inv = np.searchsorted(self.uniq, items)
-            m = np.zeros((len(self.uniq), len(self.names)), np.float32)
+            inv = np.searchsorted(self.index, items)
+            m = np.zeros((len(self.index), len(self.names)), np.float32)
             m[inv, srci] = norm
             self._per_source = m
         return self._per_source
 
     def ranking(self, model, ctx) -> np.ndarray:
-        """Positions into ``uniq``, best first: the ranker hook's order. The default blend
+        """Positions into ``index``, best first: the ranker hook's order. The default blend
         order depends on the pool alone and is kept with it; another ranker (the learned one
         reads the visitor's session) orders every request anew, unless its ``serves(model,
         ctx)`` says it leaves this slot to the blend (the learned ranker's guard refused the
@@ -131,7 +138,7 @@ class Pool:
         serves = getattr(ranker, "serves", None)
         if type(ranker) is BlendRanker or (serves is not None and not serves(model, ctx)):
             if self.blend_ranking is None:
-                # BlendRanker.rank: uniq is ascending, so a stable sort by score ties as its lexsort
+                # BlendRanker.rank: index is ascending, so a stable sort by score ties as its lexsort
                 self.blend_ranking = (-self.score).argsort(kind="stable")
             return self.blend_ranking
         return ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
@@ -214,12 +221,11 @@ def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], 
     # the sums per item over the item indices' bins: they accumulate in input order, exactly as
     # a bincount over the unique items' positions did
     score = np.bincount(items, weights=part)[index].astype(np.float32)
-    uniq = index.astype(np.int32)        # (the ranker's CandidateSet.items are int32)
     if rules.get("boost"):
         f = R.boost_factors(ds, rules, index)
         if f is not None:
             score = score * f
-    return Pool(uniq, index, score, names, cands, srci[best], best, starts, (items, srci, norm))
+    return Pool(index, score, names, cands, srci[best], best, starts, (items, srci, norm))
 
 
 def _offsets(cands: list) -> tuple[list[int], list[int]]:
@@ -333,11 +339,11 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
 def _lazy_entries(pool: Pool, ranking, held):
     """The pool's candidates in ``ranking`` order, (item, reason, source), without those held
     for another source; read in growing chunks (a slot takes the first few)."""
-    uniq, best_src, best_at, names, cands, starts = pool.uniq, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
+    index, best_src, best_at, names, cands, starts = pool.index, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
     lo, n = 0, 16
     while lo < len(ranking):
         r = ranking[lo:lo + n]
-        for i, s, at in zip(uniq[r].tolist(), best_src[r].tolist(), best_at[r].tolist()):
+        for i, s, at in zip(index[r].tolist(), best_src[r].tolist(), best_at[r].tolist()):
             name = names[s]
             if held and held.get(i, name) != name:
                 continue
