@@ -64,7 +64,11 @@ class FeatureSpace:
 
 
 def item_table(ds) -> dict:
-    """Per product arrays the features need, computed once per dataset (``ds.derived``)."""
+    """Per product arrays the features need, computed once per dataset (``ds.derived``):
+    ``dense`` the product columns of the matrix side by side, float32 (pop_log, last_days_log,
+    age_days_log, price_log, price_missing: one gather a request), ``affinity`` hour x product
+    (float32), ``price`` (float64, NaN when unknown), ``price1`` (price + 1, 1 when unknown),
+    ``cat`` category codes (-1: none)."""
     def build(ds):
         n = ds.n_items
         pref = ds.fb_kind <= sig.REVIEW
@@ -89,12 +93,11 @@ def item_table(ds) -> dict:
         share = (near + 5 * (glob @ window)) / (hours.sum(axis=1, keepdims=True) + 5)
         affinity = np.log(share / (glob @ window)).astype(np.float32)
         price = ds.price.astype(np.float64)
-        return {"pop_log": np.log1p(cnt).astype(np.float32),
-                "last_days_log": np.log1p(np.maximum(last_days, 0)).astype(np.float32),
-                "age_days_log": np.log1p(np.maximum(age, 0)).astype(np.float32),
-                "price": price, "price_log": np.where(np.isnan(price), 0, np.log1p(np.nan_to_num(price))).astype(np.float32),
-                "affinity": affinity, "cat": ds.category_code}
-    return ds.derived("ranker_item_table", build)
+        dense = np.column_stack([np.log1p(cnt), np.log1p(np.maximum(last_days, 0)), np.log1p(np.maximum(age, 0)),
+                                 np.where(np.isnan(price), 0, np.log1p(np.nan_to_num(price))), np.isnan(price)])
+        return {"dense": dense.astype(np.float32), "affinity": np.ascontiguousarray(affinity.T), "price": price,
+                "price1": np.nan_to_num(price) + 1, "cat": ds.category_code}
+    return ds.derived("ranker_items", build)
 
 
 def _referrer_kind(ref: str | None) -> int:
@@ -108,104 +111,145 @@ def _referrer_kind(ref: str | None) -> int:
     return 2
 
 
+def _lookups(tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several per-candidate look-ups in small tables, in one search. For each table
+    (keys >= -1, values, probes >= -1; the same number of probes in each): each probe's value as
+    a dict built from zip(keys, values) in order gives it (the last of equal keys wins), 0.0 when
+    absent, and whether it is a key. Returns (len(tables) x probes) float64 values and bool
+    found; keys not all empty."""
+    offs = np.arange(len(tables), dtype=np.int64) << 32     # table g's numbers in a range of their own
+    keys = np.concatenate([k for k, _, _ in tables], dtype=np.int64) + np.repeat(offs, [len(k) for k, _, _ in tables])
+    probes = (np.concatenate([p for _, _, p in tables], dtype=np.int64).reshape(len(tables), -1) + offs[:, None]).ravel()
+    order = np.argsort(keys, kind="stable")
+    pos = order[np.searchsorted(keys[order], probes, side="right") - 1]   # -1: the largest key, not a match
+    found = keys[pos] == probes
+    values = np.where(found, np.concatenate([v for _, v, _ in tables], dtype=np.float64)[pos], 0.0)
+    return values.reshape(len(tables), -1), found.reshape(len(tables), -1)
+
+
+def _keys_values(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    return np.fromiter(d, np.int64, len(d)), np.fromiter(d.values(), np.float64, len(d))
+
+
 def features(space: FeatureSpace, model, ctx, cands) -> np.ndarray:
-    """Feature matrix (len(cands.items) x space.width), float32, for a ``CandidateSet``."""
+    """Feature matrix (len(cands.items) x space.width), float32, for a ``CandidateSet``.
+
+    A request ranks one pool with it (``ranker.ranked_order``), so it is written for ~150 rows
+    and few numpy steps: the request's constants as one row copied to every candidate, one
+    gather of the product columns, the per-candidate look-ups (seed categories, recent
+    engagement, purchases) in one search (``_lookups``)."""
     ds = model.ds
     items = np.asarray(cands.items, np.int64)
     n, S = len(items), len(space.sources)
-    X = np.zeros((n, space.width), np.float32)
-    col = space.col
-    for k, name in enumerate(cands.sources):
-        j = col.get(name)
-        if j is not None:
-            X[:, j] = cands.per_source[:, k]
-    blend = np.asarray(cands.score, np.float32)
-    nsrc = (cands.per_source > 0).sum(axis=1) if cands.per_source.size else np.zeros(n)
-    if n:
-        sc = X[:, :S]
-        order = np.argsort(-sc, axis=0, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(n)[:, None].repeat(S, 1), axis=0)
-        X[:, S:2 * S] = np.where(sc > 0, 1.0 / (1.0 + ranks), 0.0)
     b = 2 * S
+    # the request's constants: visit time, device, referrer, visitor, placement
+    row = np.zeros(space.width, np.float32)
+    h = ctx.hour % 24
+    row[b + 15] = np.sin(2 * np.pi * h / 24)
+    row[b + 16] = np.cos(2 * np.pi * h / 24)
+    row[b + 17] = ctx.weekday >= 5
+    dev = getattr(ctx, "device", None)
+    if dev in DEVICES:
+        row[b + 19 + DEVICES.index(dev)] = 1
+    rk = _referrer_kind(getattr(ctx, "referrer", None))
+    if rk >= 0:
+        row[b + 22 + rk] = 1
+    if ctx.person >= 0:
+        row[b + 25] = 1
+        row[b + 26] = np.log1p(ds.R.indptr[ctx.person + 1] - ds.R.indptr[ctx.person]) if ctx.person < ds.R.shape[0] else 0
+    seg = ((ctx.profile or {}).get("segment") or "").lower()
+    if seg:
+        row[b + 27 + (SEGMENTS.index(seg) if seg in SEGMENTS else 3)] = 1
+    if ctx.placement in space.placements:
+        row[b + space.n_base + space.placements.index(ctx.placement)] = 1
+    X = np.empty((n, space.width), np.float32)
+    X[:] = row
+    recip = (1.0 / np.arange(1, n + 1)).astype(np.float32)    # 1 / (1 + rank)
+    pairs = {}                                                # space column -> cands column (the last wins)
+    for k, name in enumerate(cands.sources):
+        j = space.col.get(name)
+        if j is not None:
+            pairs[j] = k
+    if pairs and n:   # a source the pool lacks has score 0 and rrank 0
+        js = np.fromiter(pairs, np.int64, len(pairs))
+        sc = cands.per_source[:, np.fromiter(pairs.values(), np.int64, len(pairs))].astype(np.float32, copy=False)
+        X[:, js] = sc
+        ranks = np.empty(sc.shape, np.float32)
+        ranks[np.argsort(-sc, axis=0, kind="stable"), np.arange(len(js))] = recip[:, None]
+        X[:, S + js] = np.where(sc > 0, ranks, 0)
+    blend = np.asarray(cands.score, np.float32)
     top = float(blend.max()) if n else 1.0
     X[:, b] = blend / (top if top > 0 else 1.0)
-    border = np.argsort(-blend, kind="stable")
-    brank = np.empty(n, np.float32)
-    brank[border] = np.arange(n)
-    X[:, b + 1] = 1.0 / (1.0 + brank)
-    X[:, b + 2] = nsrc
+    X[np.argsort(-blend, kind="stable"), b + 1] = recip
+    if cands.per_source.size:
+        X[:, b + 2] = (cands.per_source > 0).sum(axis=1)
     t = item_table(ds)
-    X[:, b + 3] = t["pop_log"][items]
-    X[:, b + 4] = t["last_days_log"][items]
-    X[:, b + 5] = t["age_days_log"][items]
-    X[:, b + 6] = t["price_log"][items]
-    price = t["price"][items]
-    X[:, b + 7] = np.isnan(price)
+    X[:, b + 3:b + 8] = t["dense"][items]
+    X[:, b + 18] = t["affinity"][h][items]
     seeds = ctx.seed_items()
     seed_idx = np.array([s for s, _ in seeds], np.int64)
     if len(seed_idx):
-        sp_ = t["price"][seed_idx]
-        sp_ = sp_[~np.isnan(sp_)]
-        if len(sp_):
-            med = float(np.median(sp_))
-            X[:, b + 8] = np.where(np.isnan(price), 0, np.log((np.nan_to_num(price) + 1) / (med + 1)))
+        sp_ = sorted(p for p in t["price"][seed_idx].tolist() if p == p)   # known prices (NaN != NaN)
+        if sp_:
+            m = len(sp_) // 2
+            med = sp_[m] if len(sp_) % 2 else (sp_[m - 1] + sp_[m]) / 2     # np.median, exactly
+            X[:, b + 8] = np.where(X[:, b + 7] > 0, 0, np.log(  # b + 7: price unknown
+                t["price1"][items] / (med + 1)))
     cat = t["cat"][items]
     if ctx.item >= 0:
         c0 = t["cat"][ctx.item]
         X[:, b + 9] = (cat == c0) & (c0 >= 0)
-    if len(seed_idx):
-        sc_ = t["cat"][seed_idx]
-        sc_ = sc_[sc_ >= 0]
-        if len(sc_):
-            X[:, b + 10] = (cat[:, None] == sc_[None, :]).mean(axis=1)
     if ctx.category:
-        cset = set(ds.category_items(ctx.category).tolist())
-        X[:, b + 11] = [i in cset for i in items.tolist()]
+        in_cat = ds.category_items(ctx.category)   # sorted
+        if len(in_cat):
+            X[:, b + 11] = in_cat.take(np.searchsorted(in_cat, items), mode="clip") == items
+    tables, at = [], {}   # the look-ups, and which table is which
+    seed_cats = [c for c in t["cat"][seed_idx].tolist() if c >= 0]
+    if seed_cats:
+        at["seed_share"] = len(tables)
+        count: dict[int, int] = {}
+        for c in seed_cats:
+            count[c] = count.get(c, 0) + 1
+        tables.append((*_keys_values({c: k / len(seed_cats) for c, k in count.items()}), cat))
     if ctx.recent:
         own: dict[int, float] = {}
         catw: dict[int, float] = {}
-        for r in ctx.recent:
-            if r.item < 0:
-                continue
-            own[r.item] = own.get(r.item, 0.0) + max(r.weight, 0.0)
-            c = int(t["cat"][r.item])
+        rec = [(r.item, r.weight) for r in ctx.recent if r.item >= 0]
+        for (i, w), c in zip(rec, t["cat"][[i for i, _ in rec]].tolist()):
+            own[i] = own.get(i, 0.0) + max(w, 0.0)
             if c >= 0:
-                catw[c] = max(catw.get(c, 0.0), r.weight)
-        X[:, b + 12] = [catw.get(int(c), 0.0) for c in cat.tolist()]
-        X[:, b + 13] = [own.get(i, 0.0) for i in items.tolist()]
-    if ctx.bought:
-        bought = {ds.item(p) for p in ctx.bought}
-        X[:, b + 14] = [i in bought for i in items.tolist()]
-    h = ctx.hour % 24
-    X[:, b + 15] = np.sin(2 * np.pi * h / 24)
-    X[:, b + 16] = np.cos(2 * np.pi * h / 24)
-    X[:, b + 17] = ctx.weekday >= 5
-    X[:, b + 18] = t["affinity"][items, h]
-    dev = getattr(ctx, "device", None)
-    if dev in DEVICES:
-        X[:, b + 19 + DEVICES.index(dev)] = 1
-    rk = _referrer_kind(getattr(ctx, "referrer", None))
-    if rk >= 0:
-        X[:, b + 22 + rk] = 1
-    if ctx.person >= 0:
-        X[:, b + 25] = 1
-        X[:, b + 26] = np.log1p(ds.R.indptr[ctx.person + 1] - ds.R.indptr[ctx.person]) if ctx.person < ds.R.shape[0] else 0
-    seg = ((ctx.profile or {}).get("segment") or "").lower()
-    if seg:
-        X[:, b + 27 + (SEGMENTS.index(seg) if seg in SEGMENTS else 3)] = 1
+                catw[c] = max(catw.get(c, 0.0), w)
+        if catw:
+            at["catw"] = len(tables)
+            tables.append((*_keys_values(catw), cat))
+        if own:
+            at["own"] = len(tables)
+            tables.append((*_keys_values(own), items))
     if 0 <= ctx.person < ds.P.shape[0]:
         P = ds.P
         a0, a1 = P.indptr[ctx.person], P.indptr[ctx.person + 1]
         if a1 > a0:
-            row = dict(zip(P.indices[a0:a1].tolist(), P.data[a0:a1].tolist()))
-            X[:, b + 31] = np.log1p([row.get(i, 0.0) for i in items.tolist()])
-    if ctx.bought:
-        now = max(ctx.clock_ms, ctx.now_ms)
-        last = {ds.item(p): ts for p, ts in ctx.bought.items()}
-        X[:, b + 32] = [np.log1p(max(now - last[i], 0) / DAY) if i in last else 0.0 for i in items.tolist()]
-    if ctx.placement in space.placements:
-        X[:, b + space.n_base + space.placements.index(ctx.placement)] = 1
+            at["orders"] = len(tables)
+            tables.append((P.indices[a0:a1], P.data[a0:a1], items))
+    if ctx.bought:   # {item: last purchase ts}
+        index = ds.item_index.get   # (ds.item, without a call per product)
+        at["bought"] = len(tables)
+        tables.append((*_keys_values({index(p, -1): ts for p, ts in ctx.bought.items()}), items))
+    if tables:
+        values, found = _lookups(tables)
+        if "seed_share" in at:
+            X[:, b + 10] = values[at["seed_share"]]
+        if "catw" in at:
+            X[:, b + 12] = values[at["catw"]]
+        if "own" in at:
+            X[:, b + 13] = values[at["own"]]
+        if "orders" in at:
+            X[:, b + 31] = np.log1p(values[at["orders"]])
+        if "bought" in at:
+            f = found[at["bought"]]
+            X[:, b + 14] = f
+            now = max(ctx.clock_ms, ctx.now_ms)
+            X[f, b + 32] = np.log1p(np.maximum(now - values[at["bought"]][f], 0) / DAY)
     if len(space.off):
         X[:, space.off] = 0  # ablations: features switched off (``FeatureSpace.disabled``)
     return X

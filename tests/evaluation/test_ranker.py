@@ -158,3 +158,60 @@ def test_learned_ranker_in_the_engine_hook(tmp_path):
         assert len(again) == 8 and len({e[0] for e in again}) == 8
     finally:
         hook.set_ranker(old)
+
+
+def test_lookups_answer_as_dicts():
+    from server.ranking.features import _lookups
+    rng = np.random.default_rng(3)
+    probes = rng.integers(-1, 12, 30)
+    tables = [(rng.integers(-1, 12, n), rng.random(n), probes) for n in (1, 5, 20)]   # repeated keys: the last wins
+    values, found = _lookups(tables)
+    for (keys, vals, _), v, f in zip(tables, values, found):
+        d = dict(zip(keys.tolist(), vals.tolist()))
+        assert v.tolist() == [d.get(p, 0.0) for p in probes.tolist()]
+        assert f.tolist() == [p in d for p in probes.tolist()]
+
+
+def test_features_of_a_pool(tmp_path):
+    """Each group of columns from a hand-made request: sources (absent, reordered), seeds,
+    recent engagement, purchases, the product not in the catalog, an empty pool."""
+    from server.ranking.features import DAY, features
+    from server.recommenders.base import Recent
+    from server.signals import VIEW
+    from tests.engine.fixtures import T0, ShopData, buy, product, view
+
+    shop = ShopData(tmp_path).products([product("a", category="c0", price=10.0), product("b", category="c1", price=30.0),
+                                        product("c", category="c1", price=20.0), product("d", category="c0")])
+    shop.events([view("a", ts=T0), view("z", ts=T0 + 1), buy("o1", ["a", "c"], ts=T0 + 2), buy("o2", ["a"], ts=T0 + 3)])
+    model = shop.model()
+    shop.close()
+    ds = model.ds
+    a, b, c, d, z = (ds.item(p) for p in "abcdz")
+    space = FeatureSpace(["s2", "s9", "s1"], ["cart", "main"])
+    cands = CandidateSet(np.array([a, b, c, d, z], np.int32), np.array([1.0, 4.0, 2.0, 0.0, 4.0], np.float32),
+                         np.array([[1, 0], [0, .5], [.5, .5], [0, 0], [1, 0]], np.float32), ["s1", "s2"])
+    ctx = Context(tenant="t", placement="main", item=a, category="c1", person=ds.person(None, "v1"),
+                  recent=[Recent("b", b, VIEW, T0, 1.5, True), Recent("b", b, VIEW, T0, 0.5, True),
+                          Recent("new", -1, VIEW, T0, 9.0, True)],
+                  bought={"a": T0, "c": T0 - 2 * DAY, "gone": T0}, profile={"segment": "VIP"},
+                  clock_ms=T0, now_ms=T0, hour=6, weekday=6)
+    X = features(space, model, ctx, cands)
+    col = {name: X[:, k].tolist() for k, name in enumerate(space.names)}
+    assert X.dtype == np.float32 and X.shape == (5, space.width)
+    assert col["s1:score"] == [1, 0, .5, 0, 1] and col["s9:score"] == col["s9:rrank"] == [0] * 5
+    assert col["s1:rrank"] == pytest.approx([1, 0, 1 / 3, 0, 1 / 2]) and col["s2:rrank"] == [0, 1, 1 / 2, 0, 0]
+    assert col["blend:score"] == [.25, 1, .5, 0, 1] and col["blend:rrank"] == pytest.approx([1 / 4, 1, 1 / 3, 1 / 5, 1 / 2])
+    assert col["n_sources"] == [1, 1, 2, 0, 1] and col["price_missing"] == [0, 0, 0, 0, 1]
+    seeds = [ds.price[i] for i, _ in ctx.seed_items() if not np.isnan(ds.price[i])]
+    assert col["price_rel_session"][:4] == pytest.approx(list(np.log((ds.price[[a, b, c, d]] + 1) / (np.median(seeds) + 1))))
+    assert col["price_rel_session"][4] == 0
+    assert col["same_category_product"] == [1, 0, 0, 1, 0] and col["requested_category"] == [0, 1, 1, 0, 0]
+    assert col["seed_category_share"] == pytest.approx([.5, .5, .5, .5, 0])   # seeds a (c0) and b (c1)
+    assert col["own_recent_weight"] == [0, 2, 0, 0, 0] and col["related_engaged_max"] == [0, 1.5, 1.5, 0, 0]
+    assert col["bought_before"] == [1, 0, 1, 0, 0]
+    assert col["days_since_bought_log"] == pytest.approx([0, 0, np.log1p(2), 0, 0])
+    assert col["orders_of_item_log"] == pytest.approx([np.log1p(2), 0, np.log1p(1), 0, 0])
+    assert col["weekend"] == [1] * 5 and col["segment:vip"] == [1] * 5 and col["placement:main"] == [1] * 5
+    assert col["placement:cart"] == [0] * 5 and col["person_known"] == [1] * 5
+    empty = CandidateSet(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, 2), np.float32), ["s1", "s2"])
+    assert features(space, model, ctx, empty).shape == (0, space.width)
