@@ -239,16 +239,13 @@ class LiveState:
             await asyncio.sleep(0)
         return loaded
 
-    def key(self, visitor: str | None) -> tuple:
-        """A result cache's key for this visitor's live state as of the last ``context``:
-        ``()`` for a visitor without any (so all new visitors share cached answers)."""
-        v = self.visitors.get(visitor) if visitor else None
-        return v[3] if v is not None else ()
-
-    def context(self, conn: sqlite3.Connection, ds, visitor: str | None, session: str | None):
-        """``live_context`` from memory (call ``sync`` first in the same request)."""
+    def visit(self, conn: sqlite3.Connection, visitor: str | None) -> tuple:
+        """Hold ``visitor``'s state (read from the shard when not held; call ``sync`` first in
+        the same request) and return its key: what a result cache keys on (new after each of the
+        visitor's events; ``()`` for a visitor without any, so all new visitors share cached
+        answers), known before deciding whether ``context`` must be built at all."""
         if not visitor:
-            return [], {}, 0
+            return ()
         v = self.visitors.get(visitor)
         if v is None:
             v = self.visitors[visitor] = _read_state(conn, visitor)
@@ -258,6 +255,14 @@ class LiveState:
         else:
             self.visitors.move_to_end(visitor)
             self.hits += 1
+        return v[3]
+
+    def context(self, conn: sqlite3.Connection, ds, visitor: str | None, session: str | None):
+        """``live_context`` from memory (call ``sync`` first in the same request)."""
+        if not visitor:
+            return [], {}, 0
+        self.visit(conn, visitor)
+        v = self.visitors[visitor]
         if ds is not self.ds:
             self.ds, self.ds_serial = ds, next(_serials)
         b = v[5]

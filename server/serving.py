@@ -199,7 +199,7 @@ def _profile(conn: sqlite3.Connection, user: str | None) -> dict | None:
 class ResultCache:
     """A small LRU of computed slot lists, per process. The key holds everything a result
     depends on: the model build, the config version, the page, the slots with their rules and
-    chosen variants, the person, the visitor's live state (``LiveState.key``) and session, and
+    chosen variants, the person, the visitor's live state (``LiveState.visit``) and session, and
     the hour. So a cached answer is what would be computed again within that hour; a new event
     of the visitor changes the live state and misses."""
 
@@ -232,7 +232,7 @@ def _ranker_token(model):
 
 def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tuple, hour) -> tuple:
     """``person``: ``model.ds.person(user, visitor)``; ``live_key``: the visitor's live state
-    (``LiveState.key``: new after each of its events; empty for a visitor without history, so
+    (``LiveState.visit``: new after each of its events; empty for a visitor without history, so
     new visitors share answers) with the session, which decides what counts as "in this session"."""
     page = body.page
     return (
@@ -350,7 +350,7 @@ async def recommend(request: Request) -> Response:
         ds = model.ds
         live = _live(eng, shard, conn)
         visitor = body.visitor
-        recent, bought, newest = live.context(conn, ds, visitor, body.session)
+        live_key = live.visit(conn, visitor)
         who = visitor or body.session or ""
         plan = []
         for slot in body.slots:
@@ -359,9 +359,10 @@ async def recommend(request: Request) -> Response:
         person = ds.person(body.user, visitor)
         key = hit = None
         if eng.cache is not None:
-            key = _cache_key(tenant.slug, model, version, body, plan, person, live.key(visitor), now_ms // 3_600_000)
+            key = _cache_key(tenant.slug, model, version, body, plan, person, live_key, now_ms // 3_600_000)
             hit = eng.cache.get(key)
         if hit is None:
+            recent, bought, newest = live.context(conn, ds, visitor, body.session)
             lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
             item = ds.item
             ctx = Context(
