@@ -115,8 +115,9 @@ def test_a_cached_answer_equals_a_fresh_one(shop):
             rec = m.recommenders[name]
             if not rec.applicable(ctx):
                 continue
-            first = blend._call(m, name, ctx, 20)
-            again = blend._call(m, name, ctx, 20)       # from the model's answer cache
+            blend._call(m, name, ctx, 20)                # offered once: remembered, not kept
+            first = blend._call(m, name, ctx, 20)        # offered again: kept
+            again = blend._call(m, name, ctx, 20)        # from the model's answer cache
             assert again is first
             assert same(again, fresh(m, name, ctx)), (name, ctx)
     assert m.answers.hits > 0 and len(m.answers) > 0
@@ -186,18 +187,21 @@ def test_pool_cache_for_a_product_page_not_for_a_session(shop):
     m.clear_caches()
     ds = m.ds
     anon = dict(product="p4", item=ds.item("p4"), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
-    first = slot(m, Context(visitor="a1", **anon), "detail_similar")
+    first = slot(m, Context(visitor="a0", **anon), "detail_similar")
+    assert len(m.pools) == 0                      # a pool is kept when its key comes a second time
+    assert slot(m, Context(visitor="a1", **anon), "detail_similar") == first
     assert len(m.pools) == 1
     hits = m.pools.hits
     second = slot(m, Context(visitor="a2", **anon), "detail_similar")
     assert m.pools.hits == hits + 1 and second == first
     m.clear_caches()
     assert slot(m, Context(visitor="a2", **anon), "detail_similar") == first
-    # a session's items are seeds too: another key (kept, but shared only by that session state)
+    # a session's items are seeds too: another key (shared only by that session state)
     hits = m.pools.hits
     sess = Context(visitor="a3", recent=[Recent("p7", ds.item("p7"), VIEW, ds.clock_ms, 1.0, True)], **anon)
     slot(m, sess, "detail_similar")
-    assert m.pools.hits == hits and len(m.pools) == 2
+    slot(m, Context(visitor="a3", recent=sess.recent, **anon), "detail_similar")
+    assert m.pools.hits == hits and len(m.pools) == 1
     m.clear_caches()
     # main blends matrix_factorization (the person's history): never pooled
     slot(m, Context(visitor="v1", person=ds.person(None, "v1"), clock_ms=ds.clock_ms), "main")
@@ -209,6 +213,7 @@ def test_pooled_slots_still_apply_the_visitors_rules(shop):
     m.clear_caches()
     ds = m.ds
     base = dict(product="p4", item=ds.item("p4"), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
+    slot(m, Context(visitor="a0", **base), "detail_similar")
     first = [i for i, _, _ in slot(m, Context(visitor="a1", **base), "detail_similar")]
     banned = ds.item_ids[first[0]]
     ctx = Context(visitor="a2", bought={banned: ds.clock_ms - HOUR}, **base)   # bought an hour ago
@@ -231,6 +236,7 @@ def test_a_learned_ranker_orders_every_pooled_request(shop):
     m.clear_caches()
     ds = m.ds
     anon = dict(product="p4", item=ds.item("p4"), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
+    slot(m, Context(visitor="a0", **anon), "detail_similar")
     blended = slot(m, Context(visitor="a1", **anon), "detail_similar")
     old = hook.get_ranker()
     r = ReverseRanker()
@@ -243,3 +249,27 @@ def test_a_learned_ranker_orders_every_pooled_request(shop):
     assert m.pools.hits >= 2 and r.calls == 2           # the pool is shared, the ranking is not
     assert one == two and one != blended
     assert slot(m, Context(visitor="a4", **anon), "detail_similar") == blended
+
+
+def test_the_caches_keep_a_key_offered_a_second_time():
+    """Admission on the second sighting: a key offered once is only remembered (keys of fresh
+    personalised requests mostly come once), offered again it is kept; the memory of offered
+    keys is bounded (4 x size) and forgets the oldest first."""
+    from server.recommenders.model import LRU
+    c = LRU(2)
+    c.put(("a",), 1)
+    assert ("a",) not in c and c.get(("a",)) is None
+    c.put(("a",), 1)
+    assert c.get(("a",)) == 1
+    c.put(("a",), 2)                  # a kept key is replaced at once
+    assert c.get(("a",)) == 2
+    for k in range(8):                # 8 keys offered once: ("b",) below is forgotten
+        c.put(("x", k), k)
+    assert len(c) == 1
+    c.put(("b",), 1)
+    for k in range(8, 16):
+        c.put(("x", k), k)
+    c.put(("b",), 1)
+    assert ("b",) not in c            # its first offer was forgotten: this is a first offer again
+    c.put(("b",), 1), c.put(("c",), 1), c.put(("c",), 1)
+    assert ("b",) in c and ("c",) in c and ("a",) not in c     # size 2: the least recently used went
