@@ -22,6 +22,17 @@ def product(pid, title="", category="", price=10.0, **kw) -> dict:
             "url": f"https://shop.example/p/{pid}", "image": f"https://shop.example/i/{pid}.jpg", **kw}
 
 
+def rules_shop(d: "ShopData", sessions: int) -> object:
+    """The rule tests' shop: 12 products p0-p11 in three categories (Mugs p0-p3, Lamps p4-p7,
+    Food), price i, brands alternating, p5 out of stock; visitor n views p0..p(11-n), so p0 is
+    the most viewed. Returns the built model."""
+    rows = [product(f"p{i}", f"P{i}", ("Home > Mugs" if i < 4 else "Home > Lamps" if i < 8 else "Food"),
+                    price=float(i), brand="acme" if i % 2 else "zeta", created_at=T0 + i) for i in range(12)]
+    rows[5]["in_stock"] = False
+    d.products(rows)
+    return d.events([view(f"p{i}", f"v{n}", f"s{n}", T0 + n * 100 + i) for n in range(sessions) for i in range(12 - n)]).model()
+
+
 def e(type_, visitor="v1", session="s1", ts=T0, **fields) -> dict:
     return {"id": f"e{next(_ids)}", "type": type_, "visitor": visitor, "session": session, "ts": ts, **fields}
 

@@ -7,7 +7,7 @@ import pytest
 from server import rules as R
 from server.placements import blend
 from server.recommenders.base import Candidates, Context
-from tests.engine.fixtures import T0, ShopData, product, view
+from tests.engine.fixtures import T0, ShopData, rules_shop
 
 DAY = 86_400_000
 
@@ -15,12 +15,7 @@ DAY = 86_400_000
 @pytest.fixture
 def model(tmp_path):
     d = ShopData(tmp_path)
-    rows = [product(f"p{i}", f"P{i}", ("Home > Mugs" if i < 4 else "Home > Lamps" if i < 8 else "Food"),
-                    price=float(i), brand="acme" if i % 2 else "zeta", created_at=T0 + i) for i in range(12)]
-    rows[5]["in_stock"] = False
-    d.products(rows)
-    m = d.events([view(f"p{i}", f"v{n}", f"s{n}", T0 + n * 100 + i) for n in range(6) for i in range(12 - n)]).model()
-    yield m
+    yield rules_shop(d, sessions=6)
     d.close()
 
 

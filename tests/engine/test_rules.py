@@ -6,7 +6,7 @@ from server.placements import config as strategies
 from server.placements.blend import run_slot
 from server.recommenders.base import Context, Recent
 from server.signals import VIEW
-from tests.engine.fixtures import T0, ShopData, buy, product, view
+from tests.engine.fixtures import T0, ShopData, rules_shop
 
 DAY = 86_400_000
 
@@ -14,16 +14,7 @@ DAY = 86_400_000
 @pytest.fixture
 def model(tmp_path):
     d = ShopData(tmp_path)
-    rows = [product(f"p{i}", f"P{i}", ("Home > Mugs" if i < 4 else "Home > Lamps" if i < 8 else "Food"),
-                    price=float(i), brand="acme" if i % 2 else "zeta", created_at=T0 + i) for i in range(12)]
-    rows[5]["in_stock"] = False
-    d.products(rows)
-    evs = []
-    for n in range(12):  # popularity: p0 > p1 > ... (p0 viewed by everyone)
-        for i in range(12 - n):
-            evs.append(view(f"p{i}", f"v{n}", f"s{n}", T0 + n * 100 + i))
-    m = d.events(evs).model()
-    yield m
+    yield rules_shop(d, sessions=12)  # popularity: p0 > p1 > ... (p0 viewed by everyone)
     d.close()
 
 
