@@ -208,13 +208,21 @@ def test_pool_cache_for_a_product_page_not_for_a_session(shop):
     assert len(m.pools) == 0
 
 
-def test_pooled_slots_still_apply_the_visitors_rules(shop):
-    _, m = shop
+def pooled_product_page(m, pid="p4"):
+    """The caches cleared, then ``pid``'s product page asked by two anonymous visitors (a pool is
+    kept on its key's second request): the page's context fields and the second answer."""
     m.clear_caches()
     ds = m.ds
-    base = dict(product="p4", item=ds.item("p4"), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
-    slot(m, Context(visitor="a0", **base), "detail_similar")
-    first = [i for i, _, _ in slot(m, Context(visitor="a1", **base), "detail_similar")]
+    page = dict(product=pid, item=ds.item(pid), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
+    slot(m, Context(visitor="a0", **page), "detail_similar")
+    return page, slot(m, Context(visitor="a1", **page), "detail_similar")
+
+
+def test_pooled_slots_still_apply_the_visitors_rules(shop):
+    _, m = shop
+    ds = m.ds
+    base, answer = pooled_product_page(m)
+    first = [i for i, _, _ in answer]
     banned = ds.item_ids[first[0]]
     ctx = Context(visitor="a2", bought={banned: ds.clock_ms - HOUR}, **base)   # bought an hour ago
     again = [i for i, _, _ in slot(m, ctx, "detail_similar")]
@@ -233,11 +241,7 @@ class ReverseRanker:
 
 def test_a_learned_ranker_orders_every_pooled_request(shop):
     _, m = shop
-    m.clear_caches()
-    ds = m.ds
-    anon = dict(product="p4", item=ds.item("p4"), clock_ms=ds.clock_ms, now_ms=ds.clock_ms)
-    slot(m, Context(visitor="a0", **anon), "detail_similar")
-    blended = slot(m, Context(visitor="a1", **anon), "detail_similar")
+    anon, blended = pooled_product_page(m)
     old = hook.get_ranker()
     r = ReverseRanker()
     hook.set_ranker(r)
