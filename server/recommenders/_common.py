@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
+from .base import Candidates
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
@@ -98,7 +99,6 @@ class Neighbours:
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
         """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
         themselves and ``drop`` left out) as Candidates, the reason naming the best seed (lazily)."""
-        from .base import Candidates
         c = self.contributions(seeds)
         if c is None:
             return Candidates.empty()

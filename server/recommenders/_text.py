@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import Neighbours, SeedFinder
+from .base import Candidates, LazyReasons
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -102,8 +104,6 @@ class TextNeighbours:
         ``top_positions`` would give them, by one dense bincount over the catalog (a few
         numpy calls instead of a sort of every neighbour); the reason names the closest seed,
         found only for the products shown (``SeedFinder``)."""
-        from ._common import Neighbours, SeedFinder
-        from .base import Candidates, LazyReasons
         n = self.index.n_items
         valid = [(i, w) for i, w in seeds if 0 <= i < n]
         if not valid:
@@ -162,17 +162,29 @@ def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -
     """Positions of the ``k`` best positive scores, best first (ties: lower item first)."""
     pos = (scores > 0).nonzero()[0]
     if len(pos) > k:
-        pos = pos[(-scores[pos]).argpartition(k - 1)[:k]]
-    tie = items[pos] if items is not None else pos
-    return pos[np.lexsort((tie, -scores[pos]))]
+        vals = scores[pos]
+        # the k-th largest value (a partition of values: half the cost of an argpartition); when
+        # no tie straddles it, the k best are exactly the values at or above it, the very set the
+        # argpartition below selects, kept in ascending position order
+        part = vals.copy()
+        part.partition(len(vals) - k)
+        kth = part[len(vals) - k]
+        top = vals >= kth
+        if np.count_nonzero(top) == k:
+            pos = pos[top]
+        else:
+            pos = pos[(-vals).argpartition(k - 1)[:k]]
+            if items is None:
+                return pos[np.lexsort((pos, -scores[pos]))]
+    if items is None:   # ascending positions: a stable sort by score breaks ties by position
+        return pos[(-scores[pos]).argsort(kind="stable")]
+    return pos[np.lexsort((items[pos], -scores[pos]))]
 
 
 def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
     """Candidates from a neighbour model (``gather(seeds) -> items, scores, best seed``) for this
     request's seed items, best ``k`` first; each reason is ``reason`` + the closest seed's name,
     built only for the products shown. Shared by the text and image similarity recommenders."""
-    from .base import Candidates, LazyReasons
-
     seeds = ctx.seed_items()
     if model is None or not seeds:
         return Candidates.empty()

@@ -8,8 +8,9 @@ scale of the shop's weights: purchase-heavy logs have large ``r``, view logs ``r
 regularisation 1.0; deterministic (seed 0). Chosen from small grids on two time splits:
 online-retail next basket (recall@20 about 0.30 against 0.11 for popularity) and diginetica
 next view in session (hit rate@20 about 0.43; a fixed alpha of 2 gave 0.37 there). Request: a known person without new activity uses
-their trained vector (the fit shortlists each person's best 128 items, so the request ranks those
-instead of partitioning the whole catalog); anyone else (a new visitor, or a person whose live session added
+their trained vector (the fit shortlists each person's best 128 items and, up to RANKED_CELLS,
+ranks them with the request's own arithmetic, so the request reads its answer instead of scoring
+the whole catalog); anyone else (a new visitor, or a person whose live session added
 products) is *folded in*: their vector is solved exactly from their items in one 32x32 solve,
 so a session's first clicks already steer it. Products the visitor already has CAN be returned
 (repeat purchases are a large share of real baskets; the placement's rules decide what to
@@ -35,6 +36,8 @@ TYPICAL_CONFIDENCE = 6.0   # extra confidence of a median cell: alpha = 6 / medi
 
 
 SHORTLIST = 128  # per person, the best items of the trained vector (fit): a request for k < 128 needs no full sort
+RANKED_CELLS = 50_000_000  # persons x items up to which the fit also ranks each shortlist (one
+                           # matrix-vector product per person: ~1 s at this size)
 
 
 def person_candidates(als) -> np.ndarray | None:
@@ -51,6 +54,63 @@ def person_candidates(als) -> np.ndarray | None:
     return out
 
 
+def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per person, the shortlist ordered as a request ranks it (best score first, ties: lower
+    item) and its scores, computed as a request computes them: one matrix-vector product per
+    person (the blocked product of ``person_candidates`` rounds differently), so a request of a
+    trained person reads its answer instead of scoring the catalog. None above RANKED_CELLS."""
+    if shortlist is None or len(shortlist) * als.n_items > RANKED_CELLS:
+        return None
+    items = shortlist.copy()
+    scores = np.zeros(shortlist.shape, np.float32)   # a zero vector's row: never read (not trained)
+    for p, u in enumerate(als.user_factors):
+        if u.any():
+            short = shortlist[p]
+            s = als.scores(u).astype(np.float32, copy=False)[short]
+            order = np.lexsort((short, -s))
+            items[p], scores[p] = short[order], s[order]
+    return items, scores
+
+
+def _ranked_top(ranked: tuple[np.ndarray, np.ndarray], p: int, k: int, item: int):
+    """The ``k`` best positive items of person ``p``'s ranked shortlist without ``item``, as
+    ``top_positions`` over the shortlist ranks them, or None when a tie straddles the k-th place
+    (which tied item stays is then the partition's choice: the caller scores as before)."""
+    items, scores = ranked[0][p], ranked[1][p]
+    if k >= len(items):
+        return None
+    if item >= 0:
+        keep = items != item
+        items, scores = items[keep], scores[keep]
+    n = np.count_nonzero(scores > 0)     # sorted best first: the positive scores are a prefix
+    if n > k:
+        if scores[k - 1] == scores[k]:
+            return None
+        n = k
+    return items[:n], scores[:n]
+
+
+def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best positive items by ``vec``'s scores without ``item`` and their scores, best
+    first (ties: lower item): among ``short`` (a trained person's shortlist), else the catalog."""
+    scores = als.scores(vec).astype(np.float32, copy=False)   # a new array: ours to change
+    if short is not None:
+        # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1
+        # of them are enough with the current product left out); exact scores from above
+        cand = short.astype(np.int64)
+        cand = cand[cand != item]
+        cs = scores[cand]
+        pos = top_positions(cs, k, cand)
+    else:
+        if 0 <= item < als.n_items:
+            scores[item] = -np.inf
+        n = min(k, als.n_items)
+        cand = largest(scores, n) if n < als.n_items else np.arange(als.n_items)
+        cs = scores[cand]
+        pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
+    return cand[pos], cs[pos]
+
+
 @register("matrix_factorization",
           description="predicted preference from matrix factorisation (implicit ALS)")
 class MatrixFactorization(Recommender):
@@ -61,12 +121,14 @@ class MatrixFactorization(Recommender):
         als = ImplicitALS(replace(PARAMS, alpha=TYPICAL_CONFIDENCE / max(med, 1e-6))).fit(ds.R)
         Y = als.item_factors
         norms = np.linalg.norm(Y, axis=1).astype(np.float32)
-        return als, norms, person_candidates(als)
+        shortlist = person_candidates(als)
+        return als, norms, shortlist, ranked_shortlists(als, shortlist)
 
     def recommend(self, model, ds, ctx, k):
         if model is None:
             return Candidates.empty()
-        als, norms, shortlist = model
+        als, norms, shortlist = model[:3]
+        ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
         items, weights, has_live = visitor_items(ds, ctx)
         known = items < als.n_items
         items_in, weights_in = items[known], weights[known]
@@ -74,29 +136,17 @@ class MatrixFactorization(Recommender):
             return Candidates.empty()
         p = ctx.person
         trained = 0 <= p < len(als.user_factors) and not has_live and als.user_factors[p].any()
-        if trained:
-            vec = als.user_factors[p]                 # not all zero (checked above)
-        else:
-            vec = als.fold_in(items_in, weights_in)
-            if not vec.any():
-                return Candidates.empty()
-        scores = als.scores(vec).astype(np.float32, copy=False)   # a new array: ours to change
-        short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
-        if short is not None:
-            # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1
-            # of them are enough with the current product left out); exact scores from above
-            cand = short.astype(np.int64)
-            cand = cand[cand != ctx.item]
-            cs = scores[cand]
-            pos = top_positions(cs, k, cand)
-        else:
-            if 0 <= ctx.item < als.n_items:
-                scores[ctx.item] = -np.inf
-            n = min(k, als.n_items)
-            cand = largest(scores, n) if n < als.n_items else np.arange(als.n_items)
-            cs = scores[cand]
-            pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
-        cand, cs = cand[pos], cs[pos]
+        top = _ranked_top(ranked, p, k, ctx.item) if trained and ranked is not None else None
+        if top is None:
+            if trained:
+                vec = als.user_factors[p]                 # not all zero (checked above)
+            else:
+                vec = als.fold_in(items_in, weights_in)
+                if not vec.any():
+                    return Candidates.empty()
+            short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
+            top = _scored_top(als, vec, short, k, ctx.item)
+        cand, cs = top
         if not len(cand):
             return Candidates.empty()
         # reason: the visitor's item nearest to each candidate (cosine of factors), computed on

@@ -1,0 +1,87 @@
+"""The sources' request-time shortcuts give the answers of the plain computation they replace,
+ties included: ``top_positions``' value partition and matrix_factorization's shortlists ranked
+at fit time."""
+import numpy as np
+import pytest
+
+from server.recommenders._text import top_positions
+from server.recommenders.kernels.als import ALSParams, ImplicitALS
+from server.recommenders.matrix_factorization import (_ranked_top, _scored_top, person_candidates,
+                                                      ranked_shortlists)
+
+
+def plain_top_positions(scores, k, items=None):
+    """``top_positions`` as it was: an argpartition of the positive scores, then a lexsort."""
+    pos = (scores > 0).nonzero()[0]
+    if len(pos) > k:
+        pos = pos[(-scores[pos]).argpartition(k - 1)[:k]]
+    tie = items[pos] if items is not None else pos
+    return pos[np.lexsort((tie, -scores[pos]))]
+
+
+def test_top_positions_is_the_plain_computation():
+    rng = np.random.default_rng(0)
+    ties = 0
+    for trial in range(4000):
+        n = int(rng.integers(1, 400))
+        dtype = (np.float32, np.float64)[trial % 2]
+        if trial % 3 == 0:     # few distinct values: ties across the k-th place
+            s = rng.integers(-3, 6, n).astype(dtype)
+        else:
+            s = (rng.random(n) - 0.3).astype(dtype)
+        if trial % 7 == 0:
+            s[rng.integers(0, n, 3)] = np.nan
+        if trial % 5 == 0:
+            s[rng.integers(0, n, 3)] = -np.inf
+        k = int(rng.integers(1, 60))
+        items = rng.permutation(n) if trial % 4 == 0 else None
+        want = plain_top_positions(s, k, items)
+        got = top_positions(s, k, items)
+        assert got.tolist() == want.tolist()
+        pos = s > 0
+        if pos.sum() > k:
+            kth = np.sort(s[pos])[::-1][k - 1]
+            ties += (s[pos] == kth).sum() > 1
+    assert ties > 100       # the fallback was exercised
+
+
+@pytest.fixture(scope="module")
+def als():
+    rng = np.random.default_rng(3)
+    m = ImplicitALS(ALSParams(factors=8))
+    Y = rng.normal(size=(300, 8)).astype(np.float32)
+    Y[150:170] = Y[130:150]            # equal items: tied scores for every person
+    Y[200:260] = Y[100:160]
+    U = rng.normal(size=(40, 8)).astype(np.float32)
+    U[5] = 0                           # an untrained person
+    m.item_factors, m.user_factors = Y, U
+    return m
+
+
+def test_ranked_shortlists_give_the_scored_answer(als):
+    shortlist = person_candidates(als)
+    ranked = ranked_shortlists(als, shortlist)
+    assert ranked is not None and ranked[0].dtype == shortlist.dtype
+    checked = fallbacks = 0
+    for p in range(len(als.user_factors)):
+        if not als.user_factors[p].any():
+            continue
+        for k in (1, 5, 44, 127):
+            for item in (-1, int(shortlist[p][0]), int(shortlist[p][-1]), 299):
+                top = _ranked_top(ranked, p, k, item)
+                want_items, want_scores = _scored_top(als, als.user_factors[p], shortlist[p], k, item)
+                if top is None:        # a tie straddles the k-th place: the caller scores
+                    fallbacks += 1
+                    continue
+                assert top[0].tolist() == want_items.tolist()
+                assert top[1].tobytes() == want_scores.astype(np.float32).tobytes()
+                checked += 1
+    assert checked > 400 and fallbacks > 0
+    assert _ranked_top(ranked, 0, 128, -1) is None       # k beyond the shortlist: scored
+
+
+def test_ranked_shortlists_only_up_to_the_bound(als, monkeypatch):
+    import server.recommenders.matrix_factorization as mf
+    monkeypatch.setattr(mf, "RANKED_CELLS", 300 * 40 - 1)
+    assert ranked_shortlists(als, person_candidates(als)) is None
+    assert ranked_shortlists(als, None) is None
