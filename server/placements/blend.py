@@ -304,14 +304,15 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     if hit is not None:
         return hit[0]
     held: dict[int, str] = {}
-    if days and ctx.bought:
+    bought = ctx.bought
+    if days and bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
-        index = ds.item_index.get   # (ds.item, without a call per product)
-        bought = ctx.bought
-        for p in compress(bought, map(ge, bought.values(), repeat(limit))):   # ts >= limit, in C
-            i = index(p, -1)
-            if i >= 0:
-                held[i] = "buy_again"
+        if max(bought.values()) >= limit:   # (one C call: most visitors bought nothing in the window)
+            index = ds.item_index.get   # (ds.item, without a call per product)
+            for p in compress(bought, map(ge, bought.values(), repeat(limit))):   # ts >= limit, in C
+                i = index(p, -1)
+                if i >= 0:
+                    held[i] = "buy_again"
     if seen:
         for r in ctx.recent:
             if r.in_session and r.kind == VIEW and r.item >= 0:
@@ -322,13 +323,13 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     order, score = catalog_order(ds)
-    ok = mask[order]
-    allowed, allowed_score = order[ok], score[ok]
 
     def entries():  # popularity first; a product nobody touched yet is "new", not "popular"
-        lo, n = 0, 64   # in growing chunks: a slot takes its few products from the head
-        while lo < len(allowed):
-            for i, sc in zip(allowed[lo:lo + n].tolist(), allowed_score[lo:lo + n].tolist()):
+        lo, n = 0, 64   # in growing chunks, the rules' mask per chunk: a slot takes its few products from the head
+        while lo < len(order):
+            chunk = order[lo:lo + n]
+            ok = mask[chunk]
+            for i, sc in zip(chunk[ok].tolist(), score[lo:lo + n][ok].tolist()):
                 if i not in held:
                     yield i, ("popular in the shop" if sc > 1e-3 else "new in the shop"), "catalog"
             lo += n

@@ -95,6 +95,9 @@ def _category_index(ds: "Dataset") -> dict[str, np.ndarray]:
     return out
 
 
+_NOT_BUILT = object()
+
+
 class Dataset:
     def __init__(self) -> None:
         self._derived: dict[str, Any] = {}
@@ -111,6 +114,12 @@ class Dataset:
 
     # -- helpers ---------------------------------------------------------------------
     def derived(self, name: str, fn: Callable[["Dataset"], Any]) -> Any:
+        """``fn(self)``, computed once (under the lock: one build, even when threads ask at once)."""
+        # a built value is read without the lock: it is stored only once complete, and a dict
+        # read is atomic under the GIL (requests ask on every call, builds only the first time)
+        value = self._derived.get(name, _NOT_BUILT)
+        if value is not _NOT_BUILT:
+            return value
         with self._lock:
             if name not in self._derived:
                 self._derived[name] = fn(self)

@@ -49,6 +49,9 @@ def set_cache_sizes(answers: int, pools: int) -> None:
     CACHE_SIZES.update(answers=max(0, int(answers)), pools=max(0, int(pools)))
 
 
+_ABSENT = object()
+
+
 class LRU:
     """A bounded map that forgets the least recently used entry (an ``OrderedDict``: a hit moves
     to the end, the first entry is the oldest and goes in O(1); a plain dict's "first entry"
@@ -72,13 +75,16 @@ class LRU:
 
     def get(self, key, default=None):
         d = self._d
-        try:
-            d.move_to_end(key)
-        except KeyError:
+        value = d.get(key, _ABSENT)   # (most gets of fresh requests miss: no KeyError raised for them)
+        if value is _ABSENT:
             self.misses += 1
             return default
+        try:
+            d.move_to_end(key)
+        except KeyError:   # evicted by another thread meanwhile: still the value asked for
+            pass
         self.hits += 1
-        return d[key]
+        return value
 
     def put(self, key, value) -> None:
         d = self._d
