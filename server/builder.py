@@ -13,10 +13,16 @@ Files, per tenant in ``tenants/<slug>.models/`` (removed with the tenant):
   ``current.json``    the newest model: ``{"n", "file", ...}`` plus the builder's status (model
                       summary, building, failures, last error, handled requests), written
                       atomically (write, fsync, rename)
-  ``request-<id>``    a worker asks for a build (``force`` or ``catalog`` inside); taken and
-                      deleted by the builder, whose status then lists ``<id>`` as handled
   ``active``          touched by workers serving the tenant (at most every few seconds); the
                       builder watches tenants touched within ``shard_idle_close_s``
+and one inbox for all tenants, ``tenants/.builder-inbox/``:
+  ``<slug>--<id>``    a worker's note (``--`` never occurs in a slug): ``force`` or ``catalog``
+                      (a build is asked for; the builder's status then lists ``<id>`` as
+                      handled) or ``active`` (a worker's first request of the tenant: built at
+                      once if the builder has no model of it); taken and deleted by the builder
+The builder lists the inbox on every pass (every 0.2 s while idle): one directory listing
+whatever the number of tenants. It looks at every tenant's folder (activity, deleted and idle
+tenants) only every ``FULL_SCAN_S``.
 
 When a tenant is rebuilt (checked every ``CHECK_S`` for active tenants, from the shard itself,
 so events stored by any process count):
@@ -53,6 +59,8 @@ log = logging.getLogger("funnelrec.builder")
 CHECK_S = 1.0            # how often an active tenant's shard is checked for new events / catalog changes
 CATALOG_DELAY_S = 5.0    # catalog changes rebuild at most this often (a sync sends many batches)
 ACTIVE_TOUCH_S = 5.0     # workers touch ``active`` at most this often
+FULL_SCAN_S = 5.0        # the builder looks at every tenant's folder this often (the inbox: every pass)
+INBOX = ".builder-inbox"  # the workers' notes to the builder, in the shard directory
 KEEP = 2                 # model files kept per tenant
 
 
@@ -60,12 +68,18 @@ def models_dir(settings, slug: str) -> Path:
     return Path(settings.shard_dir()) / f"{slug}.models"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def inbox_dir(settings) -> Path:
+    return Path(settings.shard_dir()) / INBOX
+
+
+def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
+    """Written under a temporary name starting with ``.`` (which readers skip), then renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -110,48 +124,71 @@ class Builder:
         self.registry = TenantRegistry(settings.data_dir, settings.tenant_cache_s)
         self.tenants: dict[str, _Tenant] = {}
         self.stop = threading.Event()
+        self.inbox = inbox_dir(settings)
+        self.inbox.mkdir(parents=True, exist_ok=True)
 
     def _conn(self, t: _Tenant):
         from .shards import open_connection
         return open_connection(t.path, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms, readonly=True)
 
-    def scan(self) -> None:
-        """Take requests, notice active and deleted tenants."""
+    def scan(self, full: bool = True) -> None:
+        """Take the workers' notes from the inbox; with ``full``, also look at every tenant's
+        folder: tenants deleted, active (touched ``active``), idle (forgotten: their memory goes)."""
+        live = {t.slug for t in self.registry.all()} if full else None
+        if live is not None:
+            for slug in list(self.tenants):
+                if slug not in live:
+                    del self.tenants[slug]
+        noted = self._take_inbox(live)
+        if not full:
+            return
         now = time.time()
         idle = max(self.settings.shard_idle_close_s, 60)
-        live = {t.slug for t in self.registry.all()}
-        for slug in list(self.tenants):
-            if slug not in live:
-                del self.tenants[slug]
         for slug in live:
             folder = models_dir(self.settings, slug)
-            if not folder.is_dir():
-                continue
-            reqs = []
-            with contextlib.suppress(OSError):
-                reqs = [p for p in folder.iterdir() if p.name.startswith("request-")]
             try:
                 active = now - (folder / "active").stat().st_mtime < idle
-            except OSError:
+            except OSError:  # no folder: no worker ever served the tenant
                 active = False
             t = self.tenants.get(slug)
             if t is None:
-                if not (reqs or active):
+                if not active:
                     continue
                 t = self.tenants[slug] = _Tenant(slug, self.registry.shard_path(slug), folder)
-            for p in reqs:
-                try:
-                    kind = p.read_text().strip() or "force"
-                    p.unlink()
-                except OSError:
-                    continue
-                t.requests.append(p.name[len("request-"):])
-                if kind == "catalog":
-                    t.catalog_dirty = True
-                else:
-                    t.force = True
-            if not (active or reqs or t.force or t.catalog_dirty or not t.built):
+            if not (active or slug in noted or t.force or t.catalog_dirty or not t.built):
                 del self.tenants[slug]  # idle: its memory goes
+
+    def _take_inbox(self, live: set[str] | None) -> set[str]:
+        """The workers' notes (see the module docstring), each taken once; the slugs noted."""
+        try:
+            names = os.listdir(self.inbox)
+        except OSError:
+            return set()
+        noted = set()
+        for name in names:
+            slug, sep, rid = name.partition("--")
+            if not sep or name.startswith("."):  # a note being written, or not a note
+                continue
+            path = self.inbox / name
+            try:
+                kind = path.read_text().strip() or "force"
+                path.unlink()
+            except OSError:
+                continue
+            if (slug not in live) if live is not None else self.registry.get(slug) is None:
+                continue  # a deleted tenant's note
+            noted.add(slug)
+            t = self.tenants.get(slug)
+            if t is None:
+                t = self.tenants[slug] = _Tenant(slug, self.registry.shard_path(slug), models_dir(self.settings, slug))
+            if kind == "active":
+                continue  # tracked now: built at once if this builder has no model of it
+            t.requests.append(rid)
+            if kind == "catalog":
+                t.catalog_dirty = True
+            else:
+                t.force = True
+        return noted
 
     def due(self, t: _Tenant) -> bool:
         s = self.settings
@@ -254,9 +291,13 @@ class Builder:
         return min(waiting, key=lambda t: (t.built and t.n > 0, not t.force, t.last_build))
 
     def run(self) -> None:
+        last_full = -FULL_SCAN_S
         while not self.stop.is_set():
             try:
-                self.scan()
+                full = time.monotonic() - last_full >= FULL_SCAN_S
+                if full:
+                    last_full = time.monotonic()
+                self.scan(full)
                 t = self.next_due()
             except Exception:
                 log.exception("builder scan failed")
@@ -348,12 +389,19 @@ class RemoteModelStore:
             with contextlib.suppress(OSError):
                 folder.mkdir(exist_ok=True)
                 (folder / "active").touch()
+                if force:  # this process's first request of the tenant: the builder hears at once
+                    self._note(slug, "active", sync=False)
 
     def _request(self, slug: str, kind: str) -> str:
+        self._folder(slug).mkdir(exist_ok=True)   # where the builder publishes
+        return self._note(slug, kind)
+
+    def _note(self, slug: str, kind: str, sync: bool = True) -> str:
+        """A note in the builder's inbox (see the module docstring); its id."""
         rid = uuid.uuid4().hex[:16]
-        folder = self._folder(slug)
-        folder.mkdir(exist_ok=True)
-        _write_atomic(folder / f"request-{rid}", kind.encode())
+        inbox = inbox_dir(self.settings)
+        inbox.mkdir(exist_ok=True)
+        _write_atomic(inbox / f"{slug}--{rid}", kind.encode(), sync=sync)
         return rid
 
     def status(self, slug: str) -> dict:

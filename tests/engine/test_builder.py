@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -174,3 +175,39 @@ def test_a_damaged_model_file_keeps_the_last_model(env):
     asyncio.run(store._load_if_newer("tt", st))
     assert store.get("tt") is first and st.n == 1  # still the last good one, and not retried
     assert st.mtime == (B.models_dir(settings, "tt") / "current.json").stat().st_mtime
+
+
+def test_the_inbox_is_read_on_every_pass_and_tenant_folders_only_on_full_scans(env):
+    """A worker's note reaches the builder in a pass that does not look at any tenant folder
+    (the idle loop's cost does not grow with the number of tenants); a deleted tenant's note is
+    dropped; ``active`` files alone are noticed by the full scans."""
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+    b.scan(full=True)
+    assert b.tenants == {}
+    inbox = B.inbox_dir(settings)
+
+    async def first_request():
+        return await store.ensure(d.shard, 0)   # a worker's first request: its "active" note
+    asyncio.run(first_request())
+    assert [n.split("--")[0] for n in os.listdir(inbox)] == ["tt"]
+    b.scan(full=False)
+    assert "tt" in b.tenants and b.next_due() is b.tenants["tt"]  # no model yet: built at once
+    assert list(inbox.iterdir()) == []                           # the note was taken
+    b.build(b.tenants["tt"])
+
+    rid = store._request("tt", "force")                          # POST /v1/engine/rebuild
+    (inbox / "gone--0123456789abcdef").write_text("force")       # a note of a tenant that does not exist
+    b.scan(full=False)
+    t = b.tenants["tt"]
+    assert t.force and t.requests == [rid] and "gone" not in b.tenants
+    assert list(inbox.iterdir()) == []
+    b.build(t)
+    assert rid in _current(settings)["done"]
+
+    del b.tenants["tt"]                                          # an idle tenant, forgotten
+    (B.models_dir(settings, "tt") / "active").touch()            # a worker still serves it
+    b.scan(full=False)
+    assert "tt" not in b.tenants                                 # folders are not read between full scans
+    b.scan(full=True)
+    assert "tt" in b.tenants
