@@ -55,10 +55,16 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
             items = own_i
     else:
         items, w, has_live = own_i, own_w, False
-    keep = w > 0
-    if not keep.all():
-        items, w = items[keep], w[keep]
+    if not _positive(ds):     # live weights are > 0: only a model row can hold others
+        keep = w > 0
+        if not keep.all():
+            items, w = items[keep], w[keep]
     return items, w, has_live
+
+
+def _positive(ds) -> bool:
+    """Whether every stored weight of ``ds.R`` is > 0 (checked once per dataset)."""
+    return ds.derived("R_positive", lambda ds: bool((ds.R.data > 0).all()))
 
 
 def _merge(own_i: np.ndarray, own_w: np.ndarray, live: dict[int, float]) -> tuple[np.ndarray, np.ndarray, bool]:

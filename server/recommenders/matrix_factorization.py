@@ -129,9 +129,10 @@ class MatrixFactorization(Recommender):
             return Candidates.empty()
         als, norms, shortlist = model[:3]
         ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
-        items, weights, has_live = visitor_items(ds, ctx)
-        known = items < als.n_items
-        items_in, weights_in = items[known], weights[known]
+        items_in, weights_in, has_live = visitor_items(ds, ctx)
+        if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
+            known = items_in < als.n_items
+            items_in, weights_in = items_in[known], weights_in[known]
         if len(items_in) == 0:
             return Candidates.empty()
         p = ctx.person

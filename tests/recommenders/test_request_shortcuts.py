@@ -85,3 +85,33 @@ def test_ranked_shortlists_only_up_to_the_bound(als, monkeypatch):
     monkeypatch.setattr(mf, "RANKED_CELLS", 300 * 40 - 1)
     assert ranked_shortlists(als, person_candidates(als)) is None
     assert ranked_shortlists(als, None) is None
+
+
+class _Data:
+    """The few ``Dataset`` parts ``visitor_items`` reads."""
+    def __init__(self, R):
+        self.R, self.n_items, self._derived = R, R.shape[1], {}
+
+    def derived(self, name, fn):
+        if name not in self._derived:
+            self._derived[name] = fn(self)
+        return self._derived[name]
+
+
+@pytest.mark.parametrize("stored_zero", [False, True])
+def test_visitor_items_merges_the_row_and_the_live_items(stored_zero):
+    from scipy import sparse
+
+    from server.recommenders._person import visitor_items
+    from server.recommenders.base import Context, Recent
+    R = sparse.csr_matrix(np.array([[0.0, 2.0, 0.0, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32))
+    if stored_zero:                       # a stored weight that is not > 0: dropped
+        R.data[1] = 0.0                   # person 0's item 3
+    ds = _Data(R)
+    recent = [Recent("p1", 1, 1, 0, 1.0, True), Recent("p4", 4, 1, 0, 1.0, True)]
+    items, w, has_live = visitor_items(ds, Context(person=0, recent=recent, item=3))
+    assert has_live and items.tolist() == [1, 3, 4]
+    assert w.tolist() == [2.0, 1.0, 1.0 * 0.8]           # row 2.0 > live 1.0; the current product 1.0
+    items, w, has_live = visitor_items(ds, Context(person=0, recent=recent[:1]))
+    assert not has_live
+    assert items.tolist() == ([1] if stored_zero else [1, 3]) and w[0] == 2.0
