@@ -57,6 +57,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 log = logging.getLogger("funnelrec.builder")
 
 CHECK_S = 1.0            # how often an active tenant's shard is checked for new events / catalog changes
+QUERY_S = 60.0           # ... and queried at least this often even when its files look unchanged
 CATALOG_DELAY_S = 5.0    # catalog changes rebuild at most this often (a sync sends many batches)
 ACTIVE_TOUCH_S = 5.0     # workers touch ``active`` at most this often
 FULL_SCAN_S = 5.0        # the builder looks at every tenant's folder this often (the inbox: every pass)
@@ -83,6 +84,20 @@ def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def _signature(path: Path) -> tuple | None:
+    """(mtime, size) of a shard's database and WAL files: any commit changes the WAL (or, after a
+    checkpoint, the database). None when the database cannot be read."""
+    try:
+        db = os.stat(path)
+    except OSError:
+        return None
+    try:
+        wal = os.stat(f"{path}-wal")
+        return db.st_mtime_ns, db.st_size, wal.st_mtime_ns, wal.st_size
+    except OSError:
+        return db.st_mtime_ns, db.st_size
+
+
 def read_current(folder: Path) -> dict | None:
     try:
         return json.loads((folder / "current.json").read_bytes())
@@ -105,6 +120,9 @@ class _Tenant:
         self.catalog = None               # (count, max updated_at) at the last build
         self.last_build = 0.0             # monotonic
         self.last_check = 0.0
+        self.last_query = 0.0             # monotonic: the shard last queried for seq and catalog
+        self.sig = None                   # the shard files' (mtime, size) then (``_signature``)
+        self.seen_seq, self.seen_catalog = 0, None   # what that query read
         self.force = False
         self.catalog_dirty = False
         self.requests: list[str] = []     # ids handled by the next build
@@ -202,15 +220,21 @@ class Builder:
         if now - t.last_check < CHECK_S:
             return False
         t.last_check = now
-        try:
-            conn = self._conn(t)
+        # the shard is queried only when its files changed (or once every QUERY_S): an idle
+        # builder's checks cost two stat calls per active tenant, not a connection and two queries
+        sig = _signature(t.path)   # taken before the queries: a commit during them changes it again
+        if sig is None or sig != t.sig or now - t.last_query >= QUERY_S:
             try:
-                seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-                catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
-            finally:
-                conn.close()
-        except Exception:
-            return False
+                conn = self._conn(t)
+                try:
+                    t.seen_seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+                    t.seen_catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
+                finally:
+                    conn.close()
+            except Exception:
+                return False
+            t.sig, t.last_query = sig, now
+        seq, catalog = t.seen_seq, t.seen_catalog
         if catalog != t.catalog:
             t.catalog_dirty = True
             return now - t.last_build >= CATALOG_DELAY_S

@@ -211,3 +211,36 @@ def test_the_inbox_is_read_on_every_pass_and_tenant_folders_only_on_full_scans(e
     assert "tt" not in b.tenants                                 # folders are not read between full scans
     b.scan(full=True)
     assert "tt" in b.tenants
+
+
+def test_an_unchanged_shard_is_not_queried_on_every_check(env):
+    """The per-second check reads the shard only when its files changed (or once every
+    ``QUERY_S``); new events from another connection are still seen on the next check."""
+    settings, d, b = env
+    B.models_dir(settings, "tt").mkdir()
+    (B.models_dir(settings, "tt") / "active").touch()
+    assert _run_once(b) is not None
+    t = b.tenants["tt"]
+    opened = []
+    real = b._conn
+    b._conn = lambda t: opened.append(1) or real(t)
+
+    def check():
+        t.last_check = 0
+        return b.due(t)
+    for _ in range(3):
+        assert not check()
+    first = len(opened)
+    assert first <= 2            # (the first check may see the files its own connection touched)
+    for _ in range(5):
+        assert not check()
+    assert len(opened) == first  # unchanged files: no connection, no query
+    d.events([view("c", visitor="x", session="x", ts=T0 + 5), view("a", visitor="x", session="x", ts=T0 + 6),
+              view("b", visitor="y", session="y", ts=T0 + 7)])
+    assert check()               # 3 new events (the threshold): a rebuild is due
+    assert len(opened) == first + 1 and t.seen_seq > t.seq
+    check()
+    assert len(opened) == first + 1
+    t.last_query -= B.QUERY_S    # once a minute the shard is queried whatever its files say
+    check()
+    assert len(opened) == first + 2
