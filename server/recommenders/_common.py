@@ -45,10 +45,12 @@ class Neighbours:
 
     def rows_of(self, seeds: list[tuple[int, float]]) -> "SeedRows":
         """``SeedRows`` of (item, weight) seeds, all in range."""
-        s = np.array([i for i, _ in seeds], np.intp)
-        w = np.array([w for _, w in seeds], np.float32)
+        return self.rows_at(*seed_arrays(seeds))
+
+    def rows_at(self, s: np.ndarray, w: np.ndarray) -> "SeedRows":
+        """``rows_of`` for seeds already as ``seed_arrays`` (several tables, one conversion)."""
         contrib = self.score.take(s, axis=0)      # (take: a third of the cost of score[s])
-        contrib *= w[:, None]
+        contrib *= w
         return SeedRows(s, self.padded().take(s, axis=0), contrib, len(self.idx))
 
     def padded(self) -> np.ndarray:
@@ -114,6 +116,11 @@ class Neighbours:
 
     def nbytes(self) -> int:
         return self.idx.nbytes + self.score.nbytes
+
+
+def seed_arrays(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(item, weight) seeds as arrays: the items (intp) and their weights (float32, a column)."""
+    return np.array([i for i, _ in seeds], np.intp), np.array([w for _, w in seeds], np.float32)[:, None]
 
 
 class SeedRows:

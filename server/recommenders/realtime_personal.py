@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import SeedFinder, coview_neighbours, itemcf_neighbours
+from ._common import SeedFinder, coview_neighbours, itemcf_neighbours, seed_arrays
 from .base import Candidates, Recommender
 from .registry import register
 
@@ -24,14 +24,15 @@ class RealtimePersonal(Recommender):
 
     def recommend(self, model, ds, ctx, k):
         coview, itemcf = model
-        seeds = ctx.session_items(8)
+        # the session's items in range with weight > 0 (both tables span the dataset's items), as
+        # arrays once for the two tables
+        seeds = [p for p in ctx.session_items(8) if 0 <= p[0] < len(coview.idx) and p[1] > 0]
         if not seeds:
             return Candidates.empty()
         drop = {ctx.item} if ctx.item >= 0 else None
-        a, b = coview.contributions(seeds), itemcf.contributions(seeds)   # None for both or neither
-        if a is None:
-            return Candidates.empty()
         n = ds.n_items
+        s, w = seed_arrays(seeds)
+        a, b = coview.rows_at(s, w), itemcf.rows_at(s, w)
         total = 0.6 * a.total(n, drop).astype(np.float32) + 0.4 * b.total(n, drop).astype(np.float32)
         c = Candidates.top(total, k)
         # the closest seed by co-view, else by item-CF (session items all weigh > 0: the rows
