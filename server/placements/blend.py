@@ -299,7 +299,7 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     days = rules.get("exclude_bought_days", 30)
     seen = rules.get("exclude_seen", True)
     key = ("held", days, seen, id(ctx.bought), len(ctx.bought), id(ctx.recent), len(ctx.recent), ctx.clock_ms, ctx.now_ms)
-    memo = ctx.__dict__.setdefault("_session_items", {})
+    memo = ctx.memo()
     hit = memo.get(key)
     if hit is not None:
         return hit[0]

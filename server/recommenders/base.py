@@ -90,6 +90,7 @@ receives every candidate with its per-source scores and returns one score each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Callable, ClassVar, Hashable, NamedTuple, Sequence
 
 import numpy as np
@@ -149,7 +150,10 @@ class Context:
         if need == "order":
             return len(self.order_items) > 0
         if need == "session":
-            return any(r.item >= 0 for r in self.recent)
+            for r in self.recent:   # (a loop, not any() over a generator: asked for every request)
+                if r.item >= 0:
+                    return True
+            return False
         if need == "person":
             return self.person >= 0 or bool(self.recent)
         if need == "query":
@@ -166,15 +170,82 @@ class Context:
         Weight = signal weight x recency rank decay (x 0.8 per step back) x 0.3 for an
         interaction of an earlier visit (this session counts most); removals and impressions
         are skipped. Products unknown to the model are skipped."""
-        key = (max_items, in_session_only, id(self.recent), len(self.recent))
-        memo = self.__dict__.setdefault("_session_items", {})
+        return list(self._session(max_items, in_session_only))
+
+    def memo(self) -> dict:
+        """The request's memo of derived values (session and seed items, the placement's held
+        items), keyed by the ids of the request's objects it read: a request's fields are not
+        mutated in place once built, and each entry keeps its objects alive, so their ids are
+        not reused meanwhile."""
+        memo = self.__dict__.get("_session_items")
+        if memo is None:
+            memo = self.__dict__["_session_items"] = {}
+        return memo
+
+    def _session(self, max_items: int, in_session_only: bool) -> tuple:
+        """``session_items`` as a tuple, computed once per request."""
+        recent = self.recent
+        memo = self.memo()
+        key = (max_items, in_session_only, id(recent), len(recent))
         hit = memo.get(key)
         if hit is not None:
-            return list(hit[0])
-        out: dict[int, float] = {}
-        rank = 0
-        decay = 1.0
-        for _, item, kind, _, weight, in_session in self.recent:   # Recent fields, unpacked
+            return hit[0]
+        # one walk of the recent list per request, resumed where a shorter one stopped (a
+        # request asks for 8 items, then 10, then 20: the walk for 8 is the start of the others)
+        wkey = ("walk", in_session_only, id(recent), len(recent))
+        walk = memo.get(wkey)
+        if walk is None or walk.max_items > max_items:
+            walk = memo[wkey] = _SessionWalk(recent, in_session_only)
+        out = walk.extend(max_items)
+        result = tuple([(i, w) for i, w in out.items() if w > 0])
+        memo[key] = (result, recent)
+        return result
+
+    def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
+        """What "related to this visit" means: the current product (weight 3), cart and order
+        items (2 each), then the session's recent items. When the page names products, the
+        session only breaks ties (x 0.2): a detail page's complements are the complements of
+        THAT product; on a page without products the session items are the seeds."""
+        return list(self._seeds(max_items))
+
+    def _seeds(self, max_items: int) -> tuple:
+        """``seed_items`` as a tuple, computed once per request."""
+        key = ("seeds", max_items, self.item, id(self.cart_items), len(self.cart_items), id(self.order_items),
+               len(self.order_items), id(self.recent), len(self.recent))
+        memo = self.memo()
+        hit = memo.get(key)
+        if hit is not None:
+            return hit[0]
+        seeds: dict[int, float] = {}
+        if self.item >= 0:
+            seeds[self.item] = 3.0
+        for i in self.cart_items.tolist() + self.order_items.tolist():
+            seeds[i] = max(seeds.get(i, 0.0), 2.0)
+        scale = 0.2 if seeds else 1.0
+        for i, w in self._session(max_items, False):
+            if i not in seeds:
+                seeds[i] = min(w, 2.0) * scale
+        result = tuple(seeds.items())[:max_items]
+        memo[key] = (result, self.cart_items, self.order_items, self.recent)
+        return result
+
+
+class _SessionWalk:
+    """``Context.session_items``' loop over the recent interactions, stopped where the first
+    product beyond ``max_items`` appears and resumable from there for a larger ``max_items``:
+    ``out`` is then exactly what the loop run from the start with that bound holds."""
+    __slots__ = ("recent", "in_session_only", "pos", "out", "rank", "decay", "max_items")
+
+    def __init__(self, recent: list, in_session_only: bool):
+        self.recent, self.in_session_only = recent, in_session_only
+        self.pos, self.out, self.rank, self.decay, self.max_items = 0, {}, 0, 1.0, 0
+
+    def extend(self, max_items: int) -> dict[int, float]:
+        """Walk on with the bound ``max_items`` (>= the last one); item -> weight, newest first."""
+        self.max_items = max_items
+        out, rank, decay, in_session_only = self.out, self.rank, self.decay, self.in_session_only
+        pos = self.pos
+        for pos, (_, item, kind, _, weight, in_session) in enumerate(islice(self.recent, pos, None), pos):
             if item < 0 or kind not in _INTEREST:
                 continue
             if in_session_only and not in_session:
@@ -188,35 +259,10 @@ class Context:
                 decay = 0.8 ** rank
                 rank += 1
             out[item] += weight * decay * (1.0 if in_session else 0.3)
-        result = [(i, w) for i, w in out.items() if w > 0]
-        memo[key] = (result, self.recent)   # keeps the list alive: its id is not reused meanwhile
-        return list(result)
-
-    def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
-        """What "related to this visit" means: the current product (weight 3), cart and order
-        items (2 each), then the session's recent items. When the page names products, the
-        session only breaks ties (x 0.2): a detail page's complements are the complements of
-        THAT product; on a page without products the session items are the seeds."""
-        # memo key: the request's own objects (a request's fields are not mutated in place once
-        # built; the memo entry keeps them alive, so their ids cannot be reused meanwhile)
-        key = ("seeds", max_items, self.item, id(self.cart_items), len(self.cart_items), id(self.order_items),
-               len(self.order_items), id(self.recent), len(self.recent))
-        memo = self.__dict__.setdefault("_session_items", {})
-        hit = memo.get(key)
-        if hit is not None:
-            return list(hit[0])
-        seeds: dict[int, float] = {}
-        if self.item >= 0:
-            seeds[self.item] = 3.0
-        for i in self.cart_items.tolist() + self.order_items.tolist():
-            seeds[i] = max(seeds.get(i, 0.0), 2.0)
-        scale = 0.2 if seeds else 1.0
-        for i, w in self.session_items(max_items):
-            if i not in seeds:
-                seeds[i] = min(w, 2.0) * scale
-        result = list(seeds.items())[:max_items]
-        memo[key] = (result, self.cart_items, self.order_items, self.recent)
-        return list(result)
+        else:
+            pos = len(self.recent)   # walked to the end
+        self.pos, self.rank, self.decay = pos, rank, decay
+        return out
 
 
 class LazyReasons:
@@ -330,7 +376,10 @@ class Recommender:
         raise NotImplementedError
 
     def applicable(self, ctx: Context) -> bool:
-        return all(ctx.has(n) for n in self.context)
+        for need in self.context:   # (most have none or one: no generator per call)
+            if not ctx.has(need):
+                return False
+        return True
 
     def cache_key(self, ctx: Context) -> Hashable | None:
         """What of the request this recommender's answer depends on, as a hashable key, or
@@ -344,4 +393,4 @@ class Recommender:
 
 def seeds_key(ctx: Context) -> tuple:
     """``cache_key`` of a recommender that reads only ``ctx.seed_items()`` (the default 10)."""
-    return tuple(ctx.seed_items())
+    return ctx._seeds(10)

@@ -1,12 +1,16 @@
 """Request-time helpers of the item-to-item sources, on hand-built tables with known answers:
 ``Neighbours.candidates`` and its ``SeedFinder``, ``kernels.topk.largest``, ``fold_in`` on
-sorted and on repeated items."""
+sorted and on repeated items; the request's ``session_items`` / ``seed_items``."""
+import random
+
 import numpy as np
 import pytest
 
 from server.recommenders._common import Neighbours, SeedFinder
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
+from server.recommenders.base import Context, Recent, seeds_key
 from server.recommenders.kernels.topk import largest
+from server.signals import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW
 
 # 6 items, 3 neighbours each (-1: none)
 IDX = np.array([[1, 2, 3], [0, 2, -1], [4, -1, -1], [2, 0, -1], [-1, -1, -1], [-1, -1, -1]], np.int32)
@@ -64,3 +68,50 @@ def test_fold_in_merges_repeats_like_one_weighted_item():
     once = als.fold_in(np.array([2, 5, 7]), np.array([1.0, 3.0, 2.0]))
     again = als.fold_in(np.array([5, 2, 7, 5]), np.array([1.0, 1.0, 2.0, 2.0]))   # unsorted, 5 twice
     assert np.allclose(once, again, atol=1e-6)
+
+
+def _session_items(recent, max_items, in_session_only):
+    """The definition of ``Context.session_items``: one walk from the newest interaction."""
+    out, rank, decay = {}, 0, 1.0
+    for r in recent:
+        if r.item < 0 or r.kind not in (VIEW, CART, PURCHASE, CLICK, REVIEW) or (in_session_only and not r.in_session) or r.weight < 0.2:
+            continue
+        if r.item not in out:
+            if len(out) >= max_items:
+                break
+            out[r.item], decay, rank = 0.0, 0.8 ** rank, rank + 1
+        out[r.item] += r.weight * decay * (1.0 if r.in_session else 0.3)
+    return [(i, w) for i, w in out.items() if w > 0]
+
+
+def test_session_items_known_answer():
+    recent = [Recent("a", 1, VIEW, 9, 1.0, True), Recent("b", 2, VIEW, 8, 0.1, True),     # b: a bounce
+              Recent("c", 3, REMOVE, 7, 1.0, True), Recent("d", 4, CART, 6, 2.0, False),  # c: a removal
+              Recent("a", 1, CART, 5, 2.0, True), Recent("x", -1, VIEW, 4, 1.0, True)]    # x: unknown
+    ctx = Context(recent=recent)
+
+    def pairs(items):
+        return [i for i, _ in items], pytest.approx([w for _, w in items])
+    assert ctx.session_items(1) == [(1, 1.0)]              # stops at the second product
+    # a's second interaction takes the decay of the latest new product (d's 0.8): as defined
+    assert pairs(ctx.session_items()) == ([1, 4], [1.0 + 2.0 * 0.8, 2.0 * 0.8 * 0.3])
+    assert pairs(ctx.session_items(10, in_session_only=True)) == ([1], [1.0 + 2.0])
+    ctx = Context(item=7, recent=recent)
+    assert pairs(ctx.seed_items()) == ([7, 1, 4], [3.0, 2.0 * 0.2, 0.48 * 0.2])   # the session x 0.2
+    assert seeds_key(ctx) == tuple(ctx.seed_items())
+
+
+def test_session_items_any_bounds_in_any_order_as_one_walk_each():
+    """A request's session_items walk is resumed for a larger bound: every answer must be the
+    walk from the start with its own bound, whatever was asked before."""
+    rng = random.Random(5)
+    kinds = (VIEW, VIEW, VIEW, CART, PURCHASE, CLICK, REVIEW, REMOVE, IMPRESSION)
+    for _ in range(300):
+        recent = [Recent("p", rng.randrange(-1, 15), rng.choice(kinds), 0, rng.choice((0.1, 0.5, 1.0, 3.0)), rng.random() < 0.6)
+                  for _ in range(rng.randrange(0, 40))]
+        ctx = Context(recent=recent)
+        asks = [(rng.randrange(0, 25), rng.random() < 0.3) for _ in range(6)]
+        for m, only in asks + asks[::-1]:
+            assert ctx.session_items(m, only) == _session_items(recent, m, only)
+        recent.append(Recent("q", 3, VIEW, 0, 1.0, True))   # a longer list is another walk
+        assert ctx.session_items(30) == _session_items(recent, 30, False)
