@@ -18,6 +18,12 @@ inflates it less). The passes run over the same contexts, so what the engine cac
 these pages before; ``--cold`` clears those caches before every call (each answer computed).
 ``--root TREE`` imports ``server`` from another checkout (before/after figures, same inputs).
 A recommender over ~200 µs is expensive as a blended source of a placement.
+
+``--fresh`` measures instead each source of the fresh mix's slots (main, detail, cart, category)
+on the contexts of its own page: µs of ``cache_key`` + ``recommend`` per call (every answer
+computed, the request's seed memo warm), best of 5 passes; ``--answers FILE`` also writes every
+answer (items, score bytes, all reasons, cache key) and ``--compare A B`` tells whether two
+such files are identical (a source's shortcut checked against the code before it).
 """
 from __future__ import annotations
 
@@ -44,7 +50,12 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", default=None)
     ap.add_argument("--root", default=None, help="import server from this tree (default: this checkout)")
     ap.add_argument("--cold", action="store_true", help="clear the model's answer caches before every call")
+    ap.add_argument("--fresh", action="store_true", help="each source of the fresh mix on its own page's contexts")
+    ap.add_argument("--answers", default=None, help="with --fresh: write every answer to this file")
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two --answers files")
     a = ap.parse_args(argv)
+    if a.compare:
+        return _compare(*a.compare)
     sys.path.insert(0, str(Path(a.root).resolve() if a.root else HERE))
     sys.path.insert(1, str(HERE))
     import numpy as np
@@ -68,6 +79,10 @@ def main(argv=None) -> int:
             if times and (best is None or np.median(times) < np.median(best)):
                 best = times
         return best
+
+    if a.fresh:
+        with bench_tenant(a.visitors, a.csv or (str(CSV) if CSV else None)) as t:
+            return _fresh(t, SLOTS, contexts, a.answers)
 
     with bench_tenant(a.visitors, a.csv or (str(CSV) if CSV else None)) as t:
         model = t.model
@@ -115,6 +130,73 @@ def main(argv=None) -> int:
     print(f"| request, serve mix (all slots of a page): mean / weighted median | {mean:.0f} / {med:.0f} | | |")
     print(f"\nload average: {os.getloadavg()}")
     return 0
+
+
+def _fresh(t, slots, contexts, answers_out: str | None) -> int:
+    """``--fresh``: µs per call of each source of the fresh mix's slots, on its page's contexts."""
+    import pickle
+
+    from server.placements import config as strategies
+
+    model, cfg = t.model, strategies.effective(None)
+    ds = model.ds
+    print("| page: source | µs per call (key + answer) | key alone | calls |\n|---|---:|---:|---:|")
+    answers = {}
+    for page in ("main", "detail", "cart", "category"):
+        ctxs = contexts(t, page)
+        for ctx in ctxs:      # the request's seed memo (base.Context), not a source's cost
+            ctx.seed_items(), ctx.session_items(), ctx.session_items(8)
+        names = list(dict.fromkeys(s["recommender"] for pl in slots[page] for s in cfg[pl][0]["sources"]))
+        for name in names:
+            rec, fitted = model.recommenders[name], model.fitted[name]
+            use = [c for c in ctxs if rec.applicable(c)]
+            if not use:
+                continue
+
+            def both():
+                for ctx in use:
+                    rec.cache_key(ctx)
+                    rec.recommend(fitted, ds, ctx, 44)
+
+            def keys():
+                for ctx in use:
+                    rec.cache_key(ctx)
+            us = [min(_seconds(fn) for _ in range(5)) / len(use) * 1e6 for fn in (both, keys)]
+            print(f"| {page}: {name} | {us[0]:.1f} | {us[1]:.1f} | {len(use)} |")
+            out = []
+            for ctx in use:
+                c = rec.recommend(fitted, ds, ctx, 44)
+                out.append((repr(rec.cache_key(ctx)), c.items.astype("int64").tobytes(), c.scores.tobytes(),
+                            [c.reason(i) for i in range(len(c))]))
+            answers[f"{page}: {name}"] = out
+    print(f"\nload average: {os.getloadavg()}")
+    if answers_out:
+        with open(answers_out, "wb") as f:
+            pickle.dump(answers, f)
+    return 0
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _compare(path_a: str, path_b: str) -> int:
+    import pickle
+    with open(path_a, "rb") as f:
+        a = pickle.load(f)
+    with open(path_b, "rb") as f:
+        b = pickle.load(f)
+    differ = 0
+    for key in sorted(set(a) | set(b)):
+        n = sum(x != y for x, y in zip(a.get(key, []), b.get(key, [])))
+        n += abs(len(a.get(key, [])) - len(b.get(key, [])))
+        if n:
+            print(f"{key}: {n} answers differ")
+        differ += n
+    print("IDENTICAL" if not differ else f"{differ} answers differ")
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":
