@@ -154,50 +154,40 @@ def _no_seed(j: int) -> int:
 class SeedFinder:
     """item -> the seed contributing most to it (-1 if none; ties: the earlier seed), in the
     first of the given ``SeedRows`` (tables over the same items) that has the item at all. Each
-    call looks up one item in the seeds' neighbour rows (a slot asks for ~8 items, so no table
-    of every candidate's best seed is built); the rows are joined on the first call (most
-    sources' reasons are never asked for). ``pending``: (Neighbours, (item, weight) seeds)
-    instead, whose rows are gathered on the first call."""
-    __slots__ = ("rows", "pending", "n", "flat", "contrib", "parts")
+    call looks up one item in the seeds' neighbour rows, table by table (a slot asks for ~8
+    items, so no table of every candidate's best seed is built; most items are in the first
+    table); the rows are flattened on the first call (most sources' reasons are never asked
+    for). ``pending``: (Neighbours, (item, weight) seeds) instead, whose rows are gathered on
+    the first call."""
+    __slots__ = ("rows", "pending", "n", "tables")
 
     def __init__(self, *rows: SeedRows, pending: tuple | None = None):
-        self.rows, self.pending, self.flat = rows, pending, None
+        self.rows, self.pending, self.tables = rows, pending, None
 
     def _join(self) -> None:
         if self.pending is not None:
             nbrs, seeds = self.pending
             self.rows, self.pending = (nbrs.rows_of(seeds),), None
-        rows = self.rows
-        self.n = rows[0].n
-        self.flat = np.concatenate([r.rows.ravel() for r in rows]) if len(rows) > 1 else rows[0].rows.ravel()
-        self.contrib = np.concatenate([r.contrib.ravel() for r in rows]) if len(rows) > 1 else rows[0].contrib.ravel()
-        self.parts, start = [], 0          # per table: (its end in flat, its start, row width, seeds)
-        for r in rows:
-            end = start + r.rows.size
-            self.parts.append((end, start, r.rows.shape[1], r.seeds.tolist()))
-            start = end
+        self.n = self.rows[0].n
+        # per table: its neighbours and contributions flat (seed order, then rank), row width, seeds
+        self.tables = [(r.rows.ravel(), r.contrib.ravel(), r.rows.shape[1], r.seeds.tolist()) for r in self.rows]
 
     def __call__(self, j: int) -> int:
-        if self.flat is None:
+        if self.tables is None:
             self._join()
-        if not 0 <= j < self.n:
+        if not 0 <= j < self.n:      # (n: the rows' padding)
             return -1
-        hits = (self.flat == j).nonzero()[0].tolist()   # table order, then seed order, then rank
-        if not hits:
-            return -1
-        first = hits[0]
-        for end, start, width, seeds in self.parts:
-            if first < end:
-                break
-        if len(hits) > 1 and hits[1] < end:       # more than one seed has it in this table
-            contrib = self.contrib
-            top = contrib[first]
-            for h in hits[1:]:
-                if h >= end:
-                    break
-                if contrib[h] > top:                # the first maximum: the earlier seed on ties
-                    first, top = h, contrib[h]
-        return seeds[(first - start) // width]
+        for flat, contrib, width, seeds in self.tables:
+            hits = (flat == j).nonzero()[0].tolist()    # seed order, then rank
+            if hits:
+                first = hits[0]
+                if len(hits) > 1:                       # more than one seed has it
+                    top = contrib[first]
+                    for h in hits[1:]:
+                        if contrib[h] > top:            # the first maximum: the earlier seed on ties
+                            first, top = h, contrib[h]
+                return seeds[first // width]
+        return -1
 
 
 def cap_rows(X: sp.csr_matrix, max_row: int = MAX_ROW) -> sp.csr_matrix:
