@@ -187,12 +187,12 @@ def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set
     diversity caps (counting the entries ``already`` chosen for this slot)."""
     max_cat = rules.get("max_per_category")
     max_brand = rules.get("max_per_brand")
-    cat_code, brand_code = ds.category_code, ds.brand_code
     per_cat: dict[int, int] = {}
     per_brand: dict[int, int] = {}
     if max_cat or max_brand:
+        cat_code, brand_code = _code_lists(ds)
         for e in already:
-            c, b = int(cat_code[e[0]]), int(brand_code[e[0]])
+            c, b = cat_code[e[0]], brand_code[e[0]]
             per_cat[c] = per_cat.get(c, 0) + 1
             per_brand[b] = per_brand.get(b, 0) + 1
     out: list = []
@@ -204,11 +204,11 @@ def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set
         if i in skip or not mask[i]:
             continue
         if max_cat:
-            c = int(cat_code[i])
+            c = cat_code[i]
             if c >= 0 and per_cat.get(c, 0) >= max_cat:
                 continue
         if max_brand:
-            b = int(brand_code[i])
+            b = brand_code[i]
             if b >= 0 and per_brand.get(b, 0) >= max_brand:
                 continue
         out.append(entry)
@@ -220,6 +220,12 @@ def select(ds, ranked, count: int, rules: dict, mask: np.ndarray, page_seen: set
         if len(out) >= count:
             break
     return out
+
+
+def _code_lists(ds) -> tuple[list[int], list[int]]:
+    """The items' category and brand codes as lists: ``select`` reads one per candidate (a list
+    index, not a numpy scalar and its int())."""
+    return ds.derived("rules_code_lists", lambda ds: (ds.category_code.tolist(), ds.brand_code.tolist()))
 
 
 def apply_pins(ds, chosen: list, rules: dict, count: int, mask: np.ndarray, make_entry) -> list:

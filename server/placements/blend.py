@@ -75,7 +75,8 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
         if c is not _MISS:
             return c
     if key is not None:
-        c = model.answers.get((key, k), _MISS)
+        answers, key = model.answers, (key, k)
+        c = answers.get(key, _MISS)
         if c is not _MISS:
             if memo is not None:
                 memo[mkey] = c
@@ -87,7 +88,7 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
         c = None
     else:
         if key is not None:
-            model.answers.put((key, k), c)
+            answers.put(key, c)
     if memo is not None:
         memo[mkey] = c
     return c
