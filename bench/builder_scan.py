@@ -5,8 +5,10 @@
 Creates N tenants in a temp data dir, each served by a worker at some time (its models folder
 with ``active``), and measures the builder's passes side by side in one run: a full scan (every
 tenant's folder looked at: what every pass did before the inbox, 5 passes a second when idle) and
-an inbox pass (one directory listing: what the passes between full scans do now). Prints µs per
-pass and the idle loop's CPU per second both ways.
+an inbox pass (one directory listing: what the passes between full scans do now); then the
+per-second check of each tenant's shard (queried, or with unchanged files); then a worker's
+poll of the builder's output for all of them (a pass over every tenant's ``current.json``, or
+the one publish marker). Prints the cost per pass and per second both ways.
 """
 from __future__ import annotations
 
@@ -67,6 +69,28 @@ def main(argv=None) -> int:
         print(f"\nchecking every active tenant's shard for new events and catalog changes (every {B.CHECK_S:.0f} s), "
               f"{len(b.tenants):,} tenants: {checks[0] * 1e3:,.1f} ms querying every shard (what every check did before), "
               f"{checks[-1] * 1e3:,.1f} ms when their files did not change (2 stat calls each)")
+        # a worker serving every tenant: its poll (every POLL_S on its event loop)
+        import asyncio
+        store = B.RemoteModelStore(settings)
+        for t in b.tenants.values():
+            b.publish(t, None, [])                         # each tenant's current.json
+            st = store._loaded[t.slug] = B._Loaded()
+            st.touched = time.time()
+            st.mtime = (t.folder / "current.json").stat().st_mtime
+
+        async def polls(full: bool) -> float:
+            await store.poll_once()
+            t0 = time.perf_counter()
+            for _ in range(a.passes):
+                if full:
+                    store._full_at = 0.0
+                await store.poll_once()
+            return (time.perf_counter() - t0) / a.passes
+        full_poll, quiet_poll = asyncio.run(polls(True)), asyncio.run(polls(False))
+        per_s = 1 / store.POLL_S
+        print(f"\na worker's poll of {len(store._loaded):,} tenants (every {store.POLL_S} s, on its event loop): a pass over "
+              f"every tenant {full_poll * 1e3:,.2f} ms (before: every poll, {full_poll * per_s * 1e3:,.0f} ms CPU/s); "
+              f"nothing published {quiet_poll * 1e6:,.0f} µs (now: {(quiet_poll * (per_s - 1 / store.FULL_POLL_S) + full_poll / store.FULL_POLL_S) * 1e3:,.1f} ms CPU/s)")
         reg.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -62,6 +62,7 @@ CATALOG_DELAY_S = 5.0    # catalog changes rebuild at most this often (a sync se
 ACTIVE_TOUCH_S = 5.0     # workers touch ``active`` at most this often
 FULL_SCAN_S = 5.0        # the builder looks at every tenant's folder this often (the inbox: every pass)
 INBOX = ".builder-inbox"  # the workers' notes to the builder, in the shard directory
+PUBLISHED = ".builder-published"  # rewritten after every publish: what workers poll (one file)
 KEEP = 2                 # model files kept per tenant
 
 
@@ -71,6 +72,17 @@ def models_dir(settings, slug: str) -> Path:
 
 def inbox_dir(settings) -> Path:
     return Path(settings.shard_dir()) / INBOX
+
+
+def published_path(settings) -> Path:
+    return Path(settings.shard_dir()) / PUBLISHED
+
+
+def read_published(settings) -> bytes | None:
+    try:
+        return published_path(settings).read_bytes()
+    except OSError:
+        return None
 
 
 def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
@@ -144,6 +156,7 @@ class Builder:
         self.stop = threading.Event()
         self.inbox = inbox_dir(settings)
         self.inbox.mkdir(parents=True, exist_ok=True)
+        self.published = 0
 
     def _conn(self, t: _Tenant):
         from .shards import open_connection
@@ -306,6 +319,8 @@ class Builder:
         cur.update(building=t.building, failures=t.failures, last_error=t.last_error, done=t.done,
                    pid=os.getpid(), at=time.time())
         _write_atomic(t.folder / "current.json", json.dumps(cur).encode())
+        self.published += 1   # (content unique per publish: workers compare it, not timestamps)
+        _write_atomic(published_path(self.settings), f"{os.getpid()} {self.published} {t.slug}".encode(), sync=False)
 
     def next_due(self) -> _Tenant | None:
         waiting = [t for t in self.tenants.values() if self.due(t)]
@@ -379,8 +394,13 @@ class RemoteModelStore:
     """``ModelStore``'s interface for a worker whose models come from the builder process.
 
     ``get`` never touches the disk; a poll (``POLL_S``, on the event loop, started by the first
-    request of a tenant) loads a newer model file in a thread when ``current.json`` changed."""
+    request of a tenant) reads the builder's one ``.builder-published`` file and, when it
+    changed (or every ``FULL_POLL_S``), looks at each tenant's ``current.json`` and loads a
+    newer model file in a thread. So a poll costs one small read whatever the number of tenants
+    this worker serves; a pass over them all (their ``active`` touched too) runs only after a
+    publish or every few seconds."""
     POLL_S = 0.25
+    FULL_POLL_S = ACTIVE_TOUCH_S
 
     def __init__(self, settings):
         self.settings = settings
@@ -388,6 +408,8 @@ class RemoteModelStore:
         self._waiters: dict[str, list[tuple[str, concurrent.futures.Future]]] = {}
         self._task: asyncio.Task | None = None
         self._lock = threading.Lock()
+        self._published: bytes | None = None   # the builder's publish marker at the last full pass
+        self._full_at = 0.0                    # monotonic: the last full pass
 
     def _folder(self, slug: str) -> Path:
         return models_dir(self.settings, slug)
@@ -485,11 +507,23 @@ class RemoteModelStore:
 
     async def _poll(self) -> None:
         while True:
-            for slug, st in list(self._loaded.items()):
-                with contextlib.suppress(Exception):
-                    await self._load_if_newer(slug, st)
-                    self._touch(slug, st)
+            with contextlib.suppress(Exception):
+                await self.poll_once()
             await asyncio.sleep(self.POLL_S)
+
+    async def poll_once(self) -> bool:
+        """One poll (see the class docstring); whether it passed over every tenant."""
+        marker = read_published(self.settings)   # read before the pass: a publish during it shows next time
+        if marker == self._published and time.monotonic() - self._full_at < self.FULL_POLL_S:
+            return False
+        self._published, self._full_at = marker, time.monotonic()
+        for k, (slug, st) in enumerate(list(self._loaded.items())):
+            with contextlib.suppress(Exception):
+                await self._load_if_newer(slug, st)
+                self._touch(slug, st)
+            if k % 100 == 99:
+                await asyncio.sleep(0)   # requests between every 100 tenants (~1.5 ms), not behind them all
+        return True
 
     async def _load_if_newer(self, slug: str, st: _Loaded) -> None:
         folder = self._folder(slug)

@@ -244,3 +244,30 @@ def test_an_unchanged_shard_is_not_queried_on_every_check(env):
     t.last_query -= B.QUERY_S    # once a minute the shard is queried whatever its files say
     check()
     assert len(opened) == first + 2
+
+
+def test_a_worker_poll_reads_one_file_until_the_builder_publishes(env):
+    """The worker's poll passes over its tenants only when the builder's publish marker
+    changed (or every ``FULL_POLL_S``): a new model is still loaded by the next poll."""
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+    first = _build_and_load(store, d.shard, b)
+    looked = []
+    real = store._load_if_newer
+
+    async def counting(slug, st):
+        looked.append(slug)
+        await real(slug, st)
+    store._load_if_newer = counting
+
+    async def polls(n):
+        return [await store.poll_once() for _ in range(n)]
+    asyncio.run(polls(1))                     # (the pass after the build)
+    looked.clear()
+    assert asyncio.run(polls(5)) == [False] * 5 and looked == []   # nothing published: one read each
+    b.tenants["tt"].force = True
+    b.build(b.tenants["tt"])                  # the builder publishes a new model
+    assert asyncio.run(polls(1)) == [True] and looked == ["tt"]
+    assert store.get("tt") is not first and store._loaded["tt"].n == 2
+    store._full_at -= store.FULL_POLL_S       # and every FULL_POLL_S whatever the marker says
+    assert asyncio.run(polls(1)) == [True]
