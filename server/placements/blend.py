@@ -243,11 +243,10 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     ds = model.ds
     if ds.n_items == 0 or count <= 0:
         return []
-    rules = dict(rules)
     scoped = False
     if strategy.get("scope_to_category") and ctx.category and not rules.get("categories"):
         if len(ds.category_items(ctx.category)):
-            rules["categories"] = [ctx.category]
+            rules = {**rules, "categories": [ctx.category]}   # (a copy: the caller's rules stay as given)
             scoped = True
     mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
     held = _held(ds, ctx, rules)

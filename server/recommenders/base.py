@@ -303,7 +303,7 @@ class Candidates:
         if isinstance(r, str):
             return r
         if callable(r):
-            return r(int(self.items[pos]))
+            return r(self.items.item(pos))   # (a Python int)
         return r[pos]
 
     @classmethod
@@ -330,10 +330,12 @@ class Candidates:
         partition of these arrays leaves them)."""
         if k <= 0:
             return cls.empty()
-        if len(items) > k:  # (ndarray methods: the np.* wrappers cost a microsecond a call)
-            part = (-scores).argpartition(k - 1)[:k]
-            items, scores = items[part], scores[part]
-        order = (-scores).argsort(kind="stable")
+        neg = -scores   # (ndarray methods: the np.* wrappers cost a microsecond a call)
+        if len(items) > k:
+            part = neg.argpartition(k - 1)[:k]
+            order = part[neg[part].argsort(kind="stable")]
+        else:
+            order = neg.argsort(kind="stable")
         return cls(items[order], scores[order], reason)
 
     @classmethod
