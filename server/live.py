@@ -26,6 +26,7 @@ keeps the first: the products are the same).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sqlite3
@@ -78,7 +79,7 @@ def read_rows(conn: sqlite3.Connection, visitor: str) -> tuple[list[tuple], list
 def derive(rows, lines, ds, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
     """(recent interactions newest first, purchases product -> newest ts, newest ts)."""
     entries, bought, newest = _digest(rows, lines)
-    return _build(_bind(entries, ds), bought, newest, session)
+    return list(map(_recent, _bind(entries, ds, session))), dict(bought), newest
 
 
 def _digest(rows, lines) -> tuple:
@@ -124,29 +125,31 @@ def _unknown(product: str, default: int) -> int:
     return default
 
 
-def _bind(entries: tuple, ds) -> tuple:
-    """``_digest``'s entries for the model ``ds``: (product, item, kind, ts, weight, sessions),
-    a view's weight by its engagement against the product's usual engaged time."""
+_recent = functools.partial(tuple.__new__, Recent)  # Recent(*t) without its Python-level __new__, in C
+_NO_SESSION = object()      # in no interaction's sessions
+
+
+def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
+    """``_digest``'s entries for the model ``ds`` and the request's ``session``: the fields of
+    its ``Recent`` interactions as plain tuples (which the cyclic GC untracks: a named tuple it
+    never does), a view's weight by its engagement against the product's usual engaged time."""
     item = ds.item_index.get if ds is not None else _unknown
     usual = ds.usual_engaged_ms if ds is not None else None
     n_usual = len(usual) if usual is not None else 0
+    s = session or _NO_SESSION
     out = []
     for product, kind, ts, w, sessions, eng in entries:
         i = item(product, -1)
         if eng is not None:
             w *= _factor(eng[0], eng[1], float(usual[i]) if 0 <= i < n_usual else 30_000.0, eng[2])
-        out.append((product, i, kind, ts, w, sessions))
+        out.append((product, i, kind, ts, w, s in sessions))
     return tuple(out)
 
 
-_tuple_new = tuple.__new__  # Recent(...) without its Python-level __new__
-_NO_SESSION = object()      # in no interaction's sessions
-
-
-def _build(bound: tuple, bought: tuple, newest: int, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
-    """``derive``'s answer from ``_bind``'s entries and ``_digest``'s purchases and newest ts."""
+def _resession(bound: tuple, entries: tuple, session: str | None) -> tuple[tuple, ...]:
+    """``_bind(entries, ds, session)`` from ``bound``, the same entries bound for another session."""
     s = session or _NO_SESSION
-    return [_tuple_new(Recent, (p, i, k, ts, w, s in ss)) for p, i, k, ts, w, ss in bound], dict(bought), newest
+    return tuple([r if (s in e[4]) is r[5] else (*r[:5], not r[5]) for r, e in zip(bound, entries)])
 
 
 def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
@@ -169,10 +172,12 @@ class LiveState:
     objects paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most
     RECENT_EVENTS / RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a
     result cache keys on: unique per process, new after every change, ``()`` for a visitor
-    without history. ``digest`` is their ``_digest`` and ``bound`` (``ds_serial``, its entries
-    ``_bind``-ed to that model), so that a request only adds its session (``_build``): both are
-    made by the first request after an event (None until then: every worker applies every
-    event, and a visitor may send several between two requests), the digest also on a read."""
+    without history. ``digest`` is their ``_digest`` and ``bound`` (``ds_serial``, session,
+    its entries ``_bind``-ed to that model and session), so that a request of the same session
+    only makes its ``Recent`` list of them, and one of another session first flips
+    ``in_session`` (``_resession``):
+    both are made by the first request after an event (None until then: every worker applies
+    every event, and a visitor may send several between two requests), the digest also on a read."""
 
     def __init__(self, max_visitors: int = 50_000):
         self.max_visitors = max_visitors
@@ -182,6 +187,7 @@ class LiveState:
         self.wal_index = None  # the shard's -shm file (read-only), None: not in WAL mode
         self.looks: dict[int, bytes | int] = {}  # per connection: what sync last saw (data_version is per connection)
         self.loads = self.hits = self.tail_rows = 0
+        self._visited = None  # the visitor of the last ``visit``
 
     def sync(self, conn: sqlite3.Connection) -> None:
         if self.seq is None and self.wal_index is None:
@@ -246,6 +252,7 @@ class LiveState:
         answers), known before deciding whether ``context`` must be built at all."""
         if not visitor:
             return ()
+        self._visited = visitor
         v = self.visitors.get(visitor)
         if v is None:
             v = self.visitors[visitor] = _read_state(conn, visitor)
@@ -258,19 +265,27 @@ class LiveState:
         return v[3]
 
     def context(self, conn: sqlite3.Connection, ds, visitor: str | None, session: str | None):
-        """``live_context`` from memory (call ``sync`` first in the same request)."""
+        """``live_context`` from memory (call ``sync`` first in the same request; after ``visit``
+        of the same visitor, it is not visited again)."""
         if not visitor:
             return [], {}, 0
-        self.visit(conn, visitor)
-        v = self.visitors[visitor]
+        # the request's ``visit`` of this visitor has held it already: not twice
+        v = self.visitors.get(visitor) if visitor == self._visited else None
+        if v is None:
+            self.visit(conn, visitor)
+            v = self.visitors[visitor]
         if ds is not self.ds:
             self.ds, self.ds_serial = ds, next(_serials)
         b = v[5]
         if b is None or b[0] != self.ds_serial:
             digest = v[4] if v[4] is not None else _digest(v[0], v[1])
-            b = (self.ds_serial, _bind(digest[0], ds))
+            b = (self.ds_serial, session, _bind(digest[0], ds, session))
             v = self.visitors[visitor] = (*v[:4], digest, b)
-        return _build(b[1], v[4][1], v[4][2], session)
+        elif b[1] != session:
+            b = (self.ds_serial, session, _resession(b[2], v[4][0], session))
+            v = self.visitors[visitor] = (*v[:5], b)
+        digest = v[4]
+        return list(map(_recent, b[2])), dict(digest[1]), digest[2]
 
 
 def _wal_index(conn: sqlite3.Connection):

@@ -288,6 +288,9 @@ def _encode_items(ds, chosen: list, currency: str) -> bytes:
     return b"[" + b",".join(parts) + b"]"
 
 
+_raw_cors: dict[tuple, tuple] = {}  # cors headers -> raw: a few origins per tenant
+
+
 class _Reply(Response):
     """A 200 JSON reply with its raw headers made directly (the same headers, in the same order,
     as ``Response(body, media_type="application/json", headers=cors)``)."""
@@ -296,11 +299,27 @@ class _Reply(Response):
         self.status_code = 200
         self.background = None
         self.body = body
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in cors.items()]
-        self.raw_headers += ((b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"))
+        key = tuple(cors.items())
+        raw = _raw_cors.get(key)
+        if raw is None:
+            if len(_raw_cors) >= 1024:  # any origin is allowed (a tenant without origins): bounded
+                _raw_cors.clear()
+            raw = _raw_cors[key] = tuple([(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in key])
+        self.raw_headers = [*raw, (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
 
 
 # -- the endpoint ----------------------------------------------------------------------
+_NO_ITEMS = np.zeros(0, np.int32)
+_NO_ITEMS.flags.writeable = False  # shared by the requests without a cart (or order)
+
+
+def _items(item, products: list[str]) -> np.ndarray:
+    """The dataset indices of ``products`` known to the model, in order (int32)."""
+    if not products:
+        return _NO_ITEMS
+    return np.array([i for i in map(item, products) if i >= 0], np.int32)
+
+
 async def recommend(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
@@ -370,8 +389,8 @@ async def recommend(request: Request) -> Response:
                 tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
                 page_type=page.type, product=page.product, item=item(page.product),
                 category=page.category, query=page.query,
-                cart=page.cart, cart_items=np.array([i for i in map(item, page.cart) if i >= 0], np.int32),
-                order=page.order, order_items=np.array([i for i in map(item, page.order) if i >= 0], np.int32),
+                cart=page.cart, cart_items=_items(item, page.cart),
+                order=page.order, order_items=_items(item, page.order),
                 recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
                 clock_ms=max(ds.clock_ms, newest), hour=lt.tm_hour, weekday=lt.tm_wday,
                 answers={} if len(plan) > 1 else None,

@@ -9,11 +9,11 @@ import logging
 import time
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from .. import metrics
-from ..auth import client_ip, cors_headers, public_tenant, secret_tenant
+from ..auth import client_ip, cors_headers, header, public_tenant, secret_tenant
 from ..errors import ApiError
 from .bots import bot_reason
 from .schema import Event, TypedBatch, check_ids, decode_batch, decode_event, event_from_obj, explain
@@ -26,20 +26,33 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > limit:
-            raise ApiError(413, "body_too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
-        return await request.body()  # the server reads no further than the Content-Length checked above
+    """The request body, refusing (413) as soon as it passes ``limit`` bytes. Read from the ASGI
+    ``receive`` as ``Request.body()`` does, without its async generator (a few µs on every
+    event and recommendation request), and kept on the request as it keeps it."""
+    declared = header(request, b"content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    if hasattr(request, "_body"):  # read already (``Request.body()`` keeps it there)
+        return request._body
+    receive = request.receive
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:  # no (valid) content-length: a chunked upload
+                    raise ApiError(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._body = body  # what ``request.body()`` answers from now on
+    return body
 
 
 def validate(raw_events, max_future_ms: int, now_ms: int, from_obj: bool = False, decoded: bool = False):
