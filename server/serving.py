@@ -64,9 +64,10 @@ MAX_COUNT = 50
 
 # -- request body ----------------------------------------------------------------------
 Str128 = msgspec.Meta(max_length=128)
+# ``gc=False``: a request's body is a tree (no cycles), so the cyclic GC need not track its structs
 
 
-class Page(msgspec.Struct, omit_defaults=True):
+class Page(msgspec.Struct, omit_defaults=True, gc=False):
     type: str = "main"
     product: Optional[str] = None
     category: Optional[str] = None
@@ -75,7 +76,7 @@ class Page(msgspec.Struct, omit_defaults=True):
     order: list[str] = []
 
 
-class Slot(msgspec.Struct):
+class Slot(msgspec.Struct, gc=False):
     id: str
     placement: str = "main"
     count: int = 8
@@ -83,7 +84,7 @@ class Slot(msgspec.Struct):
     rules: Optional[dict] = None
 
 
-class Body(msgspec.Struct):
+class Body(msgspec.Struct, gc=False):
     slots: list[Slot]
     site_key: Optional[str] = None
     visitor: Optional[str] = None
@@ -127,6 +128,8 @@ def _check(body: Body) -> None:
 # -- engine state (one per app) --------------------------------------------------------
 class Engine:
     def __init__(self, settings):
+        self.settings = settings
+        self.shards = self.limiter = None  # the app's (``install``): one attribute look-up a request, not three
         self.first_wait_s = settings.engine_first_build_wait_s
         self.tick_s = settings.engine_tick_s
         if settings.sidecar("builder"):  # models built by the builder process (server/builder.py)
@@ -321,9 +324,8 @@ def _items(item, products: list[str]) -> np.ndarray:
 
 
 async def recommend(request: Request) -> Response:
-    state = request.app.state
-    settings = state.settings
-    eng = state.engine
+    eng = request.app.state.engine
+    settings = eng.settings
     raw = await read_body(request, settings.max_body_bytes)
     try:
         body = _decode(raw)
@@ -336,13 +338,13 @@ async def recommend(request: Request) -> Response:
     except ApiError as exc:
         exc.headers.update(cors)
         raise
-    limiter = state.limiter
-    wait = limiter.check(tenant.slug, client_ip(request, settings.trust_forwarded_for))
+    limiter = eng.limiter
+    wait = limiter.check(tenant.slug, client_ip(request, settings.trust_forwarded_for)) if limiter.rate > 0 else 0.0
     if wait:
         retry = limiter.retry_after_header(wait)
         raise ApiError(429, "rate_limited", f"too many requests; retry after {retry} s",
                        headers={**cors, "Retry-After": retry}, retry_after=int(retry))
-    shard = state.shards.get(tenant)
+    shard = eng.shards.get(tenant)
     model = eng.models.get(tenant.slug)
     if model is None:
         model = await eng.models.ensure(shard, eng.first_wait_s)
@@ -383,7 +385,7 @@ async def recommend(request: Request) -> Response:
             hit = eng.cache.get(key)
         if hit is None:
             recent, bought, newest = live.context(conn, ds, visitor, body.session)
-            lt = time.gmtime(now_ms / 1000 + ds.tz_offset_min * 60)
+            local_s = now_ms // 1000 + ds.tz_offset_min * 60  # (time.gmtime's hour and weekday, in integers)
             item = ds.item
             ctx = Context(
                 tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
@@ -392,7 +394,7 @@ async def recommend(request: Request) -> Response:
                 cart=page.cart, cart_items=_items(item, page.cart),
                 order=page.order, order_items=_items(item, page.order),
                 recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
-                clock_ms=max(ds.clock_ms, newest), hour=lt.tm_hour, weekday=lt.tm_wday,
+                clock_ms=max(ds.clock_ms, newest), hour=local_s // 3600 % 24, weekday=(local_s // 86400 + 3) % 7,
                 answers={} if len(plan) > 1 else None,
             )
             page_seen: set[int] = set()
@@ -570,6 +572,7 @@ GC_THRESHOLD = (700, 10, 100)
 def install(app) -> None:
     gc.set_threshold(*GC_THRESHOLD)
     eng = Engine(app.state.settings)
+    eng.shards, eng.limiter = app.state.shards, app.state.limiter
     app.state.engine = eng
     registry.load_all()
     app.state.event_listeners.append(eng.models.on_events)

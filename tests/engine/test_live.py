@@ -201,3 +201,22 @@ def test_two_connections_never_hide_a_change(shop, looks):
     finally:
         a.conn.close()
         b.conn.close()
+
+
+def test_a_request_visits_once_and_sessions_switch(shop, reader):
+    """A request's ``visit`` holds the visitor: its ``context`` does not visit again (one LRU touch,
+    one hit); the context bound for one session answers another session's request exactly."""
+    conn, ds = reader
+    shop.events([view("p1", visitor="q", session="qa", ts=T0), engage("p1", 9000, visitor="q", session="qa", ts=T0 + 1),
+                 view("p2", visitor="q", session="qb", ts=T0 + 2), buy("oq", ["p3"], visitor="q", session="qb", ts=T0 + 3)])
+    w = L.LiveState()
+    w.sync(conn)
+    w.visit(conn, "q")
+    hits, loads = w.hits, w.loads
+    for s in ("qa", "qa", "qb", None, "", "qc", "qa"):
+        w.visit(conn, "q")
+        _same(w.context(conn, ds, "q", s), L.live_context(conn, ds, "q", s))
+    assert (w.hits, w.loads) == (hits + 7, loads)
+    w.visit(conn, "zz")  # another visitor's request (never seen: read)
+    _same(w.context(conn, ds, "q", "qb"), L.live_context(conn, ds, "q", "qb"))  # without its visit: one
+    assert (w.hits, w.loads) == (hits + 8, loads + 1) and next(reversed(w.visitors)) == "q"
