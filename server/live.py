@@ -30,6 +30,7 @@ import functools
 import itertools
 import os
 import sqlite3
+import threading
 from collections import OrderedDict
 
 import msgspec
@@ -184,7 +185,7 @@ class LiveState:
         self.visitors: "OrderedDict[str, tuple]" = OrderedDict()
         self.seq: int | None = None
         self.ds, self.ds_serial = None, 0  # the model of the last request; new serial: a new model
-        self.wal_index = None  # the shard's -shm file (read-only), None: not in WAL mode
+        self.wal_index = None  # the shard's -shm file (a shared ``_ShmFile``), None: not in WAL mode
         self.looks: dict[int, bytes | int] = {}  # per connection: what sync last saw (data_version is per connection)
         self.loads = self.hits = self.tail_rows = 0
         self._visited = None  # the visitor of the last ``visit``
@@ -192,7 +193,8 @@ class LiveState:
     def sync(self, conn: sqlite3.Connection) -> None:
         if self.seq is None and self.wal_index is None:
             self.wal_index = _wal_index(conn)
-        look = os.pread(self.wal_index.fileno(), WAL_INDEX_HEADER, 0) if self.wal_index is not None else b""
+        shm = self.wal_index
+        look = os.pread(shm.fd, WAL_INDEX_HEADER, 0) if shm is not None and shm.fd is not None else b""
         if len(look) < WAL_INDEX_HEADER:  # no WAL-index (or one being made anew): ask SQLite
             look = conn.execute("PRAGMA data_version").fetchone()[0]
         if self.looks.get(id(conn)) == look and self.seq is not None:
@@ -288,14 +290,48 @@ class LiveState:
         return list(map(_recent, b[2])), dict(digest[1]), digest[2]
 
 
-def _wal_index(conn: sqlite3.Connection):
+class _ShmFile:
+    """A read-only descriptor of one ``-shm`` file (see ``_wal_index``); ``fd`` None once closed."""
+    __slots__ = ("fd", "dev", "ino")
+
+    def __init__(self, fd: int):
+        st = os.fstat(fd)
+        self.fd, self.dev, self.ino = fd, st.st_dev, st.st_ino
+
+
+_SHM: dict[str, _ShmFile] = {}   # -shm path -> this process's one descriptor of it
+_SHM_LOCK = threading.Lock()
+
+
+def _wal_index(conn: sqlite3.Connection) -> _ShmFile | None:
     """The shard's WAL-index file opened for reading, or None (not in WAL mode, no file). It
     stays the shard's own while a connection of this process keeps the shard open (SQLite
-    deletes it when the last one closes): the engine's request connection does."""
+    deletes it when the last one closes): the engine's request connection does.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds on it, and
+    SQLite's connections lock the ``-shm`` file (https://www.sqlite.org/howtocorrupt.html,
+    2.2): so a descriptor is opened once per file and process, shared, and closed only once its
+    path names another file or none (every connection closed, SQLite deleted it: none of this
+    process's locks can be on it), when the next one is opened."""
     try:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             return None
-        return open(conn.execute("PRAGMA database_list").fetchone()[2] + "-shm", "rb", buffering=0)
+        path = conn.execute("PRAGMA database_list").fetchone()[2] + "-shm"
+        with _SHM_LOCK:
+            for p, f in list(_SHM.items()):   # the files deleted or replaced since: their descriptors go
+                try:
+                    st = os.stat(p)
+                    live = (st.st_dev, st.st_ino) == (f.dev, f.ino)
+                except OSError:
+                    live = False
+                if not live:
+                    fd, f.fd = f.fd, None
+                    del _SHM[p]
+                    os.close(fd)
+            f = _SHM.get(path)
+            if f is None:
+                f = _SHM[path] = _ShmFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            return f
     except OSError:
         return None
 

@@ -220,3 +220,63 @@ def test_a_request_visits_once_and_sessions_switch(shop, reader):
     w.visit(conn, "zz")  # another visitor's request (never seen: read)
     _same(w.context(conn, ds, "q", "qb"), L.live_context(conn, ds, "q", "qb"))  # without its visit: one
     assert (w.hits, w.loads) == (hits + 8, loads + 1) and next(reversed(w.visitors)) == "q"
+
+
+def _dms_lock_held(shm_path) -> bool:
+    """From another process: is the shared lock every SQLite connection holds on its ``-shm``
+    file (the "DMS" byte, offset 128) held by someone? (An exclusive lock on it fails then.)"""
+    import subprocess
+    import sys
+    code = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n    print('free')\n"
+            "except OSError:\n    print('held')\n")
+    out = subprocess.run([sys.executable, "-c", code, str(shm_path)], capture_output=True, text=True, check=True)
+    return out.stdout.strip() == "held"
+
+
+def test_the_wal_index_descriptor_never_drops_sqlite_locks(tmp_path):
+    """Closing any descriptor of a file drops all of the process's POSIX locks on it, SQLite's
+    locks on the ``-shm`` file included (another process could then rebuild the WAL-index
+    under this one's connections). The live state's descriptor is one per file and process,
+    survives the LiveStates that read it, and is closed only once SQLite deleted the file."""
+    import gc
+    import os
+    import sqlite3
+
+    db = tmp_path / "s.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY)")
+    conn.execute("INSERT INTO events VALUES (1)")
+    conn.commit()
+    shm = f"{db}-shm"
+    assert _dms_lock_held(shm)
+    states = [L.LiveState(), L.LiveState()]
+    for st in states:
+        st.sync(conn)
+    first = states[0].wal_index
+    assert first is not None and states[1].wal_index is first   # one descriptor, shared
+    del states, st
+    gc.collect()                                                 # the LiveStates are gone ...
+    assert _dms_lock_held(shm)                                   # ... and SQLite's lock is still held
+    again = L.LiveState()
+    again.sync(conn)
+    assert again.wal_index is first and first.fd is not None
+
+    conn.close()                                                 # the last connection: SQLite deletes -shm
+    assert not os.path.exists(shm)
+    conn = sqlite3.connect(db)
+    conn.execute("SELECT count(*) FROM events").fetchone()       # a new -shm (another file)
+    fresh = L.LiveState()
+    fresh.sync(conn)
+    assert fresh.wal_index is not first and first.fd is None     # the stale descriptor was closed
+    assert _dms_lock_held(shm)
+    before = os.pread(fresh.wal_index.fd, L.WAL_INDEX_HEADER, 0)
+    conn.execute("INSERT INTO events VALUES (2)")
+    conn.commit()
+    assert os.pread(fresh.wal_index.fd, L.WAL_INDEX_HEADER, 0) != before   # the live file: commits show
+
+    # what the test guards against: a second descriptor opened and closed drops the locks
+    os.close(os.open(shm, os.O_RDONLY))
+    assert not _dms_lock_held(shm)
+    conn.close()
