@@ -83,11 +83,15 @@ def contexts(t: Tenant, page: str, seed: int = 5) -> list:
     out = []
     for n, p in enumerate(t.people):
         now = t.now_ms + (n % 24) * 3_600_000
-        lt = time.gmtime(now / 1000 + ds.tz_offset_min * 60)
+        if hasattr(ds, "local"):   # the tenant's time zone (server/localtime.py)
+            hour, weekday = ds.local.at(now)
+        else:                      # (a tree from before it: --root of slot_check / sources)
+            lt = time.gmtime(now / 1000 + ds.tz_offset_min * 60)
+            hour, weekday = lt.tm_hour, lt.tm_wday
         ctx = Context(tenant="retail", visitor=p["visitor"], session=p["session"], page_type=page,
                       recent=p["recent"], bought=p["bought"], person=ds.person(None, p["visitor"]),
                       profile=PROFILES[n % 12] if n % 12 < len(PROFILES) else None,
-                      clock_ms=max(ds.clock_ms, p["newest"]), now_ms=now, hour=lt.tm_hour, weekday=lt.tm_wday)
+                      clock_ms=max(ds.clock_ms, p["newest"]), now_ms=now, hour=hour, weekday=weekday)
         if page == "detail":
             ctx.product = p["viewed"][-1]
             ctx.item = ds.item(ctx.product)

@@ -74,6 +74,16 @@ def inbox_dir(settings) -> Path:
     return Path(settings.shard_dir()) / INBOX
 
 
+def note(settings, slug: str, kind: str, sync: bool = True) -> str:
+    """A note in the builder's inbox (see the module docstring): ``force`` asks for a build (the
+    workers, ``funnelrec tenant set --timezone``), ``catalog``, ``active``; its id."""
+    rid = uuid.uuid4().hex[:16]
+    inbox = inbox_dir(settings)
+    inbox.mkdir(exist_ok=True)
+    _write_atomic(inbox / f"{slug}--{rid}", kind.encode(), sync=sync)
+    return rid
+
+
 def published_path(settings) -> Path:
     return Path(settings.shard_dir()) / PUBLISHED
 
@@ -157,6 +167,10 @@ class Builder:
         self.inbox = inbox_dir(settings)
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.published = 0
+
+    def _timezone(self, slug: str) -> str | None:
+        tenant = self.registry.get(slug)
+        return tenant.timezone if tenant is not None else None
 
     def _conn(self, t: _Tenant):
         from .shards import open_connection
@@ -267,7 +281,7 @@ class Builder:
         try:
             conn = self._conn(t)
             catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
-            model = build_model(conn, max_events=s.engine_max_events or None)
+            model = build_model(conn, max_events=s.engine_max_events or None, timezone=self._timezone(t.slug))
             if t.ranker is not None:
                 model.learned_ranker = t.ranker  # the last ranker serves until the new one is trained
             t.built, t.seq, t.catalog = True, model.ds.last_seq, catalog
@@ -443,12 +457,7 @@ class RemoteModelStore:
         return self._note(slug, kind)
 
     def _note(self, slug: str, kind: str, sync: bool = True) -> str:
-        """A note in the builder's inbox (see the module docstring); its id."""
-        rid = uuid.uuid4().hex[:16]
-        inbox = inbox_dir(self.settings)
-        inbox.mkdir(exist_ok=True)
-        _write_atomic(inbox / f"{slug}--{rid}", kind.encode(), sync=sync)
-        return rid
+        return note(self.settings, slug, kind, sync)
 
     def status(self, slug: str) -> dict:
         cur = read_current(self._folder(slug)) or {}

@@ -110,14 +110,16 @@ def tenant() -> None:
 @click.option("--ignore-dnt", is_flag=True, help="Do not honour Do-Not-Track / Global Privacy Control.")
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--locale", default="en", show_default=True)
+@click.option("--timezone", default="UTC", show_default=True,
+              help="The shop's time zone (IANA name, e.g. Asia/Seoul): hour of day and weekday of visits.")
 @data_dir_option
 @json_option
-def tenant_create(slug, origins, name, test_mode, ignore_dnt, currency, locale, data_dir, as_json) -> None:
+def tenant_create(slug, origins, name, test_mode, ignore_dnt, currency, locale, timezone, data_dir, as_json) -> None:
     """Create a tenant and print its site key and (once) its secret key."""
     reg = _registry(data_dir)
     try:
         t, secret = reg.create(slug, origins, name=name, test_mode=test_mode, honor_dnt=not ignore_dnt,
-                               currency=currency, locale=locale)
+                               currency=currency, locale=locale, timezone=timezone)
     except TenantError as exc:
         _fail(as_json, str(exc))
     _out(as_json, {"ok": True, **t.public(), "secret_key": secret},
@@ -178,15 +180,21 @@ def tenant_origins(slug, origins, data_dir, as_json) -> None:
 @click.option("--honor-dnt/--ignore-dnt", default=None)
 @click.option("--currency", default=None)
 @click.option("--locale", default=None)
+@click.option("--timezone", default=None, help="The shop's time zone (IANA name, e.g. Asia/Seoul); takes effect with a rebuild, asked for at once.")
 @data_dir_option
 @json_option
-def tenant_set(slug, name, test_mode, honor_dnt, currency, locale, data_dir, as_json) -> None:
-    """Change a tenant's name, test mode, Do-Not-Track policy, currency or locale."""
+def tenant_set(slug, name, test_mode, honor_dnt, currency, locale, timezone, data_dir, as_json) -> None:
+    """Change a tenant's name, test mode, Do-Not-Track policy, currency, locale or time zone."""
     try:
         t = _registry(data_dir).update(slug, name=name, test_mode=test_mode, honor_dnt=honor_dnt,
-                                       currency=currency.upper() if currency else None, locale=locale)
+                                       currency=currency.upper() if currency else None, locale=locale,
+                                       timezone=timezone)
     except TenantError as exc:
         _fail(as_json, str(exc))
+    if timezone:   # the models count visits in the new time zone from their next build: ask the builder for one
+        from .builder import note
+        with contextlib.suppress(OSError):
+            note(_settings(data_dir), slug, "force")
     _out(as_json, {"ok": True, **t.public()}, json.dumps(t.public(), ensure_ascii=False, indent=2))
 
 

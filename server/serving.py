@@ -245,7 +245,7 @@ def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tu
         tuple([(s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
                for s, pname, strat in plan]),
         person, body.user, live_key, body.session if live_key else None, hour,
-    )  # ``hour``: the absolute hour, so that time windows (recently bought, decay) move on
+    )  # ``hour``: the absolute hour (time windows, decay, move on) and the local one (visit-time context)
 
 
 # -- recommendation ids -------------------------------------------------------------------
@@ -378,14 +378,14 @@ async def recommend(request: Request) -> Response:
         for slot in body.slots:
             pname, variants = strategies.resolve(cfg, slot.placement)
             plan.append((slot, pname, strategies.choose_variant(variants, who, pname)))
+        hour, weekday = ds.local.at(now_ms)   # visit-time context, in the tenant's time zone
         person = ds.person(body.user, visitor)
         key = hit = None
         if eng.cache is not None:
-            key = _cache_key(tenant.slug, model, version, body, plan, person, live_key, now_ms // 3_600_000)
+            key = _cache_key(tenant.slug, model, version, body, plan, person, live_key, (now_ms // 3_600_000, hour))
             hit = eng.cache.get(key)
         if hit is None:
             recent, bought, newest = live.context(conn, ds, visitor, body.session)
-            local_s = now_ms // 1000 + ds.tz_offset_min * 60  # (time.gmtime's hour and weekday, in integers)
             item = ds.item
             ctx = Context(
                 tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
@@ -394,7 +394,7 @@ async def recommend(request: Request) -> Response:
                 cart=page.cart, cart_items=_items(item, page.cart),
                 order=page.order, order_items=_items(item, page.order),
                 recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
-                clock_ms=max(ds.clock_ms, newest), hour=local_s // 3600 % 24, weekday=(local_s // 86400 + 3) % 7,
+                clock_ms=max(ds.clock_ms, newest), hour=hour, weekday=weekday,
                 answers={} if len(plan) > 1 else None,
             )
             page_seen: set[int] = set()
@@ -575,6 +575,9 @@ def install(app) -> None:
     eng.shards, eng.limiter = app.state.shards, app.state.limiter
     app.state.engine = eng
     registry.load_all()
+    if hasattr(eng.models, "timezone_of"):   # in-process builds: the tenant's time zone from the registry
+        tenants = app.state.registry
+        eng.models.timezone_of = lambda slug: t.timezone if (t := tenants.get(slug)) is not None else None
     app.state.event_listeners.append(eng.models.on_events)
     app.state.catalog_listeners.append(eng.models.on_catalog)
 

@@ -56,6 +56,11 @@ class Tenant:
         # browsers send origins already normalised: the exact test almost always decides
         return origin in self.origins or normalize_origin(origin, strict=False) in self.origins
 
+    @property
+    def timezone(self) -> str:
+        """The shop's time zone (IANA name) for visit-time context: ``server/localtime.py``."""
+        return self.settings.get("timezone") or "UTC"
+
     def public(self) -> dict:
         return {
             "slug": self.slug,
@@ -66,6 +71,7 @@ class Tenant:
             "honor_dnt": self.honor_dnt,
             "currency": self.currency,
             "locale": self.locale,
+            "timezone": self.timezone,
             "created_at": self.created_at,
         }
 
@@ -76,6 +82,15 @@ def validate_slug(slug: str) -> str:
             f"invalid tenant slug {slug!r}: use 2-41 lowercase letters, digits and single hyphens, starting with a letter or digit"
         )
     return slug
+
+
+def _valid_timezone(name: str) -> str:
+    from .localtime import LocalTimeError, zone
+    try:
+        zone(name)
+    except LocalTimeError as exc:
+        raise TenantError(str(exc)) from None
+    return name
 
 
 def normalize_origin(origin: str, strict: bool = True) -> str:
@@ -216,18 +231,20 @@ class TenantRegistry:
         honor_dnt: bool = True,
         currency: str = "USD",
         locale: str = "en",
+        timezone: str | None = None,
     ) -> tuple[Tenant, str]:
         """Create a tenant; returns it and its secret key (the only time the key is known)."""
         validate_slug(slug)
+        settings = {"timezone": _valid_timezone(timezone)} if timezone else {}
         normalized = sorted({normalize_origin(o) for o in origins})
         secret = new_secret_key()
         with self._lock:
             try:
                 self._conn.execute(
-                    "INSERT INTO tenants (slug, name, site_key, secret_hash, origins, test_mode, honor_dnt, currency, locale, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO tenants (slug, name, site_key, secret_hash, origins, test_mode, honor_dnt, currency, locale,"
+                    " created_at, settings) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (slug, name or slug, new_site_key(), hash_secret(secret), json.dumps(normalized), int(test_mode),
-                     int(honor_dnt), currency.upper(), locale, int(time.time())),
+                     int(honor_dnt), currency.upper(), locale, int(time.time()), json.dumps(settings)),
                 )
             except sqlite3.IntegrityError:
                 raise TenantError(f"tenant {slug!r} already exists") from None
@@ -249,9 +266,12 @@ class TenantRegistry:
         return self._by_slug[slug], new_secret
 
     def update(self, slug: str, **changes) -> Tenant:
-        self.require(slug)
+        t = self.require(slug)
         cols = []
         vals = []
+        if changes.get("timezone") is not None:   # kept in the tenant's settings
+            changes["settings"] = {**(changes.get("settings") or t.settings), "timezone": _valid_timezone(changes["timezone"])}
+        changes.pop("timezone", None)
         for k, v in changes.items():
             if v is None:
                 continue

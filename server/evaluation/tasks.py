@@ -77,7 +77,7 @@ def _context(ds, visitor: str | None, session: str | None, now: int, history: li
     for p, ts in bought.items():
         recent.append(Recent(p, ds.item(p), sig.PURCHASE, ts, cfg.purchase, False))
     recent.sort(key=lambda x: -x.ts)
-    lt = time.gmtime(now / 1000 + ds.tz_offset_min * 60)
+    hour, weekday = ds.local.at(now)
     # a visitor who is a user with a profile (movielens): logged in, as the widget would send it
     user = visitor if visitor and ("u:" + visitor) in ds.person_index else None
     person = ds.person(user, visitor) if visitor else -1
@@ -87,7 +87,7 @@ def _context(ds, visitor: str | None, session: str | None, now: int, history: li
                    "interests": ds.profile_interests[person], "segment": ds.profile_segment[person]}
     return Context(tenant="evaluation", visitor=visitor, session=session, user=user, page_type=page, recent=recent,
                    bought=bought, person=person, profile=profile, now_ms=now,
-                   clock_ms=max(ds.clock_ms, max((x.ts for x in recent), default=0)), hour=lt.tm_hour, weekday=lt.tm_wday)
+                   clock_ms=max(ds.clock_ms, max((x.ts for x in recent), default=0)), hour=hour, weekday=weekday)
 
 
 def _sample(cases: list, n: int, seed: int = 0) -> list:

@@ -118,14 +118,14 @@ class _History:
             recent.append(Recent(pid, int(ds.fb_item[r]), kind, int(ds.fb_ts[r]), float(ds.fb_weight[r]),
                                  session >= 0 and int(ds.fb_session[r]) == session))
         recent.sort(key=lambda x: -x.ts)
-        lt = time.gmtime(before / 1000 + ds.tz_offset_min * 60)
+        hour, weekday = ds.local.at(before)
         profile = None
         if 0 <= person < ds.n_persons and ds.person_is_user[person] and (
                 ds.profile_gender[person] or ds.profile_age_band[person] or ds.profile_interests[person]):
             profile = {"gender": ds.profile_gender[person], "age_band": ds.profile_age_band[person],
                        "interests": ds.profile_interests[person], "segment": ds.profile_segment[person]}
         return Context(tenant="", page_type=page, recent=recent, bought=bought, person=person, now_ms=before,
-                       clock_ms=before, hour=lt.tm_hour, weekday=lt.tm_wday, profile=profile,
+                       clock_ms=before, hour=hour, weekday=weekday, profile=profile,
                        user=ds.person_user[person] if 0 <= person < ds.n_persons else None)
 
 

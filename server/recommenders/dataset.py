@@ -29,7 +29,7 @@ Feedback log: one row per interaction, see ``server/signals`` (views are merged 
   REVIEW, IMPRESSION, CLICK);  fb_ts: int64 ms;  fb_weight: float32 (type weight x engagement,
   no decay);  fb_decay: float32 (time decay vs the tenant clock);  fb_qty: float32 (purchases:
   quantity, else 1);  fb_engaged_ms: float32 (views: engaged time, nan unmeasured);
-  fb_hour, fb_weekday: int8 (visit-time context, tenant UTC offset)
+  fb_hour, fb_weekday: int8 (visit-time context, in the tenant's time zone)
 
 Matrices (scipy.sparse.csr_matrix, float32)
   R       persons x items: sum of decayed weights, floored at 0 (implicit feedback)
@@ -44,7 +44,7 @@ Reviews (aligned): review_item, review_person: int32; review_rating: float32 (na
   review_text: list[str]; review_ts: int64
 
 Clock and bookkeeping: clock_ms (newest event ts: the tenant clock; 0 when no events),
-  last_seq (highest events.seq read), built_ms (wall clock), n_events, tz_offset_min.
+  last_seq (highest events.seq read), built_ms (wall clock), n_events, local (the tenant's time zone).
 
 Helpers: ``ds.derived(name, fn)`` memoises a shared derivation (fn(ds) -> value) for the
 fits of one build; ``ds.window(mask, days)`` restricts a feedback mask to the last ``days``
@@ -62,6 +62,8 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from ..localtime import UTC as UTC_LOCAL
+from ..localtime import LocalTime
 from ..signals import weights as sig
 from ..signals.weights import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW, SignalConfig
 
@@ -99,6 +101,8 @@ _NOT_BUILT = object()
 
 
 class Dataset:
+    local: LocalTime = UTC_LOCAL   # the tenant's time zone (a model pickled before the setting: UTC, as it was built)
+
     def __init__(self) -> None:
         self._derived: dict[str, Any] = {}
         self._lock = threading.RLock()  # derivations may use other derivations
@@ -221,14 +225,16 @@ def _obj(s: str | None) -> dict:
 
 
 def build_dataset(conn: sqlite3.Connection, cfg: SignalConfig = sig.DEFAULT, tz_offset_min: int = 0,
-                  max_events: int | None = None) -> Dataset:
+                  max_events: int | None = None, timezone: str | None = None) -> Dataset:
     """Read a shard (a read-only connection) into a ``Dataset``. See the module docstring.
 
-    ``max_events`` bounds the events read (the newest ones) for very large shards."""
+    ``timezone``: the tenant's (IANA name; ``server/localtime.py``), or ``tz_offset_min`` a fixed
+    UTC offset; UTC by default. ``max_events`` bounds the events read (the newest ones) for very
+    large shards."""
     t0 = time.perf_counter()
     ds = Dataset()
     ds.cfg = cfg
-    ds.tz_offset_min = tz_offset_min
+    ds.local = LocalTime(timezone, tz_offset_min)
     conn.execute("BEGIN")  # one snapshot for every query below
     gc_was_on = gc.isenabled()
     gc.disable()  # hundreds of thousands of row tuples: no cycle collection passes over them
@@ -445,9 +451,7 @@ def _read(conn: sqlite3.Connection, ds: Dataset, cfg: SignalConfig, max_events: 
     if ds.clock_ms == 0 and len(ds.fb_ts):
         ds.clock_ms = int(ds.fb_ts.max())
     ds.fb_decay = sig.decay(ds.fb_ts, ds.clock_ms, cfg)
-    local = (ds.fb_ts // 60_000 + ds.tz_offset_min) if len(ds.fb_ts) else ds.fb_ts
-    ds.fb_hour = ((local // 60) % 24).astype(np.int8)
-    ds.fb_weekday = (((local // 1440) + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday; 0 = Monday
+    ds.fb_hour, ds.fb_weekday = ds.local.parts(ds.fb_ts)   # in the tenant's time zone; weekday 0 = Monday
 
     # -- ids, product table ----------------------------------------------------------
     n_items = len(items.ids)

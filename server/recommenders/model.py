@@ -32,6 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import localtime as local_time
 from . import registry
 from .dataset import Dataset, build_dataset
 
@@ -161,11 +162,17 @@ class Model:
 
 
 def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max_events: int | None = None,
-                signals=None) -> Model:
-    """``signals``: a ``server.signals.SignalConfig`` to build with (experiments); default weights otherwise."""
+                signals=None, timezone: str | None = None) -> Model:
+    """``signals``: a ``server.signals.SignalConfig`` to build with (experiments); default weights otherwise.
+    ``timezone``: the tenant's (``server/localtime.py``; a name that is not one builds in UTC)."""
     t0 = time.perf_counter()
     kw = {"cfg": signals} if signals is not None else {}
-    ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events, **kw)
+    try:
+        local_time.zone(timezone)
+    except local_time.LocalTimeError:
+        log.warning("unknown time zone: building in UTC", extra={"timezone": timezone})
+        timezone = None
+    ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events, timezone=timezone, **kw)
     fitted: dict[str, Any] = {}
     instances: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -210,6 +217,7 @@ class ModelStore:
         self.seq_check_s = 30.0  # how often an idle tenant's shard is asked whether it moved
         self.catalog_delay_s = 5.0  # catalog changes rebuild at most this often (a sync sends many batches)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-build")
+        self.timezone_of = lambda slug: None   # slug -> the tenant's time zone (set by the serving engine)
         self._state: dict[str, _TenantState] = {}
         self._lock = threading.Lock()
 
@@ -245,7 +253,7 @@ class ModelStore:
     def _build(self, shard, st: _TenantState) -> Model | None:
         conn = shard.connect_read()
         try:
-            model = build_model(conn, max_events=self.max_events)
+            model = build_model(conn, max_events=self.max_events, timezone=self.timezone_of(shard.slug))
             st.model = model
             gc.freeze()  # the model's objects live until the next build: out of the cyclic GC's scans
             st.failures = 0

@@ -271,3 +271,12 @@ def test_a_worker_poll_reads_one_file_until_the_builder_publishes(env):
     assert store.get("tt") is not first and store._loaded["tt"].n == 2
     store._full_at -= store.FULL_POLL_S       # and every FULL_POLL_S whatever the marker says
     assert asyncio.run(polls(1)) == [True]
+
+
+def test_the_builder_builds_in_the_tenants_time_zone(env):
+    settings, d, b = env
+    TenantRegistry(settings.data_dir).update("tt", timezone="Asia/Seoul")
+    time.sleep(settings.tenant_cache_s + 0.1)   # (the builder's registry re-reads within this)
+    store = B.RemoteModelStore(settings)
+    m = _build_and_load(store, d.shard, b)
+    assert m.ds.local.name == "Asia/Seoul" and m.ds.local.at(0) == (9, 3)

@@ -8,6 +8,8 @@ import asyncio
 import time
 
 import pytest
+
+from server.localtime import LocalTime
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -82,10 +84,9 @@ def test_hour_and_weekday_are_those_of_gmtime():
                    *range(now, now + 8 * 86_400_000, 1_234_567)]:
         for offset_min in (0, 60, -60, 330, -570, 840, -720):
             lt = time.gmtime(now_ms / 1000 + offset_min * 60)
-            local_s = now_ms // 1000 + offset_min * 60
-            if local_s < 0:
+            if now_ms // 1000 + offset_min * 60 < 0:
                 continue
-            assert (local_s // 3600 % 24, (local_s // 86400 + 3) % 7) == (lt.tm_hour, lt.tm_wday), (now_ms, offset_min)
+            assert LocalTime(offset_min=offset_min).at(now_ms) == (lt.tm_hour, lt.tm_wday), (now_ms, offset_min)
 
 
 def test_items_of_an_empty_cart_are_one_shared_read_only_array():
