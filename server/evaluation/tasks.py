@@ -21,7 +21,6 @@ bought_together  each test order with 2+ known products: one product (seeded ran
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
