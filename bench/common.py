@@ -20,6 +20,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+RETAIL_CSV = next(ROOT.parent.glob("shared/data/online-retail/*.csv.gz"), None)   # ../shared/data
+
+
+def server_from(root: str | None) -> Path:
+    """``--root`` of the identity and cost tools: ``server`` imported from that tree (e.g. the
+    code before a change, a ``git archive`` unpacked in /tmp), ``bench`` from this checkout."""
+    tree = Path(root).resolve() if root else ROOT
+    sys.path.insert(0, str(tree))
+    sys.path.insert(1, str(ROOT))
+    import server
+    print(f"server from {Path(server.__file__).parent}", file=sys.stderr)
+    return tree
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

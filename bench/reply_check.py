@@ -252,12 +252,9 @@ def main(argv=None) -> int:
         bad = compare(before, after)
         print("IDENTICAL" if not bad else f"{bad} differ")
         return 1 if bad else 0
-    root = Path(a.root).resolve() if a.root else Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root))
-    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # bench/ of this checkout
-    import server
-    print(f"server from {Path(server.__file__).parent}", file=sys.stderr)
-    csv = a.csv or str(next(Path(__file__).resolve().parents[2].glob("shared/data/online-retail/*.csv.gz"), "")) or None
+    from bench.common import RETAIL_CSV, server_from
+    root = server_from(a.root)
+    csv = a.csv or (str(RETAIL_CSV) if RETAIL_CSV else None)
     out = run(a.visitors, a.requests, csv)
     out["root"] = str(root)
     a.out.write_text(json.dumps(out))

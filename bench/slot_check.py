@@ -91,13 +91,10 @@ def main(argv=None) -> int:
             bad += compare(before["passes"][0], passed, f"pass {n + 1} vs reference")
         print("IDENTICAL" if not bad else f"{bad} slots differ")
         return 1 if bad else 0
-    root = Path(a.root).resolve() if a.root else Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root))
-    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # bench/ of this checkout
+    from bench.common import RETAIL_CSV, server_from
+    root = server_from(a.root)
     from bench.engine_tenant import bench_tenant
-    import server
-    print(f"server from {Path(server.__file__).parent}", file=sys.stderr)
-    with bench_tenant(a.visitors, a.csv or str(next(Path(__file__).resolve().parents[2].glob("shared/data/online-retail/*.csv.gz"), "")) or None) as t:
+    with bench_tenant(a.visitors, a.csv or (str(RETAIL_CSV) if RETAIL_CSV else None)) as t:
         passes = run(t)
     a.out.write_text(json.dumps({"root": str(root), "passes": passes}))
     print(f"{sum(len(p) for p in passes)} slots written to {a.out}")

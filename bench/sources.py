@@ -31,11 +31,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-HERE = Path(__file__).resolve().parent.parent
-CSV = next(HERE.parent.glob("shared/data/online-retail/*.csv.gz"), None)
 
 
 def _clear(model) -> None:
@@ -56,8 +53,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.compare:
         return _compare(*a.compare)
-    sys.path.insert(0, str(Path(a.root).resolve() if a.root else HERE))
-    sys.path.insert(1, str(HERE))
+    from bench.common import RETAIL_CSV as CSV
+    from bench.common import server_from
+    server_from(a.root)
     import numpy as np
 
     from bench.engine_tenant import SLOTS, bench_tenant, contexts
@@ -123,7 +121,7 @@ def main(argv=None) -> int:
         mix = {"main": 2, "detail": 2, "cart": 1, "category": 1}
         mean = sum(w * np.mean(per_page[p]) for p, w in mix.items()) / sum(mix.values()) * 1e6
         med = sum(w * np.median(per_page[p]) for p, w in mix.items()) / sum(mix.values()) * 1e6
-    print(f"| call | median µs | p99 µs | calls |\n|---|---:|---:|---:|")
+    print("| call | median µs | p99 µs | calls |\n|---|---:|---:|---:|")
     print(f"| live context read | {np.median(t_live) * 1e6:.0f} | {np.percentile(t_live, 99) * 1e6:.0f} | {len(t_live)} |")
     for name, m, p99, n in sorted(rows, key=lambda r: -r[1]) + slot_rows:
         print(f"| {name} | {m:.0f} | {p99:.0f} | {n} |")
