@@ -78,7 +78,6 @@ def compile_fused():
 
     @numba.njit(cache=False, nogil=True)
     def fused(idx, score, seeds, acc, touched, out_items, out_scores, blend, count):
-        n_items = idx.shape[0]
         orders = (seeds.copy(), seeds[::-1].copy(), np.concatenate((seeds[1:], seeds[:1])))
         cands = np.empty(3 * K, np.int64)
         n_c = 0
