@@ -122,10 +122,6 @@ def _digest(rows, lines) -> tuple:
     return tuple(entries), tuple(bought.items()), newest
 
 
-def _unknown(product: str, default: int) -> int:
-    return default
-
-
 _recent = functools.partial(tuple.__new__, Recent)  # Recent(*t) without its Python-level __new__, in C
 _NO_SESSION = object()      # in no interaction's sessions
 
@@ -134,7 +130,7 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
     """``_digest``'s entries for the model ``ds`` and the request's ``session``: the fields of
     its ``Recent`` interactions as plain tuples (which the cyclic GC untracks: a named tuple it
     never does), a view's weight by its engagement against the product's usual engaged time."""
-    item = ds.item_index.get if ds is not None else _unknown
+    item = ds.item_index.get if ds is not None else {}.get   # (no model: every product unknown)
     usual = ds.usual_engaged_ms if ds is not None else None
     n_usual = len(usual) if usual is not None else 0
     s = session or _NO_SESSION

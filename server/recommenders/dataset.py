@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -63,7 +64,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..localtime import UTC as UTC_LOCAL
-from ..localtime import LocalTime
+from ..localtime import LocalTime, LocalTimeError
 from ..signals import weights as sig
 from ..signals.weights import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW, SignalConfig
 
@@ -234,7 +235,11 @@ def build_dataset(conn: sqlite3.Connection, cfg: SignalConfig = sig.DEFAULT, tz_
     t0 = time.perf_counter()
     ds = Dataset()
     ds.cfg = cfg
-    ds.local = LocalTime(timezone, tz_offset_min)
+    try:
+        ds.local = LocalTime(timezone, tz_offset_min)
+    except LocalTimeError:  # (tenant settings are validated: a zone the system no longer knows)
+        logging.getLogger("funnelrec.model").warning("unknown time zone: building in UTC", extra={"timezone": timezone})
+        ds.local = UTC_LOCAL
     conn.execute("BEGIN")  # one snapshot for every query below
     gc_was_on = gc.isenabled()
     gc.disable()  # hundreds of thousands of row tuples: no cycle collection passes over them

@@ -32,7 +32,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import localtime as local_time
 from . import registry
 from .dataset import Dataset, build_dataset
 
@@ -167,11 +166,6 @@ def build_model(conn, only: list[str] | None = None, tz_offset_min: int = 0, max
     ``timezone``: the tenant's (``server/localtime.py``; a name that is not one builds in UTC)."""
     t0 = time.perf_counter()
     kw = {"cfg": signals} if signals is not None else {}
-    try:
-        local_time.zone(timezone)
-    except local_time.LocalTimeError:
-        log.warning("unknown time zone: building in UTC", extra={"timezone": timezone})
-        timezone = None
     ds = build_dataset(conn, tz_offset_min=tz_offset_min, max_events=max_events, timezone=timezone, **kw)
     fitted: dict[str, Any] = {}
     instances: dict[str, Any] = {}
