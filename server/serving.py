@@ -54,7 +54,7 @@ from .recommenders import registry  # noqa: E402
 from .recommenders.base import Context  # noqa: E402
 from .builder import RemoteModelStore  # noqa: E402
 from .recommenders.model import ModelStore, set_cache_sizes  # noqa: E402
-from . import rules as R  # noqa: E402
+from . import jit, rules as R  # noqa: E402
 from .live import LiveState, live_context  # noqa: E402,F401  (live_context: the SQL reference)
 
 log = logging.getLogger("funnelrec.serving")
@@ -582,6 +582,12 @@ def install(app) -> None:
     app.state.catalog_listeners.append(eng.models.on_catalog)
 
     async def start(app) -> None:
+        # the request path's compiled kernels, compiled (or loaded from numba's disk cache) before
+        # the first request rather than during it
+        took = await asyncio.to_thread(jit.warm)
+        if took > 1.0:
+            log.info("compiled kernels", extra={"kernels": len(jit.kernels()), "seconds": round(took, 2)})
+
         async def tick():
             while True:
                 await asyncio.sleep(eng.tick_s)

@@ -1,0 +1,95 @@
+"""Compiled kernels: the request path's arithmetic loops, compiled by numba.
+
+Why numba (a dependency since the engine's serve target, docs/engine.md): a fresh
+recommendation does dozens of numpy calls of 1-3 µs each on a few hundred numbers, and the
+call overhead, not the arithmetic, is most of their cost (``bench/floor.py``). A loop compiled
+by numba does the same work in one call of ~1 µs plus the arithmetic. Numba compiles plain
+Python functions over numpy arrays (no C toolchain at install time, no hand-written C), and
+it is maintained by the numba project (Anaconda), with wheels for every platform we run on.
+
+Use::
+
+    from server.jit import kernel
+
+    @kernel("float64(float32[:], int64)")
+    def head_sum(scores, n): ...
+
+- Each kernel has ONE explicit signature: calling it with other dtypes raises a TypeError
+  instead of silently compiling a second version (an int32 index array where int64 was meant
+  is a bug to see, not a slow path).
+- Compiled on first use, not at import: a process that never calls a kernel (the builder,
+  the CLI) never imports numba. ``warm()`` compiles them all ahead (each serving worker does
+  it at start-up, in a thread, so that no request waits for a compilation).
+- Machine code is cached on disk (numba's ``cache=True``: the module's ``__pycache__``, or
+  ``NUMBA_CACHE_DIR`` when set, or a per-user folder when that is read-only): a worker that
+  starts after the first one loads them in a fraction of a second.
+- ``nogil=True``: a kernel releases the GIL, so one running in a thread (the builder, the
+  threaded writer) does not stall the event loop.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Callable
+
+__all__ = ["kernel", "warm", "kernels"]
+
+_lock = threading.Lock()
+_ALL: list["Kernel"] = []
+
+
+class Kernel:
+    """A function compiled by numba on first call (or by ``warm``), with one signature."""
+    def __init__(self, fn: Callable, signature: str):
+        self.py, self.signature, self.compiled = fn, signature, None
+        functools.update_wrapper(self, fn)
+
+    def compile(self):
+        """The compiled dispatcher (compiled, or loaded from the disk cache, once per process)."""
+        c = self.compiled
+        if c is None:
+            with _lock:
+                c = self.compiled
+                if c is None:
+                    import numba
+                    c = numba.njit(self.signature, cache=True, nogil=True)(self.py)
+                    self.compiled = c
+        return c
+
+    def __call__(self, *args):
+        c = self.compiled
+        if c is None:
+            c = self.compile()
+        return c(*args)
+
+    def __repr__(self) -> str:
+        return f"<kernel {self.py.__module__}.{self.py.__name__} {self.signature}>"
+
+
+def kernel(signature: str) -> Callable[[Callable], Kernel]:
+    """Decorator: ``fn`` compiled with numba for exactly ``signature`` (numba's string form,
+    e.g. ``"int64(int32[:, :], float32[:])"``), on first use."""
+    def wrap(fn: Callable) -> Kernel:
+        k = Kernel(fn, signature)
+        _ALL.append(k)
+        return k
+    return wrap
+
+
+def kernels() -> list[Kernel]:
+    """Every kernel defined so far (their modules imported)."""
+    return list(_ALL)
+
+
+def warm(modules: tuple[str, ...] = ()) -> float:
+    """Import ``modules`` (their kernels register themselves) and compile every kernel now;
+    seconds spent. Serving workers call it at start-up."""
+    import importlib
+
+    t0 = time.perf_counter()
+    for m in modules:
+        importlib.import_module(m)
+    for k in kernels():
+        k.compile()
+    return time.perf_counter() - t0
