@@ -584,7 +584,7 @@ def install(app) -> None:
     async def start(app) -> None:
         # the request path's compiled kernels, compiled (or loaded from numba's disk cache) before
         # the first request rather than during it
-        took = await asyncio.to_thread(jit.warm)
+        took = await asyncio.to_thread(jit.warm_serving)
         if took > 1.0:
             log.info("compiled kernels", extra={"kernels": len(jit.kernels()), "seconds": round(took, 2)})
 

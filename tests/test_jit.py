@@ -36,3 +36,9 @@ def test_warm_compiles_every_kernel_and_importing_does_not_load_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
 
+
+
+def test_python_m_server_jit_fills_the_cache_of_the_request_path():
+    out = subprocess.run([sys.executable, "-m", "server.jit"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "kernels compiled or loaded from the cache" in out.stdout
