@@ -396,6 +396,7 @@ class Shard:
         self._readers_made = 0
         self._all_readers: list[aiosqlite.Connection] = []
         self.last_used = time.monotonic()
+        self.exists_at = float("-inf")   # when ShardManager.get last saw the file there
 
     @classmethod
     def open(cls, slug: str, path: Path, settings, generation: int = 0) -> "Shard":
@@ -473,6 +474,7 @@ class ShardManager:
 
     A shard file is made when its tenant is created; if it is missing the tenant was deleted
     (perhaps by another process) and ``get`` raises ``ShardGone`` instead of re-creating it."""
+    EXISTS_CHECK_S = 1.0   # how long ``get`` trusts that an open shard's file is still there
 
     def __init__(self, registry, settings):
         self.registry = registry
@@ -483,10 +485,15 @@ class ShardManager:
     def get(self, tenant) -> Shard:
         shard = self._shards.get(tenant.slug)
         # fast path, every request: the open shard of this tenant generation, its file still there
-        if (shard is not None and shard.generation == tenant.created_at and os.path.exists(shard.path_str)
-                and shard.writer.is_alive()):
-            shard.last_used = time.monotonic()
-            return shard
+        # (looked at once per EXISTS_CHECK_S: a deletion reaches the other workers' tenant lists
+        # within ``tenant_cache_s`` anyway, and a stat per request costs more than the rest of this)
+        if shard is not None and shard.generation == tenant.created_at and shard.writer.is_alive():
+            now = time.monotonic()
+            if now - shard.exists_at >= self.EXISTS_CHECK_S and os.path.exists(shard.path_str):
+                shard.exists_at = now
+            if now - shard.exists_at < self.EXISTS_CHECK_S:
+                shard.last_used = now
+                return shard
         path = self.registry.shard_path(tenant.slug)  # validated and resolved
         if not path.exists():
             if shard is not None:
