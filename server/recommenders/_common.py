@@ -5,14 +5,18 @@ top-k of each item row as two small dense arrays, which is what requests read.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
-from .base import Candidates
+from .base import Candidates, LazyReasons
+from .kernels.sums import TIES_BEST, neighbour_top
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
+_NO_DROP = np.zeros(0, np.int64)
 MAX_ROW = 60      # a row (session, basket) longer than this keeps only its first MAX_ROW items
 NEIGHBOURS = 50
 
@@ -100,7 +104,24 @@ class Neighbours:
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
         """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
-        themselves and ``drop`` left out) as Candidates, the reason naming the best seed (lazily)."""
+        themselves and ``drop`` left out) as Candidates, the reason naming the closest seed:
+        one ``neighbour_top`` kernel call (``kernels/sums.py``), which gives what
+        ``candidates_numpy`` gives."""
+        n = len(self.idx)
+        kept = [p for p in seeds if 0 <= p[0] < n and p[1] > 0]
+        if not kept:
+            return Candidates.empty()
+        if len(kept) < len(seeds):   # (a seed left out still names reasons in the numpy code: rare)
+            return self.candidates_numpy(seeds, k, reason_fmt, ds, drop)
+        pad = self.padded()
+        s, w = seed_vectors(kept)
+        found = neighbour_top(pad, self.score, pad, self.score, 1.0, 0.0, s, w, drop_vector(drop), k, TIES_BEST)
+        return top_candidates(found, k, reason_fmt, ds)
+
+    def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,
+                         drop: set[int] | None = None):
+        """``candidates`` in numpy (the kernel's reference; the answer when a seed is out of
+        range or weighs <= 0)."""
         c = self.contributions(seeds)
         if c is None:
             return Candidates.empty()
@@ -121,6 +142,33 @@ class Neighbours:
 def seed_arrays(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(item, weight) seeds as arrays: the items (intp) and their weights (float32, a column)."""
     return np.array([i for i, _ in seeds], np.intp), np.array([w for _, w in seeds], np.float32)[:, None]
+
+
+def seed_vectors(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(item, weight) seeds as ``neighbour_top`` takes them: items int64, weights float32."""
+    return np.array([i for i, _ in seeds], np.int64), np.array([w for _, w in seeds], np.float32)
+
+
+def drop_vector(drop: set[int] | None) -> np.ndarray:
+    """``drop`` (items to leave out) as ``neighbour_top`` takes it (int64)."""
+    return np.fromiter(drop, np.int64, len(drop)) if drop else _NO_DROP
+
+
+def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candidates.best_order) -> Candidates:
+    """Candidates of a ``neighbour_top`` answer, ``fmt`` naming each one's closest seed: its
+    ``k`` best, or, when it gave every candidate instead (a tie that numpy's partition orders),
+    the ``k`` that numpy's ``order(scores, k)`` picks among them, as the numpy code would."""
+    items, scores, closest, exact = found
+    if not exact:
+        pick = order(scores, k)
+        items, scores, closest = items[pick], scores[pick], closest[pick]
+    return Candidates(items, scores, closest_reasons(fmt, ds, closest))
+
+
+def closest_reasons(fmt: str, ds, closest: np.ndarray) -> LazyReasons:
+    """Reasons by position, ``fmt`` naming each candidate's closest seed (``closest``, aligned
+    with the candidates), built only for the products shown."""
+    return LazyReasons(lambda p: fmt.format(ds.label(closest.item(p))), len(closest))
 
 
 class SeedRows:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Neighbours, SeedFinder
+from ._common import Neighbours, drop_vector, seed_vectors, top_candidates
 from .base import Candidates, LazyReasons
+from .kernels.sums import TIES_BOUNDARY, neighbour_top
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -101,23 +102,22 @@ class TextNeighbours:
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, ds, reason: str):
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
-        ``top_positions`` would give them, by one dense bincount over the catalog (a few
-        numpy calls instead of a sort of every neighbour); the reason names the closest seed,
-        found only for the products shown (``SeedFinder``)."""
+        ``top_positions`` would give them, and each one's closest seed: one ``neighbour_top``
+        kernel call (``kernels/sums.py``; a tie at the k-th place is left to ``top_positions``)."""
         n = self.index.n_items
         valid = [(i, w) for i, w in seeds if 0 <= i < n]
         if not valid:
             return Candidates.empty()
-        nb = self.__dict__.get("_nb")
+        nb = self.__dict__.get("_nb")    # the rows as ``Neighbours`` (made on first use)
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
-        rows = nb.rows_of(valid)
-        total = rows.total(n).astype(np.float32)      # the seeds themselves are not candidates
-        pos = top_positions(total, k)
-        if not len(pos):
+        pad = nb.padded()
+        s, w = seed_vectors(valid)
+        found = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, drop_vector(None), k, TIES_BOUNDARY)
+        if not len(found[0]):
             return Candidates.empty()
-        find = SeedFinder(rows)        # the closest seed, looked up for the products shown only
-        return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
+        fmt = reason.replace("{", "{{").replace("}", "}}") + " {}"
+        return top_candidates(found, k, fmt, ds, top_positions)
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""

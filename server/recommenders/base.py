@@ -330,13 +330,17 @@ class Candidates:
         partition of these arrays leaves them)."""
         if k <= 0:
             return cls.empty()
-        neg = -scores   # (ndarray methods: the np.* wrappers cost a microsecond a call)
-        if len(items) > k:
-            part = neg.argpartition(k - 1)[:k]
-            order = part[neg[part].argsort(kind="stable")]
-        else:
-            order = neg.argsort(kind="stable")
+        order = cls.best_order(scores, k)
         return cls(items[order], scores[order], reason)
+
+    @staticmethod
+    def best_order(scores: np.ndarray, k: int) -> np.ndarray:
+        """The positions of the ``k`` (> 0) best ``scores``, best first, as ``best`` orders them."""
+        neg = -scores   # (ndarray methods: the np.* wrappers cost a microsecond a call)
+        if len(scores) > k:
+            part = neg.argpartition(k - 1)[:k]
+            return part[neg[part].argsort(kind="stable")]
+        return neg.argsort(kind="stable")
 
     @classmethod
     def ranked(cls, scores: np.ndarray, n: int = 200) -> "RankedScores":

@@ -3,15 +3,20 @@
 The session's items come from the shard at request time (``ctx.recent``, read by serving), so
 an event posted a moment ago shapes the very next request, whichever worker stored it. Each
 recent item weighs by its engagement weight and recency rank; its neighbours come from co-view
-(substitutes within sessions) and item-CF (long-term taste), blended 60/40.
+(substitutes within sessions) and item-CF (long-term taste), blended 60/40: one
+``neighbour_top`` kernel call (``kernels/sums.py``) sums both tables, mixes them in float32 and
+picks the best with each one's closest seed (by co-view, else by item-CF), exactly as the
+numpy code before it did (``tests/recommenders/test_sum_kernels.py`` keeps it as the reference).
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ._common import SeedFinder, coview_neighbours, itemcf_neighbours, seed_arrays
+from ._common import coview_neighbours, drop_vector, itemcf_neighbours, seed_vectors, top_candidates
 from .base import Candidates, Recommender
+from .kernels.sums import TIES_BEST, neighbour_top
 from .registry import register
+
+MIX = (0.6, 0.4)     # co-view, item-CF (float32 arithmetic: a Python float times a float32 array)
+REASON = "because you viewed {}"
 
 
 @register("realtime_personal", context=("session",), description="because you just viewed these products")
@@ -24,19 +29,12 @@ class RealtimePersonal(Recommender):
 
     def recommend(self, model, ds, ctx, k):
         coview, itemcf = model
-        # the session's items in range with weight > 0 (both tables span the dataset's items), as
-        # arrays once for the two tables
+        # the session's items in range with weight > 0 (both tables span the dataset's items)
         seeds = [p for p in ctx.session_items(8) if 0 <= p[0] < len(coview.idx) and p[1] > 0]
-        if not seeds:
+        if not seeds or k <= 0:
             return Candidates.empty()
-        drop = {ctx.item} if ctx.item >= 0 else None
-        n = ds.n_items
-        s, w = seed_arrays(seeds)
-        a, b = coview.rows_at(s, w), itemcf.rows_at(s, w)
-        total = 0.6 * a.total(n, drop).astype(np.float32) + 0.4 * b.total(n, drop).astype(np.float32)
-        c = Candidates.top(total, k)
-        # the closest seed by co-view, else by item-CF (session items all weigh > 0: the rows
-        # are those of every seed in range)
-        find = SeedFinder(a, b)
-        c.reasons = lambda j: f"because you viewed {ds.label(find(j))}"
-        return c
+        s, w = seed_vectors(seeds)
+        drop = drop_vector({ctx.item} if ctx.item >= 0 else None)
+        found = neighbour_top(coview.padded(), coview.score, itemcf.padded(), itemcf.score, MIX[0], MIX[1],
+                              s, w, drop, k, TIES_BEST)
+        return top_candidates(found, k, REASON, ds)

@@ -1,4 +1,4 @@
-"""Pure numpy/scipy algorithm kernels used by the recommenders.
+"""Algorithm kernels used by the recommenders (numpy/scipy; ``sums`` compiled by numba).
 
 Nothing here knows about HTTP, SQLite, tenants or events: each kernel takes arrays (dense or
 scipy.sparse) and returns arrays. The recommenders in ``server/recommenders/`` turn a tenant's
@@ -10,4 +10,6 @@ data into these inputs and the outputs into scored candidates with reasons.
 - ``neighbors``  user-kNN over a weighted user x item matrix
 - ``groups``     RFM tiers, k-means behavioural clusters, per-group item lift
 - ``images``     image embedder interface and a classical colour/pHash/texture extractor
+- ``sums``       the item-to-item sources' request: neighbour sums, top k and closest seeds in
+                 one compiled call (``server/jit.py``), exactly the numpy code's answer
 """

@@ -1,0 +1,197 @@
+"""``kernels/sums.neighbour_top`` and the sources built on it, against the numpy code they
+replace (kept here as the reference), on random tables full of ties, with padding, empty and
+single-element inputs: the same items, float32 scores bit for bit, and reasons."""
+import numpy as np
+import pytest
+
+from server.recommenders._common import Neighbours, SeedFinder, seed_arrays, seed_vectors
+from server.recommenders._text import TextNeighbours, top_positions
+from server.recommenders.base import Candidates, LazyReasons
+from server.recommenders.kernels.sums import TIES_BEST, TIES_BOUNDARY, neighbour_top
+from server.recommenders.realtime_personal import MIX, REASON, RealtimePersonal
+
+
+class DS:
+    def __init__(self, n):
+        self.n_items = n
+
+    @staticmethod
+    def label(i):
+        return f"p{i}"
+
+
+class Ctx:
+    def __init__(self, seeds, item=-1):
+        self.seeds, self.item = seeds, item
+
+    def session_items(self, n):
+        return list(self.seeds[:n])
+
+
+def realtime_numpy(model, ds, ctx, k):
+    """realtime_personal's recommend before the kernel."""
+    coview, itemcf = model
+    seeds = [p for p in ctx.session_items(8) if 0 <= p[0] < len(coview.idx) and p[1] > 0]
+    if not seeds:
+        return Candidates.empty()
+    drop = {ctx.item} if ctx.item >= 0 else None
+    n = ds.n_items
+    s, w = seed_arrays(seeds)
+    a, b = coview.rows_at(s, w), itemcf.rows_at(s, w)
+    total = 0.6 * a.total(n, drop).astype(np.float32) + 0.4 * b.total(n, drop).astype(np.float32)
+    c = Candidates.top(total, k)
+    find = SeedFinder(a, b)
+    c.reasons = lambda j: f"because you viewed {ds.label(find(j))}"
+    return c
+
+
+def text_numpy(tn, seeds, k, ds, reason):
+    """TextNeighbours.candidates before the kernel."""
+    n = tn.index.n_items
+    valid = [(i, w) for i, w in seeds if 0 <= i < n]
+    if not valid:
+        return Candidates.empty()
+    rows = Neighbours(tn.idx, tn.score).rows_of(valid)
+    total = rows.total(n).astype(np.float32)
+    pos = top_positions(total, k)
+    if not len(pos):
+        return Candidates.empty()
+    find = SeedFinder(rows)
+    return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
+
+
+def same(got: Candidates, want: Candidates):
+    assert got.items.tolist() == want.items.tolist()
+    assert got.scores.tobytes() == want.scores.tobytes()
+    assert [got.reason(p) for p in range(len(got))] == [want.reason(p) for p in range(len(want))]
+
+
+def table(rng, n, width, levels):
+    """n x width neighbours (distinct per row, not the item itself, -1 padded at random
+    lengths), scores from ``levels`` distinct values (few: ties everywhere), sorted per row."""
+    idx = np.full((n, width), -1, np.int32)
+    score = np.zeros((n, width), np.float32)
+    for i in range(n):
+        m = int(rng.integers(0, min(width, n - 1) + 1))
+        others = np.delete(np.arange(n), i)
+        idx[i, :m] = rng.choice(others, m, replace=False)
+        score[i, :m] = np.sort(rng.integers(1, levels + 1, m) / levels)[::-1]
+    return Neighbours(idx, score)
+
+
+def random_seeds(rng, n, max_seeds, levels=None):
+    s = rng.choice(n, int(rng.integers(1, min(max_seeds, n) + 1)), replace=False)
+    if levels:
+        w = rng.integers(1, levels + 1, len(s)) / levels
+    else:
+        w = rng.random(len(s)) * 3 + 0.01
+    return [(int(i), float(x)) for i, x in zip(s, w)]
+
+
+def cases(seed, trials):
+    rng = np.random.default_rng(seed)
+    for t in range(trials):
+        n = int(rng.integers(1, 60))
+        width = int(rng.integers(1, 12))
+        levels = int(rng.choice([1, 2, 3, 7, 1000]))
+        k = int(rng.integers(1, 15))
+        yield rng, n, width, levels, k, t
+
+
+def test_neighbour_candidates_are_the_numpy_answer_ties_included():
+    exact = {True: 0, False: 0}
+    for rng, n, width, levels, k, t in cases(1, 1500):
+        nb = table(rng, n, width, levels)
+        seeds = random_seeds(rng, n, 6, levels if t % 2 else None)
+        drop = {int(rng.integers(0, n)), n + 3} if t % 3 == 0 else None
+        s, w = seed_vectors(seeds)
+        pad = nb.padded()
+        exact[neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, np.array(sorted(drop or ()), np.int64), k,
+                            TIES_BEST)[3]] += 1
+        same(nb.candidates(seeds, k, "with {}", DS(n), drop), nb.candidates_numpy(seeds, k, "with {}", DS(n), drop))
+    assert exact[True] > 300 and exact[False] > 100      # both paths taken
+
+
+def counted(monkeypatch, module) -> dict:
+    """Counts of ``neighbour_top``'s exact flag in ``module``'s calls."""
+    exact = {True: 0, False: 0}
+
+    def call(*args):
+        out = neighbour_top(*args)
+        exact[out[3]] += 1
+        return out
+    monkeypatch.setattr(module, "neighbour_top", call)
+    return exact
+
+
+def test_realtime_personal_is_the_numpy_answer_ties_included(monkeypatch):
+    from server.recommenders import realtime_personal
+    exact = counted(monkeypatch, realtime_personal)
+    rp = RealtimePersonal()
+    for rng, n, width, levels, k, t in cases(2, 1500):
+        model = table(rng, n, width, levels), table(rng, n, max(1, width - t % 3), levels)
+        if t % 4 == 0:       # the second table wider than the first
+            model = model[0], table(rng, n, width + 2, levels)
+        ctx = Ctx(random_seeds(rng, n, 9, levels if t % 2 else None), int(rng.integers(-1, n)))
+        same(rp.recommend(model, DS(n), ctx, k), realtime_numpy(model, DS(n), ctx, k))
+    assert MIX == (0.6, 0.4) and REASON == "because you viewed {}"
+    assert exact[True] > 300 and exact[False] > 100
+
+
+def text_table(nb: Neighbours) -> TextNeighbours:
+    tn = TextNeighbours.__new__(TextNeighbours)
+    tn.index = type("Index", (), {"n_items": len(nb.idx)})()
+    tn.idx, tn.score, tn.k, tn._cache = nb.idx, nb.score, nb.idx.shape[1], {}
+    return tn
+
+
+def test_text_candidates_are_the_numpy_answer_ties_included(monkeypatch):
+    from server.recommenders import _text
+    exact = counted(monkeypatch, _text)
+    for rng, n, width, levels, k, t in cases(3, 1500):
+        tn = text_table(table(rng, n, width, levels))
+        seeds = random_seeds(rng, n, 6, levels if t % 2 else None) + ([(n + 1, 1.0)] if t % 5 == 0 else [])
+        same(tn.candidates(seeds, k, DS(n), "like"), text_numpy(tn, seeds, k, DS(n), "like"))
+    assert exact[True] > 300 and exact[False] > 50
+
+
+def test_edges_empty_single_padding_and_out_of_range():
+    nb = Neighbours(np.array([[1, -1], [-1, -1], [0, 1]], np.int32), np.array([[0.5, 0], [0, 0], [1, 1]], np.float32))
+    pad = nb.padded()
+    none = np.zeros(0, np.int64)
+    # no seeds, a seed without neighbours, k = 0: nothing
+    for s, w, k in ((none, np.zeros(0, np.float32), 5), (np.array([1]), np.ones(1, np.float32), 5),
+                    (np.array([0]), np.ones(1, np.float32), 0)):
+        items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, none, k, TIES_BEST)
+        assert len(items) == len(scores) == len(closest) == 0 and exact
+    # one seed, one neighbour
+    got = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([0]), np.ones(1, np.float32), none, 1, TIES_BEST)
+    assert got[0].tolist() == [1] and got[1].tolist() == [0.5] and got[2].tolist() == [0] and got[3]
+    # two equal scores, k = 1: numpy's partition chooses, so the kernel gives every candidate in item order
+    items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]),
+                                                  np.ones(1, np.float32), none, 1, TIES_BEST)
+    assert not exact and items.tolist() == [0, 1] and closest.tolist() == [2, 2]
+    # the same with k = 2: at most k candidates are ordered by item on ties, as a stable sort does
+    items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]),
+                                                  np.ones(1, np.float32), none, 2, TIES_BEST)
+    assert exact and items.tolist() == [0, 1]
+    # the boundary rule: ties inside the k best are ordered by item, one across the k-th place is not
+    assert neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]), np.ones(1, np.float32), none, 1,
+                         TIES_BOUNDARY)[3] is False
+    # drop (out of range values ignored) and the seeds themselves are left out
+    got = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2, 0]), np.ones(2, np.float32),
+                        np.array([1, 7, -3]), 5, TIES_BEST)
+    assert got[0].tolist() == [] and got[3]
+    # through the sources' wrappers
+    ds = DS(3)
+    assert len(nb.candidates([], 5, "{}", ds)) == 0 and len(nb.candidates([(5, 1.0)], 5, "{}", ds)) == 0
+    same(nb.candidates([(2, 1.0), (7, 1.0)], 5, "{}", ds), nb.candidates_numpy([(2, 1.0), (7, 1.0)], 5, "{}", ds))
+    assert len(RealtimePersonal().recommend((nb, nb), ds, Ctx([]), 5)) == 0
+    assert len(text_table(nb).candidates([(9, 1.0)], 5, ds, "x")) == 0
+
+
+def test_a_kernel_refuses_other_dtypes():
+    nb = Neighbours(np.array([[1], [0]], np.int32), np.ones((2, 1), np.float32))
+    with pytest.raises(TypeError):
+        neighbour_top(nb.padded(), nb.score, nb.padded(), nb.score, 1.0, 0.0, np.array([0], np.int32),
+                      np.ones(1, np.float32), np.zeros(0, np.int64), 1, TIES_BEST)
