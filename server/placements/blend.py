@@ -24,6 +24,7 @@ from .. import rules as R
 from ..recommenders._common import popularity
 from ..recommenders.base import Candidates, Context
 from ..signals import CART, PURCHASE, VIEW
+from . import kernels as K
 from .ranker import BlendRanker, CandidateSet, get_ranker
 
 log = logging.getLogger("funnelrec.placements")
@@ -100,13 +101,12 @@ class Pool:
     ``index``: the unique candidates, ascending (an intp index array); ``best_src`` /
     ``best_at``: each one's largest contribution (its source, its global position in the
     concatenated answers; position in the source = ``best_at - starts[src]``)."""
-    __slots__ = ("index", "score", "names", "cands", "best_src", "best_at", "starts", "_parts", "_per_source",
+    __slots__ = ("index", "score", "names", "cands", "best_src", "best_at", "starts", "_per_source",
                  "_uniq", "blend_ranking")
 
-    def __init__(self, index, score, names, cands, best_src, best_at, starts, parts):
+    def __init__(self, index, score, names, cands, best_src, best_at, starts):
         self.index, self.score, self.names, self.cands = index, score, names, cands
         self.best_src, self.best_at, self.starts = best_src, best_at, starts
-        self._parts = parts                 # (items, srci, norm): for per_source, built on demand
         self._per_source = self._uniq = None
         self.blend_ranking = None
 
@@ -122,7 +122,11 @@ class Pool:
         """[len(index), len(names)] each source's normalised score (0 where it has no say):
         what a learned ranker reads; the blend order does not need it."""
         if self._per_source is None:
-            items, srci, norm = self._parts
+            cands = self.cands
+            items = np.concatenate([c.items for c in cands])
+            scores = np.concatenate([c.scores for c in cands])
+            srci = np.arange(len(cands)).repeat([len(c) for c in cands])
+            norm = scores / np.maximum.reduceat(scores, self.starts)[srci]   # as the blend: each source / its best
             inv = np.searchsorted(self.index, items)
             m = np.zeros((len(self.index), len(self.names)), np.float32)
             m[inv, srci] = norm
@@ -192,41 +196,33 @@ def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool
 
 
 def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
-    """Steps 1-2's arithmetic over the sources' non-empty answers. Vectorised: a few hundred
-    candidates, no per-item Python; one numpy call per step for all sources together."""
+    """Steps 1-2's arithmetic over the sources' non-empty answers: one compiled call
+    (``kernels.blend_sources``: normalise, weight, sum per item, each item's largest
+    contribution, the blend order), then the boosts."""
+    if len(cands) > 1:
+        items = np.concatenate([c.items for c in cands])
+        scores = np.concatenate([c.scores for c in cands])
+    else:
+        items, scores = cands[0].items, cands[0].scores
     lens, starts = _offsets(cands)
-    all_scores = np.concatenate([c.scores for c in cands]) if len(cands) > 1 else cands[0].scores
-    tops = np.maximum.reduceat(all_scores, starts)
-    if not all(t > 0 for t in tops.tolist()):  # a source whose best score is not positive says nothing
-        keep = (tops > 0).tolist()
-        names = [x for x, ok in zip(names, keep) if ok]
-        cands = [x for x, ok in zip(cands, keep) if ok]
-        weights = [x for x, ok in zip(weights, keep) if ok]
-        if not cands:
+    boost = rules.get("boost")
+    silent, rows, score = K.blend_sources(items, scores, np.array(lens, np.int64), np.array(weights, np.float64),
+                                          not boost)
+    if silent:  # a source whose best score is not positive says nothing: the blend of the others
+        keep = [c.scores.max() > 0 for c in cands]
+        if not any(keep):
             return None
-        lens, starts = _offsets(cands)
-        tops = tops[np.asarray(keep, bool)]
-        all_scores = np.concatenate([c.scores for c in cands])
-    # index arrays are intp: an int32 one is cast again by every fancy index
-    items = np.concatenate([c.items for c in cands], dtype=np.intp) if len(cands) > 1 else cands[0].items.astype(np.intp)
-    srci = np.arange(len(cands)).repeat(lens)
-    norm = all_scores / tops[srci]                                         # each source / its best
-    part = norm * np.asarray(weights, np.float32)[srci]                    # x its weight
-    order = np.lexsort((-part, items))   # by item, then largest contribution first (stable)
-    items_o = items[order]
-    first = np.empty(len(order), bool)
-    first[0] = True
-    np.not_equal(items_o[1:], items_o[:-1], out=first[1:])
-    best = order[first]                  # each candidate's largest contribution (global position)
-    index = items_o[first]               # the unique items, ascending
-    # the sums per item over the item indices' bins: they accumulate in input order, exactly as
-    # a bincount over the unique items' positions did
-    score = np.bincount(items, weights=part)[index].astype(np.float32)
-    if rules.get("boost"):
+        return _blend(ds, [x for x, ok in zip(names, keep) if ok], [x for x, ok in zip(cands, keep) if ok],
+                      [x for x, ok in zip(weights, keep) if ok], rules)
+    index, best_src, best_at, ranking = rows
+    pool = Pool(index, score, names, cands, best_src, best_at, starts)
+    if boost:
         f = R.boost_factors(ds, rules, index)
         if f is not None:
-            score = score * f
-    return Pool(index, score, names, cands, srci[best], best, starts, (items, srci, norm))
+            pool.score = score * f
+    else:
+        pool.blend_ranking = ranking
+    return pool
 
 
 def _offsets(cands: list) -> tuple[list[int], list[int]]:

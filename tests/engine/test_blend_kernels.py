@@ -1,0 +1,128 @@
+"""The slot pipeline's compiled kernels (server/placements/kernels.py) against the numpy code
+they replace, on random data with ties, single elements, empty and silent answers."""
+import numpy as np
+import pytest
+
+from server.placements import kernels as K
+
+
+def blend_numpy(items, scores, lens, weights, rank=True):
+    """``blend.py``'s numpy blend before the kernel: (silent, rows, score) as the kernel's."""
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.intp)
+    tops = np.maximum.reduceat(scores, starts) if len(scores) else np.zeros(0, np.float32)
+    silent = int(sum(1 for t in tops.tolist() if not t > 0))
+    if silent:
+        return silent, None, None
+    if not len(items):
+        return 0, np.zeros((4, 0), np.int64), np.zeros(0, np.float32)
+    items = items.astype(np.intp)
+    srci = np.arange(len(lens)).repeat(lens)
+    with np.errstate(invalid="ignore"):   # (inf / inf: a NaN, as the kernel's)
+        norm = scores / tops[srci]
+    part = norm * np.asarray(weights, np.float32)[srci]
+    order = np.lexsort((-part, items))
+    items_o = items[order]
+    first = np.empty(len(order), bool)
+    first[0] = True
+    np.not_equal(items_o[1:], items_o[:-1], out=first[1:])
+    best = order[first]
+    index = items_o[first]
+    score = np.bincount(items, weights=part)[index].astype(np.float32)
+    ranking = (-score).argsort(kind="stable") if rank else np.zeros(len(index), np.intp)
+    return 0, np.stack([index, srci[best], best, ranking]).astype(np.int64), score
+
+
+def random_answers(rng, n_src, n_items, max_len, levels=None):
+    """``n_src`` answers of 1..max_len distinct items each; scores on ``levels`` values (ties)."""
+    items, scores, lens = [], [], []
+    for _ in range(n_src):
+        m = int(rng.integers(1, max_len + 1))
+        its = rng.choice(n_items, size=min(m, n_items), replace=False).astype(np.int32)
+        sc = (rng.integers(1, levels + 1, len(its)) / levels if levels else rng.random(len(its)) + 1e-3).astype(np.float32)
+        items.append(its)
+        scores.append(np.sort(sc)[::-1].copy())
+        lens.append(len(its))
+    return np.concatenate(items), np.concatenate(scores), np.array(lens, np.int64)
+
+
+def check(items, scores, lens, weights, rank=True):
+    w = np.array(weights, np.float64)
+    got = K.blend_sources(items, scores, lens, w, rank)
+    want = blend_numpy(items, scores, lens, w, rank)
+    assert got[0] == want[0]
+    if want[0]:
+        return got
+    rows = got[1] if rank else got[1][:3]
+    assert np.array_equal(rows, want[1] if rank else want[1][:3])
+    assert got[2].dtype == np.float32 and np.array_equal(got[2], want[2], equal_nan=True)
+    assert np.array_equal(np.signbit(got[2]), np.signbit(want[2]))
+    return got
+
+
+@pytest.mark.parametrize("levels", [None, 2, 3, 7])
+@pytest.mark.parametrize("seed", range(6))
+def test_blend_equals_numpy_on_random_answers_with_ties(seed, levels):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n_src = int(rng.integers(1, 7))
+        n_items = int(rng.integers(1, 300))
+        items, scores, lens = random_answers(rng, n_src, n_items, 60, levels)
+        weights = rng.choice([1.0, 0.6, 0.3, 0.2, 0.1, 0.7, 1 / 3], n_src).tolist()
+        check(items, scores, lens, weights, rank=bool(rng.integers(0, 2)))
+
+
+def test_blend_ties_go_to_the_earliest_contribution_and_the_lower_item():
+    # items 5 and 2 get the same total; 5's two contributions are equal (the first source's wins)
+    items = np.array([5, 2, 9, 5, 2], np.int32)
+    scores = np.array([1.0, 0.5, 0.25, 1.0, 0.5], np.float32)
+    silent, rows, score = check(items, scores, np.array([3, 2]), [1.0, 1.0])
+    assert rows[0].tolist() == [2, 5, 9] and rows[2].tolist() == [1, 0, 2]
+    assert rows[3].tolist() == [1, 0, 2]   # 5 (2.0) then 2 (1.0), then 9
+
+
+def test_blend_single_and_empty():
+    check(np.array([3], np.int32), np.array([2.0], np.float32), np.array([1]), [0.5])
+    silent, rows, score = K.blend_sources(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                                          np.zeros(0), True)
+    assert silent == 0 and rows.shape == (4, 0) and len(score) == 0
+    # an empty answer among others says nothing
+    assert K.blend_sources(np.array([1], np.int32), np.array([1.0], np.float32), np.array([1, 0]),
+                           np.array([1.0, 1.0]), True)[0] == 1
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan])
+def test_blend_a_source_without_a_positive_best_is_silent(bad):
+    items = np.array([1, 2, 3, 4], np.int32)
+    scores = np.array([1.0, 0.5, bad, bad], np.float32)
+    assert check(items, scores, np.array([2, 2]), [1.0, 1.0])[0] == 1
+
+
+def test_blend_nan_and_signed_zero_contributions_order_as_numpy():
+    # a NaN in an answer makes its best NaN (np.maximum): silent, as in numpy
+    assert check(np.array([1, 2], np.int32), np.array([1.0, np.nan], np.float32), np.array([2]), [1.0])[0] == 1
+    # an infinite best: inf / inf is a NaN contribution (it loses to any other), 2 / inf a 0.0;
+    # -0.0 and 0.0 contributions tie (the earliest wins); a NaN sum ranks last
+    items = np.array([4, 1, 7, 9, 1, 4, 7, 9, 0], np.int32)
+    scores = np.array([np.inf, 2.0, 0.0, -0.0, 1.0, -0.0, 0.5, 0.0, 1.0], np.float32)
+    silent, rows, score = check(items, scores, np.array([4, 5]), [1.0, 1.0])
+    assert rows[0].tolist() == [0, 1, 4, 7, 9] and rows[2].tolist() == [8, 4, 5, 6, 3]
+    assert np.isnan(score[2]) and rows[3][-1] == 2
+
+
+def test_blend_rejects_negative_items_as_bincount_does():
+    with pytest.raises(ValueError):
+        K.blend_sources(np.array([-1, 2], np.int32), np.array([1.0, 1.0], np.float32), np.array([2]),
+                        np.array([1.0]), True)
+
+
+def test_blend_pool_drops_silent_sources_and_keeps_the_others_positions():
+    from server.placements import blend
+    from server.recommenders.base import Candidates
+    a = Candidates(np.array([3, 1], np.int32), np.array([0.0, -1.0], np.float32), "a")
+    b = Candidates(np.array([2, 3], np.int32), np.array([2.0, 1.0], np.float32), ["b2", "b3"])
+    pool = blend._blend(None, ["a", "b"], [a, b], [1.0, 0.5], {})
+    alone = blend._blend(None, ["b"], [b], [0.5], {})
+    assert pool.names == ["b"] and pool.starts == [0] and pool.cands == [b]
+    for name in ("index", "score", "best_src", "best_at", "blend_ranking"):
+        assert np.array_equal(getattr(pool, name), getattr(alone, name))
+    assert pool.score.tolist() == [0.5, 0.25] and pool.best_at.tolist() == [0, 1]
