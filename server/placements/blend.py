@@ -98,17 +98,35 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candid
 class Pool:
     """A strategy's blended candidates for one request (steps 1-2), before any per-visitor
     rule: shared by every request whose sources all give the same cacheable answers.
-    ``index``: the unique candidates, ascending (an intp index array); ``best_src`` /
-    ``best_at``: each one's largest contribution (its source, its global position in the
-    concatenated answers; position in the source = ``best_at - starts[src]``)."""
-    __slots__ = ("index", "score", "names", "cands", "best_src", "best_at", "starts", "_per_source",
-                 "_uniq", "blend_ranking")
+    ``rows`` (``kernels.blend_sources``, int64): ``index``, the unique candidates ascending;
+    ``best_src`` / ``best_at`` / ``best_pos``: each one's largest contribution (its source, its
+    position in the concatenated answers, in its source's answer); the blend ``ranking``."""
+    __slots__ = ("rows", "score", "names", "cands", "_per_source", "_uniq", "_name_of", "blend_ranking")
 
-    def __init__(self, index, score, names, cands, best_src, best_at, starts):
-        self.index, self.score, self.names, self.cands = index, score, names, cands
-        self.best_src, self.best_at, self.starts = best_src, best_at, starts
-        self._per_source = self._uniq = None
+    def __init__(self, rows, score, names, cands):
+        self.rows, self.score, self.names, self.cands = rows, score, names, cands
+        self._per_source = self._uniq = self._name_of = None
         self.blend_ranking = None
+
+    index = property(lambda self: self.rows[0])
+    best_src = property(lambda self: self.rows[1])
+    best_at = property(lambda self: self.rows[2])
+
+    @property
+    def starts(self) -> list[int]:
+        """Each answer's start in the answers concatenated."""
+        return _offsets(self.cands)[1]
+
+    def held_by(self, held: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+        """``held`` (item -> the source name that may bring it back) as ``kernels.select_pool``
+        reads it: [2, h] items and their holder as the first source of that name (-1: none of
+        the pool's), and per source the first source of its name (a strategy may list a
+        recommender twice: a name, not a source, holds an item)."""
+        if self._name_of is None:
+            first: dict[str, int] = {}
+            self._name_of = (first, np.array([first.setdefault(n, s) for s, n in enumerate(self.names)], np.int64))
+        first, name_of = self._name_of
+        return np.array([list(held), [first.get(n, -1) for n in held.values()]], np.int64), name_of
 
     @property
     def uniq(self) -> np.ndarray:
@@ -204,24 +222,22 @@ def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], 
         scores = np.concatenate([c.scores for c in cands])
     else:
         items, scores = cands[0].items, cands[0].scores
-    lens, starts = _offsets(cands)
     boost = rules.get("boost")
-    silent, rows, score = K.blend_sources(items, scores, np.array(lens, np.int64), np.array(weights, np.float64),
-                                          not boost)
+    silent, rows, score = K.blend_sources(items, scores, np.array([len(c) for c in cands], np.int64),
+                                          np.array(weights, np.float64), not boost)
     if silent:  # a source whose best score is not positive says nothing: the blend of the others
         keep = [c.scores.max() > 0 for c in cands]
         if not any(keep):
             return None
         return _blend(ds, [x for x, ok in zip(names, keep) if ok], [x for x, ok in zip(cands, keep) if ok],
                       [x for x, ok in zip(weights, keep) if ok], rules)
-    index, best_src, best_at, ranking = rows
-    pool = Pool(index, score, names, cands, best_src, best_at, starts)
+    pool = Pool(rows, score, names, cands)
     if boost:
-        f = R.boost_factors(ds, rules, index)
+        f = R.boost_factors(ds, rules, rows[0])
         if f is not None:
             pool.score = score * f
     else:
-        pool.blend_ranking = ranking
+        pool.blend_ranking = rows[3]
     return pool
 
 
@@ -251,12 +267,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     # 1-2: blend the sources; 3: the ranker orders, the rules filter
     pool = blend_pool(model, ctx, strategy, k, rules)
     ctx.params = {}  # fallbacks have no parameters
-    ranked = []
-    if pool is not None:
-        ranking = pool.ranking(model, ctx)
-        ranking = ranking[mask[pool.index[ranking]]]  # vectorised first pass of the rules
-        ranked = _lazy_entries(pool, ranking, held)
-    chosen = R.select(ds, ranked, count, rules, mask, page_seen)
+    chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx), count, rules, mask, page_seen, held)
 
     # 4: fallbacks, in order
     for name in strategy.get("fallbacks", ()):
@@ -333,17 +344,20 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     return R.select(ds, entries(), count - len(chosen), rules, mask, page_seen, chosen)
 
 
-def _lazy_entries(pool: Pool, ranking, held):
-    """The pool's candidates in ``ranking`` order, (item, reason, source), without those held
-    for another source; read in growing chunks (a slot takes the first few)."""
-    index, best_src, best_at, names, cands, starts = pool.index, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
-    lo, n = 0, 16
-    while lo < len(ranking):
-        r = ranking[lo:lo + n]
-        for i, s, at in zip(index[r].tolist(), best_src[r].tolist(), best_at[r].tolist()):
-            name = names[s]
-            if held and held.get(i, name) != name:
-                continue
-            yield i, (cands[s], at - starts[s]), name
-        lo += n
-        n *= 4
+_NONE = np.zeros(0, np.int64)
+_NO_HELD = np.zeros((2, 0), np.int64)
+_NO_CODES = np.zeros(0, np.int32)
+
+
+def _select_pool(ds, pool: Pool, ranking, count, rules, mask, page_seen, held) -> list:
+    """Step 3 for the pool's candidates in ``ranking`` order (one ``kernels.select_pool`` call:
+    the rules' mask, held items, the page's products, the diversity caps; what
+    ``rules.select`` does over them): entries (item, (answer, position), source name)."""
+    held_by, name_of = pool.held_by(held) if held else (_NO_HELD, _NONE)
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
+    max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
+    cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
+    got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, held_by, name_of, seen, cat, brand,
+                        max_cat, max_brand, count)
+    names, cands = pool.names, pool.cands
+    return [(i, (cands[s], p), names[s]) for i, s, p in zip(*got.tolist())]

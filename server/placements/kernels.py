@@ -1,13 +1,20 @@
 """Compiled kernels of the slot pipeline (``blend.py``): numba, through ``server/jit.py``.
 
-Each kernel replaces a run of numpy calls on a slot's few hundred candidates by one call, and
-reproduces the numpy code it replaces exactly: the same float32/float64 arithmetic step by
-step, the same summation order, the same order among equal values (see each docstring). Their
-tests (``tests/engine/test_blend_kernels.py``) compare them with that numpy code on random data
-with ties.
+Each kernel replaces a run of numpy calls and Python steps on a slot's few hundred candidates
+by one call, and reproduces the code it replaces exactly: the same float32/float64 arithmetic
+step by step, the same summation order, the same order among equal values (see each
+docstring). Their tests (``tests/engine/test_blend_kernels.py``) compare them with that code on
+random data with ties.
 
 - ``blend_sources``  steps 1-2 of a slot: the sources' answers normalised, weighted, summed per
                      item; each item's largest contribution; the blend order
+- ``select_pool``    step 3 for the pool's candidates: in the ranker's order, the rules' mask,
+                     the items held for another source, the page's products, the diversity
+                     caps, up to ``count``
+
+Orders are stable LSD radix sorts (8 bits a pass, a pass skipped when every key has the same
+digit there): on ~100 keys they cost a fraction of numba's quicksort or mergesort, and a
+stable sort gives equal keys in input order, as numpy's stable sorts do.
 """
 from __future__ import annotations
 
@@ -16,18 +23,19 @@ import numpy as np
 from ..jit import kernel
 
 
-@kernel("Tuple((int64, int64[:, :], float32[:]))(int32[:], float32[:], int64[:], float64[:], boolean)")
+@kernel("Tuple((int64, int64[:, ::1], float32[::1]))(int32[:], float32[:], int64[::1], float64[::1], boolean)")
 def blend_sources(items, scores, lens, weights, rank):
     """The blend of the sources' answers concatenated (``items``/``scores``: answer after answer,
-    ``lens[s]`` long each, every answer non-empty; ``weights[s]``: each source's weight).
+    ``lens[s]`` long each; ``weights[s]``: each source's weight).
 
-    Returns ``(silent, rows, score)``. ``silent``: how many sources have a best score that is
-    not positive (or NaN): they say nothing, and the caller drops them and calls again (nothing
-    else is computed then). Otherwise ``rows`` is ``[4, n]`` over the ``n`` unique items:
-    ``index`` (the items, ascending), ``best_src`` and ``best_at`` (each item's largest
-    contribution: its source, its position in the concatenation; the earliest on ties) and,
-    when ``rank``, ``ranking`` (positions into ``index`` by descending ``score``, ties in
-    ``index`` order); ``score`` is each item's blended score (float32).
+    Returns ``(silent, rows, score)``. ``silent``: how many sources have no candidates or a
+    best score that is not positive (or NaN): they say nothing, and the caller drops them and
+    calls again (nothing else is computed then). Otherwise ``rows`` is ``[5, n]`` over the
+    ``n`` unique items: ``index`` (the items, ascending), ``best_src`` and ``best_at`` (each
+    item's largest contribution: its source, its position in the concatenation; the earliest
+    on ties), ``ranking`` when ``rank`` (positions into ``index`` by descending ``score``,
+    ties in ``index`` order; unset otherwise) and ``best_pos`` (``best_at``'s position in its
+    own answer); ``score`` is each item's blended score (float32).
 
     It reproduces this numpy code exactly (``blend.py`` before the kernel)::
 
@@ -41,22 +49,45 @@ def blend_sources(items, scores, lens, weights, rank):
 
     Why exactly: every ``part`` is the same float32 division then multiplication; bincount adds
     each bin's weights in float64 in input order, which is the order of positions within one
-    item here (the sort key is item then position); lexsort's "largest part, then earliest" is
-    a strict comparison in position order (NaN sorts last there and loses here; -0.0 ties 0.0
-    in both); the ranking is numba's stable mergesort of the same float32 values (NaN last, as
-    numpy's).
+    item here (a stable sort by item); lexsort's "largest part, then earliest" is a strict
+    comparison in position order (NaN sorts last there and loses here; -0.0 ties 0.0 in
+    both); the ranking is a stable sort of keys that order the float32 scores as numpy's sort
+    of ``-score`` does (NaN last, -0.0 equal to 0.0).
     """
+    def radix_order(keys, top):
+        """Positions of ``keys`` (0 <= key <= ``top``) in stable ascending order."""
+        n = len(keys)
+        order = np.arange(n)
+        tmp = np.empty(n, np.int64)
+        count = np.empty(257, np.int64)
+        shift = 0
+        while (top >> shift) > 0:
+            count[:] = 0
+            for q in range(n):
+                count[((keys[q] >> shift) & 255) + 1] += 1
+            if count.max() < n:   # (else every key has this digit: the pass would change nothing)
+                for d in range(256):
+                    count[d + 1] += count[d]
+                for q in range(n):
+                    x = order[q]
+                    d = (keys[x] >> shift) & 255
+                    tmp[count[d]] = x
+                    count[d] += 1
+                order, tmp = tmp, order
+            shift += 8
+        return order
+
     n_src = len(lens)
     n = len(items)
-    if n == 0:
-        return 0, np.empty((4, 0), np.int64), np.empty(0, np.float32)
     tops = np.empty(n_src, np.float32)
+    starts = np.empty(n_src, np.int64)
     silent = 0
     p = 0
     for s in range(n_src):
         lo, hi = p, p + lens[s]
+        starts[s] = lo
         p = hi
-        if hi == lo:   # (an empty answer says nothing)
+        if hi == lo:
             silent += 1
             continue
         top = scores[lo]
@@ -67,54 +98,127 @@ def blend_sources(items, scores, lens, weights, rank):
         if not top > 0:
             silent += 1
         tops[s] = top
-    if silent:   # (before any division: numba raises on a division by zero)
-        return silent, np.empty((4, 0), np.int64), np.empty(0, np.float32)
-    srci = np.empty(n, np.int64)
+    if silent or n == 0:   # (before any division: numba raises on a division by zero)
+        return silent, np.empty((5, 0), np.int64), np.empty(0, np.float32)
+
     part = np.empty(n, np.float32)
-    p = 0
+    srci = np.empty(n, np.int64)
+    keys = np.empty(n, np.int64)
     for s in range(n_src):
         top, w = tops[s], np.float32(weights[s])
-        for q in range(p, p + lens[s]):
-            srci[q] = s
+        for q in range(starts[s], starts[s] + lens[s]):
             part[q] = scores[q] / top * w
-        p += lens[s]
-    # by item, then position: one int64 key each (positions < n), a plain sort of distinct keys
-    keys = np.empty(n, np.int64)
-    for q in range(n):
-        if items[q] < 0:
-            raise ValueError("blend_sources: a negative item index")
-        keys[q] = np.int64(items[q]) * n + q
-    keys.sort()
-    m = 0
-    last = -1
-    for key in keys:
-        if key // n != last:
-            m += 1
-            last = key // n
-    rows = np.empty((4, m), np.int64)
+            srci[q] = s
+            if items[q] < 0:
+                raise ValueError("blend_sources: a negative item index")
+            keys[q] = items[q]
+    order = radix_order(keys, keys.max())
+
+    m = 1
+    for t in range(1, n):
+        m += keys[order[t]] != keys[order[t - 1]]
+    rows = np.empty((5, m), np.int64)
     score = np.empty(m, np.float32)
     u = -1
-    last = -1
     acc = 0.0
-    for key in keys:
-        i, q = key // n, key % n
+    best = np.float32(0)
+    for t in range(n):
+        q = order[t]
         v = part[q]
-        if i != last:
+        if u < 0 or keys[q] != rows[0, u]:
             if u >= 0:
                 score[u] = np.float32(acc)
             u += 1
-            last = i
             acc = 0.0
-            rows[0, u] = i
+            rows[0, u] = keys[q]
             rows[2, u] = q
-        else:
-            b = part[rows[2, u]]
-            if not np.isnan(v) and (np.isnan(b) or v > b):   # strictly larger: the earliest wins ties
-                rows[2, u] = q
+            best = v
+        elif not np.isnan(v) and (np.isnan(best) or v > best):   # strictly larger: the earliest wins ties
+            rows[2, u] = q
+            best = v
         acc += np.float64(v)   # bincount: float64, in position order
     score[u] = np.float32(acc)
     for t in range(m):
-        rows[1, t] = srci[rows[2, t]]
+        s = srci[rows[2, t]]
+        rows[1, t] = s
+        rows[4, t] = rows[2, t] - starts[s]
+
     if rank:
-        rows[3] = np.argsort(-score, kind="mergesort")
+        # descending float32 as ascending unsigned keys: the bits of x >= 0 above those of x < 0
+        # (whose bits are reversed), the whole reversed; -0.0 as 0.0; NaN after everything
+        bits = score.view(np.uint32)
+        desc = np.empty(m, np.int64)
+        for t in range(m):
+            if np.isnan(score[t]):
+                desc[t] = 0xFFFFFFFF
+            else:
+                b = np.int64(bits[t]) if score[t] != 0 else np.int64(0)
+                asc = (b ^ 0xFFFFFFFF) if b & 0x80000000 else (b | 0x80000000)
+                desc[t] = 0xFFFFFFFF - asc
+        rows[3] = radix_order(desc, 0xFFFFFFFF)
     return 0, rows, score
+
+
+@kernel("int64[:, ::1](int64[:], int64[:, ::1], boolean[::1], int64[:, ::1], int64[::1], int64[::1],"
+        " int32[:], int32[:], int64, int64, int64)")
+def select_pool(ranking, rows, mask, held, name_of, seen, cat_code, brand_code, max_cat, max_brand, count):
+    """The pool's first ``count`` candidates a slot may show, in ``ranking`` order (positions
+    into the pool's ``rows``: ``blend_sources``' index, best_src, best_at, ranking, best_pos).
+    Returns ``[3, c]``: each one's item, source (``best_src``) and position in that source's
+    answer (``best_pos``).
+
+    A candidate is skipped when ``mask`` (the rules') refuses its item; when its item is held
+    (``held``: ``[2, h]`` items and their holder, as a source index whose name is the holder's,
+    -1 when no source of the pool has that name) by another source than its best one (compared
+    by name: ``name_of[s]`` is the first source with source ``s``'s name); when it is in
+    ``seen`` (the page's products, with dedupe); when its category (brand) code is >= 0 and
+    ``max_cat`` (``max_brand``, 0: no cap) products of it are already chosen.
+
+    It reproduces ``blend.py``'s ``ranking[mask[index[ranking]]]``, ``_lazy_entries`` and
+    ``rules.select`` over them (with nothing chosen before) exactly: the same tests in the
+    same order, on unique items (a pool's), so that the first ``count`` that pass are the same.
+    """
+    out = np.empty((3, max(min(count, len(ranking)), 0)), np.int64)
+    c = 0
+    for r in ranking:
+        if c >= count:
+            break
+        i = rows[0, r]
+        if not mask[i]:
+            continue
+        s = rows[1, r]
+        held_by_other = False
+        for h in range(held.shape[1]):
+            if held[0, h] == i:
+                held_by_other = held[1, h] != name_of[s]
+                break
+        if held_by_other:
+            continue
+        shown = False
+        for j in seen:
+            if j == i:
+                shown = True
+                break
+        if shown:
+            continue
+        if max_cat:
+            code = cat_code[i]
+            if code >= 0:
+                same = 0
+                for t in range(c):
+                    same += cat_code[out[0, t]] == code
+                if same >= max_cat:
+                    continue
+        if max_brand:
+            code = brand_code[i]
+            if code >= 0:
+                same = 0
+                for t in range(c):
+                    same += brand_code[out[0, t]] == code
+                if same >= max_brand:
+                    continue
+        out[0, c] = i
+        out[1, c] = s
+        out[2, c] = rows[4, r]
+        c += 1
+    return out[:, :c].copy()

@@ -14,7 +14,7 @@ def blend_numpy(items, scores, lens, weights, rank=True):
     if silent:
         return silent, None, None
     if not len(items):
-        return 0, np.zeros((4, 0), np.int64), np.zeros(0, np.float32)
+        return 0, np.zeros((5, 0), np.int64), np.zeros(0, np.float32)
     items = items.astype(np.intp)
     srci = np.arange(len(lens)).repeat(lens)
     with np.errstate(invalid="ignore"):   # (inf / inf: a NaN, as the kernel's)
@@ -29,7 +29,7 @@ def blend_numpy(items, scores, lens, weights, rank=True):
     index = items_o[first]
     score = np.bincount(items, weights=part)[index].astype(np.float32)
     ranking = (-score).argsort(kind="stable") if rank else np.zeros(len(index), np.intp)
-    return 0, np.stack([index, srci[best], best, ranking]).astype(np.int64), score
+    return 0, np.stack([index, srci[best], best, ranking, best - starts[srci[best]]]).astype(np.int64), score
 
 
 def random_answers(rng, n_src, n_items, max_len, levels=None):
@@ -52,8 +52,8 @@ def check(items, scores, lens, weights, rank=True):
     assert got[0] == want[0]
     if want[0]:
         return got
-    rows = got[1] if rank else got[1][:3]
-    assert np.array_equal(rows, want[1] if rank else want[1][:3])
+    keep = [0, 1, 2, 3, 4] if rank else [0, 1, 2, 4]   # (ranking: only when asked)
+    assert np.array_equal(got[1][keep], want[1][keep])
     assert got[2].dtype == np.float32 and np.array_equal(got[2], want[2], equal_nan=True)
     assert np.array_equal(np.signbit(got[2]), np.signbit(want[2]))
     return got
@@ -71,6 +71,22 @@ def test_blend_equals_numpy_on_random_answers_with_ties(seed, levels):
         check(items, scores, lens, weights, rank=bool(rng.integers(0, 2)))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_blend_equals_numpy_with_negative_zero_and_infinite_scores(seed):
+    # an answer's best is positive (else it is silent) but the others may be anything: negative
+    # and signed-zero sums, inf (whose answer's other parts are 0 or NaN) rank as numpy's
+    rng = np.random.default_rng(100 + seed)
+    pool = np.array([1.0, 0.5, 0.0, -0.0, -0.5, -1.0, 2.0, np.inf, -np.inf], np.float32)
+    for _ in range(60):
+        items, scores, lens = random_answers(rng, int(rng.integers(1, 6)), int(rng.integers(1, 80)), 30, 3)
+        scores = rng.choice(pool[:8] if rng.random() < 0.2 else pool[:7], len(scores)).astype(np.float32)
+        p = 0
+        for n in lens:
+            scores[p] = abs(scores[p]) + np.float32(0.25)
+            p += n
+        check(items, scores, lens, rng.choice([1.0, 0.6, 0.3], len(lens)).tolist())
+
+
 def test_blend_ties_go_to_the_earliest_contribution_and_the_lower_item():
     # items 5 and 2 get the same total; 5's two contributions are equal (the first source's wins)
     items = np.array([5, 2, 9, 5, 2], np.int32)
@@ -84,7 +100,7 @@ def test_blend_single_and_empty():
     check(np.array([3], np.int32), np.array([2.0], np.float32), np.array([1]), [0.5])
     silent, rows, score = K.blend_sources(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                                           np.zeros(0), True)
-    assert silent == 0 and rows.shape == (4, 0) and len(score) == 0
+    assert silent == 0 and rows.shape == (5, 0) and len(score) == 0
     # an empty answer among others says nothing
     assert K.blend_sources(np.array([1], np.int32), np.array([1.0], np.float32), np.array([1, 0]),
                            np.array([1.0, 1.0]), True)[0] == 1
@@ -126,3 +142,65 @@ def test_blend_pool_drops_silent_sources_and_keeps_the_others_positions():
     for name in ("index", "score", "best_src", "best_at", "blend_ranking"):
         assert np.array_equal(getattr(pool, name), getattr(alone, name))
     assert pool.score.tolist() == [0.5, 0.25] and pool.best_at.tolist() == [0, 1]
+
+
+class _Codes:
+    """What ``rules.select`` reads of a dataset: category and brand codes."""
+    def __init__(self, cat, brand):
+        self.category_code, self.brand_code = cat, brand
+
+    def derived(self, name, build):
+        return build(self)
+
+
+def _entries_python(pool, ranking, held):
+    """``blend._lazy_entries`` before the kernel (the pool's entries in ranking order)."""
+    index, best_src, best_at, names, cands, starts = pool.index, pool.best_src, pool.best_at, pool.names, pool.cands, pool.starts
+    for i, s, at in zip(index[ranking].tolist(), best_src[ranking].tolist(), best_at[ranking].tolist()):
+        name = names[s]
+        if held and held.get(i, name) != name:
+            continue
+        yield i, (cands[s], at - starts[s]), name
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_select_pool_equals_the_python_rules(seed):
+    from server import rules as R
+    from server.placements import blend
+    from server.recommenders.base import Candidates
+    rng = np.random.default_rng(seed)
+    n_items = int(rng.integers(5, 120))
+    ds = _Codes(rng.integers(-1, 4, n_items).astype(np.int32), rng.integers(-1, 3, n_items).astype(np.int32))
+    for _ in range(60):
+        n_src = int(rng.integers(1, 5))
+        items, scores, lens = random_answers(rng, n_src, n_items, 30, int(rng.integers(1, 4)))
+        names = list(rng.choice(["a", "b", "c"], n_src))   # (a name twice: a recommender listed twice)
+        cands, p = [], 0
+        for n in lens:
+            cands.append(Candidates(items[p:p + n], scores[p:p + n], "r"))
+            p += n
+        pool = blend._blend(ds, names, cands, rng.random(n_src).tolist(), {})
+        mask = rng.random(n_items) < rng.choice([0.3, 0.8, 1.0])
+        held = {int(i): str(rng.choice(["a", "b", "c", "buy_again"])) for i in rng.choice(n_items, int(rng.integers(0, 6)))}
+        page_seen = {int(i) for i in rng.choice(n_items, int(rng.integers(0, 8)))}
+        rules = R.merge({k: v for k, v in (("max_per_category", int(rng.integers(1, 3))), ("max_per_brand", int(rng.integers(1, 4))),
+                                           ("dedupe", False)) if rng.random() < 0.4})
+        count = int(rng.integers(1, 12))
+        ranking = pool.ranking(None, None) if rng.random() < 0.7 else rng.permutation(len(pool.index))  # (another ranker's)
+        want = R.select(ds, _entries_python(pool, ranking[mask[pool.index[ranking]]], held), count, rules, mask, page_seen)
+        got = blend._select_pool(ds, pool, ranking, count, rules, mask, page_seen, held)
+        assert got == want
+
+
+def test_select_pool_empty_and_single():
+    rows = np.zeros((5, 0), np.int64)
+    none = np.zeros(0, np.int64)
+    codes = np.zeros(0, np.int32)
+    got = K.select_pool(none, rows, np.ones(3, bool), np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
+    assert got.shape == (3, 0)
+    rows = np.array([[2], [0], [5], [0], [5]], np.int64)
+    one = np.zeros(1, np.int64)
+    got = K.select_pool(one, rows, np.ones(3, bool), np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
+    assert got.tolist() == [[2], [0], [5]]
+    held = np.array([[2], [-1]], np.int64)   # held by a source the pool does not have
+    assert K.select_pool(one, rows, np.ones(3, bool), held, one, none, codes, codes, 0, 0, 8).shape == (3, 0)
