@@ -23,7 +23,7 @@ NEIGHBOURS = 50
 
 class Neighbours:
     """Top-k neighbours per item: ``idx[i]`` (int32, -1 padded) and ``score[i]`` (float32)."""
-    __slots__ = ("idx", "score", "_pad")
+    __slots__ = ("idx", "score", "_pad", "_ends")
 
     def __init__(self, idx: np.ndarray, score: np.ndarray):
         self.idx = idx
@@ -65,6 +65,18 @@ class Neighbours:
         except AttributeError:
             self._pad = np.where(self.idx >= 0, self.idx, len(self.idx)).astype(np.int32)
             return self._pad
+
+    def ends(self) -> np.ndarray:
+        """Per row, 1 + the position of its last neighbour (0: none; int32, built on first use):
+        past it a row is padding, which the kernels do not read (a sparse table's rows are
+        mostly padding)."""
+        try:
+            return self._ends
+        except AttributeError:
+            valid = self.idx >= 0
+            last = valid.shape[1] - valid[:, ::-1].argmax(axis=1) if valid.shape[1] else np.zeros(len(valid), np.intp)
+            self._ends = np.where(valid.any(axis=1), last, 0).astype(np.int32)
+            return self._ends
 
     def gather(self, seeds: list[tuple[int, float]], drop: set[int] | None = None):
         """Sum over seeds of seed weight x neighbour score, vectorised.
@@ -115,7 +127,9 @@ class Neighbours:
             return self.candidates_numpy(seeds, k, reason_fmt, ds, drop)
         pad = self.padded()
         s, w = seed_vectors(kept)
-        found = neighbour_top(pad, self.score, pad, self.score, 1.0, 0.0, s, w, drop_vector(drop), k, TIES_BEST)
+        ends = self.ends()
+        found = neighbour_top(pad, self.score, ends, pad, self.score, ends, 1.0, 0.0, s, w, drop_vector(drop), k,
+                              TIES_BEST)
         return top_candidates(found, k, reason_fmt, ds)
 
     def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,

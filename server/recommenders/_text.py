@@ -111,9 +111,10 @@ class TextNeighbours:
         nb = self.__dict__.get("_nb")    # the rows as ``Neighbours`` (made on first use)
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
-        pad = nb.padded()
+        pad, ends = nb.padded(), nb.ends()
         s, w = seed_vectors(valid)
-        found = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, drop_vector(None), k, TIES_BOUNDARY)
+        found = neighbour_top(pad, nb.score, ends, pad, nb.score, ends, 1.0, 0.0, s, w, drop_vector(None), k,
+                              TIES_BOUNDARY)
         if not len(found[0]):
             return Candidates.empty()
         fmt = reason.replace("{", "{{").replace("}", "}}") + " {}"

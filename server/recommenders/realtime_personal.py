@@ -35,6 +35,6 @@ class RealtimePersonal(Recommender):
             return Candidates.empty()
         s, w = seed_vectors(seeds)
         drop = drop_vector({ctx.item} if ctx.item >= 0 else None)
-        found = neighbour_top(coview.padded(), coview.score, itemcf.padded(), itemcf.score, MIX[0], MIX[1],
-                              s, w, drop, k, TIES_BEST)
+        found = neighbour_top(coview.padded(), coview.score, coview.ends(), itemcf.padded(), itemcf.score, itemcf.ends(),
+                              MIX[0], MIX[1], s, w, drop, k, TIES_BEST)
         return top_candidates(found, k, REASON, ds)

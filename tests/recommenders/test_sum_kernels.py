@@ -60,6 +60,13 @@ def text_numpy(tn, seeds, k, ds, reason):
     return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
 
 
+def top(nb: Neighbours, seeds, weights, k: int, ties: int = TIES_BEST, drop=()) -> tuple:
+    """``neighbour_top`` over one table."""
+    pad, ends = nb.padded(), nb.ends()
+    return neighbour_top(pad, nb.score, ends, pad, nb.score, ends, 1.0, 0.0, np.asarray(seeds, np.int64),
+                         np.asarray(weights, np.float32), np.asarray(drop, np.int64), k, ties)
+
+
 def same(got: Candidates, want: Candidates):
     assert got.items.tolist() == want.items.tolist()
     assert got.scores.tobytes() == want.scores.tobytes()
@@ -68,7 +75,8 @@ def same(got: Candidates, want: Candidates):
 
 def table(rng, n, width, levels):
     """n x width neighbours (distinct per row, not the item itself, -1 padded at random
-    lengths), scores from ``levels`` distinct values (few: ties everywhere), sorted per row."""
+    lengths), scores from ``levels`` distinct values (few: ties everywhere), sorted per row (a
+    third of the rows shuffled, padding and all)."""
     idx = np.full((n, width), -1, np.int32)
     score = np.zeros((n, width), np.float32)
     for i in range(n):
@@ -76,6 +84,9 @@ def table(rng, n, width, levels):
         others = np.delete(np.arange(n), i)
         idx[i, :m] = rng.choice(others, m, replace=False)
         score[i, :m] = np.sort(rng.integers(1, levels + 1, m) / levels)[::-1]
+        if i % 3 == 0:      # padding between neighbours too (the kernel reads up to each row's last)
+            order = rng.permutation(width)
+            idx[i], score[i] = idx[i, order], score[i, order]
     return Neighbours(idx, score)
 
 
@@ -104,10 +115,7 @@ def test_neighbour_candidates_are_the_numpy_answer_ties_included():
         nb = table(rng, n, width, levels)
         seeds = random_seeds(rng, n, 6, levels if t % 2 else None)
         drop = {int(rng.integers(0, n)), n + 3} if t % 3 == 0 else None
-        s, w = seed_vectors(seeds)
-        pad = nb.padded()
-        exact[neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, np.array(sorted(drop or ()), np.int64), k,
-                            TIES_BEST)[3]] += 1
+        exact[top(nb, *seed_vectors(seeds), k, drop=sorted(drop or ()))[3]] += 1
         same(nb.candidates(seeds, k, "with {}", DS(n), drop), nb.candidates_numpy(seeds, k, "with {}", DS(n), drop))
     assert exact[True] > 300 and exact[False] > 100      # both paths taken
 
@@ -157,31 +165,34 @@ def test_text_candidates_are_the_numpy_answer_ties_included(monkeypatch):
 
 def test_edges_empty_single_padding_and_out_of_range():
     nb = Neighbours(np.array([[1, -1], [-1, -1], [0, 1]], np.int32), np.array([[0.5, 0], [0, 0], [1, 1]], np.float32))
-    pad = nb.padded()
-    none = np.zeros(0, np.int64)
     # no seeds, a seed without neighbours, k = 0: nothing
-    for s, w, k in ((none, np.zeros(0, np.float32), 5), (np.array([1]), np.ones(1, np.float32), 5),
-                    (np.array([0]), np.ones(1, np.float32), 0)):
-        items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, s, w, none, k, TIES_BEST)
+    for seeds, k in (([], 5), ([1], 5), ([0], 0)):
+        items, scores, closest, exact = top(nb, seeds, [1.0] * len(seeds), k)
         assert len(items) == len(scores) == len(closest) == 0 and exact
     # one seed, one neighbour
-    got = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([0]), np.ones(1, np.float32), none, 1, TIES_BEST)
-    assert got[0].tolist() == [1] and got[1].tolist() == [0.5] and got[2].tolist() == [0] and got[3]
+    items, scores, closest, exact = top(nb, [0], [1.0], 1)
+    assert items.tolist() == [1] and scores.tolist() == [0.5] and closest.tolist() == [0] and exact
     # two equal scores, k = 1: numpy's partition chooses, so the kernel gives every candidate in item order
-    items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]),
-                                                  np.ones(1, np.float32), none, 1, TIES_BEST)
+    items, scores, closest, exact = top(nb, [2], [1.0], 1)
     assert not exact and items.tolist() == [0, 1] and closest.tolist() == [2, 2]
     # the same with k = 2: at most k candidates are ordered by item on ties, as a stable sort does
-    items, scores, closest, exact = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]),
-                                                  np.ones(1, np.float32), none, 2, TIES_BEST)
+    items, scores, closest, exact = top(nb, [2], [1.0], 2)
     assert exact and items.tolist() == [0, 1]
     # the boundary rule: ties inside the k best are ordered by item, one across the k-th place is not
-    assert neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2]), np.ones(1, np.float32), none, 1,
-                         TIES_BOUNDARY)[3] is False
+    assert top(nb, [2], [1.0], 1, TIES_BOUNDARY)[3] is False
     # drop (out of range values ignored) and the seeds themselves are left out
-    got = neighbour_top(pad, nb.score, pad, nb.score, 1.0, 0.0, np.array([2, 0]), np.ones(2, np.float32),
-                        np.array([1, 7, -3]), 5, TIES_BEST)
-    assert got[0].tolist() == [] and got[3]
+    items, scores, closest, exact = top(nb, [2, 0], [1.0, 1.0], 5, drop=[1, 7, -3])
+    assert items.tolist() == [] and exact
+    assert nb.ends().tolist() == [1, 0, 2]
+    assert Neighbours(np.array([[-1, 3, -1, 2, -1]], np.int32), np.ones((1, 5), np.float32)).ends().tolist() == [4]
+    assert Neighbours.empty(3, 0).ends().tolist() == [0, 0, 0]
+    # a tie among few candidates of a large catalog: the candidates put in item order by a sort
+    # (not a walk over the catalog)
+    big = Neighbours.empty(2000, 4)
+    big.idx[7], big.score[7] = [1500, 3, 900, -1], [0.5, 0.5, 0.25, 0]
+    assert top(big, [7], [1.0], 1)[:3][0].tolist() == [3, 900, 1500]
+    for k in (1, 2, 3):
+        same(big.candidates([(7, 1.0)], k, "{}", DS(2000)), big.candidates_numpy([(7, 1.0)], k, "{}", DS(2000)))
     # through the sources' wrappers
     ds = DS(3)
     assert len(nb.candidates([], 5, "{}", ds)) == 0 and len(nb.candidates([(5, 1.0)], 5, "{}", ds)) == 0
@@ -193,5 +204,5 @@ def test_edges_empty_single_padding_and_out_of_range():
 def test_a_kernel_refuses_other_dtypes():
     nb = Neighbours(np.array([[1], [0]], np.int32), np.ones((2, 1), np.float32))
     with pytest.raises(TypeError):
-        neighbour_top(nb.padded(), nb.score, nb.padded(), nb.score, 1.0, 0.0, np.array([0], np.int32),
-                      np.ones(1, np.float32), np.zeros(0, np.int64), 1, TIES_BEST)
+        neighbour_top(nb.padded(), nb.score, nb.ends(), nb.padded(), nb.score, nb.ends(), 1.0, 0.0,
+                      np.array([0], np.int32), np.ones(1, np.float32), np.zeros(0, np.int64), 1, TIES_BEST)

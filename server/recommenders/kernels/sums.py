@@ -18,18 +18,23 @@ code bit for bit:
 - Closest seed (``_common.SeedFinder``): in the first table whose seed rows hold the product,
   the seed with the largest contribution, the earlier seed on ties.
 - Top k: the ``k + 1`` best by (score descending, item ascending), kept in a sorted buffer.
-  When there are at most ``k`` candidates, that order is numpy's (a stable sort of the
-  candidates in item order). With more, numpy's answer depends on a partition that orders
-  equal scores its own way, so a tie where it matters makes the kernel answer "not exact"
-  (``ok`` False, nothing else) and the caller runs its numpy code for that call:
-  ``ties="best"`` (``Candidates.best``: the partition's order is kept among equal scores):
-  any two equal scores among the ``k + 1`` best; ``ties="boundary"``
-  (``_text.top_positions``, which sorts ties by position itself): the ``k``-th score equal to
-  the ``(k + 1)``-th. Tie-free, the order by score is unique, so the answer is numpy's.
+  With at most ``k`` candidates that order is numpy's (a stable sort of the candidates in
+  item order). With more, numpy picks them with a partition (``argpartition``: SIMD code on
+  x86, its order of equal scores is its own), so where a tie matters the kernel does not
+  choose: it answers "not exact" and gives EVERY candidate in item order, the very array the
+  numpy code partitions, for the caller to pick from with numpy's own call
+  (``Candidates.best_order``, ``_text.top_positions``). Where a tie matters depends on the
+  pick: ``TIES_BEST`` (``Candidates.best``, which keeps the partition's order among equal
+  scores): any two equal scores among the ``k + 1`` best; ``TIES_BOUNDARY``
+  (``_text.top_positions``, which sorts ties by item itself): the ``k``-th score equal to the
+  ``(k + 1)``-th. Tie-free, the order by score is unique, so the answer is numpy's.
 
-The per-product work runs over a dense int32 map product -> slot (the catalog's size plus
-the padding entry), allocated zeroed per call (a memset of 4 bytes a product: ~0.3 µs for
-4,000 products), and compact per-slot arrays as long as the seeds' rows.
+Tables are read up to each row's last neighbour (``Neighbours.ends``): a sparse table's rows
+are mostly padding. The per-product work runs over a dense int32 map product -> slot (the
+catalog's size plus the padding entry), allocated zeroed per call (a memset of 4 bytes a
+product: ~0.3 µs for 4,000 products), and compact per-slot arrays as long as the seeds' rows.
+Measured (``bench/sources.py --fresh``'s calls, online-retail): 5-11 µs a call, 2 µs of it the
+call itself (arguments in, three arrays out).
 """
 from __future__ import annotations
 
@@ -42,19 +47,20 @@ TIES_BEST = 0
 TIES_BOUNDARY = 1
 
 _SIG = ("Tuple((int32[::1], float32[::1], int32[::1], boolean))"
-        "(int32[:, ::1], float32[:, ::1], int32[:, ::1], float32[:, ::1], float32, float32,"
+        "(int32[:, ::1], float32[:, ::1], int32[::1], int32[:, ::1], float32[:, ::1], int32[::1], float32, float32,"
         " int64[::1], float32[::1], int64[::1], int64, int64)")
 
 
 @kernel(_SIG)
-def neighbour_top(pad_a, score_a, pad_b, score_b, mix_a, mix_b, seeds, weights, drop, k, ties):
-    """The ``k`` best products by the seeds' neighbour sums: (items, float32 scores, closest
-    seed of each, ok), best first; ok False (and empty arrays) when a tie makes numpy's order
-    the partition's (see the module docstring).
+def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, drop, k, ties):
+    """The ``k`` best products by the seeds' neighbour sums: (items int32, scores float32,
+    closest seed of each int32, exact), best first; when not exact (a tie that numpy's
+    partition orders), every candidate in item order instead (see the module docstring).
 
-    ``pad_a``/``score_a``: a neighbour table (``Neighbours.padded()``: -1 padding replaced by
-    the item count ``n``) and its float32 scores; ``pad_b``/``score_b`` a second table over the
-    same items, read only when ``mix_b`` != 0 (the score is then ``mix_a * a + mix_b * b`` in
+    ``pad_a``/``score_a``/``end_a``: a neighbour table (``Neighbours.padded()``: -1 padding
+    replaced by the item count ``n``), its float32 scores and its rows' ends
+    (``Neighbours.ends()``); ``pad_b``/``score_b``/``end_b`` a second table over the same
+    items, read only when ``mix_b`` != 0 (the score is then ``mix_a * a + mix_b * b`` in
     float32; with ``mix_b`` == 0 it is the float32 sum of table a, ``mix_a`` unused).
     ``seeds`` (all in range) and ``weights`` (their float32 weights) in the numpy code's seed
     order; ``drop`` more products to leave out (any values; those out of range are ignored);
@@ -66,15 +72,16 @@ def neighbour_top(pad_a, score_a, pad_b, score_b, mix_a, mix_b, seeds, weights, 
     slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
     item = np.empty(cap, np.int64)
     sum_a = np.zeros(cap, np.float64)
-    sum_b = np.zeros(cap, np.float64)
     best_a = np.empty(cap, np.float32)         # per table, the closest seed's contribution
     seed_a = np.full(cap, -1, np.int32)        # and that seed (-1: not in the table's rows)
-    best_b = np.empty(cap, np.float32)
-    seed_b = np.full(cap, -1, np.int32)
+    cap_b = cap if two else 0
+    sum_b = np.zeros(cap_b, np.float64)
+    best_b = np.empty(cap_b, np.float32)
+    seed_b = np.full(cap_b, -1, np.int32)
     used = 0
     for s in range(len(seeds)):
         row, w, seed = seeds[s], weights[s], np.int32(seeds[s])
-        for j in range(pad_a.shape[1]):
+        for j in range(end_a[row]):
             i = pad_a[row, j]
             if i == n:                         # padding
                 continue
@@ -89,7 +96,7 @@ def neighbour_top(pad_a, score_a, pad_b, score_b, mix_a, mix_b, seeds, weights, 
             if seed_a[t] < 0 or c > best_a[t]:  # the first maximum: the earlier seed on ties
                 best_a[t], seed_a[t] = c, seed
         if two:
-            for j in range(pad_b.shape[1]):
+            for j in range(end_b[row]):
                 i = pad_b[row, j]
                 if i == n:
                     continue
@@ -104,34 +111,28 @@ def neighbour_top(pad_a, score_a, pad_b, score_b, mix_a, mix_b, seeds, weights, 
                 if seed_b[t] < 0 or c > best_b[t]:
                     best_b[t], seed_b[t] = c, seed
     # the seeds themselves and ``drop`` are no candidates (their sums are zeroed in numpy)
-    for s in range(len(seeds)):
-        t = slot[seeds[s]] - 1
+    for s in range(len(seeds) + len(drop)):
+        i = seeds[s] if s < len(seeds) else drop[s - len(seeds)]
+        t = slot[i] - 1 if 0 <= i < n else -1
         if t >= 0:
             sum_a[t] = 0.0
-            sum_b[t] = 0.0
-    for d in range(len(drop)):
-        if 0 <= drop[d] < n:
-            t = slot[drop[d]] - 1
-            if t >= 0:
-                sum_a[t] = 0.0
+            if two:
                 sum_b[t] = 0.0
     # the candidates, in slot order, and the k + 1 best by (score desc, item asc), kept sorted
     # in a buffer by insertion
+    score_of = np.empty(used, np.float32)
     cand_t = np.empty(used, np.int64)
-    cand_f = np.empty(used, np.float32)
     size = k + 1
     top_t = np.empty(size, np.int64)
     top_f = np.empty(size, np.float32)
     m = 0
     filled = 0
     for t in range(used):
-        if two:
-            f = mix_a * np.float32(sum_a[t]) + mix_b * np.float32(sum_b[t])
-        else:
-            f = np.float32(sum_a[t])
+        f = mix_a * np.float32(sum_a[t]) + mix_b * np.float32(sum_b[t]) if two else np.float32(sum_a[t])
+        score_of[t] = f
         if not f > 0:
             continue
-        cand_t[m], cand_f[m] = t, f
+        cand_t[m] = t
         m += 1
         it = item[t]
         p = filled
@@ -156,9 +157,19 @@ def neighbour_top(pad_a, score_a, pad_b, score_b, mix_a, mix_b, seeds, weights, 
                     break
     if exact:
         out, pick, score = min(m, k), top_t, top_f
-    else:      # every candidate in item order, as numpy's ``(total > 0).nonzero()`` lists them
-        order = np.argsort(item[cand_t[:m]])
-        out, pick, score = m, cand_t[:m][order], cand_f[:m][order]
+    else:                # every candidate in item order, as ``(total > 0).nonzero()`` lists them:
+        out = m          # a walk over the catalog's slots when that is cheaper than a sort
+        if n < 16 * m:
+            pick = np.empty(m, np.int64)
+            q = 0
+            for i in range(n):
+                t = slot[i] - 1
+                if t >= 0 and score_of[t] > 0:
+                    pick[q] = t
+                    q += 1
+        else:
+            pick = cand_t[:m][np.argsort(item[cand_t[:m]])]
+        score = score_of[pick]
     items = np.empty(out, np.int32)
     scores = np.empty(out, np.float32)
     closest = np.empty(out, np.int32)
