@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from itertools import compress, repeat
 from operator import ge
 
@@ -101,11 +102,11 @@ class Pool:
     ``rows`` (``kernels.blend_sources``, int64): ``index``, the unique candidates ascending;
     ``best_src`` / ``best_at`` / ``best_pos``: each one's largest contribution (its source, its
     position in the concatenated answers, in its source's answer); the blend ``ranking``."""
-    __slots__ = ("rows", "score", "names", "cands", "_per_source", "_uniq", "_name_of", "blend_ranking")
+    __slots__ = ("rows", "score", "names", "cands", "_per_source", "_uniq", "_src_codes", "blend_ranking")
 
     def __init__(self, rows, score, names, cands):
         self.rows, self.score, self.names, self.cands = rows, score, names, cands
-        self._per_source = self._uniq = self._name_of = None
+        self._per_source = self._uniq = self._src_codes = None
         self.blend_ranking = None
 
     index = property(lambda self: self.rows[0])
@@ -117,16 +118,13 @@ class Pool:
         """Each answer's start in the answers concatenated."""
         return _offsets(self.cands)[1]
 
-    def held_by(self, held: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
-        """``held`` (item -> the source name that may bring it back) as ``kernels.select_pool``
-        reads it: [2, h] items and their holder as the first source of that name (-1: none of
-        the pool's), and per source the first source of its name (a strategy may list a
-        recommender twice: a name, not a source, holds an item)."""
-        if self._name_of is None:
-            first: dict[str, int] = {}
-            self._name_of = (first, np.array([first.setdefault(n, s) for s, n in enumerate(self.names)], np.int64))
-        first, name_of = self._name_of
-        return np.array([list(held), [first.get(n, -1) for n in held.values()]], np.int64), name_of
+    @property
+    def src_codes(self) -> np.ndarray:
+        """Per source, its name's code (``name_code``): what ``kernels.select_pool`` compares
+        with an item's holder (a name holds an item; a strategy may list a recommender twice)."""
+        if self._src_codes is None:
+            self._src_codes = np.array([name_code(n) for n in self.names], np.int64)
+        return self._src_codes
 
     @property
     def uniq(self) -> np.ndarray:
@@ -300,7 +298,33 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     return [(i, reason if type(reason) is str else reason[0].reason(reason[1]), src) for i, reason, src in chosen]
 
 
-def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
+_NAME_CODES: dict[str, int] = {}
+_NAME_CODES_LOCK = threading.Lock()
+
+
+def name_code(name: str) -> int:
+    """A number per recommender name, the same for the whole process (kernels compare numbers)."""
+    c = _NAME_CODES.get(name)
+    if c is None:
+        with _NAME_CODES_LOCK:
+            c = _NAME_CODES.setdefault(name, len(_NAME_CODES))
+    return c
+
+
+class Held(dict):
+    """item -> the name of the only recommender that may bring it back (``_held``)."""
+    __slots__ = ("_codes",)
+
+    def codes(self) -> np.ndarray:
+        """[2, h] int64: the items and their holder's ``name_code`` (made once)."""
+        try:
+            return self._codes
+        except AttributeError:
+            self._codes = np.array([list(self), [name_code(n) for n in self.values()]], np.int64).reshape(2, len(self))
+            return self._codes
+
+
+def _held(ds, ctx: Context, rules: dict) -> Held:
     """Items only their own recommender may bring back: recently bought (buy_again) and viewed
     in this session (recently_viewed). Computed once per request and rule values."""
     days = rules.get("exclude_bought_days", 30)
@@ -310,7 +334,7 @@ def _held(ds, ctx: Context, rules: dict) -> dict[int, str]:
     hit = memo.get(key)
     if hit is not None:
         return hit[0]
-    held: dict[int, str] = {}
+    held = Held()
     bought = ctx.bought
     if days and bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
@@ -353,11 +377,11 @@ def _select_pool(ds, pool: Pool, ranking, count, rules, mask, page_seen, held) -
     """Step 3 for the pool's candidates in ``ranking`` order (one ``kernels.select_pool`` call:
     the rules' mask, held items, the page's products, the diversity caps; what
     ``rules.select`` does over them): entries (item, (answer, position), source name)."""
-    held_by, name_of = pool.held_by(held) if held else (_NO_HELD, _NONE)
+    held_by, src_codes = (held.codes(), pool.src_codes) if held else (_NO_HELD, _NONE)
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
     max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
     cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
-    got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, held_by, name_of, seen, cat, brand,
+    got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, held_by, src_codes, seen, cat, brand,
                         max_cat, max_brand, count)
     names, cands = pool.names, pool.cands
     return [(i, (cands[s], p), names[s]) for i, s, p in zip(*got.tolist())]

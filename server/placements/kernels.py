@@ -161,18 +161,17 @@ def blend_sources(items, scores, lens, weights, rank):
 
 @kernel("int64[:, ::1](int64[:], int64[:, ::1], boolean[::1], int64[:, ::1], int64[::1], int64[::1],"
         " int32[:], int32[:], int64, int64, int64)")
-def select_pool(ranking, rows, mask, held, name_of, seen, cat_code, brand_code, max_cat, max_brand, count):
+def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code, max_cat, max_brand, count):
     """The pool's first ``count`` candidates a slot may show, in ``ranking`` order (positions
     into the pool's ``rows``: ``blend_sources``' index, best_src, best_at, ranking, best_pos).
     Returns ``[3, c]``: each one's item, source (``best_src``) and position in that source's
     answer (``best_pos``).
 
     A candidate is skipped when ``mask`` (the rules') refuses its item; when its item is held
-    (``held``: ``[2, h]`` items and their holder, as a source index whose name is the holder's,
-    -1 when no source of the pool has that name) by another source than its best one (compared
-    by name: ``name_of[s]`` is the first source with source ``s``'s name); when it is in
-    ``seen`` (the page's products, with dedupe); when its category (brand) code is >= 0 and
-    ``max_cat`` (``max_brand``, 0: no cap) products of it are already chosen.
+    (``held``: ``[2, h]`` items and their holder's name code) by another name than its best
+    source's (``src_code[s]``, the same codes); when it is in ``seen`` (the page's products,
+    with dedupe); when its category (brand) code is >= 0 and ``max_cat`` (``max_brand``, 0: no
+    cap) products of it are already chosen.
 
     It reproduces ``blend.py``'s ``ranking[mask[index[ranking]]]``, ``_lazy_entries`` and
     ``rules.select`` over them (with nothing chosen before) exactly: the same tests in the
@@ -190,7 +189,7 @@ def select_pool(ranking, rows, mask, held, name_of, seen, cat_code, brand_code, 
         held_by_other = False
         for h in range(held.shape[1]):
             if held[0, h] == i:
-                held_by_other = held[1, h] != name_of[s]
+                held_by_other = held[1, h] != src_code[s]
                 break
         if held_by_other:
             continue

@@ -181,7 +181,7 @@ def test_select_pool_equals_the_python_rules(seed):
             p += n
         pool = blend._blend(ds, names, cands, rng.random(n_src).tolist(), {})
         mask = rng.random(n_items) < rng.choice([0.3, 0.8, 1.0])
-        held = {int(i): str(rng.choice(["a", "b", "c", "buy_again"])) for i in rng.choice(n_items, int(rng.integers(0, 6)))}
+        held = blend.Held({int(i): str(rng.choice(["a", "b", "c", "buy_again"])) for i in rng.choice(n_items, int(rng.integers(0, 6)))})
         page_seen = {int(i) for i in rng.choice(n_items, int(rng.integers(0, 8)))}
         rules = R.merge({k: v for k, v in (("max_per_category", int(rng.integers(1, 3))), ("max_per_brand", int(rng.integers(1, 4))),
                                            ("dedupe", False)) if rng.random() < 0.4})
@@ -202,5 +202,6 @@ def test_select_pool_empty_and_single():
     one = np.zeros(1, np.int64)
     got = K.select_pool(one, rows, np.ones(3, bool), np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
     assert got.tolist() == [[2], [0], [5]]
-    held = np.array([[2], [-1]], np.int64)   # held by a source the pool does not have
+    held = np.array([[2], [7]], np.int64)   # held by a name the pool's source has not
     assert K.select_pool(one, rows, np.ones(3, bool), held, one, none, codes, codes, 0, 0, 8).shape == (3, 0)
+    assert K.select_pool(one, rows, np.ones(3, bool), held, one + 7, none, codes, codes, 0, 0, 8).shape == (3, 1)
