@@ -315,13 +315,18 @@ class Held(dict):
     """item -> the name of the only recommender that may bring it back (``_held``)."""
     __slots__ = ("_codes",)
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._codes = None
+
     def codes(self) -> np.ndarray:
         """[2, h] int64: the items and their holder's ``name_code`` (made once)."""
-        try:
-            return self._codes
-        except AttributeError:
-            self._codes = np.array([list(self), [name_code(n) for n in self.values()]], np.int64).reshape(2, len(self))
-            return self._codes
+        if self._codes is None:
+            codes = np.empty((2, len(self)), np.int64)
+            codes[0] = list(self)
+            codes[1] = [name_code(n) for n in self.values()]
+            self._codes = codes
+        return self._codes
 
 
 def _held(ds, ctx: Context, rules: dict) -> Held:

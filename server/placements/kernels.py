@@ -65,7 +65,7 @@ def blend_sources(items, scores, lens, weights, rank):
             count[:] = 0
             for q in range(n):
                 count[((keys[q] >> shift) & 255) + 1] += 1
-            if count.max() < n:   # (else every key has this digit: the pass would change nothing)
+            if count[((keys[0] >> shift) & 255) + 1] < n:   # (else every key has this digit: the pass changes nothing)
                 for d in range(256):
                     count[d + 1] += count[d]
                 for q in range(n):
