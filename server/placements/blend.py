@@ -11,6 +11,9 @@
 5. the last net is the catalog by all-time popularity then newness: never empty while the
    rules allow any product, never random;
 6. pins are put at their positions.
+
+Steps 1-2's arithmetic and step 3 over the pool are one compiled call each
+(``kernels.blend_sources``, ``kernels.select_pool``), exact to the numpy code they replaced.
 """
 from __future__ import annotations
 
