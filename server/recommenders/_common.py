@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
-from .base import Candidates, LazyReasons
+from .base import Candidates
 from .kernels.sums import TIES_BEST, neighbour_top
 
 _EMPTY_I = np.zeros(0, np.int32)
@@ -176,13 +176,23 @@ def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candida
     if not exact:
         pick = order(scores, k)
         items, scores, closest = items[pick], scores[pick], closest[pick]
-    return Candidates(items, scores, closest_reasons(fmt, ds, closest))
+    return Candidates(items, scores, ClosestReasons(fmt, ds, closest))
 
 
-def closest_reasons(fmt: str, ds, closest: np.ndarray) -> LazyReasons:
-    """Reasons by position, ``fmt`` naming each candidate's closest seed (``closest``, aligned
-    with the candidates), built only for the products shown."""
-    return LazyReasons(lambda p: fmt.format(ds.label(closest.item(p))), len(closest))
+class ClosestReasons:
+    """Reasons by position (a ``Candidates.reasons`` sequence), ``fmt`` naming each candidate's
+    closest seed (``closest``, aligned with the candidates), built only for the products shown
+    (one call each: a reason is asked for every product shown)."""
+    __slots__ = ("fmt", "ds", "closest")
+
+    def __init__(self, fmt: str, ds, closest: np.ndarray):
+        self.fmt, self.ds, self.closest = fmt, ds, closest
+
+    def __len__(self) -> int:
+        return len(self.closest)
+
+    def __getitem__(self, pos: int) -> str:
+        return self.fmt.format(self.ds.label(self.closest.item(pos)))
 
 
 class SeedRows:
