@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels.sums import merge_visitor_items
+
 
 def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, bool]:
     """(item indices int64, weights float64, has_live) — items unique, weights > 0.
@@ -33,33 +35,10 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
     if not R.has_canonical_format:  # unsorted or repeated indices: the general merge
         return _merge(own_i, own_w, live)
     # own_i is sorted and unique: live items already in the row raise its weight, the others
-    # are inserted
-    if live:
-        li = np.fromiter(live, np.int64, len(live))
-        lw = np.fromiter(live.values(), np.float64, len(live))
-        if not len(own_i):              # no model row: the live items alone, sorted
-            order = li.argsort(kind="stable")
-            return li[order], lw[order], True
-        at = np.minimum(own_i.searchsorted(li), len(own_i) - 1)
-        present = own_i[at] == li
-        has_live = not present.all()
-        w = own_w                       # a copy of the row already (astype)
-        if has_live:
-            w[at[present]] = np.maximum(w[at[present]], lw[present])
-            items = np.concatenate([own_i, li[~present]])
-            w = np.concatenate([w, lw[~present]])
-            order = np.argsort(items, kind="stable")
-            items, w = items[order], w[order]
-        else:
-            w[at] = np.maximum(w[at], lw)
-            items = own_i
-    else:
-        items, w, has_live = own_i, own_w, False
-    if not _positive(ds):     # live weights are > 0: only a model row can hold others
-        keep = w > 0
-        if not keep.all():
-            items, w = items[keep], w[keep]
-    return items, w, has_live
+    # are inserted (one kernel call)
+    li = np.fromiter(live, np.int64, len(live))
+    lw = np.fromiter(live.values(), np.float64, len(live))
+    return merge_visitor_items(own_i, own_w, li, lw, _positive(ds))
 
 
 def _positive(ds) -> bool:

@@ -206,3 +206,55 @@ def test_a_kernel_refuses_other_dtypes():
     with pytest.raises(TypeError):
         neighbour_top(nb.padded(), nb.score, nb.ends(), nb.padded(), nb.score, nb.ends(), 1.0, 0.0,
                       np.array([0], np.int32), np.ones(1, np.float32), np.zeros(0, np.int64), 1, TIES_BEST)
+
+
+def merge_numpy(own_i, own_w, live: dict, positive: bool):
+    """visitor_items' merge of a canonical row with the live items before the kernel."""
+    if live:
+        li = np.fromiter(live, np.int64, len(live))
+        lw = np.fromiter(live.values(), np.float64, len(live))
+        if not len(own_i):
+            order = li.argsort(kind="stable")
+            return li[order], lw[order], True
+        at = np.minimum(own_i.searchsorted(li), len(own_i) - 1)
+        present = own_i[at] == li
+        has_live = not present.all()
+        w = own_w
+        if has_live:
+            w[at[present]] = np.maximum(w[at[present]], lw[present])
+            items = np.concatenate([own_i, li[~present]])
+            w = np.concatenate([w, lw[~present]])
+            order = np.argsort(items, kind="stable")
+            items, w = items[order], w[order]
+        else:
+            w[at] = np.maximum(w[at], lw)
+            items = own_i
+    else:
+        items, w, has_live = own_i, own_w, False
+    if not positive:
+        keep = w > 0
+        if not keep.all():
+            items, w = items[keep], w[keep]
+    return items, w, has_live
+
+
+def test_visitor_merge_is_the_numpy_merge():
+    from server.recommenders.kernels.sums import merge_visitor_items
+    rng = np.random.default_rng(5)
+    seen = set()
+    for t in range(3000):
+        own_i = np.sort(rng.choice(60, int(rng.integers(0, 30)), replace=False)).astype(np.int64)
+        own_w = rng.choice([0.5, 1.0, 2.0, 3.0, 0.0, -1.0, np.nan] if t % 3 == 0 else [0.5, 1.0, 2.0, 3.0],
+                           len(own_i)).astype(np.float64)
+        live_keys = rng.choice(60, int(rng.integers(0, 10)), replace=False).tolist()
+        live = {int(i): float(rng.choice([0.5, 1.0, 2.0, 3.0, 1.7])) for i in live_keys}
+        positive = bool(t % 2)
+        li = np.fromiter(live, np.int64, len(live))
+        lw = np.fromiter(live.values(), np.float64, len(live))
+        got = merge_visitor_items(own_i, own_w.copy(), li, lw, positive)
+        want = merge_numpy(own_i.copy(), own_w.copy(), live, positive)
+        assert got[0].tolist() == want[0].tolist() and got[2] == want[2]
+        assert got[1].tobytes() == want[1].astype(np.float64).tobytes()
+        assert got[0].dtype == np.int64 and got[1].dtype == np.float64
+        seen.add((bool(len(own_i)), bool(live), got[2], positive))
+    assert len(seen) >= 7       # no row / no live / both, with and without new live items

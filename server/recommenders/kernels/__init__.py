@@ -10,6 +10,7 @@ data into these inputs and the outputs into scored candidates with reasons.
 - ``neighbors``  user-kNN over a weighted user x item matrix
 - ``groups``     RFM tiers, k-means behavioural clusters, per-group item lift
 - ``images``     image embedder interface and a classical colour/pHash/texture extractor
-- ``sums``       the item-to-item sources' request: neighbour sums, top k and closest seeds in
-                 one compiled call (``server/jit.py``), exactly the numpy code's answer
+- ``sums``       the personal sources' request arithmetic compiled (``server/jit.py``): the
+                 item-to-item sources' neighbour sums, top k and closest seeds in one call, the
+                 visitor's items merged with the live ones; exactly the numpy code's answers
 """

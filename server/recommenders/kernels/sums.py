@@ -1,4 +1,8 @@
-"""Neighbour sums of the item-to-item sources, compiled (``server/jit.py``): one call per source.
+"""The personal sources' request-time arithmetic, compiled (``server/jit.py``): one call a step.
+
+``neighbour_top`` (below) is the neighbour-sum sources' whole request; ``merge_visitor_items``
+is ``_person.visitor_items``' merge of a person's model row with the live items
+(matrix_factorization, user_cf), described in its docstring.
 
 A neighbour-sum source (viewed_together, bought_together, item_cf, realtime_personal,
 content_based) scores every product by Σ over the request's seeds of seed weight x neighbour
@@ -178,3 +182,49 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         items[q], scores[q] = item[t], score[q]
         closest[q] = seed_a[t] if seed_a[t] >= 0 else seed_b[t]
     return items, scores, closest, exact
+
+
+@kernel("Tuple((int64[::1], float64[::1], boolean))(int64[::1], float64[::1], int64[::1], float64[::1], boolean)")
+def merge_visitor_items(own_i, own_w, live_i, live_w, positive):
+    """``_person.visitor_items``' merge of a person's model row (``own_i`` sorted and unique,
+    ``own_w``) with the request's live items (``live_i`` unique, ``live_w``): (items sorted,
+    weights, has_live). A live item already in the row raises its weight to the larger of the
+    two (``np.maximum``'s: NaN wins, the row's on equal values), the others are inserted
+    (``has_live``: there are such); without a row, the live items alone, sorted; then, unless
+    ``positive`` (every weight of the model > 0), the row's weights <= 0 are dropped (as the
+    numpy code, not when there is no row). Items are unique, so any sort by item gives the
+    numpy code's stable one."""
+    n_own, n_live = len(own_i), len(live_i)
+    if n_live and not n_own:
+        order = np.argsort(live_i)
+        return live_i[order], live_w[order], True
+    items, w = own_i, own_w.copy()
+    has_live = False
+    if n_live:
+        at = np.searchsorted(own_i, live_i)
+        present = np.zeros(n_live, np.bool_)
+        for j in range(n_live):
+            p = min(at[j], n_own - 1)
+            if own_i[p] == live_i[j]:
+                present[j] = True
+                a, b = w[p], live_w[j]
+                w[p] = a if (a >= b or a != a) else b
+            else:
+                has_live = True
+        if has_live:
+            n_add = n_live - present.sum()
+            items = np.empty(n_own + n_add, np.int64)
+            merged = np.empty(n_own + n_add, np.float64)
+            items[:n_own], merged[:n_own] = own_i, w
+            q = n_own
+            for j in range(n_live):
+                if not present[j]:
+                    items[q], merged[q] = live_i[j], live_w[j]
+                    q += 1
+            order = np.argsort(items)
+            items, w = items[order], merged[order]
+    if not positive:
+        keep = w > 0
+        if not keep.all():
+            items, w = items[keep], w[keep]
+    return items.copy(), w, has_live
