@@ -271,7 +271,10 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx), count, rules, mask, page_seen, held)
 
     # 4: fallbacks, in order
-    for name in strategy.get("fallbacks", ()):
+    fallbacks = strategy.get("fallbacks", ())
+    # (a short slot whose mask allows nothing more: neither they nor the catalog net are asked)
+    exhausted = len(chosen) < count and not _addable(mask, chosen, page_seen, held, rules, fallbacks)
+    for name in () if exhausted else fallbacks:
         if len(chosen) >= count:
             break
         c = _call(model, name, ctx, k)
@@ -285,7 +288,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
         chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
 
     # 5: the catalog net (a small category is completed from outside it)
-    if len(chosen) < count:
+    if len(chosen) < count and not exhausted:
         chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, held)
     if len(chosen) < count and scoped:
         rules.pop("categories")
@@ -299,6 +302,20 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     # a reason is a string, or (answer, position) for a source's candidate: its text is
     # computed only now, for the few products shown
     return [(i, reason if type(reason) is str else reason[0].reason(reason[1]), src) for i, reason, src in chosen]
+
+
+def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
+    """Whether a fallback or the catalog net could still add a product under ``mask``. Checked
+    when the mask allows few products (a small category: the fallbacks would each be asked
+    and scanned, and the catalog net would read the whole catalog, for nothing): False when
+    every product it allows is chosen, shown on the page (with dedupe) or held for a
+    recommender that is not among ``fallbacks`` (the diversity caps only take more away)."""
+    if np.count_nonzero(mask) > 64:
+        return True
+    taken = {e[0] for e in chosen}
+    if rules.get("dedupe", True):
+        taken.update(page_seen)
+    return any(i not in taken and (i not in held or held[i] in fallbacks) for i in np.flatnonzero(mask).tolist())
 
 
 _NAME_CODES: dict[str, int] = {}

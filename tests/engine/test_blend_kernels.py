@@ -205,3 +205,51 @@ def test_select_pool_empty_and_single():
     held = np.array([[2], [7]], np.int64)   # held by a name the pool's source has not
     assert K.select_pool(one, rows, np.ones(3, bool), held, one, none, codes, codes, 0, 0, 8).shape == (3, 0)
     assert K.select_pool(one, rows, np.ones(3, bool), held, one + 7, none, codes, codes, 0, 0, 8).shape == (3, 1)
+
+
+def test_addable_counts_only_what_a_fallback_or_the_net_could_add():
+    from server.placements.blend import _addable
+    mask = np.zeros(100, bool)
+    mask[[3, 7, 9]] = True
+    rules = {"dedupe": True}
+    chosen = [(3, "r", "s")]
+    assert _addable(mask, chosen, {7}, {}, rules, ["a"])                          # 9 is free
+    assert not _addable(mask, chosen, {7}, {9: "buy_again"}, rules, ["a"])        # 9 held for another
+    assert _addable(mask, chosen, {7}, {9: "buy_again"}, rules, ["buy_again"])    # ... which is a fallback
+    assert _addable(mask, chosen, {7, 9}, {}, {"dedupe": False}, [])              # on the page, no dedupe
+    assert not _addable(np.zeros(100, bool), [], set(), {}, rules, ["a"])
+    assert _addable(np.ones(100, bool), [(i, "r", "s") for i in range(100)], set(), {}, rules, [])   # (large: not checked)
+
+
+def test_run_slot_skipping_exhausted_fallbacks_gives_the_same_slots(tmp_path, monkeypatch):
+    from server import rules as R
+    from server.placements import blend
+    from server.recommenders.base import Context
+    from tests.engine.fixtures import T0, ShopData, rules_shop
+    d = ShopData(tmp_path)
+    try:
+        model = rules_shop(d, sessions=6)
+        ds = model.ds
+        strat = {"sources": [{"recommender": "category_top"}, {"recommender": "realtime_personal", "weight": 0.3}],
+                 "fallbacks": ["category_top", "buy_again", "best_sellers", "new_arrivals"], "scope_to_category": True}
+        rng = np.random.default_rng(0)
+        cases = []
+        for n in range(60):
+            bought = {f"p{i}": T0 for i in rng.choice(12, int(rng.integers(0, 3)), replace=False)}
+            cases.append((str(rng.choice(["Home > Mugs", "Home > Lamps", "Food", "Home"])), bought,
+                          {int(i) for i in rng.choice(12, int(rng.integers(0, 4)))},
+                          R.merge(rng.choice([{}, {"max_per_brand": 1}, {"dedupe": False}, {"exclude": ["p1", "p2"]}])),
+                          int(rng.integers(1, 10))))
+
+        def slots():
+            out = []
+            for category, bought, seen, rules, count in cases:
+                model.clear_caches()
+                ctx = Context(category=category, bought=bought, clock_ms=T0, now_ms=T0)
+                out.append(blend.run_slot(model, ctx, strat, count, dict(rules), set(seen)))
+            return out
+        fast = slots()
+        monkeypatch.setattr(blend, "_addable", lambda *a: True)
+        assert fast == slots()
+    finally:
+        d.close()
