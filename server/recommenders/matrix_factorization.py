@@ -27,6 +27,7 @@ from ._person import visitor_items
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
+from .kernels.sums import closest_by_cosine
 from .kernels.topk import largest
 from .registry import register
 
@@ -158,9 +159,11 @@ class MatrixFactorization(Recommender):
             if not memo:
                 Y = als.item_factors
                 seeds = items_in[np.argsort(-weights_in, kind="stable")[:20]]
-                sim = (Y[cand] @ Y[seeds].T) / np.maximum(norms[cand][:, None] * norms[seeds], 1e-9)
-                sim[cand[:, None] == seeds] = -np.inf          # explain by another product
-                memo.append((seeds[sim.argmax(axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist()))
+                # the cosines' dot products by numpy's matmul (its summation order), the rest
+                # (another product than the candidate, the largest cosine) in one kernel call
+                best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds],
+                                             cand.astype(np.int64), seeds)
+                memo.append((best.tolist(), ok.tolist()))
             best, ok = memo[0]
             return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
         return Candidates(cand.astype(np.int32), cs, LazyReasons(reason, len(cand)))
