@@ -71,58 +71,38 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     order; ``drop`` more products to leave out (any values; those out of range are ignored);
     ``ties``: TIES_BEST or TIES_BOUNDARY."""
     n = pad_a.shape[0]
-    two = mix_b != 0
-    width = pad_a.shape[1] + (pad_b.shape[1] if two else 0)
-    cap = len(seeds) * width
+    tables = 2 if mix_b != 0 else 1
+    cap = len(seeds) * (pad_a.shape[1] + (pad_b.shape[1] if tables == 2 else 0))
     slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
     item = np.empty(cap, np.int64)
-    sum_a = np.zeros(cap, np.float64)
-    best_a = np.empty(cap, np.float32)         # per table, the closest seed's contribution
-    seed_a = np.full(cap, -1, np.int32)        # and that seed (-1: not in the table's rows)
-    cap_b = cap if two else 0
-    sum_b = np.zeros(cap_b, np.float64)
-    best_b = np.empty(cap_b, np.float32)
-    seed_b = np.full(cap_b, -1, np.int32)
+    total = np.zeros((tables, cap), np.float64)    # per table and slot: the sum,
+    best = np.empty((tables, cap), np.float32)     # the closest seed's contribution
+    near = np.full((tables, cap), -1, np.int32)    # and that seed (-1: not in the table's rows)
     used = 0
     for s in range(len(seeds)):
         row, w, seed = seeds[s], weights[s], np.int32(seeds[s])
-        for j in range(end_a[row]):
-            i = pad_a[row, j]
-            if i == n:                         # padding
-                continue
-            c = score_a[row, j] * w            # float32, as numpy's contrib
-            t = slot[i] - 1
-            if t < 0:
-                t = used
-                used += 1
-                slot[i] = t + 1
-                item[t] = i
-            sum_a[t] += c                      # float64, seed order then rank: bincount's order
-            if seed_a[t] < 0 or c > best_a[t]:  # the first maximum: the earlier seed on ties
-                best_a[t], seed_a[t] = c, seed
-        if two:
-            for j in range(end_b[row]):
-                i = pad_b[row, j]
-                if i == n:
+        for tab in range(tables):
+            pad, score, end = (pad_a, score_a, end_a) if tab == 0 else (pad_b, score_b, end_b)
+            for j in range(end[row]):
+                i = pad[row, j]
+                if i == n:                         # padding
                     continue
-                c = score_b[row, j] * w
+                c = score[row, j] * w              # float32, as numpy's contrib
                 t = slot[i] - 1
                 if t < 0:
                     t = used
                     used += 1
                     slot[i] = t + 1
                     item[t] = i
-                sum_b[t] += c
-                if seed_b[t] < 0 or c > best_b[t]:
-                    best_b[t], seed_b[t] = c, seed
+                total[tab, t] += c                 # float64, seed order then rank: bincount's order
+                if near[tab, t] < 0 or c > best[tab, t]:   # the first maximum: the earlier seed on ties
+                    best[tab, t], near[tab, t] = c, seed
     # the seeds themselves and ``drop`` are no candidates (their sums are zeroed in numpy)
     for s in range(len(seeds) + len(drop)):
         i = seeds[s] if s < len(seeds) else drop[s - len(seeds)]
         t = slot[i] - 1 if 0 <= i < n else -1
         if t >= 0:
-            sum_a[t] = 0.0
-            if two:
-                sum_b[t] = 0.0
+            total[:, t] = 0.0
     # the candidates, in slot order, and the k + 1 best by (score desc, item asc), kept sorted
     # in a buffer by insertion
     score_of = np.empty(used, np.float32)
@@ -133,7 +113,10 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     m = 0
     filled = 0
     for t in range(used):
-        f = mix_a * np.float32(sum_a[t]) + mix_b * np.float32(sum_b[t]) if two else np.float32(sum_a[t])
+        if tables == 2:
+            f = mix_a * np.float32(total[0, t]) + mix_b * np.float32(total[1, t])
+        else:
+            f = np.float32(total[0, t])
         score_of[t] = f
         if not f > 0:
             continue
@@ -181,7 +164,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     for q in range(out):
         t = pick[q]
         items[q], scores[q] = item[t], score[q]
-        closest[q] = seed_a[t] if seed_a[t] >= 0 else seed_b[t]
+        closest[q] = near[0, t] if near[0, t] >= 0 or tables == 1 else near[1, t]   # table a's first
     return items, scores, closest, exact
 
 
