@@ -177,6 +177,16 @@ def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code,
     ``rules.select`` over them (with nothing chosen before) exactly: the same tests in the
     same order, on unique items (a pool's), so that the first ``count`` that pass are the same.
     """
+    def full(codes, i, cap, chosen):
+        """Whether ``cap`` of the ``chosen`` items share item ``i``'s code (a code < 0: never)."""
+        code = codes[i]
+        if code < 0:
+            return False
+        same = 0
+        for j in chosen:
+            same += codes[j] == code
+        return same >= cap
+
     out = np.empty((3, max(min(count, len(ranking)), 0)), np.int64)
     c = 0
     for r in ranking:
@@ -191,31 +201,12 @@ def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code,
             if held[0, h] == i:
                 held_by_other = held[1, h] != src_code[s]
                 break
-        if held_by_other:
+        if held_by_other or i in seen:   # (``in``: a scan of the few products on the page)
             continue
-        shown = False
-        for j in seen:
-            if j == i:
-                shown = True
-                break
-        if shown:
+        if max_cat and full(cat_code, i, max_cat, out[0, :c]):
             continue
-        if max_cat:
-            code = cat_code[i]
-            if code >= 0:
-                same = 0
-                for t in range(c):
-                    same += cat_code[out[0, t]] == code
-                if same >= max_cat:
-                    continue
-        if max_brand:
-            code = brand_code[i]
-            if code >= 0:
-                same = 0
-                for t in range(c):
-                    same += brand_code[out[0, t]] == code
-                if same >= max_brand:
-                    continue
+        if max_brand and full(brand_code, i, max_brand, out[0, :c]):
+            continue
         out[0, c] = i
         out[1, c] = s
         out[2, c] = rows[4, r]
