@@ -253,3 +253,24 @@ def test_run_slot_skipping_exhausted_fallbacks_gives_the_same_slots(tmp_path, mo
         assert fast == slots()
     finally:
         d.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pool_per_source_is_the_blends_normalised_scores(seed):
+    # what a learned ranker reads: each source's score / its best, 0 where it has no say
+    from server.placements import blend
+    from server.recommenders.base import Candidates
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        n_src = int(rng.integers(1, 5))
+        items, scores, lens = random_answers(rng, n_src, int(rng.integers(1, 60)), 20, 3)
+        cands, p = [], 0
+        for n in lens:
+            cands.append(Candidates(items[p:p + n], scores[p:p + n], "r"))
+            p += n
+        pool = blend._blend(None, [f"s{i}" for i in range(n_src)], cands, [1.0] * n_src, {})
+        want = np.zeros((len(pool.index), n_src), np.float32)
+        for s, c in enumerate(cands):
+            want[np.searchsorted(pool.index, c.items), s] = c.scores / c.scores.max()
+        assert pool.per_source.dtype == np.float32 and np.array_equal(pool.per_source, want)
+        assert np.array_equal(pool.uniq, pool.index) and pool.uniq.dtype == np.int32
