@@ -1,9 +1,11 @@
 """In-process cost of ``POST /v1/recommend`` on the bench tenant (no HTTP, no client): the
 request path from the ASGI call to the reply, µs per request, optionally with cProfile.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--repeat] [--profile] [--ranker] [--census]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--visitors 20000] [--repeat] [--profile] [--ranker] [--census]
 
-Loads online-retail and the bench visitors of ``bench/serve.py`` into a temp data dir, builds
+Loads online-retail and the bench visitors of ``bench/serve.py`` (all 20,000 by default: with
+fewer, the mix leans to real customers, whose trained vectors spare matrix_factorization the
+fold-in that most bench/serve visitors need) into a temp data dir, builds
 the model in process, then calls the app directly with ``bench/serve.py``'s request bodies
 (``--repeat``: a pool of 300 requested again and again, as the "repeat" scenario). Use it to
 see where a request's time goes before measuring over HTTP with ``bench/serve.py``.
@@ -43,8 +45,11 @@ async def call(app, body: bytes) -> list:
 
 
 def main(argv=None) -> int:
+    from bench.serve import VISITORS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--visitors", type=int, default=VISITORS, help=f"bench visitors (default {VISITORS}, as bench/serve)")
     ap.add_argument("--repeat", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--ranker", action="store_true", help="train and use the learned ranker")
@@ -64,8 +69,11 @@ def main(argv=None) -> int:
     shard = app.state.shards.get(t)
     products, invoices = read_invoices(find_csv(a.csv))
     load(shard, products, invoices)
-    people = seed_history(shard, invoices, 2000)
-    bodies = request_bodies(t.site_key, people, sorted({p["category"] for p in products}), 5000)
+    # bench/serve's visitors (real customers, then new visitors: most of them have no trained
+    # vector, so matrix_factorization folds their session in) and as many distinct requests as
+    # a run sends (the first 200 warm up)
+    people = seed_history(shard, invoices, a.visitors)
+    bodies = request_bodies(t.site_key, people, sorted({p["category"] for p in products}), a.requests + 200)
 
     async def run():
         async with app.router.lifespan_context(app):
