@@ -104,7 +104,8 @@ class Pool:
     rule: shared by every request whose sources all give the same cacheable answers.
     ``rows`` (``kernels.blend_sources``, int64): ``index``, the unique candidates ascending;
     ``best_src`` / ``best_at`` / ``best_pos``: each one's largest contribution (its source, its
-    position in the concatenated answers, in its source's answer); the blend ``ranking``."""
+    position in the concatenated answers, in its source's answer); the blend ranking (unset
+    with boosts: ``blend_ranking`` is then sorted from the boosted ``score`` on demand)."""
     __slots__ = ("rows", "score", "names", "cands", "_per_source", "_uniq", "_src_codes", "blend_ranking")
 
     def __init__(self, rows, score, names, cands):
@@ -227,7 +228,7 @@ def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], 
     silent, rows, score = K.blend_sources(items, scores, np.array([len(c) for c in cands], np.int64),
                                           np.array(weights, np.float64), not boost)
     if silent:  # a source whose best score is not positive says nothing: the blend of the others
-        keep = [c.scores.max() > 0 for c in cands]
+        keep = [len(c) > 0 and c.scores.max() > 0 for c in cands]
         if not any(keep):
             return None
         return _blend(ds, [x for x, ok in zip(names, keep) if ok], [x for x, ok in zip(cands, keep) if ok],
