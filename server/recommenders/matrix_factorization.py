@@ -27,7 +27,7 @@ from ._person import visitor_items
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.sums import closest_by_cosine
+from .kernels.sums import best_positive, closest_by_cosine
 from .kernels.topk import largest
 from .registry import register
 
@@ -100,15 +100,19 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
         # of them are enough with the current product left out); exact scores from above
         cand = short.astype(np.int64)
         cand = cand[cand != item]
-        cs = scores[cand]
-        pos = top_positions(cs, k, cand)
+        finite_only = False
     else:
         if 0 <= item < als.n_items:
             scores[item] = -np.inf
         n = min(k, als.n_items)
         cand = largest(scores, n) if n < als.n_items else np.arange(als.n_items)
-        cs = scores[cand]
-        pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
+        finite_only = True      # (the current product's -inf and any non-finite score count as 0)
+    cs = scores[cand]
+    # top_positions' answer in one kernel call, or top_positions itself when a tie at the k-th
+    # place leaves the choice to numpy's partition
+    pos, exact = best_positive(cs, cand, k, finite_only)
+    if not exact:
+        pos = top_positions(np.where(np.isfinite(cs), cs, 0) if finite_only else cs, k, cand)
     return cand[pos], cs[pos]
 
 

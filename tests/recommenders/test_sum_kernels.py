@@ -281,3 +281,26 @@ def test_closest_by_cosine_is_the_numpy_reason():
             want = (seeds[sim.argmax(axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist())
             best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds], cand.astype(np.int64), seeds)
         assert (best.tolist(), ok.tolist()) == want
+
+
+def test_best_positive_is_top_positions():
+    from server.recommenders.kernels.sums import best_positive
+    rng = np.random.default_rng(7)
+    exact = {True: 0, False: 0}
+    for t in range(4000):
+        n = int(rng.integers(0, 60))
+        s = (rng.integers(-3, 6, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
+        if t % 5 == 0 and n:
+            s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+        items = rng.permutation(200)[:n].astype(np.int64)
+        k = int(rng.integers(1, 20))
+        for finite_only in (False, True):
+            ref = np.where(np.isfinite(s), s, 0).astype(np.float32) if finite_only else s
+            pos, ok = best_positive(s, items, k, finite_only)
+            exact[ok] += 1
+            if ok:
+                assert pos.tolist() == top_positions(ref, k, items).tolist()
+            else:       # a tie across the k-th place
+                vals = np.sort(ref[ref > 0])[::-1]
+                assert len(vals) > k and vals[k - 1] == vals[k]
+    assert exact[True] > 1000 and exact[False] > 300

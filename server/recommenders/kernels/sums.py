@@ -2,8 +2,9 @@
 
 ``neighbour_top`` (below) is the neighbour-sum sources' whole request; ``merge_visitor_items``
 is ``_person.visitor_items``' merge of a person's model row with the live items
-(matrix_factorization, user_cf) and ``closest_by_cosine`` matrix_factorization's reason (the
-visitor's product nearest to a candidate), each described in its docstring.
+(matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k and
+``closest_by_cosine`` its reason (the visitor's product nearest to a candidate), each
+described in its docstring.
 
 A neighbour-sum source (viewed_together, bought_together, item_cf, realtime_personal,
 content_based) scores every product by Σ over the request's seeds of seed weight x neighbour
@@ -239,3 +240,37 @@ def closest_by_cosine(dots, norm_cand, norm_seed, cand, seeds):
         best[r] = seeds[bj]
         ok[r] = np.isfinite(bv)
     return best, ok
+
+
+@kernel("Tuple((int64[::1], boolean))(float32[::1], int64[::1], int64, boolean)")
+def best_positive(scores, items, k, finite_only):
+    """matrix_factorization's pick: the positions of the ``k`` best positive ``scores`` (with
+    ``finite_only``, an infinite or NaN score counts as 0, as ``np.where(np.isfinite(s), s, 0)``
+    makes it), best first, ties by lower ``items`` (unique): ``_text.top_positions(scores, k,
+    items)``'s answer, and True; or, when more than ``k`` are positive and the ``k``-th score
+    equals the ``(k + 1)``-th (numpy's partition picks then), nothing and False."""
+    size = k + 1
+    top = np.empty(size, np.int64)
+    filled = 0
+    m = 0
+    for p in range(len(scores)):
+        f = scores[p]
+        if finite_only and not np.isfinite(f):
+            continue
+        if not f > 0:
+            continue
+        m += 1
+        it = items[p]
+        q = filled
+        while q > 0 and (f > scores[top[q - 1]] or (f == scores[top[q - 1]] and it < items[top[q - 1]])):
+            q -= 1
+        if q >= size:
+            continue
+        for r in range(filled if filled < size else size - 1, q, -1):
+            top[r] = top[r - 1]
+        top[q] = p
+        if filled < size:
+            filled += 1
+    if m > k and k > 0 and scores[top[k - 1]] == scores[top[k]]:
+        return np.empty(0, np.int64), False
+    return top[:min(m, k)].copy(), True
