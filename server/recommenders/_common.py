@@ -1,7 +1,10 @@
 """Shared building blocks of the item-to-item recommenders (private: not a recommender).
 
 ``cooccurrence`` counts pairs within rows (sessions, baskets, persons); ``neighbours`` keeps the
-top-k of each item row as two small dense arrays, which is what requests read.
+top-k of each item row as two small dense arrays, which is what requests read: a request's
+seeds are summed over them, ranked and given their reasons by one compiled call
+(``Neighbours.candidates``, ``kernels/sums.neighbour_top``); ``candidates_numpy``, ``SeedRows``
+and ``SeedFinder`` are the same in numpy (the reference, and the path of a seed out of range).
 """
 from __future__ import annotations
 
