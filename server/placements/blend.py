@@ -52,18 +52,31 @@ def catalog_order(ds) -> tuple[np.ndarray, np.ndarray]:
 
 _MISS = object()
 _NA = ("not applicable",)   # a source the request cannot use: part of a pool key as such
+_KEYS = object()   # ctx.answers' entries of source keys: (_KEYS, name, params) -> (rec, key)
 
 
 def _source_key(model, name: str, ctx: Context):
-    """(recommender or None when it does not apply, its answer-cache key or None)."""
+    """(recommender or None when it does not apply, its answer-cache key or None). Kept in the
+    request's memo (``ctx.answers``) for the request's other slots: what ``applicable`` and
+    ``cache_key`` read of the request is the same in every slot (the memo's answers rely on it)."""
+    memo = ctx.answers
+    if memo is not None:
+        mkey = (_KEYS, name, repr(ctx.params) if ctx.params else None)
+        hit = memo.get(mkey)
+        if hit is not None:
+            return hit
     rec = model.recommenders.get(name)
     if rec is None or name not in model.fitted or not rec.applicable(ctx):
-        return None, _NA
-    try:
-        key = rec.cache_key(ctx)
-    except Exception:  # a key that cannot be computed: the answer is computed, not cached
-        key = None
-    return rec, (None if key is None else (name, repr(ctx.params) if ctx.params else None, key))
+        out = None, _NA
+    else:
+        try:
+            key = rec.cache_key(ctx)
+        except Exception:  # a key that cannot be computed: the answer is computed, not cached
+            key = None
+        out = rec, (None if key is None else (name, repr(ctx.params) if ctx.params else None, key))
+    if memo is not None:
+        memo[mkey] = out
+    return out
 
 
 def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candidates | None:

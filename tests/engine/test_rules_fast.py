@@ -1,0 +1,63 @@
+"""The slot pipeline's request-path shortcuts around the sources and the rules keep their
+answers: a request's slots ask each source's key once, the catalog net's order is built with
+the model."""
+import numpy as np
+import pytest
+
+from server import rules as R
+from server.placements import blend
+from server.recommenders.base import Context
+from tests.engine.fixtures import T0, ShopData, rules_shop
+
+
+@pytest.fixture
+def model(tmp_path):
+    d = ShopData(tmp_path)
+    yield rules_shop(d, sessions=6)
+    d.close()
+
+
+def test_catalog_order_is_built_with_the_model(model):
+    ds = model.ds
+    built = ds._derived["catalog_order"]            # there before any request
+    ds._derived.pop("catalog_order")
+    again = blend.catalog_order(ds)
+    assert all(np.array_equal(a, b) for a, b in zip(built, again))
+
+
+def test_source_keys_asked_once_per_request(model):
+    ds = model.ds
+    calls = []
+    for name in ("viewed_together", "best_sellers"):
+        rec = model.recommenders[name]
+        base = type(rec)
+
+        def applicable(self, ctx, _base=base, _name=name):
+            calls.append(("applicable", _name))
+            return _base.applicable(self, ctx)
+
+        def cache_key(self, ctx, _base=base, _name=name):
+            calls.append(("cache_key", _name))
+            return _base.cache_key(self, ctx)
+        model.recommenders[name] = type("Counting", (base,), {"applicable": applicable, "cache_key": cache_key})()
+    strat = {"sources": [{"recommender": "viewed_together"}, {"recommender": "best_sellers", "weight": 0.5}],
+             "fallbacks": ["best_sellers"]}
+    strat2 = {"sources": [{"recommender": "viewed_together", "params": {"x": 1}}], "fallbacks": ["best_sellers"]}
+
+    def request(answers):
+        ctx = Context(item=ds.item("p3"), clock_ms=T0, answers=answers)
+        seen: set[int] = set()
+        return [blend.run_slot(model, ctx, s, 4, R.merge(), seen) for s in (strat, strat, strat2)]
+
+    model.clear_caches()
+    alone = request(None)                 # a one-slot request has no memo: asked per slot
+    asked_alone = len(calls)
+    calls.clear()
+    model.clear_caches()
+    shared = request({})
+    assert shared == alone
+    # each (source, params) once: viewed_together, best_sellers, viewed_together with params
+    assert sorted(calls) == sorted([("applicable", "viewed_together"), ("cache_key", "viewed_together"),
+                                    ("applicable", "best_sellers"), ("cache_key", "best_sellers"),
+                                    ("applicable", "viewed_together"), ("cache_key", "viewed_together")])
+    assert asked_alone > len(calls)
