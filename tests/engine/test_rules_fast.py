@@ -61,3 +61,13 @@ def test_source_keys_asked_once_per_request(model):
                                     ("applicable", "best_sellers"), ("cache_key", "best_sellers"),
                                     ("applicable", "viewed_together"), ("cache_key", "viewed_together")])
     assert asked_alone > len(calls)
+
+
+def test_source_key_equal_when_its_key_is_and_unhashable_keys_are_not_cached(model):
+    a, b = blend.SourceKey(("x", None, ((1, 0.5), (2, 0.25)))), blend.SourceKey(("x", None, ((1, 0.5), (2, 0.25))))
+    assert a == b and hash(a) == hash(b) and {(a, 3): 1}[(b, 3)] == 1
+    assert a != blend.SourceKey(("x", None, ((1, 0.5),))) and a != a.key   # (never equal to a bare tuple)
+    rec = model.recommenders["best_sellers"]
+    model.recommenders["best_sellers"] = type("Unhashable", (type(rec),), {"cache_key": lambda self, ctx: [1]})()
+    got, key = blend._source_key(model, "best_sellers", Context(clock_ms=T0))
+    assert got is model.recommenders["best_sellers"] and key is None
