@@ -12,8 +12,9 @@
    rules allow any product, never random;
 6. pins are put at their positions.
 
-Steps 1-2's arithmetic and step 3 over the pool are one compiled call each
-(``kernels.blend_sources``, ``kernels.select_pool``), exact to the numpy code they replaced.
+Steps 1-2's arithmetic, step 3 over the pool and step 5 are one compiled call each
+(``kernels.blend_sources``, ``kernels.select_pool``, ``kernels.catalog_net``), exact to the
+numpy/Python code they replaced.
 """
 from __future__ import annotations
 
@@ -411,21 +412,22 @@ def _held(ds, ctx: Context, rules: dict) -> Held:
 
 
 def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
+    """Step 5 for a slot still short: the catalog by popularity then newness (``catalog_order``),
+    under the rules' mask, without held items and the page's products, within the caps that
+    count the slot's ``chosen``: one ``kernels.catalog_net`` call (``rules.select`` over the
+    catalog in order, with ``already=chosen``); entries (item, reason, "catalog")."""
     order, score = catalog_order(ds)
-
-    def entries():  # popularity first; a product nobody touched yet is "new", not "popular"
-        lo, n = 0, 64   # in growing chunks, the rules' mask per chunk: a slot takes its few products from the head
-        while lo < len(order):
-            chunk = order[lo:lo + n]
-            ok = mask[chunk]
-            for i, sc in zip(chunk[ok].tolist(), score[lo:lo + n][ok].tolist()):
-                if i not in held:
-                    yield i, ("popular in the shop" if sc > 1e-3 else "new in the shop"), "catalog"
-            lo += n
-            n *= 4
-    return R.select(ds, entries(), count - len(chosen), rules, mask, page_seen, chosen)
+    held_items = held.codes()[0] if type(held) is Held else np.fromiter(held, np.int64, len(held))
+    taken = np.fromiter([e[0] for e in chosen], np.int64, len(chosen))
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
+    max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
+    cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
+    got = K.catalog_net(order, score, mask, held_items, taken, seen, cat, brand, max_cat, max_brand, count - len(chosen))
+    # a product nobody touched yet is "new", not "popular"
+    return [(i, _POPULAR if popular else _NEW, "catalog") for i, popular in zip(*got.tolist())]
 
 
+_POPULAR, _NEW = "popular in the shop", "new in the shop"
 _NONE = np.zeros(0, np.int64)
 _NO_HELD = np.zeros((2, 0), np.int64)
 _NO_CODES = np.zeros(0, np.int32)

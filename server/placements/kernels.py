@@ -11,6 +11,8 @@ random data with ties.
 - ``select_pool``    step 3 for the pool's candidates: in the ranker's order, the rules' mask,
                      the items held for another source, the page's products, the diversity
                      caps, up to ``count``
+- ``catalog_net``    step 5, the last net: the catalog in popularity order under the same
+                     tests, the caps counting the slot's products so far
 
 Orders are stable LSD radix sorts (8 bits a pass, a pass skipped when every key has the same
 digit there): on ~100 keys they cost a fraction of numba's quicksort or mergesort, and a
@@ -211,4 +213,54 @@ def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code,
         out[1, c] = s
         out[2, c] = rows[4, r]
         c += 1
+    return out[:, :c].copy()
+
+
+@kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"
+        " int64, int64, int64)")
+def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, max_cat, max_brand, count):
+    """The catalog net's products (``blend._catalog_net``): the first ``count`` of ``order``
+    (``catalog_order``: most popular first, then newest; ``score`` alongside) that the slot
+    may add. Returns ``[2, c]``: each one's item and whether its score is above 1e-3 (1:
+    "popular in the shop", 0: "new in the shop").
+
+    A product is skipped when ``mask`` (the rules') refuses it, when it is ``held`` (for any
+    recommender: the net brings none back), when it is in ``chosen`` (the slot's products so
+    far) or ``seen`` (the page's, with dedupe), when its category (brand) code is >= 0 and
+    ``max_cat`` (``max_brand``; 0: no cap) of the slot's products, ``chosen`` and those taken
+    here, already have it.
+
+    It reproduces the Python net it replaced exactly: its generator over ``order`` (chunks
+    filtered by ``mask``, held items left out, the score read as a Python float, compared
+    with 1e-3) through ``rules.select(..., already=chosen)``: the same tests, in ``order``,
+    with the caps counted over ``chosen`` first, and select's stop (after an entry is taken,
+    when ``count`` are: a ``count`` below 1 takes one).
+    """
+    def full(codes, i, cap, chosen, taken):
+        """Whether ``cap`` of ``chosen`` and ``taken`` share item ``i``'s code (a code < 0: never)."""
+        code = codes[i]
+        if code < 0:
+            return False
+        same = 0
+        for j in chosen:
+            same += codes[j] == code
+        for j in taken:
+            same += codes[j] == code
+        return same >= cap
+
+    out = np.empty((2, max(min(count, len(order)), 1)), np.int64)
+    c = 0
+    for t in range(len(order)):
+        i = order[t]
+        if not mask[i] or i in held or i in chosen or i in seen:   # (``in``: scans of a few products)
+            continue
+        if max_cat and full(cat_code, i, max_cat, chosen, out[0, :c]):
+            continue
+        if max_brand and full(brand_code, i, max_brand, chosen, out[0, :c]):
+            continue
+        out[0, c] = i
+        out[1, c] = np.float64(score[t]) > 1e-3
+        c += 1
+        if c >= count:
+            break
     return out[:, :c].copy()

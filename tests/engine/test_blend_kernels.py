@@ -274,3 +274,55 @@ def test_pool_per_source_is_the_blends_normalised_scores(seed):
             want[np.searchsorted(pool.index, c.items), s] = c.scores / c.scores.max()
         assert pool.per_source.dtype == np.float32 and np.array_equal(pool.per_source, want)
         assert np.array_equal(pool.uniq, pool.index) and pool.uniq.dtype == np.int32
+
+
+def _catalog_net_python(ds, chosen, count, rules, mask, page_seen, held, order, score):
+    """``blend._catalog_net`` before the kernel: its generator over the catalog through ``rules.select``."""
+    from server import rules as R
+
+    def entries():
+        lo, n = 0, 64
+        while lo < len(order):
+            chunk = order[lo:lo + n]
+            ok = mask[chunk]
+            for i, sc in zip(chunk[ok].tolist(), score[lo:lo + n][ok].tolist()):
+                if i not in held:
+                    yield i, ("popular in the shop" if sc > 1e-3 else "new in the shop"), "catalog"
+            lo += n
+            n *= 4
+    return R.select(ds, entries(), count - len(chosen), rules, mask, page_seen, chosen)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_catalog_net_equals_the_python_net(seed, monkeypatch):
+    from server import rules as R
+    from server.placements import blend
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n_items = int(rng.choice([0, 1, 2, int(rng.integers(3, 400))]))
+        ds = _Codes(rng.integers(-1, 4, n_items).astype(np.int32), rng.integers(-1, 3, n_items).astype(np.int32))
+        order = rng.permutation(n_items).astype(np.intp)[: int(rng.integers(0, n_items + 1))]   # (not in catalog: left out)
+        # scores on a few levels around 1e-3 (ties, and the popular / new boundary itself)
+        score = rng.choice(np.array([0, 1e-3, 1.0001e-3, 0.5, 2], np.float32), len(order))
+        monkeypatch.setattr(blend, "catalog_order", lambda ds: (order, score))
+        mask = rng.random(n_items) < rng.choice([0.05, 0.5, 1.0])
+        held = {int(i): "buy_again" for i in rng.choice(max(n_items, 1), int(rng.integers(0, 6))) if i < n_items}
+        if rng.random() < 0.5:
+            held = blend.Held(held)
+        page_seen = {int(i) for i in rng.choice(max(n_items, 1), int(rng.integers(0, 8))) if i < n_items}
+        count = int(rng.integers(1, 12))
+        chosen = [(int(i), "r", "s") for i in rng.choice(max(n_items, 1), int(rng.integers(0, count))) if i < n_items]
+        rules = R.merge({k: v for k, v in (("max_per_category", int(rng.integers(1, 3))), ("max_per_brand", int(rng.integers(1, 4))),
+                                           ("dedupe", False)) if rng.random() < 0.4})
+        want = _catalog_net_python(ds, chosen, count, rules, mask, page_seen, held, order, score)
+        assert blend._catalog_net(ds, chosen, count, rules, mask, page_seen, held) == want
+
+
+def test_catalog_net_empty_single_and_a_count_below_one():
+    none, codes = np.zeros(0, np.int64), np.zeros(0, np.int32)
+    assert K.catalog_net(none, np.zeros(0, np.float32), np.ones(3, bool), none, none, none, codes, codes, 0, 0, 5).shape == (2, 0)
+    one, sc = np.array([2], np.int64), np.array([5e-4], np.float32)   # (float32 1e-3 is above 1e-3)
+    assert K.catalog_net(one, sc, np.ones(3, bool), none, none, none, codes, codes, 0, 0, 5).tolist() == [[2], [0]]
+    assert K.catalog_net(one, sc * 4, np.ones(3, bool), none, none, none, codes, codes, 0, 0, 0).tolist() == [[2], [1]]  # (as select)
+    assert K.catalog_net(one, sc, np.ones(3, bool), one, none, none, codes, codes, 0, 0, 5).shape == (2, 0)          # held
+    assert K.catalog_net(one, sc, np.ones(3, bool), none, none, one, codes, codes, 0, 0, 5).shape == (2, 0)          # on the page
