@@ -91,6 +91,15 @@ def _ranked_top(ranked: tuple[np.ndarray, np.ndarray], p: int, k: int, item: int
     return items[:n], scores[:n]
 
 
+def _positions(als) -> np.ndarray:
+    """0 .. n_items - 1 (int64), made once per model: the catalog's items as ``best_positive``
+    takes them."""
+    p = als.__dict__.get("_positions")
+    if p is None:
+        p = als.__dict__.setdefault("_positions", np.arange(als.n_items, dtype=np.int64))
+    return p
+
+
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best positive items by ``vec``'s scores without ``item`` and their scores, best
     first (ties: lower item): among ``short`` (a trained person's shortlist), else the catalog."""
@@ -104,8 +113,14 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
     else:
         if 0 <= item < als.n_items:
             scores[item] = -np.inf
+        # the whole catalog in one kernel call (no partition first); a tie at the k-th place:
+        # numpy's partition picks among the k largest, as before
+        everything = _positions(als)
+        pos, exact = best_positive(scores, everything, k, True)
+        if exact:
+            return pos, scores[pos]
         n = min(k, als.n_items)
-        cand = largest(scores, n) if n < als.n_items else np.arange(als.n_items)
+        cand = largest(scores, n) if n < als.n_items else everything
         finite_only = True      # (the current product's -inf and any non-finite score count as 0)
     cs = scores[cand]
     # top_positions' answer in one kernel call, or top_positions itself when a tie at the k-th

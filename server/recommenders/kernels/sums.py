@@ -2,7 +2,8 @@
 
 ``neighbour_top`` (below) is the neighbour-sum sources' whole request; ``merge_visitor_items``
 is ``_person.visitor_items``' merge of a person's model row with the live items
-(matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k and
+(matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k (and
+``best_positive_f64`` demographic's) and
 ``closest_by_cosine`` its reason (the visitor's product nearest to a candidate), each
 described in its docstring.
 
@@ -242,13 +243,15 @@ def closest_by_cosine(dots, norm_cand, norm_seed, cand, seeds):
     return best, ok
 
 
-@kernel("Tuple((int64[::1], boolean))(float32[::1], int64[::1], int64, boolean)")
-def best_positive(scores, items, k, finite_only):
-    """matrix_factorization's pick: the positions of the ``k`` best positive ``scores`` (with
-    ``finite_only``, an infinite or NaN score counts as 0, as ``np.where(np.isfinite(s), s, 0)``
-    makes it), best first, ties by lower ``items`` (unique): ``_text.top_positions(scores, k,
-    items)``'s answer, and True; or, when more than ``k`` are positive and the ``k``-th score
-    equals the ``(k + 1)``-th (numpy's partition picks then), nothing and False."""
+def _best_positive(scores, items, k, finite_only):
+    """matrix_factorization's and demographic's pick: the positions of the ``k`` best positive
+    ``scores`` (with ``finite_only``, an infinite or NaN score counts as 0, as
+    ``np.where(np.isfinite(s), s, 0)`` makes it), best first, ties by lower ``items`` (unique):
+    ``_text.top_positions(scores, k, items)``'s answer, and True; or, when more than ``k`` are
+    positive and the ``k``-th score equals the ``(k + 1)``-th (numpy's partition picks then),
+    nothing and False. Over a whole catalog (``items`` = positions) it is also the answer of
+    ``top_positions`` after any ``largest(scores, k)``: without a tie at the k-th place, the
+    k largest are the same set whichever way they are picked."""
     size = k + 1
     top = np.empty(size, np.int64)
     filled = 0
@@ -274,3 +277,8 @@ def best_positive(scores, items, k, finite_only):
     if m > k and k > 0 and scores[top[k - 1]] == scores[top[k]]:
         return np.empty(0, np.int64), False
     return top[:min(m, k)].copy(), True
+
+
+# (one signature a kernel: float32 scores, matrix_factorization's; float64, demographic's)
+best_positive = kernel("Tuple((int64[::1], boolean))(float32[::1], int64[::1], int64, boolean)")(_best_positive)
+best_positive_f64 = kernel("Tuple((int64[::1], boolean))(float64[::1], int64[::1], int64, boolean)")(_best_positive)
