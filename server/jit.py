@@ -25,6 +25,10 @@ Use::
   starts after the first one loads them in a fraction of a second.
 - ``nogil=True``: a kernel releases the GIL, so one running in a thread (the builder, the
   threaded writer) does not stall the event loop.
+- ``boundscheck=True``: an index out of range raises IndexError, as in numpy, instead of
+  reading or writing past the array (a broken model or a bug must fail one recommender's
+  answer, which the slot survives, never corrupt the worker). It costs nothing measurable
+  here (a fresh request 335 / 319 µs without, 343 / 318 with).
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ class Kernel:
                 c = self.compiled
                 if c is None:
                     import numba
-                    c = numba.njit(self.signature, cache=True, nogil=True)(self.py)
+                    c = numba.njit(self.signature, cache=True, nogil=True, boundscheck=True)(self.py)
                     self.compiled = c
         return c
 

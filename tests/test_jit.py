@@ -42,3 +42,17 @@ def test_python_m_server_jit_fills_the_cache_of_the_request_path():
     out = subprocess.run([sys.executable, "-m", "server.jit"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "kernels compiled or loaded from the cache" in out.stdout
+
+
+@jit.kernel("float32(float32[::1], int64)")
+def _at(x, i):
+    return x[i]
+
+
+def test_an_index_out_of_range_raises_instead_of_reading_past_the_array():
+    x = np.arange(4, dtype=np.float32)
+    assert _at(x, 3) == 3.0
+    with pytest.raises(IndexError):
+        _at(x, 4)
+    with pytest.raises(IndexError):
+        _at(x, 1 << 40)
