@@ -33,7 +33,9 @@ Use::
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
+import types
 import time
 from typing import Callable
 
@@ -41,6 +43,18 @@ __all__ = ["kernel", "warm", "kernels"]
 
 _lock = threading.Lock()
 _ALL: list["Kernel"] = []
+OPTIONS = {"cache": True, "nogil": True, "boundscheck": True}
+# numba's disk cache is keyed by the function's name, file and signature, not by these options:
+# the tag, part of the name the cache files are named after, keeps code compiled with other
+# options from being loaded
+_TAG = "o" + hashlib.sha1(repr(sorted(OPTIONS.items())).encode()).hexdigest()[:8]
+
+
+def _tagged(fn: Callable) -> Callable:
+    """``fn`` (a copy: a plain function may back two kernels) with ``_TAG`` in its qualified name."""
+    tagged = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    tagged.__qualname__, tagged.__module__, tagged.__doc__ = f"{fn.__qualname__}.{_TAG}", fn.__module__, fn.__doc__
+    return tagged
 
 
 class Kernel:
@@ -57,7 +71,7 @@ class Kernel:
                 c = self.compiled
                 if c is None:
                     import numba
-                    c = numba.njit(self.signature, cache=True, nogil=True, boundscheck=True)(self.py)
+                    c = numba.njit(self.signature, **OPTIONS)(_tagged(self.py))
                     self.compiled = c
         return c
 

@@ -56,3 +56,11 @@ def test_an_index_out_of_range_raises_instead_of_reading_past_the_array():
         _at(x, 4)
     with pytest.raises(IndexError):
         _at(x, 1 << 40)
+
+
+def test_the_disk_cache_is_per_option_set():
+    """numba names its cache files after the function: the options' tag is in that name, so code
+    compiled with other options (e.g. without bounds checks) is never loaded."""
+    c = _at.compile()
+    assert c.py_func.__qualname__.endswith("." + jit._TAG) and c.targetoptions["boundscheck"]
+    assert _at.__name__ == "_at" and _at.py.__qualname__ == "_at"
