@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from itertools import compress, repeat
-from operator import ge
+from operator import ge, itemgetter
 
 import numpy as np
 
@@ -333,7 +333,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     # 6: pins
     chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
     if rules.get("dedupe", True):
-        page_seen.update(e[0] for e in chosen)
+        page_seen.update(map(itemgetter(0), chosen))
     # a reason is a string, or (answer, position) for a source's candidate: its text is
     # computed only now, for the few products shown
     return [(i, reason if type(reason) is str else reason[0].reason(reason[1]), src) for i, reason, src in chosen]

@@ -1,6 +1,6 @@
 """The slot pipeline's request-path shortcuts around the sources and the rules keep their
-answers: a request's slots ask each source's key once, the catalog net's order is built with
-the model."""
+answers: a request's slots ask each source's key once (hashed once: ``SourceKey``), the
+catalog net's order is built with the model."""
 import numpy as np
 import pytest
 
