@@ -236,29 +236,26 @@ def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, ma
     with the caps counted over ``chosen`` first, and select's stop (after an entry is taken,
     when ``count`` are: a ``count`` below 1 takes one).
     """
-    def full(codes, i, cap, chosen, taken):
-        """Whether ``cap`` of ``chosen`` and ``taken`` share item ``i``'s code (a code < 0: never)."""
-        code = codes[i]
-        if code < 0:
-            return False
-        same = 0
-        for j in chosen:
-            same += codes[j] == code
-        for j in taken:
-            same += codes[j] == code
-        return same >= cap
-
+    n_chosen = len(chosen)
+    picked = np.empty(n_chosen + max(count, 1), np.int64)   # what the caps count: the slot's, then the net's
+    picked[:n_chosen] = chosen
     out = np.empty((2, max(min(count, len(order)), 1)), np.int64)
     c = 0
     for t in range(len(order)):
         i = order[t]
         if not mask[i] or i in held or i in chosen or i in seen:   # (``in``: scans of a few products)
             continue
-        if max_cat and full(cat_code, i, max_cat, chosen, out[0, :c]):
-            continue
-        if max_brand and full(brand_code, i, max_brand, chosen, out[0, :c]):
+        capped = False
+        for codes, cap in ((cat_code, max_cat), (brand_code, max_brand)):   # (a code < 0: never capped)
+            if cap and not capped and codes[i] >= 0:
+                same = 0
+                for j in picked[:n_chosen + c]:
+                    same += codes[j] == codes[i]
+                capped = same >= cap
+        if capped:
             continue
         out[0, c] = i
+        picked[n_chosen + c] = i
         out[1, c] = np.float64(score[t]) > 1e-3
         c += 1
         if c >= count:
