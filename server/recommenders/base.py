@@ -137,8 +137,9 @@ class Context:
     hour: int = 0
     weekday: int = 0
     params: dict = field(default_factory=dict)
-    # one request's memo of recommender answers, {(name, k, params): Candidates}, set by serving
-    # so that the slots of one request ask each source once (None: no sharing)
+    # one request's memo, set by serving, so that its slots ask each source once (None: no
+    # sharing): answers {(name, k, params): Candidates} and the placement's per-source keys
+    # (applicable, cache key)
     answers: dict | None = None
 
     def has(self, need: str) -> bool:

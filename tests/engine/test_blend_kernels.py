@@ -229,7 +229,6 @@ def test_run_slot_skipping_exhausted_fallbacks_gives_the_same_slots(tmp_path, mo
     d = ShopData(tmp_path)
     try:
         model = rules_shop(d, sessions=6)
-        ds = model.ds
         strat = {"sources": [{"recommender": "category_top"}, {"recommender": "realtime_personal", "weight": 0.3}],
                  "fallbacks": ["category_top", "buy_again", "best_sellers", "new_arrivals"], "scope_to_category": True}
         rng = np.random.default_rng(0)
