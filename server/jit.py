@@ -18,8 +18,9 @@ Use::
   instead of silently compiling a second version (an int32 index array where int64 was meant
   is a bug to see, not a slow path).
 - Compiled on first use, not at import: a process that never calls a kernel (the builder,
-  the CLI) never imports numba. ``warm()`` compiles them all ahead (each serving worker does
-  it at start-up, in a thread, so that no request waits for a compilation).
+  the CLI) never imports numba. ``warm_serving()`` compiles the request path's kernels ahead
+  (each serving worker does it at start-up, in a thread, so that no request waits for a
+  compilation).
 - Machine code is cached on disk (numba's ``cache=True``: the module's ``__pycache__``, or
   ``NUMBA_CACHE_DIR`` when set, or a per-user folder when that is read-only): a worker that
   starts after the first one loads them in a fraction of a second.
@@ -100,26 +101,24 @@ def kernels() -> list[Kernel]:
     return list(_ALL)
 
 
-def warm(modules: tuple[str, ...] = ()) -> float:
-    """Import ``modules`` (their kernels register themselves) and compile every kernel now;
-    seconds spent. Serving workers call it at start-up."""
-    import importlib
-
+def warm() -> float:
+    """Compile (or load from the disk cache) every kernel defined so far; seconds spent."""
     t0 = time.perf_counter()
-    for m in modules:
-        importlib.import_module(m)
     for k in kernels():
         k.compile()
     return time.perf_counter() - t0
 
 
 def warm_serving() -> float:
-    """``warm`` with every module of the request path imported (its kernels registered)."""
-    from .recommenders import registry
+    """``warm`` with every module of the request path imported (its kernels registered): the
+    serving module and every registered recommender."""
+    import importlib
 
-    took = warm(("server.serving",))
-    registry.load_all()
-    return took + warm()
+    t0 = time.perf_counter()
+    importlib.import_module("server.serving")
+    importlib.import_module("server.recommenders.registry").load_all()
+    warm()
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":   # python -m server.jit: fill the disk cache ahead (.ci/setup, a deploy step)
