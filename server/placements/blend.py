@@ -419,12 +419,19 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     order, score = catalog_order(ds)
     held_items = held.codes()[0] if type(held) is Held else np.fromiter(held, np.int64, len(held))
     taken = np.fromiter([e[0] for e in chosen], np.int64, len(chosen))
-    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
-    max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
-    cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
+    seen, cat, brand, max_cat, max_brand = _select_args(ds, rules, page_seen)
     got = K.catalog_net(order, score, mask, held_items, taken, seen, cat, brand, max_cat, max_brand, count - len(chosen))
     # a product nobody touched yet is "new", not "popular"
     return [(i, _POPULAR if popular else _NEW, "catalog") for i, popular in zip(*got.tolist())]
+
+
+def _select_args(ds, rules: dict, page_seen: set[int]) -> tuple:
+    """What the selection kernels read of the rules and the page: the page's products (with
+    dedupe), the category and brand codes with their caps (0: no cap)."""
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
+    max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
+    cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
+    return seen, cat, brand, max_cat, max_brand
 
 
 _POPULAR, _NEW = "popular in the shop", "new in the shop"
@@ -438,9 +445,7 @@ def _select_pool(ds, pool: Pool, ranking, count, rules, mask, page_seen, held) -
     the rules' mask, held items, the page's products, the diversity caps; what
     ``rules.select`` does over them): entries (item, (answer, position), source name)."""
     held_by, src_codes = (held.codes(), pool.src_codes) if held else (_NO_HELD, _NONE)
-    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
-    max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
-    cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
+    seen, cat, brand, max_cat, max_brand = _select_args(ds, rules, page_seen)
     got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, held_by, src_codes, seen, cat, brand,
                         max_cat, max_brand, count)
     names, cands = pool.names, pool.cands

@@ -28,7 +28,7 @@ from scipy import sparse
 
 from ._text import search_index, top_positions
 from .base import Candidates, Recommender
-from .kernels.sums import best_positive_f64
+from .kernels.sums import best_positive_f64, positions
 from .kernels.text import normalize
 from .registry import register
 
@@ -140,11 +140,8 @@ class Demographic(Recommender):
             return Candidates.empty()
         # top_positions' answer in one kernel call over the catalog, or top_positions itself when
         # a tie at the k-th place leaves the choice to numpy's partition
-        pos, exact = best_positive_f64(np.ascontiguousarray(scores), ds.derived("positions", _positions), k, False)
+        pos, exact = best_positive_f64(np.ascontiguousarray(scores), positions(len(scores)), k, False)
         if not exact:
             pos = top_positions(scores, k)
         return Candidates(pos.astype(np.int32), scores[pos].astype(np.float32), reason)
 
-
-def _positions(ds) -> np.ndarray:
-    return np.arange(ds.n_items, dtype=np.int64)

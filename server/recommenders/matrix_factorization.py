@@ -27,7 +27,7 @@ from ._person import visitor_items
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.sums import best_positive, closest_by_cosine
+from .kernels.sums import best_positive, closest_by_cosine, positions
 from .kernels.topk import largest
 from .registry import register
 
@@ -91,15 +91,6 @@ def _ranked_top(ranked: tuple[np.ndarray, np.ndarray], p: int, k: int, item: int
     return items[:n], scores[:n]
 
 
-def _positions(als) -> np.ndarray:
-    """0 .. n_items - 1 (int64), made once per model: the catalog's items as ``best_positive``
-    takes them."""
-    p = als.__dict__.get("_positions")
-    if p is None:
-        p = als.__dict__.setdefault("_positions", np.arange(als.n_items, dtype=np.int64))
-    return p
-
-
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best positive items by ``vec``'s scores without ``item`` and their scores, best
     first (ties: lower item): among ``short`` (a trained person's shortlist), else the catalog."""
@@ -115,7 +106,7 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
             scores[item] = -np.inf
         # the whole catalog in one kernel call (no partition first); a tie at the k-th place:
         # numpy's partition picks among the k largest, as before
-        everything = _positions(als)
+        everything = positions(als.n_items)
         pos, exact = best_positive(scores, everything, k, True)
         if exact:
             return pos, scores[pos]

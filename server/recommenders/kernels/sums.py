@@ -45,6 +45,8 @@ call itself (arguments in, three arrays out).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ...jit import kernel
@@ -277,6 +279,13 @@ def _best_positive(scores, items, k, finite_only):
     if m > k and k > 0 and scores[top[k - 1]] == scores[top[k]]:
         return np.empty(0, np.int64), False
     return top[:min(m, k)].copy(), True
+
+
+@functools.lru_cache(maxsize=64)
+def positions(n: int) -> np.ndarray:
+    """0 .. n - 1 (int64), one array per catalog size: a catalog's items as ``best_positive``
+    takes them when it picks over every product (not to be written to)."""
+    return np.arange(n, dtype=np.int64)
 
 
 # (one signature a kernel: float32 scores, matrix_factorization's; float64, demographic's)
