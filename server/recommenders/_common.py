@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
 from .base import Candidates
-from .kernels.sums import TIES_BEST, neighbour_top
+from .kernels.sums import NO_MORE, TIES_BEST, neighbour_top
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
@@ -26,7 +26,7 @@ NEIGHBOURS = 50
 
 class Neighbours:
     """Top-k neighbours per item: ``idx[i]`` (int32, -1 padded) and ``score[i]`` (float32)."""
-    __slots__ = ("idx", "score", "_pad", "_ends")
+    __slots__ = ("idx", "score", "_pad", "_ends", "_table", "_reasons")
 
     def __init__(self, idx: np.ndarray, score: np.ndarray):
         self.idx = idx
@@ -81,6 +81,28 @@ class Neighbours:
             self._ends = np.where(valid.any(axis=1), last, 0).astype(np.int32)
             return self._ends
 
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(``padded()``, ``score``, ``ends()``): the table as ``neighbour_top`` reads it (made on
+        first use)."""
+        try:
+            return self._table
+        except AttributeError:
+            self._table = (self.padded(), self.score, self.ends())
+            return self._table
+
+    def reason_texts(self, fmt: str) -> dict:
+        """A memo seed item -> ``fmt`` naming it, for this table's reasons (``ClosestReasons``):
+        a reason depends only on the seed and the format, so it is built once per model, not
+        per request (at most one entry per product and format)."""
+        try:
+            memo = self._reasons
+        except AttributeError:
+            memo = self._reasons = {}
+        texts = memo.get(fmt)
+        if texts is None:
+            texts = memo.setdefault(fmt, {})
+        return texts
+
     def gather(self, seeds: list[tuple[int, float]], drop: set[int] | None = None):
         """Sum over seeds of seed weight x neighbour score, vectorised.
 
@@ -117,23 +139,33 @@ class Neighbours:
         seeds = [p for p in seeds if 0 <= p[0] < n]
         return SeedFinder(pending=(self, seeds)) if seeds else _no_seed
 
-    def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None):
+    def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None,
+                   vectors: "SeedVectors | None" = None, more: tuple = NO_MORE):
         """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
         themselves and ``drop`` left out) as Candidates, the reason naming the closest seed:
         one ``neighbour_top`` kernel call (``kernels/sums.py``), which gives what
-        ``candidates_numpy`` gives."""
+        ``candidates_numpy`` gives. ``vectors``: ``seeds`` as ``SeedVectors`` when the request
+        has them (``request_seeds``); ``more``: (items int32, weights float32) seeds after
+        ``seeds`` unless among them (-1: none), all in range with weight > 0, for the kernel
+        to merge (``seeds`` is then only these first ones)."""
         n = len(self.idx)
-        kept = [p for p in seeds if 0 <= p[0] < n and p[1] > 0]
-        if not kept:
-            return Candidates.empty()
-        if len(kept) < len(seeds):   # (a seed left out still names reasons in the numpy code: rare)
+        v = vectors if vectors is not None else SeedVectors(seeds)
+        if not v.fits(n):   # some seed is left out: the numpy code (rare)
+            if len(more[0]):
+                merged = dict(seeds)
+                for i, w in zip(more[0].tolist(), more[1].tolist()):
+                    if i >= 0:
+                        merged.setdefault(i, w)
+                seeds = list(merged.items())
+            if not [p for p in seeds if 0 <= p[0] < n and p[1] > 0]:
+                return Candidates.empty()
+            # (a seed left out still names reasons in the numpy code)
             return self.candidates_numpy(seeds, k, reason_fmt, ds, drop)
-        pad = self.padded()
-        s, w = seed_vectors(kept)
-        ends = self.ends()
-        found = neighbour_top(pad, self.score, ends, pad, self.score, ends, 1.0, 0.0, s, w, drop_vector(drop), k,
-                              TIES_BEST)
-        return top_candidates(found, k, reason_fmt, ds)
+        if not len(v.items) and not len(more[0]):
+            return Candidates.empty()
+        table = self.table()
+        found = neighbour_top(*table, *table, 1.0, 0.0, v.items, v.weights, *more, drop_vector(drop), k, TIES_BEST)
+        return top_candidates(found, k, reason_fmt, ds, texts=self.reason_texts(reason_fmt))
 
     def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,
                          drop: set[int] | None = None):
@@ -166,36 +198,77 @@ def seed_vectors(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray
     return np.array([i for i, _ in seeds], np.int64), np.array([w for _, w in seeds], np.float32)
 
 
+class SeedVectors:
+    """(item, weight) seeds as ``neighbour_top`` takes them (``items`` int64, ``weights``
+    float32), with what the sources check before they hand them to it: ``low`` the smallest
+    item (0 when none), ``end`` 1 + the largest (0 when none), ``positive``: every weight > 0
+    (NaN is not)."""
+    __slots__ = ("items", "weights", "low", "end", "positive")
+
+    def __init__(self, seeds):
+        items = [i for i, _ in seeds]
+        weights = [w for _, w in seeds]
+        self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
+        self.low, self.end = (min(items), max(items) + 1) if items else (0, 0)
+        self.positive = all([w > 0 for w in weights])
+
+    def fits(self, n: int) -> bool:
+        """Whether every seed is an item of a table of ``n`` items with a weight > 0 (the
+        seeds ``neighbour_top`` takes)."""
+        return self.low >= 0 and self.end <= n and self.positive
+
+
+def request_seeds(ctx, seeds: tuple) -> SeedVectors:
+    """``SeedVectors`` of one of the request's memoised seed tuples (``ctx.seed_items``',
+    ``ctx.session_items``'), made once per request (``ctx.memo()``): the request's item
+    sources read the same seeds."""
+    memo = ctx.memo()
+    key = ("seed vectors", id(seeds))
+    hit = memo.get(key)
+    if hit is not None and hit[0] is seeds:
+        return hit[1]
+    v = SeedVectors(seeds)
+    memo[key] = (seeds, v)   # (keeps ``seeds`` alive: its id is not reused meanwhile)
+    return v
+
+
 def drop_vector(drop: set[int] | None) -> np.ndarray:
     """``drop`` (items to leave out) as ``neighbour_top`` takes it (int64)."""
     return np.fromiter(drop, np.int64, len(drop)) if drop else _NO_DROP
 
 
-def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candidates.best_order) -> Candidates:
+def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candidates.best_order,
+                   texts: dict | None = None) -> Candidates:
     """Candidates of a ``neighbour_top`` answer, ``fmt`` naming each one's closest seed: its
     ``k`` best, or, when it gave every candidate instead (a tie that numpy's partition orders),
-    the ``k`` that numpy's ``order(scores, k)`` picks among them, as the numpy code would."""
+    the ``k`` that numpy's ``order(scores, k)`` picks among them, as the numpy code would.
+    ``texts``: the model's memo of ``fmt``'s reasons by seed (``Neighbours.reason_texts``)."""
     items, scores, closest, exact = found
     if not exact:
         pick = order(scores, k)
         items, scores, closest = items[pick], scores[pick], closest[pick]
-    return Candidates(items, scores, ClosestReasons(fmt, ds, closest))
+    return Candidates(items, scores, ClosestReasons(fmt, ds, closest, {} if texts is None else texts))
 
 
 class ClosestReasons:
     """Reasons by position (a ``Candidates.reasons`` sequence), ``fmt`` naming each candidate's
     closest seed (``closest``, aligned with the candidates), built only for the products shown
-    (one call each: a reason is asked for every product shown)."""
-    __slots__ = ("fmt", "ds", "closest")
+    (one call each: a reason is asked for every product shown), each text once per model
+    (``texts``: seed -> text, shared by the requests)."""
+    __slots__ = ("fmt", "ds", "closest", "texts")
 
-    def __init__(self, fmt: str, ds, closest: np.ndarray):
-        self.fmt, self.ds, self.closest = fmt, ds, closest
+    def __init__(self, fmt: str, ds, closest: np.ndarray, texts: dict):
+        self.fmt, self.ds, self.closest, self.texts = fmt, ds, closest, texts
 
     def __len__(self) -> int:
         return len(self.closest)
 
     def __getitem__(self, pos: int) -> str:
-        return self.fmt.format(self.ds.label(self.closest.item(pos)))
+        seed = self.closest.item(pos)
+        text = self.texts.get(seed)
+        if text is None:
+            text = self.texts[seed] = self.fmt.format(self.ds.label(seed))
+        return text
 
 
 class SeedRows:

@@ -11,11 +11,13 @@ misspelling or half a Korean word must still land somewhere.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ._common import Neighbours, drop_vector, seed_vectors, top_candidates
-from .base import Candidates, LazyReasons
-from .kernels.sums import TIES_BOUNDARY, neighbour_top
+from ._common import Neighbours, SeedVectors, request_seeds, seed_vectors, top_candidates
+from .base import Candidates, LazyReasons, seeds_key
+from .kernels.sums import NO_MORE, TIES_BOUNDARY, neighbour_top
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -23,6 +25,7 @@ NEIGHBOURS = 50
 MAX_PRECOMPUTED = 8_000    # above this many items, a product's text neighbours are computed on
                            # first use and cached (the all-pairs product grows with n²)
 CACHE_ITEMS = 100_000
+_NO_DROP = np.zeros(0, np.int64)
 
 
 def _attr_text(attrs: dict) -> str:
@@ -100,25 +103,31 @@ class TextNeighbours:
             self._cache[i] = out
         return out
 
-    def candidates(self, seeds: list[tuple[int, float]], k: int, ds, reason: str):
+    def candidates(self, seeds: list[tuple[int, float]], k: int, ds, reason: str, vectors: SeedVectors | None = None):
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
         ``top_positions`` would give them, and each one's closest seed: one ``neighbour_top``
-        kernel call (``kernels/sums.py``; a tie at the k-th place is left to ``top_positions``)."""
+        kernel call (``kernels/sums.py``; a tie at the k-th place is left to ``top_positions``).
+        ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``request_seeds``)."""
         n = self.index.n_items
-        valid = [(i, w) for i, w in seeds if 0 <= i < n]
-        if not valid:
-            return Candidates.empty()
+        v = vectors if vectors is not None else SeedVectors(seeds)
+        if v.low >= 0 and v.end <= n:    # (every seed in range: any weight)
+            if not len(v.items):
+                return Candidates.empty()
+            s, w = v.items, v.weights
+        else:
+            valid = [(i, w) for i, w in seeds if 0 <= i < n]
+            if not valid:
+                return Candidates.empty()
+            s, w = seed_vectors(valid)
         nb = self.__dict__.get("_nb")    # the rows as ``Neighbours`` (made on first use)
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
-        pad, ends = nb.padded(), nb.ends()
-        s, w = seed_vectors(valid)
-        found = neighbour_top(pad, nb.score, ends, pad, nb.score, ends, 1.0, 0.0, s, w, drop_vector(None), k,
-                              TIES_BOUNDARY)
+        table = nb.table()
+        found = neighbour_top(*table, *table, 1.0, 0.0, s, w, *NO_MORE, _NO_DROP, k, TIES_BOUNDARY)
         if not len(found[0]):
             return Candidates.empty()
-        fmt = reason.replace("{", "{{").replace("}", "}}") + " {}"
-        return top_candidates(found, k, fmt, ds, top_positions)
+        fmt = reason_format(reason)
+        return top_candidates(found, k, fmt, ds, top_positions, nb.reason_texts(fmt))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
@@ -155,6 +164,13 @@ class TextNeighbours:
         return uniq[keep].astype(np.int32), total[keep].astype(np.float32), best[keep].astype(np.int32)
 
 
+@functools.lru_cache(maxsize=64)
+def reason_format(reason: str) -> str:
+    """``reason`` + " {}" as a ``str.format`` template naming the closest seed (its braces
+    escaped; made once per reason, not per call: the reasons are the sources' constants)."""
+    return reason.replace("{", "{{").replace("}", "}}") + " {}"
+
+
 def text_neighbours(ds) -> TextNeighbours:
     return ds.derived("text_neighbours", lambda ds: TextNeighbours(text_index(ds)))
 
@@ -186,11 +202,13 @@ def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
     """Candidates from a neighbour model (``gather(seeds) -> items, scores, best seed``) for this
     request's seed items, best ``k`` first; each reason is ``reason`` + the closest seed's name,
     built only for the products shown. Shared by the text and image similarity recommenders."""
-    seeds = ctx.seed_items()
-    if model is None or not seeds:
+    if model is None:
+        return Candidates.empty()
+    seeds = seeds_key(ctx)   # (``ctx.seed_items()``, the request's memoised tuple)
+    if not seeds:
         return Candidates.empty()
     if isinstance(model, TextNeighbours) and model.idx is not None:   # precomputed rows: the dense sum
-        return model.candidates(seeds, k, ds, reason)
+        return model.candidates(seeds, k, ds, reason, request_seeds(ctx, seeds))
     items, scores, best = model.gather(seeds)
     pos = top_positions(scores, k, items)
     if not len(pos):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
+from ._common import Neighbours, copurchase_counts, request_seeds, row_of, top_k_rows
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -36,7 +36,7 @@ class BoughtTogether(Recommender):
         return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
-        seeds = ctx.seed_items()
+        seeds = seeds_key(ctx)
         if not seeds:
             return Candidates.empty()
-        return model.candidates(seeds, k, "often bought with {}", ds)
+        return model.candidates(seeds, k, "often bought with {}", ds, vectors=request_seeds(ctx, seeds))

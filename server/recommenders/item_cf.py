@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import itemcf_neighbours
+from ._common import itemcf_neighbours, request_seeds
 from .base import Candidates, Recommender, seeds_key
+from .kernels.sums import NO_MORE
 from .registry import register
 
 TOP = 10
+REASON = "similar to {}"
 
 
 def person_top(R, n: int = TOP) -> tuple[np.ndarray, np.ndarray]:
@@ -34,18 +36,27 @@ def person_top(R, n: int = TOP) -> tuple[np.ndarray, np.ndarray]:
 @register("item_cf", description="similar to products this visitor liked (item-based CF)")
 class ItemCF(Recommender):
     def fit(self, ds):
-        return itemcf_neighbours(ds), ds.derived("person_top", lambda ds: person_top(ds.R))
+        top_idx, top_w = ds.derived("person_top", lambda ds: person_top(ds.R))
+        # per person: whether every top item has a weight > 0 (the kernel merges those rows)
+        top_ok = ((top_idx < 0) | (top_w > 0)).all(axis=1)
+        return itemcf_neighbours(ds), (top_idx, top_w), top_ok
 
     def cache_key(self, ctx):  # the seeds and, through the person's top items, the person
         return seeds_key(ctx), ctx.person
 
     def recommend(self, model, ds, ctx, k):
-        nbrs, (top_idx, top_w) = model
-        seeds = dict(ctx.seed_items())
-        if 0 <= ctx.person < len(top_idx):
-            for i, w in zip(top_idx[ctx.person].tolist(), top_w[ctx.person].tolist()):
-                if i >= 0:
-                    seeds.setdefault(i, w)
-        if not seeds:
-            return Candidates.empty()
-        return nbrs.candidates(list(seeds.items()), k, "similar to {}", ds)
+        nbrs, (top_idx, top_w), top_ok = model
+        seeds = seeds_key(ctx)
+        p = ctx.person
+        if not 0 <= p < len(top_idx):
+            return nbrs.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds)) if seeds else \
+                Candidates.empty()
+        if top_ok[p]:   # the request's seeds, then the person's top items not among them: merged by the kernel
+            if not seeds and top_idx[p, 0] < 0:
+                return Candidates.empty()
+            return nbrs.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds), more=(top_idx[p], top_w[p]))
+        merged = dict(seeds)
+        for i, w in zip(top_idx[p].tolist(), top_w[p].tolist()):
+            if i >= 0:
+                merged.setdefault(i, w)
+        return nbrs.candidates(list(merged.items()), k, REASON, ds)

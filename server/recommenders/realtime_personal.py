@@ -10,13 +10,16 @@ numpy code before it did (``tests/recommenders/test_sum_kernels.py`` keeps it as
 """
 from __future__ import annotations
 
-from ._common import coview_neighbours, drop_vector, itemcf_neighbours, seed_vectors, top_candidates
+import numpy as np
+
+from ._common import coview_neighbours, itemcf_neighbours, request_seeds, seed_vectors, top_candidates
 from .base import Candidates, Recommender
-from .kernels.sums import TIES_BEST, neighbour_top
+from .kernels.sums import NO_MORE, TIES_BEST, neighbour_top
 from .registry import register
 
 MIX = (0.6, 0.4)     # co-view, item-CF (float32 arithmetic: a Python float times a float32 array)
 REASON = "because you viewed {}"
+_NO_DROP = np.zeros(0, np.int64)
 
 
 @register("realtime_personal", context=("session",), description="because you just viewed these products")
@@ -24,17 +27,19 @@ class RealtimePersonal(Recommender):
     def fit(self, ds):
         return coview_neighbours(ds), itemcf_neighbours(ds)
 
-    def cache_key(self, ctx):
-        return tuple(ctx.session_items(8)), ctx.item
+    def cache_key(self, ctx):   # (``session_items(8)``: the request's memoised tuple, not a copy)
+        return ctx._session(8, False), ctx.item
 
     def recommend(self, model, ds, ctx, k):
         coview, itemcf = model
-        # the session's items in range with weight > 0 (both tables span the dataset's items)
-        seeds = [p for p in ctx.session_items(8) if 0 <= p[0] < len(coview.idx) and p[1] > 0]
-        if not seeds or k <= 0:
+        session = ctx._session(8, False)
+        v = request_seeds(ctx, session)
+        if v.low >= 0 and v.end <= len(coview.idx) and v.positive:
+            s, w = v.items, v.weights
+        else:   # only the session's items in range with weight > 0 (both tables span the dataset's items)
+            s, w = seed_vectors([p for p in session if 0 <= p[0] < len(coview.idx) and p[1] > 0])
+        if not len(s) or k <= 0:
             return Candidates.empty()
-        s, w = seed_vectors(seeds)
-        drop = drop_vector({ctx.item} if ctx.item >= 0 else None)
-        found = neighbour_top(coview.padded(), coview.score, coview.ends(), itemcf.padded(), itemcf.score, itemcf.ends(),
-                              MIX[0], MIX[1], s, w, drop, k, TIES_BEST)
-        return top_candidates(found, k, REASON, ds)
+        drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else _NO_DROP
+        found = neighbour_top(*coview.table(), *itemcf.table(), MIX[0], MIX[1], s, w, *NO_MORE, drop, k, TIES_BEST)
+        return top_candidates(found, k, REASON, ds, texts=coview.reason_texts(REASON))

@@ -5,7 +5,7 @@ top-50 neighbours per product. Request: seeds = current product, cart, session i
 """
 from __future__ import annotations
 
-from ._common import coview_neighbours
+from ._common import coview_neighbours, request_seeds
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -19,7 +19,7 @@ class ViewedTogether(Recommender):
         return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
-        seeds = ctx.seed_items()
+        seeds = seeds_key(ctx)
         if not seeds:
             return Candidates.empty()
-        return model.candidates(seeds, k, "viewed together with {}", ds)
+        return model.candidates(seeds, k, "viewed together with {}", ds, vectors=request_seeds(ctx, seeds))

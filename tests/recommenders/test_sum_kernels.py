@@ -7,7 +7,7 @@ import pytest
 from server.recommenders._common import Neighbours, SeedFinder, seed_arrays, seed_vectors
 from server.recommenders._text import TextNeighbours, top_positions
 from server.recommenders.base import Candidates, LazyReasons
-from server.recommenders.kernels.sums import TIES_BEST, TIES_BOUNDARY, neighbour_top
+from server.recommenders.kernels.sums import NO_MORE, TIES_BEST, TIES_BOUNDARY, neighbour_top
 from server.recommenders.realtime_personal import MIX, REASON, RealtimePersonal
 
 
@@ -26,6 +26,16 @@ class Ctx:
 
     def session_items(self, n):
         return list(self.seeds[:n])
+
+    def _session(self, n, in_session_only):
+        memo = self.memo()
+        key = ("session", n)
+        if key not in memo:   # (one tuple per request, as Context memoises it)
+            memo[key] = tuple(self.seeds[:n])
+        return memo[key]
+
+    def memo(self):
+        return self.__dict__.setdefault("_memo", {})
 
 
 def realtime_numpy(model, ds, ctx, k):
@@ -64,7 +74,7 @@ def top(nb: Neighbours, seeds, weights, k: int, ties: int = TIES_BEST, drop=()) 
     """``neighbour_top`` over one table."""
     pad, ends = nb.padded(), nb.ends()
     return neighbour_top(pad, nb.score, ends, pad, nb.score, ends, 1.0, 0.0, np.asarray(seeds, np.int64),
-                         np.asarray(weights, np.float32), np.asarray(drop, np.int64), k, ties)
+                         np.asarray(weights, np.float32), *NO_MORE, np.asarray(drop, np.int64), k, ties)
 
 
 def same(got: Candidates, want: Candidates):
@@ -205,7 +215,7 @@ def test_a_kernel_refuses_other_dtypes():
     nb = Neighbours(np.array([[1], [0]], np.int32), np.ones((2, 1), np.float32))
     with pytest.raises(TypeError):
         neighbour_top(nb.padded(), nb.score, nb.ends(), nb.padded(), nb.score, nb.ends(), 1.0, 0.0,
-                      np.array([0], np.int32), np.ones(1, np.float32), np.zeros(0, np.int64), 1, TIES_BEST)
+                      np.array([0], np.int32), np.ones(1, np.float32), *NO_MORE, np.zeros(0, np.int64), 1, TIES_BEST)
 
 
 def merge_numpy(own_i, own_w, live: dict, positive: bool):

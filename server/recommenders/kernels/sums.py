@@ -57,11 +57,13 @@ TIES_BOUNDARY = 1
 
 _SIG = ("Tuple((int32[::1], float32[::1], int32[::1], boolean))"
         "(int32[:, ::1], float32[:, ::1], int32[::1], int32[:, ::1], float32[:, ::1], int32[::1], float32, float32,"
-        " int64[::1], float32[::1], int64[::1], int64, int64)")
+        " int64[::1], float32[::1], int32[::1], float32[::1], int64[::1], int64, int64)")
+NO_MORE = (np.zeros(0, np.int32), np.zeros(0, np.float32))   # ``neighbour_top``'s ``more``, ``more_w``: none
 
 
 @kernel(_SIG)
-def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, drop, k, ties):
+def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k,
+                  ties):
     """The ``k`` best products by the seeds' neighbour sums: (items int32, scores float32,
     closest seed of each int32, exact), best first; when not exact (a tie that numpy's
     partition orders), every candidate in item order instead (see the module docstring).
@@ -72,10 +74,30 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     items, read only when ``mix_b`` != 0 (the score is then ``mix_a * a + mix_b * b`` in
     float32; with ``mix_b`` == 0 it is the float32 sum of table a, ``mix_a`` unused).
     ``seeds`` (all in range) and ``weights`` (their float32 weights) in the numpy code's seed
-    order; ``drop`` more products to leave out (any values; those out of range are ignored);
-    ``ties``: TIES_BEST or TIES_BOUNDARY."""
+    order; ``more`` (``more_w`` their weights) seeds that follow them unless already among
+    them, -1 for none (item_cf's person's top items: ``dict.setdefault`` after the request's
+    seeds, in one call); ``drop`` more products to leave out (any values; those out of range
+    are ignored); ``ties``: TIES_BEST or TIES_BOUNDARY."""
     n = pad_a.shape[0]
     tables = 2 if mix_b != 0 else 1
+    if len(more):
+        n_seeds = len(seeds)
+        merged = np.empty(n_seeds + len(more), np.int64)
+        merged_w = np.empty(n_seeds + len(more), np.float32)
+        merged[:n_seeds], merged_w[:n_seeds] = seeds, weights
+        for j in range(len(more)):
+            i = more[j]
+            if i < 0:
+                continue
+            known = False
+            for q in range(n_seeds):
+                if merged[q] == i:
+                    known = True
+                    break
+            if not known:
+                merged[n_seeds], merged_w[n_seeds] = i, more_w[j]
+                n_seeds += 1
+        seeds, weights = merged[:n_seeds], merged_w[:n_seeds]
     cap = len(seeds) * (pad_a.shape[1] + (pad_b.shape[1] if tables == 2 else 0))
     slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
     item = np.empty(cap, np.int64)
