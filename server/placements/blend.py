@@ -82,9 +82,9 @@ def _source_key(model, name: str, ctx: Context):
 
 
 class SourceKey:
-    """A source's answer-cache key, (name, params, ``cache_key``), hashed once: the answer and
-    pool caches and the request's slots hash it several times, and a session's seeds cost
-    ~0.4 µs a hash. Equal when the keys are."""
+    """A cache key hashed once: a source's answer key, (name, params, ``cache_key``), or a
+    pool's key (its sources' keys and weights). The answer and pool caches and the request's
+    slots hash it several times, and a session's seeds cost ~0.4 µs a hash. Equal when the keys are."""
     __slots__ = ("key", "hash")
 
     def __init__(self, key):
@@ -161,7 +161,7 @@ class Pool:
         """Per source, its name's code (``name_code``): what ``kernels.select_pool`` compares
         with an item's holder (a name holds an item; a strategy may list a recommender twice)."""
         if self._src_codes is None:
-            self._src_codes = np.array([name_code(n) for n in self.names], np.int64)
+            self._src_codes = src_codes(self.names)
         return self._src_codes
 
     @property
@@ -226,7 +226,7 @@ def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool
     if not srcs:
         return None
     if pool_key is not None:
-        pool_key = tuple(pool_key)
+        pool_key = SourceKey(tuple(pool_key))   # (hashed once: its sources' keys hash in Python)
         hit = model.pools.get(pool_key, _MISS)
         if hit is not _MISS:
             return hit
@@ -259,7 +259,7 @@ def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], 
     else:
         items, scores = cands[0].items, cands[0].scores
     boost = rules.get("boost")
-    silent, rows, score = K.blend_sources(items, scores, np.array([len(c) for c in cands], np.int64),
+    silent, rows, score = K.blend_sources(items, scores, np.fromiter(map(len, cands), np.int64, len(cands)),
                                           np.array(weights, np.float64), not boost)
     if silent:  # a source whose best score is not positive says nothing: the blend of the others
         keep = [len(c) > 0 and c.scores.max() > 0 for c in cands]
@@ -350,11 +350,12 @@ def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
     taken = {e[0] for e in chosen}
     if rules.get("dedupe", True):
         taken.update(page_seen)
-    return any(i not in taken and (i not in held or held[i] in fallbacks) for i in np.flatnonzero(mask).tolist())
+    return any(i not in taken and (i not in held or held[i] in fallbacks) for i in mask.nonzero()[0].tolist())
 
 
 _NAME_CODES: dict[str, int] = {}
 _NAME_CODES_LOCK = threading.Lock()
+_SRC_CODES: dict[tuple, np.ndarray] = {}   # names of a pool's sources -> their codes (a few strategies' lists)
 
 
 def name_code(name: str) -> int:
@@ -363,6 +364,17 @@ def name_code(name: str) -> int:
     if c is None:
         with _NAME_CODES_LOCK:
             c = _NAME_CODES.setdefault(name, len(_NAME_CODES))
+    return c
+
+
+def src_codes(names: list[str]) -> np.ndarray:
+    """``name_code`` of each name, int64: one array per list of names, shared (not to be written)."""
+    key = tuple(names)
+    c = _SRC_CODES.get(key)
+    if c is None:
+        if len(_SRC_CODES) >= 1024:   # (bounded: strategies are configurable)
+            _SRC_CODES.clear()
+        c = _SRC_CODES[key] = np.fromiter(map(name_code, key), np.int64, len(key))
     return c
 
 
@@ -376,11 +388,17 @@ class Held(dict):
 
     def codes(self) -> np.ndarray:
         """[2, h] int64: the items and their holder's ``name_code`` (made once)."""
-        if self._codes is None:   # (the few holders' codes looked up once; one list converted)
+        if self._codes is None:   # (one list converted; the holders' codes read in C)
             n, holders = len(self), self.values()
-            code = {h: name_code(h) for h in set(holders)}
-            self._codes = np.fromiter([*self, *map(code.__getitem__, holders)], np.int64, 2 * n).reshape(2, n)
+            try:
+                codes = [*self, *map(_HOLDER_CODES.__getitem__, holders)]
+            except KeyError:   # (a holder other than ``_held``'s two)
+                codes = [*self, *map(name_code, holders)]
+            self._codes = np.fromiter(codes, np.int64, 2 * n).reshape(2, n)
         return self._codes
+
+
+_HOLDER_CODES = {h: name_code(h) for h in ("buy_again", "recently_viewed")}   # (``_held``'s holders)
 
 
 def _held(ds, ctx: Context, rules: dict) -> Held:
