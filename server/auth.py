@@ -31,6 +31,12 @@ def client_ip(request: Request, trust_forwarded_for: bool) -> str:
 
 def public_tenant(request: Request, site_key: str | None) -> Tenant:
     """The tenant of a public (site key) request, checked against its allowed origins."""
+    return public_caller(request, site_key)[0]
+
+
+def public_caller(request: Request, site_key: str | None) -> tuple[Tenant, str | None]:
+    """``public_tenant`` and the request's origin (allowed for that tenant, or None): the CORS
+    headers are ``cors_for(origin)``, without reading the headers again."""
     registry = request.app.state.registry
     key = site_key or header(request, b"x-funnelrec-key") or request.query_params.get("site_key")
     if not key:
@@ -43,7 +49,7 @@ def public_tenant(request: Request, site_key: str | None) -> Tenant:
     origin = header(request, b"origin")
     if not tenant.origin_allowed(origin):
         raise ApiError(403, "origin_not_allowed", f"origin {origin or '(none)'} is not allowed for this site key")
-    return tenant
+    return tenant, origin
 
 
 def secret_tenant(request: Request) -> Tenant:
@@ -68,4 +74,9 @@ def cors_headers(request: Request, tenant: Tenant | None = None) -> dict[str, st
         return {}
     if tenant is not None and not tenant.origin_allowed(origin):
         return {}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return cors_for(origin)
+
+
+def cors_for(origin: str | None) -> dict[str, str]:
+    """The CORS headers of a reply to ``origin``, once it is allowed (``public_caller``)."""
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
