@@ -80,15 +80,16 @@ def read_rows(conn: sqlite3.Connection, visitor: str) -> tuple[list[tuple], list
 def derive(rows, lines, ds, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
     """(recent interactions newest first, purchases product -> newest ts, newest ts)."""
     entries, bought, newest = _digest(rows, lines)
-    return list(map(_recent, _bind(entries, ds, session))), dict(bought), newest
+    return list(map(_recent, _bind(entries, ds, session))), bought, newest
 
 
 def _digest(rows, lines) -> tuple:
     """What ``derive`` returns that depends neither on the model nor on the session, made of
-    tuples and atoms (a visitor's state keeps it): ``(entries, bought, newest)``. ``entries``:
+    tuples and atoms (a visitor's state keeps it) but ``bought``: ``(entries, bought, newest)``. ``entries``:
     one per recent interaction, in ``derive``'s order: (product, kind, ts, signal weight before
     engagement, the sessions it happened in, (engaged ms, max scroll, content ms) of a measured
-    view else None); ``bought``: (product, newest ts) of the purchases, newest first."""
+    view else None); ``bought``: {product: newest ts} of the purchases, newest first (a dict of
+    strings and ints, which the cyclic GC does not track)."""
     agg: dict[tuple[str, int], list] = {}
     newest = 0
     for row in rows:
@@ -119,7 +120,7 @@ def _digest(rows, lines) -> tuple:
     # the latest purchases count as recent interactions
     entries += [(p, PURCHASE, ts, SIGNALS.purchase, (), None) for p, ts in itertools.islice(bought.items(), 20)]
     entries.sort(key=lambda e: -e[2])
-    return tuple(entries), tuple(bought.items()), newest
+    return tuple(entries), bought, newest
 
 
 _recent = functools.partial(tuple.__new__, Recent)  # Recent(*t) without its Python-level __new__, in C
@@ -143,10 +144,24 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
     return tuple(out)
 
 
-def _resession(bound: tuple, entries: tuple, session: str | None) -> tuple[tuple, ...]:
-    """``_bind(entries, ds, session)`` from ``bound``, the same entries bound for another session."""
-    s = session or _NO_SESSION
-    return tuple([r if (s in e[4]) is r[5] else (*r[:5], not r[5]) for r, e in zip(bound, entries)])
+def _bind_model(entries: tuple, ds) -> tuple:
+    """``_digest``'s entries bound to the model ``ds`` once for any session:
+    ``(bound, in_sessions)``, ``bound`` being ``_bind(entries, ds, None)`` (no interaction in the
+    request's session) and ``in_sessions`` ((position, sessions), ...) of the entries that
+    happened in some session: only those may be in the request's (``_recent_list``)."""
+    bound = _bind(entries, ds, None)
+    return bound, tuple([(j, e[4]) for j, e in enumerate(entries) if e[4]])
+
+
+def _recent_list(bound: tuple, in_sessions: tuple, session: str | None) -> list:
+    """``list(map(_recent, _bind(entries, ds, session)))`` from ``_bind_model(entries, ds)``:
+    the request's ``Recent`` interactions, made in C but for those of its session."""
+    out = list(map(_recent, bound))
+    if session:
+        for j, sessions in in_sessions:
+            if session in sessions:
+                out[j] = _recent((*bound[j][:5], True))
+    return out
 
 
 def live_context(conn: sqlite3.Connection, ds, visitor: str | None, session: str | None) -> tuple[list[Recent], dict[str, int], int]:
@@ -169,16 +184,18 @@ class LiveState:
     objects paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most
     RECENT_EVENTS / RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a
     result cache keys on: unique per process, new after every change, ``()`` for a visitor
-    without history. ``digest`` is their ``_digest`` and ``bound`` (``ds_serial``, session,
-    its entries ``_bind``-ed to that model and session), so that a request of the same session
-    only makes its ``Recent`` list of them, and one of another session first flips
-    ``in_session`` (``_resession``):
-    both are made by the first request after an event (None until then: every worker applies
-    every event, and a visitor may send several between two requests), the digest also on a read."""
+    without history. ``digest`` is (entries, newest ts) of their ``_digest`` (its purchases
+    dict is held beside, in ``bought``: a dict in the tuple would keep it tracked) and ``bound``
+    (``ds_serial``, then ``_bind_model`` of the entries: bound to that model for any session),
+    so that a request only makes its ``Recent`` list of them (``_recent_list``) and copies the
+    purchases. Both are made on a read (bound to the model of the last request) and by the
+    first request after an event (None until then: every worker applies every event, and a
+    visitor may send several between two requests); a request with another model binds anew."""
 
     def __init__(self, max_visitors: int = 50_000):
         self.max_visitors = max_visitors
         self.visitors: "OrderedDict[str, tuple]" = OrderedDict()
+        self.bought: dict[str, dict] = {}   # per visitor with a digest: its ``_digest``'s ``bought``
         self.seq: int | None = None
         self.ds, self.ds_serial = None, 0  # the model of the last request; new serial: a new model
         self.wal_index = None  # the shard's -shm file (a shared ``_ShmFile``), None: not in WAL mode
@@ -202,6 +219,7 @@ class LiveState:
         rows = conn.execute(_TAIL_SQL, (self.seq, TAIL_MAX + 1)).fetchall()
         if len(rows) > TAIL_MAX:  # a bulk import: start over from the end
             self.visitors.clear()
+            self.bought.clear()
             self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             return
         if rows:
@@ -237,7 +255,7 @@ class LiveState:
             self.sync(conn)
             for v in todo[i:i + chunk]:
                 if v not in self.visitors:
-                    self.visitors[v] = _read_state(conn, v)
+                    self.visitors[v], self.bought[v] = _read_state(conn, v, self.ds, self.ds_serial)
                     self.visitors.move_to_end(v, last=False)  # older than any visitor a request asked for
                     loaded += 1
             await asyncio.sleep(0)
@@ -253,10 +271,11 @@ class LiveState:
         self._visited = visitor
         v = self.visitors.get(visitor)
         if v is None:
-            v = self.visitors[visitor] = _read_state(conn, visitor)
+            v, self.bought[visitor] = _read_state(conn, visitor, self.ds, self.ds_serial)
+            self.visitors[visitor] = v
             self.loads += 1
             if len(self.visitors) > self.max_visitors:
-                self.visitors.popitem(last=False)
+                self.bought.pop(self.visitors.popitem(last=False)[0], None)
         else:
             self.visitors.move_to_end(visitor)
             self.hits += 1
@@ -276,14 +295,14 @@ class LiveState:
             self.ds, self.ds_serial = ds, next(_serials)
         b = v[5]
         if b is None or b[0] != self.ds_serial:
-            digest = v[4] if v[4] is not None else _digest(v[0], v[1])
-            b = (self.ds_serial, session, _bind(digest[0], ds, session))
+            digest = v[4]
+            if digest is None:
+                entries, self.bought[visitor], newest = _digest(v[0], v[1])
+                digest = entries, newest
+            b = (self.ds_serial, *_bind_model(digest[0], ds))
             v = self.visitors[visitor] = (*v[:4], digest, b)
-        elif b[1] != session:
-            b = (self.ds_serial, session, _resession(b[2], v[4][0], session))
-            v = self.visitors[visitor] = (*v[:5], b)
-        digest = v[4]
-        return list(map(_recent, b[2])), dict(digest[1]), digest[2]
+        # the purchases copied (in C: a dict made of pairs costs ~4x more)
+        return _recent_list(b[1], b[2], session), self.bought[visitor].copy(), v[4][1]
 
 
 class _ShmFile:
@@ -332,10 +351,14 @@ def _wal_index(conn: sqlite3.Connection) -> _ShmFile | None:
         return None
 
 
-def _read_state(conn: sqlite3.Connection, visitor: str) -> tuple:
-    """A visitor's state read with the reference SQL: (rows, lines, seq, key, digest, None)."""
+def _read_state(conn: sqlite3.Connection, visitor: str, ds, ds_serial: int) -> tuple[tuple, dict]:
+    """A visitor's state read with the reference SQL, (rows, lines, seq, key, digest, bound) bound
+    to the model ``ds`` (``ds_serial``: see ``LiveState``) as its request will want it, and its
+    purchases (``_digest``'s ``bought``)."""
     rows, lines, seq = read_rows(conn, visitor)
-    return tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else (), _digest(rows, lines), None
+    entries, bought, newest = _digest(rows, lines)
+    return (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else (), (entries, newest),
+            (ds_serial, *_bind_model(entries, ds))), bought
 
 
 def _apply(v: tuple, row: tuple) -> tuple:
