@@ -27,7 +27,8 @@ from scipy import sparse
 
 from ..signals import PURCHASE
 from .base import Candidates, Recommender
-from .kernels.groups import TIERS, assign, choose_k, group_lift, rfm_tiers, share_vectors
+from .kernels.groups import MAX_PAIRWISE, TIERS, assign, choose_k, group_lift, rfm_tiers, share_vectors
+from .kernels.groups import nearest_centre as nearest_kernel
 from .registry import register
 
 TOP = 50
@@ -149,13 +150,37 @@ class GroupModel:
             return int(self.cluster[ctx.person])
         if not len(self.centres):
             return -1
-        share = np.zeros(len(self.cats))
-        for i, w in ctx.session_items():
-            if 0 <= i < len(self.item_cat) and self.item_cat[i] >= 0:
-                share[self.item_cat[i]] += w
-        if share.sum() <= 0:
-            return -1
-        return int(assign(share_vectors(share[None, :]), self.centres)[0])
+        centres = self.__dict__.get("_centres")   # (contiguous float64, as the kernel takes them)
+        if centres is None:
+            centres = self.__dict__.setdefault("_centres", np.ascontiguousarray(self.centres, np.float64))
+        return nearest_centre(self.category_of(), ctx._session(10, False), centres)
+
+    def category_of(self) -> list[int]:
+        """``item_cat`` as a list (made on first use): a visitor's few items looked up without
+        a numpy call each."""
+        cat_of = self.__dict__.get("_cat_of")
+        if cat_of is None:
+            cat_of = self.__dict__.setdefault("_cat_of", self.item_cat.tolist())
+        return cat_of
+
+
+def nearest_centre(cat_of: list[int], items, centres: np.ndarray) -> int:
+    """The cluster of a visitor the model does not know: the nearest centre to the category
+    shares of their (item, weight) session items (weights > 0), -1 without any categorised
+    item: what ``assign(share_vectors(share[None, :]), centres)`` gives, in one kernel call
+    (``kernels/groups.nearest_centre``; numpy itself past ``MAX_PAIRWISE`` categories)."""
+    share = [0.0] * centres.shape[1]
+    n = len(cat_of)
+    for i, w in items:
+        if 0 <= i < n:
+            c = cat_of[i]
+            if c >= 0:
+                share[c] += w     # (float64 additions, as numpy's in place)
+    if not max(share, default=0.0) > 0:   # (the shares are >= 0: their sum is > 0 when one is)
+        return -1
+    if len(share) > MAX_PAIRWISE:
+        return int(assign(share_vectors(np.array(share)[None, :]), centres)[0])
+    return int(nearest_kernel(np.array(share), centres))
 
 
 @register("customer_group", description="what distinguishes this visitor's customer group (RFM tier, behaviour cluster)")
@@ -170,9 +195,11 @@ class CustomerGroup(Recommender):
             return Candidates.empty()
         p = ctx.person
         tier = int(model.tier[p]) if 0 <= p < len(model.tier) else TIERS.index("new")
-        segment = str((ctx.profile or {}).get("segment") or "").strip().lower()
-        if segment in TIERS:              # the merchant's own segment of this user wins
-            tier = TIERS.index(segment)
+        segment = ctx.profile.get("segment") if ctx.profile else None
+        if segment:
+            segment = str(segment).strip().lower()
+            if segment in TIERS:          # the merchant's own segment of this user wins
+                tier = TIERS.index(segment)
         cluster = model.visitor_cluster(ctx)
         items, scores, reasons = model.blend(tier, cluster)
         return Candidates(items[:k], scores[:k], reasons[:k])

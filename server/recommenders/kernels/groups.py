@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from ...jit import kernel
+
 DAY_MS = 86_400_000
 TIERS = ("vip", "heavy", "normal", "new", "lapsed")
 
@@ -197,6 +199,62 @@ def assign(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
         return np.full(X.shape[0], -1)
     d = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
     return np.argmin(d, axis=1)
+
+
+MAX_PAIRWISE = 128   # numpy sums up to this many contiguous float64 in one block (below)
+
+
+@kernel("int64(float64[::1], float64[:, ::1])")
+def nearest_centre(share, centres):
+    """customer_group's cluster of a visitor the model does not know: the row of ``centres``
+    nearest to the Hellinger embedding ``sqrt(share / share.sum())`` of their category shares
+    (>= 0, their sum > 0, at most ``MAX_PAIRWISE``), as ``assign(share_vectors(share[None, :]),
+    centres)`` gives it, bit for bit: each sum is numpy's float64 sum of a contiguous run,
+    reproduced in its order (numpy's pairwise summation: under 8 numbers one after the other,
+    from -0.0; up to 128 eight running sums, combined pairwise, then the rest), squares are
+    products, and ``argmin``'s first minimum (the first NaN) wins."""
+    n, k = centres.shape[1], centres.shape[0]
+    x = np.empty(n)
+    row = np.empty(n)
+    tot = 0.0
+    best, best_d = -1, 0.0
+    for r in range(-1, k):       # -1: the shares' total, then each centre's squared distance
+        if r < 0:
+            row[:] = share
+        else:
+            for j in range(n):
+                d = x[j] - centres[r, j]
+                row[j] = d * d
+        if n < 8:
+            s = -0.0
+            for j in range(n):
+                s += row[j]
+        else:
+            r0, r1, r2, r3, r4, r5, r6, r7 = row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+            i = 8
+            while i < n - n % 8:
+                r0 += row[i]
+                r1 += row[i + 1]
+                r2 += row[i + 2]
+                r3 += row[i + 3]
+                r4 += row[i + 4]
+                r5 += row[i + 5]
+                r6 += row[i + 6]
+                r7 += row[i + 7]
+                i += 8
+            s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            while i < n:
+                s += row[i]
+                i += 1
+        if r < 0:
+            tot = s
+            for j in range(n):
+                x[j] = np.sqrt(share[j] / tot)
+        elif best < 0 or s < best_d or (s != s and best_d == best_d):
+            best, best_d = r, s
+            if s != s:
+                break
+    return best
 
 
 # -- lift --------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""customer_group's nearest centre for a visitor the model does not know (``kernels/groups.
+nearest_centre`` and ``customer_group.nearest_centre``) against the numpy it replaces
+(``assign(share_vectors(...))``), on random shares and centres with ties, zeros, one category,
+one centre and the numpy path past ``MAX_PAIRWISE``."""
+import numpy as np
+
+from server.recommenders.customer_group import nearest_centre
+from server.recommenders.kernels.groups import MAX_PAIRWISE, assign, share_vectors
+from server.recommenders.kernels.groups import nearest_centre as kernel
+
+
+def reference(cat_of, items, centres) -> int:
+    """GroupModel.visitor_cluster's numpy code before the kernel."""
+    share = np.zeros(centres.shape[1])
+    for i, w in items:
+        if 0 <= i < len(cat_of) and cat_of[i] >= 0:
+            share[cat_of[i]] += w
+    if share.sum() <= 0:
+        return -1
+    return int(assign(share_vectors(share[None, :]), centres)[0])
+
+
+def test_the_kernel_is_numpys_nearest_centre_ties_included():
+    rng = np.random.default_rng(5)
+    for t in range(4000):
+        n = int(rng.integers(1, MAX_PAIRWISE + 1)) if t % 3 else int(rng.integers(1, 20))
+        k = int(rng.integers(1, 9))
+        share = rng.random(n) * 10.0 ** rng.integers(-3, 4, n)
+        share[rng.random(n) < 0.5] = 0.0
+        if not share.any():
+            share[int(rng.integers(0, n))] = 1.0
+        if t % 4 == 0:      # few levels: equal shares, equal distances
+            share = np.round(share * 2) + (share > 0)
+        centres = rng.random((k, n))
+        if t % 5 == 0 and k > 1:   # two equal centres: the first wins
+            centres[k - 1] = centres[0]
+        if t % 7 == 0:             # a centre on the visitor
+            centres[int(rng.integers(0, k))] = share_vectors(share[None, :])[0]
+        want = int(assign(share_vectors(share[None, :]), centres)[0])
+        assert kernel(share, np.ascontiguousarray(centres)) == want, t
+
+
+def test_the_visitor_cluster_is_the_numpy_one():
+    rng = np.random.default_rng(6)
+    for t in range(1500):
+        n_items, n_cats = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+        cat_of = rng.integers(-1, n_cats, n_items).tolist()
+        m = int(rng.integers(0, 12))
+        items = [(int(i), float(w)) for i, w in zip(rng.integers(-2, n_items + 2, m),
+                                                      rng.integers(1, 4, m) / 4 if t % 2 else rng.random(m) + 0.01)]
+        centres = np.ascontiguousarray(rng.random((int(rng.integers(1, 6)), n_cats)))
+        assert nearest_centre(cat_of, items, centres) == reference(cat_of, items, centres)
+    # past MAX_PAIRWISE categories: numpy itself
+    cat_of = list(range(MAX_PAIRWISE + 5))
+    items = [(3, 1.0), (MAX_PAIRWISE + 2, 0.5)]
+    centres = np.ascontiguousarray(rng.random((3, MAX_PAIRWISE + 5)))
+    assert nearest_centre(cat_of, items, centres) == reference(cat_of, items, centres)
+    # no categorised item: no cluster
+    assert nearest_centre([-1, -1], [(0, 1.0), (1, 2.0)], centres[:, :2].copy()) == -1
+    assert nearest_centre([0], [], centres[:, :1].copy()) == -1
+
+
+def test_the_kernel_refuses_other_dtypes():
+    import pytest
+    with pytest.raises(TypeError):
+        kernel(np.ones(3, np.float32), np.ones((2, 3)))
+
+
+def test_the_sums_are_in_numpys_order():
+    """Centres that are permutations of each other, a visitor with equal shares: their squared
+    distances are the same numbers summed in another order, so the nearest is decided by the
+    rounding of numpy's summation order alone (a plain left-to-right sum disagrees often)."""
+    rng = np.random.default_rng(7)
+    plain_differs = 0
+    for t in range(3000):
+        n = int(rng.integers(2, MAX_PAIRWISE + 1))
+        share = np.ones(n)
+        c0 = rng.random(n)
+        centres = np.ascontiguousarray(np.stack([c0, c0[rng.permutation(n)], c0[rng.permutation(n)]]))
+        want = int(assign(share_vectors(share[None, :]), centres)[0])
+        assert kernel(share, centres) == want, t
+        x = np.sqrt(share / share.sum())
+        plain = [sum(((x - c) ** 2).tolist()) for c in centres]
+        plain_differs += int(np.argmin(plain)) != want
+    assert plain_differs > 100
