@@ -82,11 +82,11 @@ def _optional_routes(module_name: str) -> list:
 
 
 def record(histograms: dict, route: str, scope, status: int, elapsed: float) -> None:
-    """A request's latency (per route; ``histograms`` caches the labelled children, since
-    ``labels()`` takes a lock) and, for errors or at debug level, its access-log line."""
+    """A request's latency (per route; ``histograms`` caches the route's batch of the latency
+    histogram, ``metrics.Batch``) and, for errors or at debug level, its access-log line."""
     hist = histograms.get(route)
     if hist is None:
-        hist = histograms[route] = metrics.LATENCY.labels(route)
+        hist = histograms[route] = metrics.LATENCY.batch(route)
     hist.observe(elapsed)
     if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
         access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
@@ -99,7 +99,7 @@ class TimingMiddleware:
     def __init__(self, app, settings: Settings):
         self.app = app
         self.settings = settings
-        self._histograms: dict[str, object] = {}  # route -> labelled child (labels() takes a lock)
+        self._histograms: dict[str, object] = {}  # route -> its batch of the latency histogram
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -135,7 +135,7 @@ class HotPaths:
         self.settings = settings
         self.routes = routes            # (method, path) -> handler(request) -> Response
         self.handlers = handlers        # exception class -> handler(request, exc) -> Response
-        self._histograms = {path: metrics.LATENCY.labels(path) for _, path in routes}
+        self._histograms = {path: metrics.LATENCY.batch(path) for _, path in routes}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
