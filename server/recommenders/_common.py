@@ -8,6 +8,8 @@ and ``SeedFinder`` are the same in numpy (the reference, and the path of a seed 
 """
 from __future__ import annotations
 
+from itertools import repeat
+from operator import lt
 from typing import Callable
 
 import numpy as np
@@ -206,11 +208,15 @@ class SeedVectors:
     __slots__ = ("items", "weights", "low", "end", "positive")
 
     def __init__(self, seeds):
-        items = [i for i, _ in seeds]
-        weights = [w for _, w in seeds]
+        if seeds:
+            items, weights = zip(*seeds)
+            self.low, self.end = min(items), max(items) + 1
+            self.positive = all(map(lt, repeat(0.0), weights))   # (0 < w for each, in C; NaN is not)
+        else:
+            items = weights = ()
+            self.low = self.end = 0
+            self.positive = True
         self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
-        self.low, self.end = (min(items), max(items) + 1) if items else (0, 0)
-        self.positive = all([w > 0 for w in weights])
 
     def fits(self, n: int) -> bool:
         """Whether every seed is an item of a table of ``n`` items with a weight > 0 (the
