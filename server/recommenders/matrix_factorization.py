@@ -23,10 +23,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._person import visitor_items
+from ._person import _positive, adds_to_row, live_items, merge_row
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
+from .kernels.factors import ranked_top_i32, ranked_top_u16
 from .kernels.sums import best_positive, closest_by_cosine, positions
 from .kernels.topk import largest
 from .registry import register
@@ -78,21 +79,15 @@ def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np
 
 
 def _ranked_top(ranked: tuple[np.ndarray, np.ndarray], p: int, k: int, item: int):
-    """The ``k`` best positive items of person ``p``'s ranked shortlist without ``item``, as
-    ``top_positions`` over the shortlist ranks them, or None when a tie straddles the k-th place
-    (which tied item stays is then the partition's choice: the caller scores as before)."""
+    """The ``k`` best positive items of person ``p``'s ranked shortlist without ``item`` (int32)
+    and their scores, as ``top_positions`` over the shortlist ranks them, or None when a tie
+    straddles the k-th place (which tied item stays is then the partition's choice: the caller
+    scores as before) or ``k`` is not below the shortlist's length (or below 1)."""
     items, scores = ranked[0][p], ranked[1][p]
-    if k >= len(items):
+    if not 1 <= k < len(items):
         return None
-    if item >= 0:
-        keep = items != item
-        items, scores = items[keep], scores[keep]
-    n = np.count_nonzero(scores > 0)     # sorted best first: the positive scores are a prefix
-    if n > k:
-        if scores[k - 1] == scores[k]:
-            return None
-        n = k
-    return items[:n], scores[:n]
+    top = (ranked_top_u16 if items.dtype == np.uint16 else ranked_top_i32)(items, scores, k, item)
+    return top[:2] if top[2] else None
 
 
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,16 +139,24 @@ class MatrixFactorization(Recommender):
             return Candidates.empty()
         als, norms, shortlist = model[:3]
         ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
-        items_in, weights_in, has_live = visitor_items(ds, ctx)
-        if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
-            known = items_in < als.n_items
-            items_in, weights_in = items_in[known], weights_in[known]
-        if len(items_in) == 0:
-            return Candidates.empty()
+        live_i, live_w = live_items(ds, ctx)
         p = ctx.person
-        trained = 0 <= p < len(als.user_factors) and not has_live and als.user_factors[p].any()
-        top = _ranked_top(ranked, p, k, ctx.item) if trained and ranked is not None else None
+        top = None
+        if ranked is not None and als.n_items == ds.n_items and _positive(ds) and adds_to_row(ds, p, live_i) is False:
+            # a known person with nothing new (their row is not empty: trained, or not): read
+            # the answer ranked at fit, merging the row only if a reason is asked
+            visitor = None
+            if p < len(als.user_factors) and als.trained(p):
+                top = _ranked_top(ranked, p, k, ctx.item)
         if top is None:
+            items_in, weights_in, has_live = visitor = merge_row(ds, p, live_i, live_w)
+            if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
+                known = items_in < als.n_items
+                items_in, weights_in = items_in[known], weights_in[known]
+                visitor = (items_in, weights_in)
+            if len(items_in) == 0:
+                return Candidates.empty()
+            trained = 0 <= p < len(als.user_factors) and not has_live and als.trained(p)
             if trained:
                 vec = als.user_factors[p]                 # not all zero (checked above)
             else:
@@ -171,6 +174,7 @@ class MatrixFactorization(Recommender):
 
         def reason(pos: int) -> str:
             if not memo:
+                items_in, weights_in = visitor[:2] if visitor is not None else merge_row(ds, p, live_i, live_w)[:2]
                 Y = als.item_factors
                 seeds = items_in[np.argsort(-weights_in, kind="stable")[:20]]
                 # the cosines' dot products by numpy's matmul (its summation order), the rest
@@ -180,4 +184,4 @@ class MatrixFactorization(Recommender):
                 memo.append((best.tolist(), ok.tolist()))
             best, ok = memo[0]
             return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
-        return Candidates(cand.astype(np.int32), cs, LazyReasons(reason, len(cand)))
+        return Candidates(cand.astype(np.int32, copy=False), cs, LazyReasons(reason, len(cand)))

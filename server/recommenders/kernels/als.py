@@ -47,6 +47,7 @@ class ImplicitALS:
         self.loss_history: list[float] = []
         self._YtY: np.ndarray | None = None     # fold_in's Yᵀ Y and λI, on first use
         self._reg: np.ndarray | None = None
+        self._trained: tuple | None = None      # (user_factors, which rows are not all zero), on first use
 
     # -- fitting -------------------------------------------------------------------------------
     def _confidence_minus_one(self, R: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -134,6 +135,14 @@ class ImplicitALS:
     @property
     def n_items(self) -> int:
         return self.item_factors.shape[0]
+
+    def trained(self, u: int) -> bool:
+        """Whether user ``u`` (0 <= u < len(user_factors)) has a vector: not all zero (a user
+        without data gets exactly 0). The flags are computed once per ``user_factors`` array."""
+        flags = getattr(self, "_trained", None)   # (an object pickled before the flags)
+        if flags is None or flags[0] is not self.user_factors:
+            flags = self._trained = (self.user_factors, self.user_factors.any(axis=1))
+        return bool(flags[1][u])
 
     def fold_in(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """A user vector for a visitor from their items (indices) and weights, solved exactly."""

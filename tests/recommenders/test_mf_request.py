@@ -1,0 +1,206 @@
+"""matrix_factorization's request path against the numpy code it replaced (kept here as the
+reference): ``kernels/factors`` (``row_lacks``, ``ranked_top``), ``_person``'s two steps
+(``live_items`` + ``merge_row``, ``adds_to_row``), ``ImplicitALS.trained``, and whole answers
+(items, score bytes, every reason) with and without the known person's shortcut."""
+import numpy as np
+import pytest
+from scipy import sparse
+
+from server.recommenders import _person
+from server.recommenders._person import adds_to_row, live_items, merge_row, visitor_items
+from server.recommenders.base import Context, Recent
+from server.recommenders.kernels.als import ALSParams, ImplicitALS
+from server.recommenders.kernels.factors import ranked_top_i32, ranked_top_u16, row_lacks
+from server.recommenders.matrix_factorization import MatrixFactorization, person_candidates, ranked_shortlists
+
+
+def ranked_top_numpy(items, scores, k, item):
+    """``_ranked_top`` before the kernel (None: a tie straddles the k-th place)."""
+    if item >= 0:
+        keep = items != item
+        items, scores = items[keep], scores[keep]
+    n = np.count_nonzero(scores > 0)
+    if n > k:
+        if scores[k - 1] == scores[k]:
+            return None
+        n = k
+    return items[:n], scores[:n]
+
+
+def visitor_items_numpy(ds, ctx, max_live=20):
+    """``visitor_items`` before the split (a dict of the live items, then the merge)."""
+    R = ds.R
+    if 0 <= ctx.person < R.shape[0]:
+        a, b = R.indptr[ctx.person], R.indptr[ctx.person + 1]
+        own_i, own_w = R.indices[a:b].astype(np.int64), R.data[a:b].astype(np.float64)
+    else:
+        own_i, own_w = np.zeros(0, np.int64), np.zeros(0)
+    n = ds.n_items
+    live = {i: v for i, v in ctx.session_items(max_live) if 0 <= i < n}
+    if 0 <= ctx.item < n:
+        live[int(ctx.item)] = max(live.get(int(ctx.item), 0.0), 1.0)
+    for i in ctx.cart_items.tolist() + ctx.order_items.tolist():
+        if 0 <= i < n:
+            live[i] = max(live.get(i, 0.0), 3.0)
+    li = np.fromiter(live, np.int64, len(live))
+    lw = np.fromiter(live.values(), np.float64, len(live))
+    return _person._merge(own_i, own_w, li, lw)
+
+
+class Data:
+    """The ``Dataset`` parts the request path reads."""
+    def __init__(self, R):
+        self.R, self.n_items, self._derived = R, R.shape[1], {}
+
+    def derived(self, name, fn):
+        if name not in self._derived:
+            self._derived[name] = fn(self)
+        return self._derived[name]
+
+    def label(self, i):
+        return f"p{i}"
+
+
+def random_R(rng, persons, items, empty_every=5):
+    dense = np.where(rng.random((persons, items)) < 0.08, rng.integers(1, 4, (persons, items)), 0).astype(np.float32)
+    dense[::empty_every] = 0                                  # persons without a row
+    return sparse.csr_matrix(dense)
+
+
+def test_row_lacks_is_isin():
+    rng = np.random.default_rng(0)
+    R = random_R(rng, 60, 40)
+    for p in range(60):
+        row = R.indices[R.indptr[p]:R.indptr[p + 1]]
+        for n in (0, 1, 2, 5, 12):
+            for trial in range(6):
+                if trial % 2 and len(row):           # only items of the row: nothing lacks
+                    live = rng.choice(row, n).astype(np.int64)
+                else:
+                    live = rng.integers(-1, 42, n).astype(np.int64)
+                want = bool(np.isin(live, row, invert=True).any())
+                assert row_lacks(R.indptr, R.indices, p, live) is want
+
+
+def test_ranked_top_is_the_numpy_pick():
+    rng = np.random.default_rng(1)
+    ties = fallbacks = 0
+    for trial in range(3000):
+        n = int(rng.integers(2, 60))
+        dtype = (np.uint16, np.int32)[trial % 2]
+        items = rng.permutation(n * 3)[:n].astype(dtype)
+        s = (rng.integers(-4, 8, n) if trial % 3 == 0 else rng.normal(size=n)).astype(np.float32)
+        if trial % 11 == 0:
+            s[rng.integers(0, n)] = np.nan
+        order = np.lexsort((items, -s))
+        items, s = items[order], s[order]
+        k = int(rng.integers(1, n))
+        item = int(items[rng.integers(0, n)]) if trial % 3 else int(rng.integers(-1, n * 3))
+        want = ranked_top_numpy(items, s, k, item)
+        fn = ranked_top_u16 if dtype == np.uint16 else ranked_top_i32
+        got_items, got_scores, exact = fn(items, s, k, item)
+        if want is None:
+            assert not exact and len(got_items) == 0
+            fallbacks += 1
+            continue
+        assert exact and got_items.dtype == np.int32
+        assert got_items.tolist() == want[0].tolist() and got_scores.tobytes() == want[1].tobytes()
+        ties += len(np.unique(want[1])) < len(want[1])
+    assert fallbacks > 50 and ties > 50
+    single = np.array([7], np.uint16), np.array([0.5], np.float32)
+    assert ranked_top_u16(*single, 1, -1)[0].tolist() == [7]
+    assert ranked_top_u16(*single, 1, 7)[0].tolist() == []
+
+
+def contexts(rng, persons, items):
+    """Requests of every kind: a session (some products outside the catalog), a current
+    product, a cart, an order; persons with and without a row, and unknown persons."""
+    for p in list(range(-1, persons + 1)):
+        for kind in range(5):
+            m = int(rng.integers(0, 6))
+            picked = rng.choice(items + 2, m, replace=False) - 1
+            recent = [Recent(f"p{i}", int(i), 1, 10 - j, float(rng.integers(1, 4)), True) for j, i in enumerate(picked)]
+            ctx = Context(person=p, recent=recent)
+            if kind == 1:
+                ctx.item = int(rng.integers(-1, items + 1))
+            elif kind == 2:
+                ctx.cart_items = rng.integers(0, items + 1, 2).astype(np.int32)
+            elif kind == 3:
+                ctx.order_items = rng.integers(0, items, 1).astype(np.int32)
+            yield ctx
+
+
+@pytest.mark.parametrize("stored_zero", [False, True])
+def test_live_items_then_merge_row_is_visitor_items(stored_zero):
+    rng = np.random.default_rng(2)
+    R = random_R(rng, 30, 25)
+    if stored_zero:
+        R.data[::7] = 0.0                   # stored weights that are not > 0
+    ds = Data(R)
+    checked_adds = 0
+    for ctx in contexts(rng, 30, 25):
+        want = visitor_items_numpy(ds, ctx)
+        got = visitor_items(ds, ctx)
+        assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes() and got[2] == want[2]
+        li, lw = live_items(ds, ctx)
+        adds = adds_to_row(ds, ctx.person, li)
+        if adds is not None:
+            assert adds == merge_row(ds, ctx.person, li, lw)[2]
+            checked_adds += 1
+    assert checked_adds > 60
+    # not canonical (a repeated index): no shortcut, the general merge
+    Rn = sparse.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2])), shape=(1, 5))
+    assert not Rn.has_canonical_format
+    assert adds_to_row(Data(Rn), 0, np.array([3], np.int64)) is None
+
+
+def test_trained_flags_follow_the_vectors():
+    m = ImplicitALS(ALSParams(factors=4))
+    m.user_factors = np.array([[0, 0, 0, 0], [0, 1e-30, 0, 0], [1, 2, 3, 4]], np.float32)
+    assert [m.trained(u) for u in range(3)] == [False, True, True]
+    m.user_factors = np.zeros((3, 4), np.float32)          # new vectors: new flags
+    assert not m.trained(2)
+
+
+@pytest.fixture(scope="module")
+def mf_model():
+    rng = np.random.default_rng(4)
+    R = random_R(rng, 200, 300, empty_every=9)
+    ds = Data(R)
+    model = MatrixFactorization().fit(type("DS", (), {"R": R})())
+    als = model[0]
+    als.item_factors[150:170] = als.item_factors[130:150]     # equal items: tied scores
+    norms = np.linalg.norm(als.item_factors, axis=1).astype(np.float32)
+    shortlist = person_candidates(als)
+    return ds, (als, norms, shortlist, ranked_shortlists(als, shortlist))
+
+
+def answer(c):
+    return c.items.tolist(), c.scores.tobytes(), [c.reason(i) for i in range(len(c))]
+
+
+def test_recommend_with_the_shortcut_is_the_merged_answer(mf_model, monkeypatch):
+    """A known person without new items: the answer read without merging the row (the merge
+    done for the reasons) equals the answer of the merged path (the shortcut turned off)."""
+    ds, model = mf_model
+    rec = MatrixFactorization()
+    rng = np.random.default_rng(5)
+    ctxs = list(contexts(rng, 200, 300))
+    for ctx in ctxs[::3]:                   # sessions of the row's items only: nothing new
+        if 0 <= ctx.person < 200:
+            row = ds.R.indices[ds.R.indptr[ctx.person]:ds.R.indptr[ctx.person + 1]]
+            ctx.recent = [Recent(f"p{i}", int(i), 1, 5, 1.0, True) for i in row[:3]]
+            ctx.item, ctx.cart_items = -1, np.zeros(0, np.int32)
+    import server.recommenders.matrix_factorization as mf
+    shortcuts = []
+
+    def counted(*a):
+        shortcuts.append(adds_to_row(*a) is False)
+        return adds_to_row(*a)
+    monkeypatch.setattr(mf, "adds_to_row", counted)
+    fast = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
+    assert sum(shortcuts) > 200
+    monkeypatch.setattr(mf, "adds_to_row", lambda *a: None)
+    slow = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
+    assert fast == slow
+    assert sum(len(a[0]) > 0 for a in fast) > 1000
