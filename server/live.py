@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 import sqlite3
 import threading
@@ -56,6 +57,7 @@ WAL_INDEX_HEADER = 96  # bytes: the WAL-index header, held twice (a writer chang
 _KIND = {"page_view": VIEW, "engagement": VIEW, "rec_click": VIEW, "add_to_cart": CART,
          "remove_from_cart": REMOVE, "review": REVIEW}
 _decode = msgspec.json.decode
+_TYPE_WEIGHT = {kind: SIGNALS.type_weight(kind) for kind in set(_KIND.values())}   # (a frozen config)
 
 
 def _factor(engaged: float, scroll: float, usual: float, content: float = 0.0) -> float:
@@ -109,7 +111,7 @@ def _digest(rows, lines) -> tuple:
             a[2] = (a[2] or 0) + engaged
             a[3] = max(a[3], scroll or 0.0)
             a[4] += content or 0
-    entries = [(product, kind, ts, SIGNALS.type_weight(kind), tuple(sessions),
+    entries = [(product, kind, ts, _TYPE_WEIGHT[kind], tuple(sessions),
                 (engaged, scroll, content) if kind == VIEW and engaged is not None else None)
                for (product, kind), (ts, sessions, engaged, scroll, content) in agg.items()]
     bought: dict[str, int] = {}
@@ -118,11 +120,13 @@ def _digest(rows, lines) -> tuple:
             bought[p] = ts
     newest = max((newest, *bought.values()))
     # the latest purchases count as recent interactions
-    entries += [(p, PURCHASE, ts, SIGNALS.purchase, (), None) for p, ts in itertools.islice(bought.items(), 20)]
-    entries.sort(key=lambda e: -e[2])
+    w = SIGNALS.purchase
+    entries += [(p, PURCHASE, ts, w, (), None) for p, ts in itertools.islice(bought.items(), 20)]
+    entries.sort(key=_TS, reverse=True)   # newest first, stable (as a sort by -ts)
     return tuple(entries), bought, newest
 
 
+_TS = operator.itemgetter(2)
 _recent = functools.partial(tuple.__new__, Recent)  # Recent(*t) without its Python-level __new__, in C
 _NO_SESSION = object()      # in no interaction's sessions
 

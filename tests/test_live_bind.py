@@ -80,3 +80,44 @@ def test_a_bulk_import_forgets_the_purchases_too(shop, reader, monkeypatch):
     w.sync(conn)
     assert not w.visitors and not w.bought
     _exact(w.context(conn, ds, "i1", "s"), L.live_context(conn, ds, "i1", "s"))
+
+
+def _digest_reference(rows, lines):
+    """``live._digest`` as first written (a sort by -ts; the type weight asked per entry)."""
+    from server.signals import PURCHASE, VIEW
+    agg, newest = {}, 0
+    for etype, product, ts, sess, engaged, scroll, content in (r[:7] for r in rows):
+        kind = L._KIND.get(etype)
+        if kind is None:
+            continue
+        newest = max(newest, ts)
+        a = agg.setdefault((product, kind), [ts, [], None, 0.0, 0.0])
+        if sess not in a[1]:
+            a[1].append(sess)
+        if engaged is not None:
+            a[2] = (a[2] or 0) + engaged
+            a[3] = max(a[3], scroll or 0.0)
+            a[4] += content or 0
+    entries = [(p, k, ts, L.SIGNALS.type_weight(k), tuple(ss), (eng, sc, co) if k == VIEW and eng is not None else None)
+               for (p, k), (ts, ss, eng, sc, co) in agg.items()]
+    bought = {}
+    for p, ts, _ in lines:
+        bought.setdefault(p, ts)
+    newest = max((newest, *bought.values()))
+    entries += [(p, PURCHASE, ts, L.SIGNALS.purchase, (), None) for p, ts in list(bought.items())[:20]]
+    entries.sort(key=lambda e: -e[2])
+    return tuple(entries), bought, newest
+
+
+def test_digest_orders_equal_times_as_the_reference():
+    """Many interactions at the same time (an import, a purchase with its views): the digest's
+    order among them is the reference's (a stable sort newest first)."""
+    rng = random.Random(8)
+    types = ("page_view", "engagement", "add_to_cart", "remove_from_cart", "review", "rec_impression")
+    for _ in range(300):
+        rows = [(rng.choice(types), f"p{rng.randrange(8)}", rng.choice((5, 6, 7)), rng.choice(("s", "t", None)),
+                 rng.choice((None, 2000, 9000)), rng.choice((None, 40.0)), rng.choice((None, 300)), k)
+                for k in range(rng.randrange(0, 30))]
+        lines = [(f"p{rng.randrange(30)}", rng.choice((5, 6, 7)), f"o{k}") for k in range(rng.randrange(0, 40))]
+        got, want = L._digest(rows, lines), _digest_reference(rows, lines)
+        assert got[0] == want[0] and list(got[1].items()) == list(want[1].items()) and got[2] == want[2]
