@@ -34,3 +34,33 @@ def test_a_pool_key_hashed_once_equals_its_tuple():
     b = blend.SourceKey((8, None, (blend.SourceKey(("item_cf", None, (1, 2))), 0.6)))
     c = blend.SourceKey((8, None, (blend.SourceKey(("item_cf", None, (1, 3))), 0.6)))
     assert a == b and hash(a) == hash(b) and a != c and len({a, b, c}) == 2
+
+
+def test_pool_ranking_asks_a_ranker_unless_it_is_the_blend_or_leaves_the_slot_to_it(monkeypatch):
+    from server.placements import ranker as RK
+
+    rows = np.array([[3, 5, 9], [0, 0, 0], [0, 1, 2], [1, 2, 0], [0, 1, 2]], np.int64)
+    score = np.array([0.5, 0.9, 0.7], np.float32)
+    blend_order = [1, 2, 0]
+    asked = []
+
+    class Custom:
+        def rank(self, model, ctx, cands):
+            asked.append(cands.items.tolist())
+            return np.array([2, 1, 0])
+
+    class Guarded(Custom):
+        def __init__(self, ok):
+            self.ok = ok
+
+        def serves(self, model, ctx):
+            return self.ok
+
+    for ranker, want, asks in ((RK.BlendRanker(), blend_order, False), (Custom(), [2, 1, 0], True),
+                               (Guarded(False), blend_order, False), (Guarded(True), [2, 1, 0], True)):
+        monkeypatch.setattr(RK, "RANKER", ranker)
+        pool = blend.Pool(rows, score, ["a"], [None])
+        pool._per_source = np.zeros((3, 1), np.float32)
+        asked.clear()
+        assert list(pool.ranking(None, None)) == want
+        assert asked == ([[3, 5, 9]] if asks else [])
