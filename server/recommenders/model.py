@@ -138,12 +138,14 @@ class Model:
     @property
     def answers(self) -> "LRU":
         """Source answers: (recommender, k, params, its ``cache_key``) -> ``Candidates``."""
-        return self._cache("answers")
+        c = self.__dict__.get("_answers")   # (read here: asked for several times a slot)
+        return c if c is not None else self._cache("answers")
 
     @property
     def pools(self) -> "LRU":
         """Blended candidate pools of strategies whose sources are all cacheable (blend.py)."""
-        return self._cache("pools")
+        c = self.__dict__.get("_pools")
+        return c if c is not None else self._cache("pools")
 
     def clear_caches(self) -> None:
         self.__dict__.pop("_answers", None)

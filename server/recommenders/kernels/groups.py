@@ -26,7 +26,9 @@ Each customer's weighted activity per category becomes a share vector (sums to 1
 root (the Hellinger embedding, so Euclidean distance behaves on proportions) is clustered with
 seeded k-means++ / Lloyd. ``k`` is picked in ``choose_k`` by the best mean silhouette over
 k = 2..``k_max`` (8, and at most √(n/2)), on a seeded sample of 1 500 rows; k = 1 when the rows
-are all alike.
+are all alike. At request time a visitor outside the fit is placed at the nearest centre by one
+compiled call (``nearest_centre``: numpy's float64 sums reproduced in their order, so the same
+cluster as ``assign(share_vectors(...))``).
 
 Group preference lift
 ---------------------
