@@ -27,7 +27,7 @@ from ._person import _positive, adds_to_row, live_items, merge_row
 from ._text import top_positions
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.factors import ranked_top_i32, ranked_top_u16
+from .kernels.factors import catalog_top, ranked_top_i32, ranked_top_u16
 from .kernels.sums import best_positive, closest_by_cosine, positions
 from .kernels.topk import largest
 from .registry import register
@@ -106,9 +106,14 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
         # the whole catalog in one kernel call (no partition first); a tie at the k-th place:
         # numpy's partition picks among the k largest, as before
         everything = positions(als.n_items)
-        pos, exact = best_positive(scores, everything, k, True)
-        if exact:
-            return pos, scores[pos]
+        if k >= 1:       # (the kernel's buffer needs a place)
+            pos, best, exact = catalog_top(scores, k)
+            if exact:
+                return pos, best
+        else:
+            pos, exact = best_positive(scores, everything, k, True)
+            if exact:
+                return pos, scores[pos]
         n = min(k, als.n_items)
         cand = largest(scores, n) if n < als.n_items else everything
         finite_only = True      # (the current product's -inf and any non-finite score count as 0)

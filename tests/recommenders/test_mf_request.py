@@ -204,3 +204,34 @@ def test_recommend_with_the_shortcut_is_the_merged_answer(mf_model, monkeypatch)
     slow = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
     assert fast == slow
     assert sum(len(a[0]) > 0 for a in fast) > 1000
+
+
+def test_catalog_top_is_best_positive_over_every_position():
+    from server.recommenders.kernels.factors import catalog_top
+    from server.recommenders.kernels.sums import best_positive, positions
+    rng = np.random.default_rng(6)
+    fallbacks = ties = 0
+    for trial in range(4000):
+        n = int(rng.integers(0, 300)) if trial % 50 else int(rng.integers(0, 2))   # empty, single
+        if trial % 3 == 0:       # few distinct values: ties everywhere
+            s = rng.integers(-3, 6, n).astype(np.float32)
+        elif trial % 3 == 1:     # rising with the position, as a catalog's often do
+            s = (np.sort(rng.normal(size=n)) + rng.normal(0, 0.1, n)).astype(np.float32)
+        else:
+            s = rng.normal(size=n).astype(np.float32)
+        if trial % 7 == 0 and n:
+            s[rng.integers(0, n, 3)] = np.nan
+        if trial % 5 == 0 and n:
+            s[rng.integers(0, n, 2)] = np.inf
+            s[rng.integers(0, n)] = -np.inf
+        k = int(rng.integers(1, 80))
+        want_pos, want_exact = best_positive(s, positions(n), k, True)
+        pos, best, exact = catalog_top(s, k)
+        assert exact == want_exact
+        if not exact:
+            fallbacks += 1
+            assert len(pos) == 0
+            continue
+        assert pos.tolist() == want_pos.tolist() and best.tobytes() == s[want_pos].tobytes()
+        ties += len(np.unique(best)) < len(best)
+    assert fallbacks > 100 and ties > 100

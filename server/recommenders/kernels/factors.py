@@ -66,3 +66,68 @@ def _ranked_top(items, scores, k, item):
 _SIG = "Tuple((int32[::1], float32[::1], boolean))({}[::1], float32[::1], int64, int64)"
 ranked_top_u16 = kernel(_SIG.format("uint16"))(_ranked_top)
 ranked_top_i32 = kernel(_SIG.format("int32"))(_ranked_top)
+
+
+@kernel("Tuple((int64[::1], float32[::1], boolean))(float32[::1], int64)")
+def catalog_top(scores, k):
+    """The ``k`` best finite positive ``scores`` of a whole catalog (positions = items), best
+    first, ties by lower position, and their scores: ``sums.best_positive(scores,
+    positions(len(scores)), k, True)``'s answer, and True; or, when more than ``k`` are positive
+    and the ``k``-th score equals the ``(k + 1)``-th, nothing and False (``k`` >= 1).
+
+    The same ``k + 1`` best (a unique set: the order, score then position, is total), kept in
+    a heap whose root is the worst of them instead of a sorted buffer: a catalog's scores often
+    rise with the position, and a sorted buffer then shifts ~k/2 entries for many products.
+    Positions come in increasing order, so once the heap is full a score not above the root's
+    would rank after it: skipped after one comparison (half the scores are not positive, and
+    a branch on the sign would be mispredicted half the time: the count of positive scores
+    is kept without one)."""
+    size = k + 1
+    top = np.empty(size, np.int64)
+    val = np.empty(size, np.float32)
+    filled = 0
+    m = 0
+    inf = np.float32(np.inf)
+    bar = np.float32(0)     # what a score must exceed to enter: 0, then the root's once full
+    for p in range(len(scores)):
+        f = scores[p]
+        m += (f > 0) & (f < inf)        # (no branch: the sign of a score is a coin toss)
+        if not (f > bar and f < inf):
+            continue
+        if filled < size:               # push, then sift up (a later position is worse on ties)
+            q = filled
+            filled += 1
+            while q > 0:
+                up = (q - 1) // 2
+                if val[up] < f or (val[up] == f and top[up] > p):
+                    break
+                top[q], val[q] = top[up], val[up]
+                q = up
+            top[q], val[q] = p, f
+        else:                           # replace the worst, then sift down
+            q = 0
+            while True:
+                c = 2 * q + 1
+                if c >= size:
+                    break
+                if c + 1 < size and (val[c + 1] < val[c] or (val[c + 1] == val[c] and top[c + 1] > top[c])):
+                    c += 1              # the worse child
+                if f < val[c] or (f == val[c] and p > top[c]):
+                    break
+                top[q], val[q] = top[c], val[c]
+                q = c
+            top[q], val[q] = p, f
+        if filled == size:
+            bar = val[0]
+    # the heap's entries best first (score descending, then position): a few dozen, insertion sort
+    for j in range(1, filled):
+        t, v = top[j], val[j]
+        q = j
+        while q > 0 and (val[q - 1] < v or (val[q - 1] == v and top[q - 1] > t)):
+            top[q], val[q] = top[q - 1], val[q - 1]
+            q -= 1
+        top[q], val[q] = t, v
+    if m > k and val[k - 1] == val[k]:
+        return np.empty(0, np.int64), np.empty(0, np.float32), False
+    n = min(m, k)
+    return top[:n].copy(), val[:n].copy(), True
