@@ -92,6 +92,13 @@ def _digest(rows, lines) -> tuple:
     engagement, the sessions it happened in, (engaged ms, max scroll, content ms) of a measured
     view else None); ``bought``: {product: newest ts} of the purchases, newest first (a dict of
     strings and ints, which the cyclic GC does not track)."""
+    entries, newest = _digest_rows(rows)
+    bought, purchases, newest_bought = _digest_lines(lines)
+    return _merged(entries, purchases), bought, max(newest, newest_bought)
+
+
+def _digest_rows(rows) -> tuple[list, int]:
+    """``_digest``'s part of the product events: (their entries, aggregated, newest ts or 0)."""
     agg: dict[tuple[str, int], list] = {}
     newest = 0
     for row in rows:
@@ -111,19 +118,28 @@ def _digest(rows, lines) -> tuple:
             a[2] = (a[2] or 0) + engaged
             a[3] = max(a[3], scroll or 0.0)
             a[4] += content or 0
-    entries = [(product, kind, ts, _TYPE_WEIGHT[kind], tuple(sessions),
-                (engaged, scroll, content) if kind == VIEW and engaged is not None else None)
-               for (product, kind), (ts, sessions, engaged, scroll, content) in agg.items()]
+    return [(product, kind, ts, _TYPE_WEIGHT[kind], tuple(sessions),
+             (engaged, scroll, content) if kind == VIEW and engaged is not None else None)
+            for (product, kind), (ts, sessions, engaged, scroll, content) in agg.items()], newest
+
+
+def _digest_lines(lines) -> tuple[dict, tuple, int]:
+    """``_digest``'s part of the purchase lines: (bought, the entries of the latest 20
+    purchases, the newest ts or 0)."""
     bought: dict[str, int] = {}
     for p, ts, _ in lines:
         if p not in bought:
             bought[p] = ts
-    newest = max((newest, *bought.values()))
-    # the latest purchases count as recent interactions
-    w = SIGNALS.purchase
-    entries += [(p, PURCHASE, ts, w, (), None) for p, ts in itertools.islice(bought.items(), 20)]
-    entries.sort(key=_TS, reverse=True)   # newest first, stable (as a sort by -ts)
-    return tuple(entries), bought, newest
+    w = SIGNALS.purchase   # the latest purchases count as recent interactions
+    return (bought, tuple([(p, PURCHASE, ts, w, (), None) for p, ts in itertools.islice(bought.items(), 20)]),
+            max(bought.values(), default=0))
+
+
+def _merged(entries: list, purchases: tuple) -> tuple:
+    """The events' entries, then the purchases', newest first (a stable sort: as by -ts)."""
+    entries += purchases
+    entries.sort(key=_TS, reverse=True)
+    return tuple(entries)
 
 
 _TS = operator.itemgetter(2)
@@ -188,13 +204,16 @@ class LiveState:
     objects paused requests for ~70 ms). ``rows``/``lines`` are newest first (at most
     RECENT_EVENTS / RECENT_LINES), ``seq`` the highest event already in them, ``key`` what a
     result cache keys on: unique per process, new after every change, ``()`` for a visitor
-    without history. ``digest`` is (entries, newest ts) of their ``_digest`` (its purchases
-    dict is held beside, in ``bought``: a dict in the tuple would keep it tracked) and ``bound``
-    (``ds_serial``, then ``_bind_model`` of the entries: bound to that model for any session),
-    so that a request only makes its ``Recent`` list of them (``_recent_list``) and copies the
-    purchases. Both are made on a read (bound to the model of the last request) and by the
-    first request after an event (None until then: every worker applies every event, and a
-    visitor may send several between two requests); a request with another model binds anew."""
+    without history. ``digest`` is their ``_digest`` (entries, newest ts) and what it was made
+    of (rows, lines, the purchases' entries and newest ts: the first request after events
+    makes it anew, keeping the purchases' part while the lines are the same; its purchases
+    dict is held beside, in ``bought``: a dict in the tuple would keep it tracked); ``bound``
+    is (``ds_serial``, then ``_bind_model`` of the entries: bound to that model for any
+    session), so that a request only makes its ``Recent`` list of them (``_recent_list``) and
+    copies the purchases. Both are made on a read (bound to the model of the last request)
+    and by the first request after an event (``bound`` None until then: every worker applies
+    every event, and a visitor may send several between two requests); a request with another
+    model binds anew."""
 
     def __init__(self, max_visitors: int = 50_000):
         self.max_visitors = max_visitors
@@ -300,13 +319,24 @@ class LiveState:
         b = v[5]
         if b is None or b[0] != self.ds_serial:
             digest = v[4]
-            if digest is None:
-                entries, self.bought[visitor], newest = _digest(v[0], v[1])
-                digest = entries, newest
+            if digest is None or digest[2] is not v[0] or digest[3] is not v[1]:   # events since
+                digest = self._digest(visitor, v)
             b = (self.ds_serial, *_bind_model(digest[0], ds))
             v = self.visitors[visitor] = (*v[:4], digest, b)
         # the purchases copied (in C: a dict made of pairs costs ~4x more)
         return _recent_list(b[1], b[2], session), self.bought[visitor].copy(), v[4][1]
+
+
+    def _digest(self, visitor: str, v: tuple) -> tuple:
+        """The state ``v``'s digest anew after events: only its product events' part when its
+        purchase lines are still those of its last digest (a view or a cart changes no line)."""
+        old = v[4]
+        entries, newest = _digest_rows(v[0])
+        if old is not None and old[3] is v[1]:
+            purchases, newest_bought = old[4], old[5]
+        else:
+            self.bought[visitor], purchases, newest_bought = _digest_lines(v[1])
+        return _merged(entries, purchases), max(newest, newest_bought), v[0], v[1], purchases, newest_bought
 
 
 class _ShmFile:
@@ -360,8 +390,12 @@ def _read_state(conn: sqlite3.Connection, visitor: str, ds, ds_serial: int) -> t
     to the model ``ds`` (``ds_serial``: see ``LiveState``) as its request will want it, and its
     purchases (``_digest``'s ``bought``)."""
     rows, lines, seq = read_rows(conn, visitor)
-    entries, bought, newest = _digest(rows, lines)
-    return (tuple(rows), tuple(lines), seq, (next(_serials),) if (rows or lines) else (), (entries, newest),
+    rows, lines = tuple(rows), tuple(lines)
+    events, newest = _digest_rows(rows)
+    bought, purchases, newest_bought = _digest_lines(lines)
+    entries = _merged(events, purchases)
+    digest = entries, max(newest, newest_bought), rows, lines, purchases, newest_bought
+    return (rows, lines, seq, (next(_serials),) if (rows or lines) else (), digest,
             (ds_serial, *_bind_model(entries, ds))), bought
 
 
@@ -389,7 +423,7 @@ def _apply(v: tuple, row: tuple) -> tuple:
             c = d.get("content_ms") or {}
             content = (c.get("description") or 0) + (c.get("reviews") or 0) + (c.get("images") or 0) if isinstance(c, dict) else 0
         rows = _insert(rows, (etype, product, ts, session, engaged, scroll, content, seq), RECENT_EVENTS, _row_key)
-    return rows, lines, seq, (next(_serials),), None, None
+    return rows, lines, seq, (next(_serials),), v[4], None   # (the old digest: see ``LiveState._digest``)
 
 
 def _row_key(r: tuple) -> tuple:

@@ -121,3 +121,21 @@ def test_digest_orders_equal_times_as_the_reference():
         lines = [(f"p{rng.randrange(30)}", rng.choice((5, 6, 7)), f"o{k}") for k in range(rng.randrange(0, 40))]
         got, want = L._digest(rows, lines), _digest_reference(rows, lines)
         assert got[0] == want[0] and list(got[1].items()) == list(want[1].items()) and got[2] == want[2]
+
+
+def test_events_digest_anew_keeping_the_purchases_while_the_lines_are_the_same(shop, reader):
+    conn, ds = reader
+    shop.events([buy("oa", ["p1", "p2"], visitor="c", session="s1", ts=T0), view("p3", visitor="c", session="s1", ts=T0 + 1)])
+    w = L.LiveState()
+    w.sync(conn)
+    _exact(w.context(conn, ds, "c", "s2"), L.live_context(conn, ds, "c", "s2"))
+    kept = w.bought["c"]
+    shop.events([view("p4", visitor="c", session="s2", ts=T0 + 2), engage("p4", 9000, visitor="c", session="s2", ts=T0 + 3)])
+    w.sync(conn)
+    _exact(w.context(conn, ds, "c", "s2"), L.live_context(conn, ds, "c", "s2"))
+    assert w.bought["c"] is kept                      # a view changes no purchase line
+    shop.events([buy("ob", ["p5"], visitor="c", session="s2", ts=T0 + 4), view("p6", visitor="c", session="s2", ts=T0 + 5)])
+    w.sync(conn)
+    got = w.context(conn, ds, "c", "s2")
+    _exact(got, L.live_context(conn, ds, "c", "s2"))
+    assert "p5" in got[1] and w.bought["c"] is not kept
