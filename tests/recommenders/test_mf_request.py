@@ -235,3 +235,34 @@ def test_catalog_top_is_best_positive_over_every_position():
         assert pos.tolist() == want_pos.tolist() and best.tobytes() == s[want_pos].tobytes()
         ties += len(np.unique(best)) < len(best)
     assert fallbacks > 100 and ties > 100
+
+
+def test_clean_items_is_the_filter_keeping_everything():
+    from server.recommenders.kernels.factors import clean_items
+    rng = np.random.default_rng(7)
+    clean = 0
+    for trial in range(3000):
+        m = int(rng.integers(0, 8))
+        items = np.sort(rng.integers(-1, 12, m)) if trial % 3 else rng.integers(-1, 12, m)
+        w = rng.choice([-1.0, 0.0, 0.5, 2.0, np.nan], m, p=[.05, .05, .45, .4, .05]) if trial % 2 else np.ones(m)
+        keep = (items >= 0) & (items < 10) & (w > 0)
+        want = bool(keep.all()) and bool((items[1:] > items[:-1]).all())
+        assert clean_items(items.astype(np.int64), w, 10) is want
+        clean += want
+    assert clean > 300
+
+
+def test_fold_in_of_clean_and_unclean_items():
+    """The shortcut for clean items gives the vector of the filtering path, bit for bit."""
+    rng = np.random.default_rng(8)
+    m = ImplicitALS(ALSParams(factors=8))
+    m.item_factors = rng.normal(size=(40, 8)).astype(np.float32)
+    for _ in range(200):
+        items = np.unique(rng.integers(0, 40, int(rng.integers(1, 10))))
+        w = rng.random(len(items)) + 0.1
+        got = m.fold_in(items, w)
+        # the same items, one of them repeated with weight 0 and one unknown (not clean: filtered)
+        dirty_i = np.concatenate([items, [items[0], 45]])
+        dirty_w = np.concatenate([w, [0.0, 1.0]])
+        assert got.tobytes() == m.fold_in(dirty_i, dirty_w).tobytes()
+        assert got.tobytes() == m.fold_in(items[::-1].copy(), w[::-1].copy()).tobytes()   # merged: sorted

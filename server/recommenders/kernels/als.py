@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from .factors import clean_items
 from .topk import topk_1d
 
 
@@ -152,15 +153,19 @@ class ImplicitALS:
         if items.size == 0 or self.n_items == 0:
             return np.zeros(f, dtype=np.float32)
         w = np.ones(items.size) if weights is None else np.asarray(weights, dtype=np.float64)
-        keep = (items >= 0) & (items < self.n_items) & (w > 0)
-        items, w = items[keep], w[keep]
-        if items.size == 0:
-            return np.zeros(f, dtype=np.float32)
-        if (items[1:] > items[:-1]).all():    # sorted, no repeats (``visitor_items``): as is
-            uniq = items
-        else:                                  # merge repeated items
-            uniq, inv = np.unique(items, return_inverse=True)
-            w = np.bincount(inv, weights=w)
+        if (items.ndim == 1 and w.shape == items.shape and items.flags.c_contiguous and w.flags.c_contiguous
+                and clean_items(items, w, self.n_items)):
+            uniq = items                       # (``visitor_items``': one call instead of the filter's ten)
+        else:
+            keep = (items >= 0) & (items < self.n_items) & (w > 0)
+            items, w = items[keep], w[keep]
+            if items.size == 0:
+                return np.zeros(f, dtype=np.float32)
+            if (items[1:] > items[:-1]).all():    # sorted, no repeats: as is
+                uniq = items
+            else:                                  # merge repeated items
+                uniq, inv = np.unique(items, return_inverse=True)
+                w = np.bincount(inv, weights=w)
         cm1 = p.alpha * (np.log1p(w / p.eps) if p.confidence == "log" else w)
         if self._YtY is None:
             Y = self.item_factors.astype(np.float64)

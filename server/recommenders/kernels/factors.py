@@ -1,5 +1,6 @@
 """matrix_factorization's request-time steps, compiled (``server/jit.py``): one call a step.
 
+``clean_items`` tells ``ImplicitALS.fold_in`` that its items need no filter nor merge;
 ``row_lacks`` tells whether the request's live items add anything to the person's model row
 (``_person.visitor_items``' ``has_live``, without merging); ``ranked_top`` reads a known
 person's answer from the shortlist ranked at fit time (``matrix_factorization._ranked_top``,
@@ -131,3 +132,16 @@ def catalog_top(scores, k):
         return np.empty(0, np.int64), np.empty(0, np.float32), False
     n = min(m, k)
     return top[:n].copy(), val[:n].copy(), True
+
+
+@kernel("boolean(int64[::1], float64[::1], int64)")
+def clean_items(items, weights, n):
+    """Whether every item is in ``0 .. n - 1`` with a weight > 0 and the items strictly
+    increase (as ``visitor_items`` gives them): then ``fold_in``'s filter
+    (``(items >= 0) & (items < n) & (w > 0)``) keeps them all and there are no repeats to merge."""
+    for j in range(len(items)):
+        if not (0 <= items[j] < n and weights[j] > 0):
+            return False
+        if j and not items[j] > items[j - 1]:
+            return False
+    return True
