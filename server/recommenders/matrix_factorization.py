@@ -11,7 +11,7 @@ next view in session (hit rate@20 about 0.43; a fixed alpha of 2 gave 0.37 there
 their trained vector (the fit shortlists each person's best 128 items and, up to RANKED_CELLS,
 ranks them with the request's own arithmetic, so the request reads its answer instead of scoring
 the whole catalog); anyone else (a new visitor, or a person whose live session added
-products) is *folded in*: their vector is solved exactly from their items in one 32x32 solve,
+products) is *folded in*: their vector is solved exactly from their items in one 48x48 solve,
 so a session's first clicks already steer it. Products the visitor already has CAN be returned
 (repeat purchases are a large share of real baskets; the placement's rules decide what to
 exclude); only the current product is left out. The reason names the visitor's product

@@ -13,6 +13,8 @@ from server.recommenders.kernels.als import ALSParams, ImplicitALS
 from server.recommenders.kernels.factors import ranked_top_i32, ranked_top_u16, row_lacks
 from server.recommenders.matrix_factorization import MatrixFactorization, person_candidates, ranked_shortlists
 
+from .test_request_shortcuts import _Data
+
 
 def ranked_top_numpy(items, scores, k, item):
     """``_ranked_top`` before the kernel (None: a tie straddles the k-th place)."""
@@ -47,16 +49,8 @@ def visitor_items_numpy(ds, ctx, max_live=20):
     return _person._merge(own_i, own_w, li, lw)
 
 
-class Data:
+class Data(_Data):
     """The ``Dataset`` parts the request path reads."""
-    def __init__(self, R):
-        self.R, self.n_items, self._derived = R, R.shape[1], {}
-
-    def derived(self, name, fn):
-        if name not in self._derived:
-            self._derived[name] = fn(self)
-        return self._derived[name]
-
     def label(self, i):
         return f"p{i}"
 
