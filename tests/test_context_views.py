@@ -6,22 +6,9 @@ import random
 
 from server.recommenders.base import Context, Recent
 from server.signals import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW
+from tests.recommenders.test_request_helpers import _session_items   # the definition
 
 import numpy as np
-
-
-def _session_items(recent, max_items, in_session_only):
-    """The definition of ``Context.session_items`` (as tests/recommenders/test_request_helpers.py)."""
-    out, rank, decay = {}, 0, 1.0
-    for r in recent:
-        if r.item < 0 or r.kind not in (VIEW, CART, PURCHASE, CLICK, REVIEW) or (in_session_only and not r.in_session) or r.weight < 0.2:
-            continue
-        if r.item not in out:
-            if len(out) >= max_items:
-                break
-            out[r.item], decay, rank = 0.0, 0.8 ** rank, rank + 1
-        out[r.item] += r.weight * decay * (1.0 if r.in_session else 0.3)
-    return [(i, w) for i, w in out.items() if w > 0]
 
 
 def _seed_items(ctx, max_items):

@@ -10,7 +10,10 @@ import random
 
 from server import live as L
 from tests.engine.fixtures import T0, buy, engage, view
-from tests.engine.test_live import _random_events, reader, shop  # noqa: F401 (fixtures)
+from tests.engine import test_live
+
+_random_events = test_live._random_events
+shop, reader = test_live.shop, test_live.reader   # its fixtures
 
 
 def _exact(a, b):
@@ -83,23 +86,11 @@ def test_a_bulk_import_forgets_the_purchases_too(shop, reader, monkeypatch):
 
 
 def _digest_reference(rows, lines):
-    """``live._digest`` as first written (a sort by -ts; the type weight asked per entry)."""
-    from server.signals import PURCHASE, VIEW
-    agg, newest = {}, 0
-    for etype, product, ts, sess, engaged, scroll, content in (r[:7] for r in rows):
-        kind = L._KIND.get(etype)
-        if kind is None:
-            continue
-        newest = max(newest, ts)
-        a = agg.setdefault((product, kind), [ts, [], None, 0.0, 0.0])
-        if sess not in a[1]:
-            a[1].append(sess)
-        if engaged is not None:
-            a[2] = (a[2] or 0) + engaged
-            a[3] = max(a[3], scroll or 0.0)
-            a[4] += content or 0
-    entries = [(p, k, ts, L.SIGNALS.type_weight(k), tuple(ss), (eng, sc, co) if k == VIEW and eng is not None else None)
-               for (p, k), (ts, ss, eng, sc, co) in agg.items()]
+    """``live._digest`` as first written (one sort by -ts over the events' entries then the
+    purchases'; the type weight asked per entry), its events' aggregation aside."""
+    from server.signals import PURCHASE
+    entries = [(*e[:3], L.SIGNALS.type_weight(e[1]), *e[4:]) for e in L._digest_rows(rows)[0]]
+    newest = max([0] + [r[2] for r in rows if r[0] in L._KIND])
     bought = {}
     for p, ts, _ in lines:
         bought.setdefault(p, ts)
