@@ -326,17 +326,12 @@ class LiveState:
         # the purchases copied (in C: a dict made of pairs costs ~4x more)
         return _recent_list(b[1], b[2], session), self.bought[visitor].copy(), v[4][1]
 
-
     def _digest(self, visitor: str, v: tuple) -> tuple:
-        """The state ``v``'s digest anew after events: only its product events' part when its
-        purchase lines are still those of its last digest (a view or a cart changes no line)."""
-        old = v[4]
-        entries, newest = _digest_rows(v[0])
-        if old is not None and old[3] is v[1]:
-            purchases, newest_bought = old[4], old[5]
-        else:
-            self.bought[visitor], purchases, newest_bought = _digest_lines(v[1])
-        return _merged(entries, purchases), max(newest, newest_bought), v[0], v[1], purchases, newest_bought
+        """The state ``v``'s digest anew after events (see ``_state_digest``)."""
+        digest, bought = _state_digest(v[0], v[1], v[4])
+        if bought is not None:
+            self.bought[visitor] = bought
+        return digest
 
 
 class _ShmFile:
@@ -391,12 +386,22 @@ def _read_state(conn: sqlite3.Connection, visitor: str, ds, ds_serial: int) -> t
     purchases (``_digest``'s ``bought``)."""
     rows, lines, seq = read_rows(conn, visitor)
     rows, lines = tuple(rows), tuple(lines)
-    events, newest = _digest_rows(rows)
-    bought, purchases, newest_bought = _digest_lines(lines)
-    entries = _merged(events, purchases)
-    digest = entries, max(newest, newest_bought), rows, lines, purchases, newest_bought
+    digest, bought = _state_digest(rows, lines)
     return (rows, lines, seq, (next(_serials),) if (rows or lines) else (), digest,
-            (ds_serial, *_bind_model(entries, ds))), bought
+            (ds_serial, *_bind_model(digest[0], ds))), bought
+
+
+def _state_digest(rows: tuple, lines: tuple, old: tuple | None = None) -> tuple[tuple, dict | None]:
+    """A held state's digest of its ``rows`` and ``lines``: ((entries, newest ts, rows, lines,
+    the purchases' entries, their newest ts), bought) as ``_digest`` makes them; with ``old``,
+    the digest of an earlier state, its purchases' part is kept when made of the same lines (a
+    view or a cart changes no line), and ``bought`` is then None (unchanged)."""
+    entries, newest = _digest_rows(rows)
+    if old is not None and old[3] is lines:
+        bought, purchases, newest_bought = None, old[4], old[5]
+    else:
+        bought, purchases, newest_bought = _digest_lines(lines)
+    return (_merged(entries, purchases), max(newest, newest_bought), rows, lines, purchases, newest_bought), bought
 
 
 def _apply(v: tuple, row: tuple) -> tuple:
