@@ -10,7 +10,6 @@ import numpy as np
 
 from ._common import itemcf_neighbours, request_seeds
 from .base import Candidates, Recommender, seeds_key
-from .kernels.sums import NO_MORE
 from .registry import register
 
 TOP = 10

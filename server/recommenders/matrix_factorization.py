@@ -41,6 +41,7 @@ SHORTLIST = 128  # per person, the best items of the trained vector (fit): a req
 RANKED_CELLS = 200_000_000  # persons x items up to which the fit also ranks each shortlist (one
                             # matrix-vector product per person: ~1 s at this size; the bench/serve
                             # tenant, 21k persons x 3.7k items, takes 0.44 s)
+RANK_BLOCK = 16_384  # persons ranked per sort: ~3 KB of temporaries each, ~50 MB a block
 
 
 def person_candidates(als) -> np.ndarray | None:
@@ -66,15 +67,19 @@ def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np
         return None
     U = als.user_factors
     trained = np.flatnonzero(U.any(axis=1))
-    s = np.empty((len(trained), shortlist.shape[1]), np.float32)
-    for r, p in enumerate(trained.tolist()):      # the products: most of the time
-        s[r] = als.scores(U[p])[shortlist[p]]
-    short = shortlist[trained]
-    order = np.lexsort((short, -s), axis=-1)      # each row by score descending, then item
     items = shortlist.copy()
     scores = np.zeros(shortlist.shape, np.float32)   # a zero vector's row: never read (not trained)
-    items[trained] = np.take_along_axis(short, order, 1)
-    scores[trained] = np.take_along_axis(s, order, 1)
+    # in blocks of persons: a small catalogue allows millions of persons under RANKED_CELLS, and
+    # the sort's temporaries over all of them at once would be gigabytes
+    for a in range(0, len(trained), RANK_BLOCK):
+        rows = trained[a:a + RANK_BLOCK]
+        s = np.empty((len(rows), shortlist.shape[1]), np.float32)
+        for r, p in enumerate(rows.tolist()):      # the products: most of the time
+            s[r] = als.scores(U[p])[shortlist[p]]
+        short = shortlist[rows]
+        order = np.lexsort((short, -s), axis=-1)      # each row by score descending, then item
+        items[rows] = np.take_along_axis(short, order, 1)
+        scores[rows] = np.take_along_axis(s, order, 1)
     return items, scores
 
 

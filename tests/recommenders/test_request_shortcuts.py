@@ -115,3 +115,15 @@ def test_visitor_items_merges_the_row_and_the_live_items(stored_zero):
     items, w, has_live = visitor_items(ds, Context(person=0, recent=recent[:1]))
     assert not has_live
     assert items.tolist() == ([1] if stored_zero else [1, 3]) and w[0] == 2.0
+
+
+def test_ranked_shortlists_in_blocks_are_the_same(als, monkeypatch):
+    """The fit ranks persons in blocks (a small catalogue allows millions of them): any block
+    size gives the one-block answer, untrained persons included."""
+    import server.recommenders.matrix_factorization as mf
+    shortlist = person_candidates(als)
+    whole = ranked_shortlists(als, shortlist)
+    for block in (1, 3, 7):
+        monkeypatch.setattr(mf, "RANK_BLOCK", block)
+        got = ranked_shortlists(als, shortlist)
+        assert got[0].tobytes() == whole[0].tobytes() and got[1].tobytes() == whole[1].tobytes()
