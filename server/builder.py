@@ -424,6 +424,14 @@ class RemoteModelStore:
         self._lock = threading.Lock()
         self._published: bytes | None = None   # the builder's publish marker at the last full pass
         self._full_at = 0.0                    # monotonic: the last full pass
+        self.on_loaded = lambda slug, model: None   # before a model serves, in the loading thread
+
+    def _load(self, slug: str, path: Path):
+        """A published model read from ``path`` and warmed for requests (``model.warm``)."""
+        from .recommenders.model import warm   # (the worker has it imported already)
+        model = _load(path)
+        warm(self.on_loaded, slug, model)
+        return model
 
     def _folder(self, slug: str) -> Path:
         return models_dir(self.settings, slug)
@@ -551,7 +559,7 @@ class RemoteModelStore:
             path = folder / cur["file"]
             st.loading = True
             try:
-                model = await asyncio.get_running_loop().run_in_executor(None, _load, path)
+                model = await asyncio.get_running_loop().run_in_executor(None, self._load, slug, path)
             except FileNotFoundError:
                 return  # replaced meanwhile: the next poll takes the newer one
             except Exception as exc:  # e.g. a damaged file: keep serving the last model until the next one

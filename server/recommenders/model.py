@@ -217,6 +217,16 @@ class _TenantState:
         self.last_check = 0.0
 
 
+def warm(hook, slug: str, model) -> None:
+    """``hook(slug, model)`` (the serving engine's per-process derivations, e.g. the reply's
+    product heads) before the model serves its first request, off the event loop; a failure is
+    logged and the request that needs them builds them."""
+    try:
+        hook(slug, model)
+    except Exception:
+        log.exception("warming a model for requests failed", extra={"tenant": slug})
+
+
 class ModelStore:
     def __init__(self, rebuild_after_events: int = 1000, rebuild_interval_s: float = 300.0,
                  max_events: int | None = None):
@@ -227,6 +237,7 @@ class ModelStore:
         self.catalog_delay_s = 5.0  # catalog changes rebuild at most this often (a sync sends many batches)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-build")
         self.timezone_of = lambda slug: None   # slug -> the tenant's time zone (set by the serving engine)
+        self.on_loaded = lambda slug, model: None   # before a model serves, in the build thread (see ``warm``)
         self._state: dict[str, _TenantState] = {}
         self._lock = threading.Lock()
 
@@ -263,6 +274,7 @@ class ModelStore:
         conn = shard.connect_read()
         try:
             model = build_model(conn, max_events=self.max_events, timezone=self.timezone_of(shard.slug))
+            warm(self.on_loaded, shard.slug, model)
             st.model = model
             gc.freeze()  # the model's objects live until the next build: out of the cyclic GC's scans
             st.failures = 0

@@ -254,3 +254,35 @@ def test_items_are_encoded_as_the_item_dicts_would_be(tmp_path):
             msgspec.json.decode(by_dicts(currency))[::-1])
     assert msgspec.json.decode(serving._encode_items(ds, chosen, "GBP"))[1]["price"] is None
     assert serving._encode_items(ds, [], "GBP") == b"[]"
+
+
+def test_a_new_model_is_warmed_before_it_serves(client, shop, app):
+    """The reply's product heads are made when the process builds (or loads) a model, in that
+    thread, so no request pays for them; a request then reads them as they are."""
+    _shop_with_sessions(client, shop)
+    model = app.state.engine.models.get("shop")
+    currency = app.state.registry.get("shop").currency
+    heads = model.ds._derived.get("_serving_item_heads." + currency)
+    assert heads is not None and len(heads) == model.ds.n_items
+    _rec(client, shop, [{"id": "a", "placement": "main", "count": 3}])
+    assert model.ds._derived["_serving_item_heads." + currency] is heads
+
+
+def test_the_remote_store_warms_what_it_loads_and_survives_a_failing_warm(tmp_path, caplog):
+    import pickle
+
+    from server.builder import RemoteModelStore
+    from tests.helpers import make_settings
+
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps({"a model": 1}))
+    store = RemoteModelStore(make_settings(tmp_path))
+    seen = []
+    store.on_loaded = lambda slug, model: seen.append((slug, model))
+    assert store._load("shop", path) == {"a model": 1} and seen == [("shop", {"a model": 1})]
+
+    def broken(slug, model):
+        raise RuntimeError("warm failed")
+    store.on_loaded = broken
+    assert store._load("shop", path) == {"a model": 1}   # still loaded: a request builds what it needs
+    assert "warming a model for requests failed" in caplog.text
