@@ -34,7 +34,7 @@ class RealtimePersonal(Recommender):
         coview, itemcf = model
         session = ctx._session(8, False)
         v = request_seeds(ctx, session)
-        if v.low >= 0 and v.end <= len(coview.idx) and v.positive:
+        if v.fits(len(coview.idx)):
             s, w = v.items, v.weights
         else:   # only the session's items in range with weight > 0 (both tables span the dataset's items)
             s, w = seed_vectors([p for p in session if 0 <= p[0] < len(coview.idx) and p[1] > 0])
