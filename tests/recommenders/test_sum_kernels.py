@@ -196,8 +196,8 @@ def test_edges_empty_single_padding_and_out_of_range():
     assert nb.ends().tolist() == [1, 0, 2]
     assert Neighbours(np.array([[-1, 3, -1, 2, -1]], np.int32), np.ones((1, 5), np.float32)).ends().tolist() == [4]
     assert Neighbours.empty(3, 0).ends().tolist() == [0, 0, 0]
-    # a tie among few candidates of a large catalog: the candidates put in item order by a sort
-    # (not a walk over the catalog)
+    # a tie among few candidates of a large catalog: the candidates put in item order (from the
+    # catalog's bitmap)
     big = Neighbours.empty(2000, 4)
     big.idx[7], big.score[7] = [1500, 3, 900, -1], [0.5, 0.5, 0.25, 0]
     assert top(big, [7], [1.0], 1)[:3][0].tolist() == [3, 900, 1500]
