@@ -8,15 +8,13 @@ and ``SeedFinder`` are the same in numpy (the reference, and the path of a seed 
 """
 from __future__ import annotations
 
-from itertools import repeat
-from operator import lt
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
-from .base import Candidates
+from .base import Candidates, ClosestReasons, SeedVectors
 from .kernels.sums import NO_MORE, TIES_BEST, neighbour_top
 
 _EMPTY_I = np.zeros(0, np.int32)
@@ -200,30 +198,6 @@ def seed_vectors(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray
     return np.array([i for i, _ in seeds], np.int64), np.array([w for _, w in seeds], np.float32)
 
 
-class SeedVectors:
-    """(item, weight) seeds as ``neighbour_top`` takes them (``items`` int64, ``weights``
-    float32), with what the sources check before they hand them to it: ``low`` the smallest
-    item (0 when none), ``end`` 1 + the largest (0 when none), ``positive``: every weight > 0
-    (NaN is not)."""
-    __slots__ = ("items", "weights", "low", "end", "positive")
-
-    def __init__(self, seeds):
-        if seeds:
-            items, weights = zip(*seeds)
-            self.low, self.end = min(items), max(items) + 1
-            self.positive = all(map(lt, repeat(0.0), weights))   # (0 < w for each, in C; NaN is not)
-        else:
-            items = weights = ()
-            self.low = self.end = 0
-            self.positive = True
-        self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
-
-    def fits(self, n: int) -> bool:
-        """Whether every seed is an item of a table of ``n`` items with a weight > 0 (the
-        seeds ``neighbour_top`` takes)."""
-        return self.low >= 0 and self.end <= n and self.positive
-
-
 def request_seeds(ctx, seeds: tuple) -> SeedVectors:
     """``SeedVectors`` of one of the request's memoised seed tuples (``ctx.seed_items``',
     ``ctx.session_items``'), made once per request (``ctx.memo()``): the request's item
@@ -253,28 +227,7 @@ def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candida
     if not exact:
         pick = order(scores, k)
         items, scores, closest = items[pick], scores[pick], closest[pick]
-    return Candidates(items, scores, ClosestReasons(fmt, ds, closest, {} if texts is None else texts))
-
-
-class ClosestReasons:
-    """Reasons by position (a ``Candidates.reasons`` sequence), ``fmt`` naming each candidate's
-    closest seed (``closest``, aligned with the candidates), built only for the products shown
-    (one call each: a reason is asked for every product shown), each text once per model
-    (``texts``: seed -> text, shared by the requests)."""
-    __slots__ = ("fmt", "ds", "closest", "texts")
-
-    def __init__(self, fmt: str, ds, closest: np.ndarray, texts: dict):
-        self.fmt, self.ds, self.closest, self.texts = fmt, ds, closest, texts
-
-    def __len__(self) -> int:
-        return len(self.closest)
-
-    def __getitem__(self, pos: int) -> str:
-        seed = self.closest.item(pos)
-        text = self.texts.get(seed)
-        if text is None:
-            text = self.texts[seed] = self.fmt.format(self.ds.label(seed))
-        return text
+    return Candidates.of(items, scores, ClosestReasons(fmt, ds, closest, {} if texts is None else texts))
 
 
 class SeedRows:

@@ -286,6 +286,54 @@ class LazyReasons:
         return self.fn(pos)
 
 
+class ClosestReasons:
+    """Reasons by position (a ``Candidates.reasons`` sequence), ``fmt`` naming each candidate's
+    closest seed (``closest``, aligned with the candidates), built only for the products shown
+    (``Candidates.reason`` reads them without a call of its own), each text once per model
+    (``texts``: seed -> text, shared by the requests: ``_common.Neighbours.reason_texts``)."""
+    __slots__ = ("fmt", "ds", "closest", "texts")
+
+    def __init__(self, fmt: str, ds, closest: np.ndarray, texts: dict):
+        self.fmt, self.ds, self.closest, self.texts = fmt, ds, closest, texts
+
+    def __len__(self) -> int:
+        return len(self.closest)
+
+    def __getitem__(self, pos: int) -> str:
+        seed = self.closest.item(pos)
+        text = self.texts.get(seed)
+        return text if text is not None else self.text(seed)
+
+    def text(self, seed: int) -> str:
+        """The reason naming ``seed``, made once per model."""
+        text = self.texts[seed] = self.fmt.format(self.ds.label(seed))
+        return text
+
+
+class SeedVectors:
+    """(item, weight) seeds as ``kernels/sums.neighbour_top`` takes them (``items`` int64,
+    ``weights`` float32), with what the sources check before they hand them to it: ``low`` the
+    smallest item (0 when none), ``end`` 1 + the largest (0 when none), ``positive``: every
+    weight > 0 (NaN is not)."""
+    __slots__ = ("items", "weights", "low", "end", "positive")
+
+    def __init__(self, seeds):
+        if seeds:
+            items, weights = zip(*seeds)
+            self.low, self.end = min(items), max(items) + 1
+            self.positive = all(map(lt, repeat(0.0), weights))   # (0 < w for each, in C; NaN is not)
+        else:
+            items = weights = ()
+            self.low = self.end = 0
+            self.positive = True
+        self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
+
+    def fits(self, n: int) -> bool:
+        """Whether every seed is an item of a table of ``n`` items with a weight > 0 (the
+        seeds ``neighbour_top`` takes)."""
+        return self.low >= 0 and self.end <= n and self.positive
+
+
 class RankedScores(NamedTuple):
     scores: np.ndarray      # one score per dataset item
     items: np.ndarray       # the best items, best first (at most 200)
@@ -306,11 +354,23 @@ class Candidates:
 
     def reason(self, pos: int) -> str:
         r = self.reasons
+        if type(r) is ClosestReasons:    # (the item sources': looked up here, one call a product shown)
+            seed = r.closest.item(pos)
+            text = r.texts.get(seed)
+            return text if text is not None else r.text(seed)
         if isinstance(r, str):
             return r
         if callable(r):
             return r(self.items.item(pos))   # (a Python int)
         return r[pos]
+
+    @classmethod
+    def of(cls, items: np.ndarray, scores: np.ndarray, reasons) -> "Candidates":
+        """``Candidates(items, scores, reasons)`` for ``items`` already int32 and ``scores``
+        float32 (a kernel's answer): taken as they are, no conversion asked for."""
+        c = cls.__new__(cls)
+        c.items, c.scores, c.reasons = items, scores, reasons
+        return c
 
     @classmethod
     def empty(cls) -> "Candidates":
