@@ -141,12 +141,43 @@ class ServerProcess:
                 pass
         return total
 
+    def cpu_split(self) -> dict[str, float]:
+        """CPU seconds so far of each process of the server: ``serve`` (the ``funnelrec serve``
+        process: with 1 worker it is the uvicorn worker too), ``writer``, ``builder``, ``worker``
+        (the workers of ``--workers N``, summed) and ``other``."""
+        out: dict[str, float] = {}
+        if not self.proc or self.proc.poll() is not None:
+            return out
+        out["serve"] = _proc_cpu(self.proc.pid)
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for c in children:
+            try:
+                cmd = Path(f"/proc/{c}/cmdline").read_bytes()
+            except OSError:
+                continue
+            name = ("writer" if b"writer_service" in cmd else "builder" if b"server.builder" in cmd
+                    else "worker" if b"multiprocessing" in cmd else "other")
+            out[name] = out.get(name, 0.0) + _proc_cpu(int(c))
+        return out
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
         self.log_file.close()
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _tree_cpu(pid: int) -> float:

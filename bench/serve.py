@@ -1,6 +1,10 @@
 """Recommendation serving on loopback: requests/s and p50/p99, beside an empty Starlette endpoint.
 
-    .venv/bin/python -m bench.serve [--duration 10] [--connections 32] [--csv PATH]
+    .venv/bin/python -m bench.serve [--duration 10] [--connections 32] [--csv PATH] [--workers 1,2]
+        [--no-empty] [--roots TREE,TREE,...] [--out PATH] [--keep]
+
+``--roots`` serves funnelrec from each source tree in turn on the same data (before/after a
+change side by side in one run, e.g. ``--roots /tmp/base,.,/tmp/base,.``).
 
 One run:
 1. a fresh data dir with one tenant loaded with the full online-retail data (``bench/retail.py``:
@@ -23,7 +27,9 @@ One run:
    the empty endpoint's replies cost it.
 
 The client is the raw keep-alive HTTP/1.1 client of ``bench/ingest.py`` (one request in flight
-per connection). Output: Markdown on stdout, ``bench/results/serve.json``.
+per connection). Output: Markdown on stdout, ``bench/results/serve.json``. Server CPU is the
+server's process tree (with 1 worker the ``funnelrec serve`` process is the worker; the writer
+and builder processes are its children), also per request sent and split by process.
 """
 from __future__ import annotations
 
@@ -231,6 +237,7 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     except Exception:  # the empty endpoint has no metrics
         gc0 = None
     c0 = srv.cpu_seconds()
+    s0 = srv.cpu_split()
     t0 = time.perf_counter()
     coro = run(srv.port, reqs, a.connections, a.duration, a.warmup, check)
     if _UVLOOP:
@@ -238,11 +245,36 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
         m = uvloop.run(coro)
     else:
         m = asyncio.run(coro)
-    m["server_cpu_pct"] = round(100 * (srv.cpu_seconds() - c0) / (time.perf_counter() - t0), 1)
+    wall = time.perf_counter() - t0
+    cpu = srv.cpu_seconds() - c0
+    m["server_cpu_pct"] = round(100 * cpu / wall, 1)
+    # the CPU counts the warm-up too, so per request it is over every request sent
+    m["server_cpu_us_per_req"] = round(1e6 * cpu / max(m["sent"], 1), 1)
+    m["cpu_split_us_per_req"] = {k: round(1e6 * (v - s0.get(k, 0.0)) / max(m["sent"], 1), 1)
+                                 for k, v in srv.cpu_split().items()}
     if gc0 is not None:  # the pauses during this scenario (warm-up included)
         gc1 = gc_pauses(srv.port)
         m["gc"] = {g: {k: v - gc0.get(g, {}).get(k, 0) for k, v in d.items()} for g, d in gc1.items()}
     return m
+
+
+def serve_funnelrec(root: Path, workers: int, tag: str, data_dir: Path, env: dict, t: dict, bodies: list, a,
+                    results: dict) -> float:
+    """``funnelrec serve`` from the tree ``root`` (``python -m server`` imports the tree it runs
+    in; its sidecars inherit the directory): the fresh and the repeat scenarios."""
+    port = free_port()
+    cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(workers))
+    with ServerProcess(cmd, port, env=env, name="funnelrec", cwd=root) as srv:
+        build_s = warm(port, bodies[0], t["secret_key"])
+        st = settle(port, t["secret_key"])
+        print(f"models built and serving after {build_s:.2f} s; ranker: {st.get('ranker')}", file=sys.stderr)
+        for scenario, pool in (("recommend", bodies), ("recommend repeat", bodies[:a.repeat_pool])):
+            name = f"{scenario}, {workers} worker{'s' if workers > 1 else ''}{tag}"
+            results[name] = measure(srv, framed(pool, "/v1/recommend", port), a, check=True)
+            print(f"{name}: {results[name]}", file=sys.stderr)
+            if results[name]["non_200"]:
+                print(srv.log(), file=sys.stderr)
+    return build_s
 
 
 def main(argv=None) -> int:
@@ -254,6 +286,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--workers", default="1,2", help="funnelrec worker processes to measure (default 1,2)")
+    ap.add_argument("--no-empty", action="store_true", help="skip the empty endpoint")
+    ap.add_argument("--roots", default=None,
+                    help="comma-separated source trees to serve funnelrec from, in turn, on the same data "
+                         "(e.g. /tmp/base,.,/tmp/base,.: before/after side by side in one run); default: this one")
     ap.add_argument("--repeat-pool", type=int, default=400,
                     help="size of the request pool of the 'repeat' scenario (visitors reloading pages: result cache)")
     a = ap.parse_args(argv)
@@ -275,7 +311,7 @@ def main(argv=None) -> int:
         categories = sorted({p["category"] for p in products})
         bodies = request_bodies(t["site_key"], people, categories, POOL)
 
-        for workers in [int(w) for w in a.workers.split(",")]:
+        for workers in [] if a.no_empty else [int(w) for w in a.workers.split(",")]:
             port = free_port()
             name = "empty" if workers == 1 else f"empty, {workers} workers"
             with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port), "--workers", str(workers)],
@@ -283,25 +319,17 @@ def main(argv=None) -> int:
                 results[name] = measure(srv, framed(bodies, "/v1/events", port), a, check=False)
                 print(f"{name}: {results[name]}", file=sys.stderr)
 
-        for workers in [int(w) for w in a.workers.split(",")]:
-            port = free_port()
-            cmd = funnelrec_cmd("serve", "--port", str(port), "--data-dir", str(data_dir), "--workers", str(workers))
-            with ServerProcess(cmd, port, env=env, name="funnelrec") as srv:
-                build_s = warm(port, bodies[0], t["secret_key"])
-                st = settle(port, t["secret_key"])
-                print(f"models built and serving after {build_s:.2f} s; ranker: {st.get('ranker')}", file=sys.stderr)
-                for scenario, pool in (("recommend", bodies), ("recommend repeat", bodies[:a.repeat_pool])):
-                    name = f"{scenario}, {workers} worker{'s' if workers > 1 else ''}"
-                    results[name] = measure(srv, framed(pool, "/v1/recommend", port), a, check=True)
-                    print(f"{name}: {results[name]}", file=sys.stderr)
-                    if results[name]["non_200"]:
-                        print(srv.log(), file=sys.stderr)
+        roots = [Path(r).resolve() for r in a.roots.split(",")] if a.roots else [ROOT]
+        for k, root in enumerate(roots):
+            tag = f" [{k + 1}: {root.name if root != ROOT else 'this tree'}]" if a.roots else ""
+            for workers in [int(w) for w in a.workers.split(",")]:
+                build_s = serve_funnelrec(root, workers, tag, data_dir, env, t, bodies, a, results)
     finally:
         if a.keep:
             print(f"data dir kept: {data_dir}", file=sys.stderr)
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
-    e = results.get("empty") or next(v for k, v in results.items() if k.startswith("empty"))
+    e = results.get("empty") or next((v for k, v in results.items() if k.startswith("empty")), {"req_per_s": 0})
     ratios = {k: round(m["req_per_s"] / e["req_per_s"], 3) for k, m in results.items() if k != "empty" and e["req_per_s"]}
     # the same server settings: funnelrec with N workers against the empty endpoint with N workers
     same = {}
@@ -321,13 +349,16 @@ def main(argv=None) -> int:
                           for k, m in results.items() if k.startswith("recommend")}}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
-    print("| endpoint | req/s | vs empty (1 worker) | vs empty, same workers | p50 ms | p99 ms | max ms | server CPU | GC gen2 pauses (ms) | non-200 | short slots |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| endpoint | req/s | vs empty (1 worker) | vs empty, same workers | p50 ms | p99 ms | max ms | server CPU | "
+          "server CPU µs/request (by process) | GC gen2 pauses (ms) | non-200 | short slots |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, m in results.items():
         g2 = m.get("gc", {}).get("gen2")
         gcs = f"{g2['count']} ({g2['total_ms']})" if g2 else ""
+        split = ", ".join(f"{k} {v}" for k, v in m["cpu_split_us_per_req"].items())
         print(f"| {name} | {m['req_per_s']:,} | {ratios.get(name, 1.0)} | {same.get(name, '')} | {m['p50_ms']} | {m['p99_ms']} | "
-              f"{m['max_ms']} | {m['server_cpu_pct']}% | {gcs} | {m['non_200']} | {m.get('short_slots', '')} |")
+              f"{m['max_ms']} | {m['server_cpu_pct']}% | {m['server_cpu_us_per_req']} ({split}) | {gcs} | {m['non_200']} | "
+              f"{m.get('short_slots', '')} |")
     print(f"\nload average during the run: {os.getloadavg()}")
     print(f"\nrecommend / empty = {ratio:.3f} (target >= 0.25); {slots_per_req:.2f} slots per request; "
           f"p99 {r['p99_ms']} ms (target < 20) at {a.connections} connections")
