@@ -2,8 +2,9 @@
 by decayed popularity (views + carts + 5x purchases, 30-day half-life); when the category has
 no activity, its newest products.
 
-A category's ranking depends only on the model: it is made on a category's first request and
-kept with the model's dataset (one entry per category of the catalog), so a request slices it.
+Every category's ranking depends only on the build: ``fit`` ranks each category path (and
+ancestor) of the catalog once, so that a request slices its category's (most categories are
+asked for rarely: the shop-wide answer cache holds few of them).
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from .base import Candidates, Recommender
 from .registry import register
 
 
-def ranked(model: np.ndarray, ds, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``members`` best first and their scores: by popularity (``model``), or by creation
-    time when none has any; ties in ``members``' order (a stable sort)."""
-    s = model[members]
+def ranked(popular: np.ndarray, ds, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``members`` best first and their scores: by popularity, or by creation time when none
+    has any; ties in ``members``' order (a stable sort)."""
+    s = popular[members]
     if s.max(initial=0) <= 0:
         created = ds.created_at[members].astype(np.float64)
         s = (1.0 + (created - created.min()) / max(created.max() - created.min(), 1.0)).astype(np.float32)
@@ -26,10 +27,32 @@ def ranked(model: np.ndarray, ds, members: np.ndarray) -> tuple[np.ndarray, np.n
     return members[order].astype(np.int32), s[order] + 1e-6
 
 
+class CategoryRanks:
+    """``popularity`` (per item) and every category path's ``ranked`` products, one after the
+    other in ``items`` / ``scores``: ``at[path]`` = (start, end, the reason naming the path)."""
+    __slots__ = ("popularity", "items", "scores", "at")
+
+    def __init__(self, popular: np.ndarray, ds):
+        self.popularity, self.at = popular, {}
+        items, scores, start = [], [], 0
+        paths = dict.fromkeys(" > ".join(levels[:d]) for levels in (c.split(" > ") for c in ds.categories if c)
+                              for d in range(1, len(levels) + 1))
+        for path in paths:
+            members = ds.category_items(path)
+            if len(members):
+                i, s = ranked(popular, ds, members)
+                items.append(i)
+                scores.append(s)
+                self.at[path] = (start, start + len(i), f"top in {path.split(' > ')[-1]}")
+                start += len(i)
+        self.items = np.concatenate(items) if items else np.zeros(0, np.int32)
+        self.scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
+
 @register("category_top", description="top products of this category")
 class CategoryTop(Recommender):
     def fit(self, ds):
-        return popularity(ds, (VIEW, CART, PURCHASE), half_life_days=30.0)
+        return CategoryRanks(popularity(ds, (VIEW, CART, PURCHASE), half_life_days=30.0), ds)
 
     def cache_key(self, ctx):  # the category, or the current product's when none is sent
         return ctx.category, (None if ctx.category else ctx.item)
@@ -46,13 +69,11 @@ class CategoryTop(Recommender):
             members = ds.category_items(ranked_as)
         if len(members) == 0:
             return Candidates.empty()
-        # (one entry per category of the catalog: ``ranked_as`` has items; with the model it was
-        # ranked by, and the reason when the category asked for is that one)
-        memo = ds.derived("_category_top_ranked", lambda ds: {})
-        hit = memo.get(ranked_as)
-        if hit is None or hit[0] is not model:
-            hit = memo[ranked_as] = (model, *ranked(model, ds, members), f"top in {ranked_as.split(' > ')[-1]}")
-        _, items, scores, reason = hit
+        at = model.at.get(ranked_as) if type(model) is CategoryRanks else None
+        if at is None:   # (a model pickled before the ranks: the popularity alone)
+            items, scores = ranked(getattr(model, "popularity", model), ds, members)
+            return Candidates.of(items[:k], scores[:k], f"top in {cat.split(' > ')[-1]}")
+        start, end, reason = at
         if ranked_as is not cat:    # (the unknown leaf is named)
             reason = f"top in {cat.split(' > ')[-1]}"
-        return Candidates.of(items[:k], scores[:k], reason)
+        return Candidates.of(model.items[start:end][:k], model.scores[start:end][:k], reason)

@@ -1,17 +1,19 @@
-"""category_top's ranking kept per category (made on a category's first request) against the
-code that sorted the category's products on every request: popularity ties, categories with no
-activity (by creation time), an unknown leaf (its parent's ranking, the leaf named), the
-current product's category, any k, and a second model over the same dataset."""
+"""category_top's rankings made by ``fit`` for every category path against the code that
+sorted the category's products on every request: popularity ties, categories with no activity
+(by creation time), an unknown leaf (its parent's ranking, the leaf named), the current
+product's category, any k (0 and negative included), and a model pickled before the rankings
+(the popularity alone)."""
 import numpy as np
 
 from server.recommenders.base import Candidates, Context
-from server.recommenders.category_top import CategoryTop
+from server.recommenders.category_top import CategoryRanks, CategoryTop
 
 
 class DS:
     def __init__(self, rng, n):
         paths = ["A", "A > B", "A > C", "D", "D > E > F"]
         self.category = [paths[int(rng.integers(0, len(paths)))] for _ in range(n)]
+        self.categories = sorted(set(self.category)) + ["", "Q > R"]   # (a name no item has)
         self.created_at = rng.integers(0, 5, n).astype(np.int64) * 1000   # ties in creation time too
         self._derived = {}
 
@@ -54,13 +56,15 @@ def test_kept_rankings_are_the_sorted_answer():
         for c in range(n):          # a category without activity in the first model
             if ds.category[c] == "D > E > F":
                 models[0][c] = 0.0
-        for _ in range(40):
-            model = models[int(rng.integers(0, 2))]
-            ctx = Context(category=rng.choice([None, "A", "A > B", "D", "D > E > F", "A > Z", "Z", "D > E > F > G"]),
+        fitted = [CategoryRanks(m, ds) for m in models] + models      # (the popularity alone: an old model)
+        for _ in range(60):
+            pick = int(rng.integers(0, 4))
+            model, popular = fitted[pick], models[pick % 2]
+            ctx = Context(category=rng.choice([None, "A", "A > B", "D", "D > E > F", "A > Z", "Z", "D > E > F > G", "D > E"]),
                           item=int(rng.integers(-1, n)))
-            k = int(rng.integers(1, 30))
-            got, want = rec.recommend(model, ds, ctx, k), reference(model, ds, ctx, k)
+            k = int(rng.integers(-2, 30))
+            got, want = rec.recommend(model, ds, ctx, k), reference(popular, ds, ctx, k)
             assert got.items.tolist() == want.items.tolist() and got.items.dtype == np.int32
             assert got.scores.tobytes() == want.scores.tobytes()
             assert [got.reason(p) for p in range(len(got))] == [want.reason(p) for p in range(len(want))]
-    assert len(ds._derived["_category_top_ranked"]) <= 5     # one entry per category of the catalog
+        assert set(fitted[0].at) <= {"A", "A > B", "A > C", "D", "D > E", "D > E > F"}
