@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import gc
@@ -58,6 +59,7 @@ log = logging.getLogger("funnelrec.builder")
 
 CHECK_S = 1.0            # how often an active tenant's shard is checked for new events / catalog changes
 QUERY_S = 60.0           # ... and queried at least this often even when its files look unchanged
+CHECK_CONNS = 16         # read connections kept open for those queries (the busiest tenants: LRU)
 CATALOG_DELAY_S = 5.0    # catalog changes rebuild at most this often (a sync sends many batches)
 ACTIVE_TOUCH_S = 5.0     # workers touch ``active`` at most this often
 FULL_SCAN_S = 5.0        # the builder looks at every tenant's folder this often (the inbox: every pass)
@@ -107,17 +109,18 @@ def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
 
 
 def _signature(path: Path) -> tuple | None:
-    """(mtime, size) of a shard's database and WAL files: any commit changes the WAL (or, after a
-    checkpoint, the database). None when the database cannot be read."""
+    """(inode, mtime, size) of a shard's database and (mtime, size) of its WAL file: any commit
+    changes the WAL (or, after a checkpoint, the database); the inode tells a shard made anew
+    (the tenant deleted and created again). None when the database cannot be read."""
     try:
         db = os.stat(path)
     except OSError:
         return None
     try:
         wal = os.stat(f"{path}-wal")
-        return db.st_mtime_ns, db.st_size, wal.st_mtime_ns, wal.st_size
+        return db.st_ino, db.st_mtime_ns, db.st_size, wal.st_mtime_ns, wal.st_size
     except OSError:
-        return db.st_mtime_ns, db.st_size
+        return db.st_ino, db.st_mtime_ns, db.st_size
 
 
 def read_current(folder: Path) -> dict | None:
@@ -167,6 +170,7 @@ class Builder:
         self.inbox = inbox_dir(settings)
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.published = 0
+        self._check_conns: collections.OrderedDict = collections.OrderedDict()  # slug -> (inode, connection)
 
     def _timezone(self, slug: str) -> str | None:
         tenant = self.registry.get(slug)
@@ -176,6 +180,41 @@ class Builder:
         from .shards import open_connection
         return open_connection(t.path, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms, readonly=True)
 
+    def forget(self, slug: str) -> None:
+        """Drop a tenant (deleted or idle): its memory and its kept connection go."""
+        self.tenants.pop(slug, None)
+        self._close_check(slug)
+
+    def _close_check(self, slug: str) -> None:
+        kept = self._check_conns.pop(slug, None)
+        if kept is not None:
+            with contextlib.suppress(Exception):
+                kept[1].close()
+
+    def _check_query(self, t: _Tenant, inode: int) -> None:
+        """``seen_seq`` and ``seen_catalog`` read from the shard, on a read connection kept
+        between checks (opening one, its pragmas and the schema read, was ~1.1 ms of a check's
+        ~1.5 ms; under load every check queries: each commit changes the WAL). At most
+        ``CHECK_CONNS`` are kept (file descriptors: 3 a shard), the least recently used closed;
+        a new inode (the shard made anew) gets a new connection."""
+        kept = self._check_conns.get(t.slug)
+        if kept is not None and kept[0] != inode:
+            self._close_check(t.slug)
+            kept = None
+        if kept is None:
+            kept = self._check_conns[t.slug] = (inode, self._conn(t))
+            kept[1].execute("PRAGMA cache_size=-256")  # a few pages: the queries read the OS's cache
+            while len(self._check_conns) > CHECK_CONNS:
+                self._close_check(next(iter(self._check_conns)))
+        self._check_conns.move_to_end(t.slug)
+        conn = kept[1]
+        try:  # fetchall: each statement runs to its end, so no read transaction stays open (the WAL could not restart)
+            t.seen_seq = conn.execute("SELECT max(seq) FROM events").fetchall()[0][0] or 0
+            t.seen_catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchall()[0])
+        except Exception:
+            self._close_check(t.slug)  # e.g. the file went: the next check opens anew
+            raise
+
     def scan(self, full: bool = True) -> None:
         """Take the workers' notes from the inbox; with ``full``, also look at every tenant's
         folder: tenants deleted, active (touched ``active``), idle (forgotten: their memory goes)."""
@@ -183,7 +222,7 @@ class Builder:
         if live is not None:
             for slug in list(self.tenants):
                 if slug not in live:
-                    del self.tenants[slug]
+                    self.forget(slug)
         noted = self._take_inbox(live)
         if not full:
             return
@@ -201,7 +240,7 @@ class Builder:
                     continue
                 t = self.tenants[slug] = _Tenant(slug, self.registry.shard_path(slug), folder)
             if not (active or slug in noted or t.force or t.catalog_dirty or not t.built):
-                del self.tenants[slug]  # idle: its memory goes
+                self.forget(slug)  # idle: its memory goes
 
     def _take_inbox(self, live: set[str] | None) -> set[str]:
         """The workers' notes (see the module docstring), each taken once; the slugs noted."""
@@ -252,12 +291,7 @@ class Builder:
         sig = _signature(t.path)   # taken before the queries: a commit during them changes it again
         if sig is None or sig != t.sig or now - t.last_query >= QUERY_S:
             try:
-                conn = self._conn(t)
-                try:
-                    t.seen_seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-                    t.seen_catalog = tuple(conn.execute("SELECT count(*), max(updated_at) FROM products").fetchone())
-                finally:
-                    conn.close()
+                self._check_query(t, sig[0] if sig else -1)
             except Exception:
                 return False
             t.sig, t.last_query = sig, now
@@ -359,6 +393,8 @@ class Builder:
                 self.stop.wait(0.2)
                 continue
             self.build(t)
+        for slug in list(self.tenants):
+            self.forget(slug)
 
 
 def _ranker_info(model) -> dict | None:

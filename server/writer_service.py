@@ -68,12 +68,13 @@ class _Connection:
 
 
 class _Open:
-    __slots__ = ("writer", "generation", "last_used")
+    __slots__ = ("writer", "generation", "last_used", "path")
 
-    def __init__(self, writer: ShardWriter, generation: int):
+    def __init__(self, writer: ShardWriter, generation: int, path: str):
         self.writer = writer
         self.generation = generation
         self.last_used = time.monotonic()
+        self.path = path
 
 
 class WriterService:
@@ -176,12 +177,15 @@ class WriterService:
         """The open writer of ``slug`` (holding ``_lock``); opened on first use, never created."""
         if self._closing:
             raise RuntimeError("the writer process is shutting down")
-        try:
-            validate_slug(slug)
-        except TenantError as exc:
-            raise ShardGone(slug) from exc
-        path = self.shard_dir / f"{slug}.db"
         entry = self._shards.get(slug)
+        if entry is not None:  # (its slug was checked when it was opened; its path made then)
+            path = entry.path
+        else:
+            try:
+                validate_slug(slug)
+            except TenantError as exc:
+                raise ShardGone(slug) from exc
+            path = str(self.shard_dir / f"{slug}.db")
         if not os.path.exists(path):  # the tenant was deleted: never re-create its shard
             if entry is not None:
                 del self._shards[slug]
@@ -193,7 +197,7 @@ class WriterService:
         if entry is not None:  # a newer tenant of the same slug, or a writer that died
             entry.writer.stop()
         s = self.settings
-        writer = ShardWriter(path, s.sqlite_synchronous, s.sqlite_busy_timeout_ms, s.write_batch_max, s.sqlite_cache_mb,
+        writer = ShardWriter(Path(path), s.sqlite_synchronous, s.sqlite_busy_timeout_ms, s.write_batch_max, s.sqlite_cache_mb,
                              s.sqlite_wal_autocheckpoint, s.write_group_wait_ms, create=False,
                              checkpoint_interval_ms=s.sqlite_checkpoint_interval_ms)
         try:
@@ -203,7 +207,7 @@ class WriterService:
             if not os.path.exists(path):
                 raise ShardGone(slug) from exc
             raise
-        self._shards[slug] = _Open(writer, generation)
+        self._shards[slug] = _Open(writer, generation, path)
         log.info("shard opened", extra={"shard": slug})
         return writer
 

@@ -13,7 +13,7 @@ import pytest
 from server import builder as B
 from server.config import Settings
 from server.recommenders import model as model_mod
-from server.shards import Shard
+from server.shards import Shard, open_connection
 from server.tenants import TenantRegistry
 from tests.engine.fixtures import T0, ShopData, product, view
 
@@ -221,9 +221,9 @@ def test_an_unchanged_shard_is_not_queried_on_every_check(env):
     (B.models_dir(settings, "tt") / "active").touch()
     assert _run_once(b) is not None
     t = b.tenants["tt"]
-    opened = []
-    real = b._conn
-    b._conn = lambda t: opened.append(1) or real(t)
+    opened = []  # the shard's queries
+    real = b._check_query
+    b._check_query = lambda t, inode: opened.append(1) or real(t, inode)
 
     def check():
         t.last_check = 0
@@ -234,7 +234,7 @@ def test_an_unchanged_shard_is_not_queried_on_every_check(env):
     assert first <= 2            # (the first check may see the files its own connection touched)
     for _ in range(5):
         assert not check()
-    assert len(opened) == first  # unchanged files: no connection, no query
+    assert len(opened) == first  # unchanged files: no query
     d.events([view("c", visitor="x", session="x", ts=T0 + 5), view("a", visitor="x", session="x", ts=T0 + 6),
               view("b", visitor="y", session="y", ts=T0 + 7)])
     assert check()               # 3 new events (the threshold): a rebuild is due
@@ -244,6 +244,55 @@ def test_an_unchanged_shard_is_not_queried_on_every_check(env):
     t.last_query -= B.QUERY_S    # once a minute the shard is queried whatever its files say
     check()
     assert len(opened) == first + 2
+
+
+def test_the_checks_keep_a_connection_that_holds_no_snapshot(env):
+    """The per-second check queries on one kept connection (not one per check), which holds no
+    read transaction between checks (the WAL can start over), opens anew when the shard file is
+    replaced (the tenant deleted and created again), and is closed with a forgotten tenant."""
+    settings, d, b = env
+    B.models_dir(settings, "tt").mkdir()
+    (B.models_dir(settings, "tt") / "active").touch()
+    assert _run_once(b) is not None
+    t = b.tenants["tt"]
+    opened = []
+    real = b._conn
+    b._conn = lambda t: opened.append(1) or real(t)
+
+    def check():
+        t.last_check, t.last_query = 0, -B.QUERY_S  # query whatever the files say
+        return b.due(t)
+    for k in range(3):
+        d.events([view("c", visitor="x", session="x", ts=T0 + 10 + k)])
+        check()
+    assert len(opened) == 1 and t.seen_seq == t.seq + 3
+    conn = b._check_conns["tt"][1]
+    assert not conn.in_transaction
+    other = open_connection(d.shard.path)
+    busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    other.close()
+    assert busy == 0                                   # no snapshot held: the WAL started over
+    assert os.path.getsize(f"{d.shard.path}-wal") == 0
+
+    # the shard made anew under the same name: a new connection reads the new file
+    path = d.shard.path
+    d.close()
+    os.replace(path, f"{path}.old")
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.remove(f"{path}{suffix}")
+    shard = Shard.open("tt", path, settings)
+    shard.writer.submit(lambda c: c.execute("INSERT INTO products (id, title, url, price, currency, in_stock,"
+                                            " updated_at, created_at) VALUES ('z', 'z', '/z', 1, 'EUR', 1, 1, 1)")).result()
+    check()
+    assert len(opened) == 2 and t.seen_catalog[0] == 1
+    shard.close_sync()
+    d.shard = Shard.open("tt", path, settings)         # (for the fixture's teardown)
+
+    b.forget("tt")
+    assert "tt" not in b._check_conns and "tt" not in b.tenants
+    with pytest.raises(Exception):
+        conn.execute("SELECT 1")                        # closed
 
 
 def test_a_worker_poll_reads_one_file_until_the_builder_publishes(env):
