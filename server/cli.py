@@ -78,7 +78,8 @@ def serve(host, port, workers, log_level, data_dir, as_json=False) -> None:
         click.echo(f"funnelrec serving on http://{s.host}:{s.port} (data: {s.data_dir}, workers: {s.workers})", err=True)
     from . import sidecars, workers as worker_procs
 
-    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for)
+    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=s.trust_forwarded_for,
+                   **worker_procs.http_options())
     own_sockets = s.workers > 1 and worker_procs.supported()  # one SO_REUSEPORT socket per worker
     if own_sockets:
         try:
