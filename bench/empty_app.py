@@ -4,7 +4,9 @@ It reads the body and answers a small constant JSON, nothing else. It is served 
 ``funnelrec serve`` serves the real app (server/cli.py): ``uvicorn.run`` with 1 worker (with
 ``--workers N``: N processes with one SO_REUSEPORT socket each, server/workers.py), the
 default (auto) loop and HTTP implementations — uvloop and httptools when installed, as they are
-with ``uvicorn[standard]`` — ``log_level="warning"``, no access log, no server header.
+with ``uvicorn[standard]`` — ``log_level="warning"``, no access log, no server header, and
+funnelrec's HTTP protocol (``server.workers.http_options()``: each response in one write), so
+that a comparison is about the app, not the HTTP stack.
 
     python -m bench.empty_app --port 8500 [--workers 2]
 """
@@ -40,9 +42,11 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
     a = p.parse_args()
-    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=False)
+    from server import workers
+
+    options = dict(log_level="warning", access_log=False, server_header=False, proxy_headers=False,
+                   **workers.http_options())
     if a.workers > 1:  # served like `funnelrec serve --workers N`: one SO_REUSEPORT socket per worker
-        from server import workers
         workers.run(a.host, a.port, a.workers, options, app="bench.empty_app:app", factory=False)
     else:
         uvicorn.run("bench.empty_app:app", host=a.host, port=a.port, workers=1, **options)

@@ -147,8 +147,10 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     a = p.parse_args()
+    from server import workers
+
     uvicorn.run("bench.floor_app:app", host=a.host, port=a.port, workers=1, log_level="warning", access_log=False,
-                server_header=False, proxy_headers=False)
+                server_header=False, proxy_headers=False, **workers.http_options())
 
 
 if __name__ == "__main__":
