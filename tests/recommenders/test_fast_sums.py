@@ -4,7 +4,7 @@ numpy) read from a bitmap of the catalog: large catalogs, items on every bit of 
 import numpy as np
 
 from server.recommenders._common import Neighbours
-from server.recommenders.kernels.sums import _DE_BRUIJN, _LOW_BIT, TIES_BEST, neighbour_top
+from server.recommenders.kernels.sums import _DE_BRUIJN, _LOW_BIT, TIES_BEST
 
 from .test_sum_kernels import DS, same, top
 

@@ -111,8 +111,21 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     cap = 0                                   # the seeds' rows up to their ends
     for s in range(len(seeds)):
         cap += end_a[seeds[s]] + (end_b[seeds[s]] if tables == 2 else 0)
+    # the seeds' rows read ahead, a cache line (16 entries) at a time: independent loads that
+    # the processor overlaps, rather than one miss after another in the sums below (a request's
+    # other work has evicted the tables: ~1 µs of a 13 µs call with the caches cold)
+    ahead, ahead_f = np.int32(0), np.float32(0)
+    for s in range(len(seeds)):
+        row = seeds[s]
+        for j in range(0, end_a[row], 16):
+            ahead += pad_a[row, j]
+            ahead_f += score_a[row, j]
+        if tables == 2:
+            for j in range(0, end_b[row], 16):
+                ahead += pad_b[row, j]
+                ahead_f += score_b[row, j]
     slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
-    item = np.empty(cap, np.int64)
+    item = np.empty(cap, np.int32)            # (int32 as the tables: less to read and write)
     total = np.zeros((tables, cap), np.float64)    # per table and slot: the sum,
     best = np.empty((tables, cap), np.float32)     # the closest seed's contribution
     near = np.full((tables, cap), -1, np.int32)    # and that seed (-1: not in the table's rows)
@@ -144,7 +157,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     # the candidates, in slot order, and the k + 1 best by (score desc, item asc), kept sorted
     # in a buffer by insertion
     score_of = np.empty(used, np.float32)
-    cand_t = np.empty(used, np.int64)
+    cand_t = np.empty(used, np.int32)
     size = k + 1
     top_t = np.empty(size, np.int64)
     top_f = np.empty(size, np.float32)
@@ -207,6 +220,8 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         t = pick[q]
         items[q], scores[q] = item[t], score[q]
         closest[q] = near[0, t] if near[0, t] >= 0 or tables == 1 else near[1, t]   # table a's first
+    if ahead == -7 and ahead_f == -1.5:     # (never so: the reads ahead are not optimised away)
+        exact = not exact
     return items, scores, closest, exact
 
 
