@@ -120,9 +120,11 @@ def allowed_mask(ds, ctx, rules: dict, exempt_bought: bool = False) -> np.ndarra
 _RULES_MASKS_BYTES = 8 << 20   # per dataset: the rule sets' masks kept (a bool per item each)
 
 
-def _rules_mask(ds, rules: dict) -> np.ndarray:
+def _rules_mask(ds, rules: dict, for_kernel: bool = False) -> np.ndarray:
     """The part of ``allowed_mask`` that depends on the rules alone (catalog, stock, excluded
-    products, categories, price band): computed once per dataset and rule values, read-only."""
+    products, categories, price band): computed once per dataset and rule values, read-only.
+    ``for_kernel``: the same memo entry's writeable base (numba refuses a read-only array),
+    which a kernel reads and nothing ever writes."""
     key = (rules.get("exclude_out_of_stock", True), tuple(rules.get("exclude") or ()), tuple(rules.get("categories") or ()),
            tuple(rules.get("exclude_categories") or ()), rules.get("price_min"), rules.get("price_max"))
     memo = ds.__dict__.get("_rules_masks")
@@ -130,7 +132,7 @@ def _rules_mask(ds, rules: dict) -> np.ndarray:
         memo = ds.__dict__.setdefault("_rules_masks", {})
     m = memo.get(key)
     if m is not None:
-        return m
+        return m.base if for_kernel else m
     m = ds.in_catalog.copy()
     if key[0]:
         m &= ds.in_stock
@@ -153,11 +155,12 @@ def _rules_mask(ds, rules: dict) -> np.ndarray:
             m &= ~known | (p >= lo)
         if hi is not None:
             m &= ~known | (p <= hi)
+    base, m = m, m.view()
     m.flags.writeable = False
     if len(memo) >= min(1024, max(4, _RULES_MASKS_BYTES // max(ds.n_items, 1))):
         memo.clear()
     memo[key] = m
-    return m
+    return base if for_kernel else m
 
 
 def boost_factors(ds, rules: dict, items: np.ndarray) -> np.ndarray | None:

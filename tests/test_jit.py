@@ -64,3 +64,68 @@ def test_the_disk_cache_is_per_option_set():
     c = _at.compile()
     assert c.py_func.__qualname__.endswith("." + jit._TAG) and c.targetoptions["boundscheck"]
     assert _at.__name__ == "_at" and _at.py.__qualname__ == "_at"
+
+
+@jit.kernel("int64(int64[:], int64)")
+def _twice_at(x, i):
+    return 2 * x[i]
+
+
+@jit.kernel("int64(int64[::1])")
+def _sum_twice(x):
+    t = 0
+    for i in range(len(x)):
+        t += _twice_at(x, i)   # a helper kernel: compiled into this one (a C-contiguous array to [:])
+    return t
+
+
+def test_a_kernel_calls_a_helper_kernel_compiled_into_it():
+    x = np.arange(5, dtype=np.int64)
+    assert _sum_twice(x) == 20 == _sum_twice.py(x)
+    assert jit.helpers(_sum_twice.py) == {"_twice_at": _twice_at}
+    # its cache tag names its helpers' code; a kernel without helpers keeps the options' tag
+    assert _sum_twice.compile().py_func.__qualname__.startswith("_sum_twice." + jit._TAG + "h")
+    assert jit._tag(_twice_at.py) == jit._TAG
+
+
+def test_a_helpers_change_changes_its_callers_cache_tag(monkeypatch):
+    before = jit._tag(_sum_twice.py)
+    other = jit.kernel("int64(int64[:], int64)")(lambda x, i: 3 * x[i])
+    monkeypatch.setitem(_sum_twice.py.__globals__, "_twice_at", other)
+    assert jit._tag(_sum_twice.py) != before
+
+
+_HELPER = '''
+from server.jit import kernel
+
+@kernel("int64(int64)")
+def helper(n):
+    return n + {add}
+'''
+_CALLER = '''
+from server.jit import kernel
+from {pkg}.helper import helper
+
+@kernel("int64(int64)")
+def caller(n):
+    return helper(n) * 10
+'''
+
+
+def test_a_cached_caller_is_not_served_with_an_old_helper(tmp_path):
+    """The disk cache end to end: a helper in another file changes, its caller (whose own file
+    did not) is compiled again instead of loaded with the old helper's code."""
+    import os
+    pkg = "jit_cache_probe"
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / pkg / "caller.py").write_text(_CALLER.format(pkg=pkg))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    code = f"from {pkg}.caller import caller; print(caller(1))"
+    for add in (1, 2, 2):   # (the third run loads the second's cache)
+        (tmp_path / pkg / "helper.py").write_text(_HELPER.format(add=add))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [str((1 + add) * 10)]
+    assert any((tmp_path / "cache").rglob("*.nbi"))

@@ -12,9 +12,15 @@
    rules allow any product, never random;
 6. pins are put at their positions.
 
-Steps 1-2's arithmetic, step 3 over the pool and step 5 are one compiled call each
-(``kernels.blend_sources``, ``kernels.select_pool``, ``kernels.catalog_net``), exact to the
-numpy/Python code they replaced.
+What a slot reads of its strategy and rules (the sources with their weights and keys, the
+rules' mask, caps, held-item rules, boosts, pins) is planned once per model, strategy and
+rule values (``SlotPlan``); a request does what depends on it: the sources' keys and
+answers (the request's memo, the model's answer and pool caches), then steps 1-3 in one
+compiled call (``kernels.blend_select``: the blend, its order, the rules' mask with the
+request's product and cart, held items, the page's products, the caps) when the slot is in
+the blend order without boosts; otherwise ``kernels.blend_sources`` then the ranker then
+``kernels.select_pool``. Step 5 is ``kernels.catalog_net``. Each is exact to the numpy/Python
+code it replaced.
 """
 from __future__ import annotations
 
@@ -60,25 +66,31 @@ def _source_key(model, name: str, ctx: Context):
     """(recommender or None when it does not apply, its answer-cache key or None). Kept in the
     request's memo (``ctx.answers``) for the request's other slots: what ``applicable`` and
     ``cache_key`` read of the request is the same in every slot (the memo's answers rely on it)."""
+    pr = repr(ctx.params) if ctx.params else None
     memo = ctx.answers
-    if memo is not None:
-        mkey = (_KEYS, name, repr(ctx.params) if ctx.params else None)
-        hit = memo.get(mkey)
-        if hit is not None:
-            return hit
+    if memo is None:
+        return _key(model, name, pr, ctx)
+    mkey = (_KEYS, name, pr)
+    hit = memo.get(mkey)
+    if hit is None:
+        hit = memo[mkey] = _key(model, name, pr, ctx)
+    return hit
+
+
+def _key(model, name: str, pr, ctx: Context):
+    """``_source_key`` without the memo; ``pr``: the request's params as in the keys."""
     rec = model.recommenders.get(name)
     if rec is None or name not in model.fitted or not rec.applicable(ctx):
-        out = None, _NA
-    else:
-        try:
-            key = rec.cache_key(ctx)
-            key = None if key is None else SourceKey((name, repr(ctx.params) if ctx.params else None, key))
-        except Exception:  # a key that cannot be computed (or hashed): the answer is computed, not cached
-            key = None
-        out = rec, key
-    if memo is not None:
-        memo[mkey] = out
-    return out
+        return _NOT
+    try:
+        key = rec.cache_key(ctx)
+        key = None if key is None else SourceKey((name, pr, key))
+    except Exception:  # a key that cannot be computed (or hashed): the answer is computed, not cached
+        key = None
+    return rec, key
+
+
+_NOT = (None, _NA)   # (_source_key of a source that does not apply)
 
 
 class SourceKey:
@@ -100,16 +112,19 @@ class SourceKey:
         return f"SourceKey({self.key!r})"
 
 
-def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None) -> Candidates | None:
+def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None, pr=_MISS) -> Candidates | None:
     """``name``'s answer for this request: from the request's memo (slots of one request share
-    it), the model's answer cache (``rec.cache_key``), or computed."""
+    it), the model's answer cache (``rec.cache_key``), or computed. ``rec``, ``key``: its
+    ``_source_key`` when known; ``pr``: the request's params as in the keys, when known."""
+    if pr is _MISS:
+        pr = repr(ctx.params) if ctx.params else None
     if rec is _MISS:
         rec, key = _source_key(model, name, ctx)
     if rec is None:
         return None
     memo = ctx.answers
     if memo is not None:  # slots of one request share a source's answer (e.g. item_cf on a detail page)
-        mkey = (name, k, repr(ctx.params) if ctx.params else None)
+        mkey = (name, k, pr)
         c = memo.get(mkey, _MISS)
         if c is not _MISS:
             return c
@@ -187,23 +202,30 @@ class Pool:
             self._per_source = m
         return self._per_source
 
-    def ranking(self, model, ctx) -> np.ndarray:
+    def ranking(self, model, ctx, blend: bool | None = None) -> np.ndarray:
         """Positions into ``index``, best first: the ranker hook's order. The default blend
         order depends on the pool alone and is kept with it; another ranker (the learned one
-        reads the visitor's session) orders every request anew, unless its ``serves(model,
-        ctx)`` says it leaves this slot to the blend (the learned ranker's guard refused the
-        placement: then not even its features are built)."""
-        ranker = get_ranker()
-        blend = type(ranker) is BlendRanker
-        if not blend:
-            serves = getattr(ranker, "serves", None)
-            blend = serves is not None and not serves(model, ctx)
+        reads the visitor's session) orders every request anew, unless it leaves this slot to
+        the blend (``blend_orders``; ``blend``: its answer when asked already)."""
+        if blend is None:
+            blend = blend_orders(model, ctx)
         if blend:
             if self.blend_ranking is None:
                 # BlendRanker.rank: index is ascending, so a stable sort by score ties as its lexsort
                 self.blend_ranking = (-self.score).argsort(kind="stable")
             return self.blend_ranking
-        return ranker.rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
+        return get_ranker().rank(model, ctx, CandidateSet(self.uniq, self.score, self.per_source, self.names))
+
+
+def blend_orders(model, ctx) -> bool:
+    """Whether the slot is in the blend order: the ranker is the blend, or its ``serves(model,
+    ctx)`` says it leaves this slot to the blend (the learned ranker's guard refused the
+    placement: then not even its features are built)."""
+    ranker = get_ranker()
+    if type(ranker) is BlendRanker:
+        return True
+    serves = getattr(ranker, "serves", None)
+    return serves is not None and not serves(model, ctx)
 
 
 def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool | None:
@@ -212,44 +234,62 @@ def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool
     ``Recommender.cache_key``), the pool is kept per model under the sources' keys, the
     weights and the boosts, and a later request with the same keys skips the blend (and
     the source calls) altogether. None when no source has anything."""
-    srcs = []
-    pool_key: list | None = [k, repr(rules.get("boost")) if rules.get("boost") else None]
-    for src in strategy.get("sources", ()):
-        name = src["recommender"]
-        ctx.params = src.get("params") or {}
-        rec, key = _source_key(model, name, ctx)
-        if rec is None:
-            continue
-        srcs.append((name, float(src.get("weight", 1.0)), ctx.params, rec, key))
-        if pool_key is not None:
-            if key is None:
-                pool_key = None
-            else:
-                pool_key.append((key, srcs[-1][1]))
-    if not srcs:
-        return None
-    if pool_key is not None:
-        pool_key = SourceKey(tuple(pool_key))   # (hashed once: its sources' keys hash in Python)
-        hit = model.pools.get(pool_key, _MISS)
-        if hit is not _MISS:
-            return hit
-    names: list[str] = []
-    cands: list[Candidates] = []
-    weights: list[float] = []
-    answered = True
-    for name, weight, params, rec, key in srcs:
-        ctx.params = params
-        c = _call(model, name, ctx, k, rec, key)
-        if c is None:
-            answered = False
-        elif len(c.items):   # (the array's len: no Python call)
-            names.append(name)
-            cands.append(c)
-            weights.append(weight)
+    plan = slot_plan(model, strategy, rules)
+    pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
+    if pool is not _MISS:
+        return pool
+    names, weights, _ = plan.subset(bits)
     pool = _blend(model.ds, names, cands, weights, rules) if cands else None
     if pool_key is not None and answered:  # (a failed source: not kept)
         model.pools.put(pool_key, pool)
     return pool
+
+
+def _answers(model, ctx: Context, plan: "SlotPlan", k: int) -> tuple:
+    """Step 1 for one request: ``(pool, pool_key, bits, cands, answered)``. ``pool``: the pool
+    kept for the applicable sources' keys (``blend_pool``; None: no source applies), or
+    ``_MISS`` when it is to be computed from ``cands``, the non-empty answers in the strategy's
+    order (``bits``: which of ``plan.sources`` gave them), under ``pool_key`` (None: not to be
+    kept) when ``answered`` (no source failed)."""
+    memo = ctx.answers
+    srcs = []
+    pool_key: list | None = [k, plan.boost_r]
+    for s in plan.sources:
+        ctx.params = s.params or {}
+        if memo is None:
+            rec, key = _key(model, s.name, s.pr, ctx)
+        else:   # (``_source_key`` with the plan's memo key)
+            hit = memo.get(s.kkey)
+            if hit is None:
+                hit = memo[s.kkey] = _key(model, s.name, s.pr, ctx)
+            rec, key = hit
+        if rec is None:
+            continue
+        srcs.append((s, rec, key))
+        if pool_key is not None:
+            if key is None:
+                pool_key = None
+            else:
+                pool_key.append((key, s.weight))
+    if not srcs:
+        return None, None, 0, (), True
+    if pool_key is not None:
+        pool_key = SourceKey(tuple(pool_key))   # (hashed once: its sources' keys hash in Python)
+        hit = model.pools.get(pool_key, _MISS)
+        if hit is not _MISS:
+            return hit, None, 0, (), True
+    cands: list[Candidates] = []
+    bits = 0
+    answered = True
+    for s, rec, key in srcs:
+        ctx.params = s.params or {}
+        c = _call(model, s.name, ctx, k, rec, key, s.pr)
+        if c is None:
+            answered = False
+        elif len(c.items):   # (the array's len: no Python call)
+            cands.append(c)
+            bits |= s.bit
+    return _MISS, pool_key, bits, cands, answered
 
 
 def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
@@ -294,52 +334,106 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     ds = model.ds
     if ds.n_items == 0 or count <= 0:
         return []
-    scoped = False
-    if strategy.get("scope_to_category") and ctx.category and not rules.get("categories"):
-        if len(ds.category_items(ctx.category)):
-            rules = {**rules, "categories": [ctx.category]}   # (a copy: the caller's rules stay as given)
-            scoped = True
-    mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
+    plan = slot_plan(model, strategy, rules)
+    scoped = None   # (the rules with the page's category, their mask) when the slot is scoped to it
+    if plan.scope and ctx.category:
+        scoped = plan.scoped(ds, rules, ctx.category)
+    mask = plan.mask if scoped is None else scoped[1]   # the rules' part; the request's is passed beside it
+    current = ctx.item if plan.current and ctx.item >= 0 else -1
+    cart = _as_int32(ctx.cart_items) if plan.cart else _NO_CART
     held = _held(ds, ctx, rules)
     k = count * 3 + 20
 
     # 1-2: blend the sources; 3: the ranker orders, the rules filter
-    pool = blend_pool(model, ctx, strategy, k, rules)
+    pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
     ctx.params = {}  # fallbacks have no parameters
-    chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx), count, rules, mask, page_seen, held)
+    chosen = None
+    if pool is _MISS:   # (not kept for these sources' keys)
+        pool = blend = None
+        if cands:
+            names, weights, codes = plan.subset(bits)
+            if not plan.boost:
+                blend = blend_orders(model, ctx)
+            if blend:   # the usual case: one compiled call
+                got = _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held, page_seen,
+                                    pool_key is not None and answered)
+                if got is not None:
+                    chosen, pool = got
+            if chosen is None:
+                pool = _blend(ds, names, cands, weights, rules)
+        if pool_key is not None and answered:  # (a failed source: not kept)
+            model.pools.put(pool_key, pool)
+    else:
+        blend = None
+    if chosen is None:
+        chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx, blend), count, rules, mask,
+                                                      page_seen, held, current, cart)
+
+    # (the whole mask, rules' and request's, made only when a step below needs it)
+    full = None
 
     # 4: fallbacks, in order
-    fallbacks = strategy.get("fallbacks", ())
-    # (a short slot whose mask allows nothing more: neither they nor the catalog net are asked)
-    exhausted = len(chosen) < count and not _addable(mask, chosen, page_seen, held, rules, fallbacks)
-    for name in () if exhausted else fallbacks:
-        if len(chosen) >= count:
-            break
-        c = _call(model, name, ctx, k)
-        if c is None or len(c) == 0:
-            continue
-        ok = mask[c.items].nonzero()[0]  # vectorised first pass of the rules
-        if not len(ok):
-            continue
-        extra = ((i, (c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
-                 if held.get(i, name) == name)   # (select skips what the slot already has)
-        chosen += R.select(ds, extra, count - len(chosen), rules, mask, page_seen, chosen)
+    fallbacks = plan.fallbacks
+    exhausted = False
+    if len(chosen) < count:
+        full = R.allowed_mask(ds, ctx, rules if scoped is None else scoped[0], exempt_bought=True)
+        # (a short slot whose mask allows nothing more: neither they nor the catalog net are asked)
+        exhausted = not _addable(full, chosen, page_seen, held, rules, fallbacks)
+        for name in () if exhausted else fallbacks:
+            if len(chosen) >= count:
+                break
+            c = _call(model, name, ctx, k)
+            if c is None or len(c) == 0:
+                continue
+            ok = full[c.items].nonzero()[0]  # vectorised first pass of the rules
+            if not len(ok):
+                continue
+            extra = ((i, (c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
+                     if held.get(i, name) == name)   # (select skips what the slot already has)
+            chosen += R.select(ds, extra, count - len(chosen), rules, full, page_seen, chosen)
 
-    # 5: the catalog net (a small category is completed from outside it)
-    if len(chosen) < count and not exhausted:
-        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, held)
-    if len(chosen) < count and scoped:
-        rules.pop("categories")
-        mask = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
-        chosen += _catalog_net(ds, chosen, count, rules, mask, page_seen, held)
+        # 5: the catalog net (a small category is completed from outside it)
+        if len(chosen) < count and not exhausted:
+            chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
+        if len(chosen) < count and scoped is not None:
+            full = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
+            chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
 
     # 6: pins
-    chosen = R.apply_pins(ds, chosen, rules, count, mask, lambda i: (i, "featured", "pin"))
-    if rules.get("dedupe", True):
+    if plan.pins:
+        if full is None:
+            full = R.allowed_mask(ds, ctx, rules if scoped is None else scoped[0], exempt_bought=True)
+        chosen = R.apply_pins(ds, chosen, rules, count, full, lambda i: (i, "featured", "pin"))
+    if plan.dedupe:
         page_seen.update(map(itemgetter(0), chosen))
     # a reason is a string, or (answer, position) for a source's candidate: its text is
     # computed only now, for the few products shown
     return [(i, reason if type(reason) is str else reason[0].reason(reason[1]), src) for i, reason, src in chosen]
+
+
+def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held, page_seen, keep):
+    """Steps 1-3 with the blend order, one ``kernels.blend_select`` call: ``(chosen, pool)``,
+    ``chosen`` as ``_select_pool``'s entries, ``pool`` made only when it is to be kept
+    (``keep``); None when a source said nothing (``_blend`` blends the others)."""
+    its = [c.items for c in cands]
+    if len(its) > 1:
+        items, scores = np.concatenate(its), np.concatenate([c.scores for c in cands])
+    else:
+        items, scores = its[0], cands[0].scores
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
+    packed, score = K.blend_select(items, scores, np.fromiter(map(len, its), np.int64, len(its)), weights, mask,
+                                   current, cart, held.codes() if held else _NO_HELD, codes, seen, plan.cat,
+                                   plan.brand, plan.max_cat, plan.max_brand, count)
+    if packed.item(0):   # (silent)
+        return None
+    m, c = packed.item(1), packed.item(2)
+    got = iter(packed[3:3 + 3 * c].tolist())
+    chosen = [(i, (cands[s], p), names[s]) for i, s, p in zip(got, got, got)]
+    pool = None
+    if keep:
+        pool = Pool(packed[3 + 3 * c:].reshape(5, m), score, names, cands)
+        pool.blend_ranking, pool._src_codes = pool.rows[3], codes
+    return chosen, pool
 
 
 def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
@@ -457,13 +551,125 @@ _NO_HELD = np.zeros((2, 0), np.int64)
 _NO_CODES = np.zeros(0, np.int32)
 
 
-def _select_pool(ds, pool: Pool, ranking, count, rules, mask, page_seen, held) -> list:
+def _select_pool(ds, pool: Pool, ranking, count, rules, mask, page_seen, held, current=-1, cart=None) -> list:
     """Step 3 for the pool's candidates in ``ranking`` order (one ``kernels.select_pool`` call:
-    the rules' mask, held items, the page's products, the diversity caps; what
-    ``rules.select`` does over them): entries (item, (answer, position), source name)."""
+    the rules' mask, with the request's ``current`` product and ``cart`` items when not in it,
+    held items, the page's products, the diversity caps; what ``rules.select`` does over them):
+    entries (item, (answer, position), source name)."""
     held_by, src_codes = (held.codes(), pool.src_codes) if held else (_NO_HELD, _NONE)
     seen, cat, brand, max_cat, max_brand = _select_args(ds, rules, page_seen)
-    got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, held_by, src_codes, seen, cat, brand,
-                        max_cat, max_brand, count)
+    got = K.select_pool(np.asarray(ranking, np.int64), pool.rows, mask, current, _NO_CART if cart is None else cart,
+                        held_by, src_codes, seen, cat, brand, max_cat, max_brand, count)
     names, cands = pool.names, pool.cands
     return [(i, (cands[s], p), names[s]) for i, s, p in zip(*got.tolist())]
+
+
+_NO_CART = np.zeros(0, np.int32)
+
+
+def _as_int32(items) -> np.ndarray:
+    """``ctx.cart_items`` as the kernels take them: int32 and writeable (numba refuses a
+    read-only array; a negative index counts from the end, as numpy's mask assignment reads
+    it: kernels.select_pool)."""
+    if type(items) is np.ndarray and items.dtype == np.int32 and items.flags.writeable:
+        return items
+    return np.array(items, np.int64).astype(np.int32) if len(items) else _NO_CART
+
+
+class _Source:
+    """One source of a strategy, as each request reads it (``SlotPlan``)."""
+    __slots__ = ("name", "weight", "params", "pr", "kkey", "bit")
+
+    def __init__(self, name: str, weight: float, params: dict | None, bit: int):
+        self.name, self.weight, self.params, self.bit = name, weight, params, bit
+        self.pr = repr(params) if params else None   # (the params as in the answer and memo keys)
+        self.kkey = (_KEYS, name, self.pr)            # (its ``_source_key`` in the request's memo)
+
+
+class SlotPlan:
+    """What a slot reads of its strategy and rules, made once per model, strategy and rule
+    values (``slot_plan``), so that a request does only what depends on the request: the
+    sources (name, weight, params and the keys made of them), the fallbacks, the rules' mask
+    (``rules._rules_mask``, as a kernel takes it: never written), which of the request's
+    products the rules exclude, the held items' rules, the caps with their code arrays, the
+    page dedupe, boosts and pins; per set of sources that answered, their names, weights and
+    codes (``subset``), per category of a scoped strategy its rules and mask (``scoped``)."""
+    __slots__ = ("sources", "fallbacks", "scope", "boost", "boost_r", "pins", "dedupe", "current", "cart",
+                 "mask", "cat", "brand", "max_cat", "max_brand", "_subsets", "_scoped")
+
+    def __init__(self, ds, strategy: dict, rules: dict):
+        self.sources = tuple(_Source(src["recommender"], float(src.get("weight", 1.0)), src.get("params") or None, 1 << j)
+                             for j, src in enumerate(strategy.get("sources", ())))
+        self.fallbacks = strategy.get("fallbacks", ())
+        self.scope = bool(strategy.get("scope_to_category")) and not rules.get("categories")
+        self.boost = rules.get("boost")
+        self.boost_r = repr(self.boost) if self.boost else None   # (part of a pool's key)
+        self.pins = rules.get("pin")
+        self.dedupe = rules.get("dedupe", True)
+        self.current, self.cart = rules.get("exclude_current", True), rules.get("exclude_cart", True)
+        self.mask = R._rules_mask(ds, rules, for_kernel=True)
+        self.max_cat, self.max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
+        self.cat, self.brand = (ds.category_code, ds.brand_code) if self.max_cat or self.max_brand else (_NO_CODES, _NO_CODES)
+        self._subsets: dict[int, tuple] = {}
+        self._scoped: dict[str, tuple | None] = {}
+
+    def subset(self, bits: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The names, weights (float64) and name codes (``src_codes``) of the sources in ``bits``,
+        in the strategy's order: a pool's (not to be written)."""
+        got = self._subsets.get(bits)
+        if got is None:
+            srcs = [s for s in self.sources if s.bit & bits]
+            names = [s.name for s in srcs]
+            got = names, np.array([s.weight for s in srcs], np.float64), src_codes(names)
+            if len(self._subsets) >= 64:   # (bounded: 20 sources make a million sets)
+                self._subsets.clear()
+            self._subsets[bits] = got
+        return got
+
+    def scoped(self, ds, rules: dict, category: str) -> tuple[dict, np.ndarray] | None:
+        """The rules scoped to ``category`` and their mask (as ``mask``), or None when the
+        category has no products (the slot is not scoped then)."""
+        try:
+            return self._scoped[category]
+        except KeyError:
+            pass
+        got = None
+        if len(ds.category_items(category)):
+            scoped = {**rules, "categories": [category]}
+            got = scoped, R._rules_mask(ds, scoped, for_kernel=True)
+        if len(self._scoped) >= 256:   # (bounded: a shop's categories, and whatever a request sends)
+            self._scoped.clear()
+        self._scoped[category] = got
+        return got
+
+
+class _Plans(dict):
+    """A model's ``SlotPlan`` memo: (id of the strategy, the rules) -> (plan, the strategy,
+    kept so that its id is not reused). Never pickled with the model (an empty one is)."""
+    def __reduce__(self):
+        return _Plans, ()
+
+
+_PLANS = 256   # per model (a tenant's strategies x the rule values its requests send)
+
+
+def slot_plan(model, strategy: dict, rules: dict) -> SlotPlan:
+    """``strategy`` and ``rules``' ``SlotPlan`` for ``model`` (kept with it: a new build plans
+    anew). A strategy is not changed once served (the config makes a new one per version)."""
+    items = tuple(rules.items())
+    try:
+        key = (id(strategy), items)
+        hash(key)
+    except TypeError:   # (a list among the rules: exclude, categories, pins, boosts)
+        key = (id(strategy), repr(items))
+    plans = model.__dict__.get("_slot_plans")
+    if plans is None:
+        plans = model.__dict__.setdefault("_slot_plans", _Plans())
+    hit = plans.get(key)
+    if hit is not None:
+        return hit[0]
+    plan = SlotPlan(model.ds, strategy, rules)
+    if len(plans) >= _PLANS:
+        plans.clear()
+    plans[key] = plan, strategy
+    return plan

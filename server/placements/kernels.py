@@ -11,6 +11,8 @@ random data with ties.
 - ``select_pool``    step 3 for the pool's candidates: in the ranker's order, the rules' mask,
                      the items held for another source, the page's products, the diversity
                      caps, up to ``count``
+- ``blend_select``   steps 1-3 in one call, the two above compiled into it (a kernel may call
+                     kernels: ``server/jit.py``): what a slot with the blend order runs
 - ``catalog_net``    step 5, the last net: the catalog in popularity order under the same
                      tests, the caps counting the slot's products so far
 
@@ -161,23 +163,25 @@ def blend_sources(items, scores, lens, weights, rank):
     return 0, rows, score
 
 
-@kernel("int64[:, ::1](int64[:], int64[:, ::1], boolean[::1], int64[:, ::1], int64[::1], int64[::1],"
+@kernel("int64[:, ::1](int64[:], int64[:, ::1], boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int64[::1],"
         " int32[:], int32[:], int64, int64, int64)")
-def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code, max_cat, max_brand, count):
+def select_pool(ranking, rows, mask, current, cart, held, src_code, seen, cat_code, brand_code, max_cat, max_brand, count):
     """The pool's first ``count`` candidates a slot may show, in ``ranking`` order (positions
     into the pool's ``rows``: ``blend_sources``' index, best_src, best_at, ranking, best_pos).
     Returns ``[3, c]``: each one's item, source (``best_src``) and position in that source's
     answer (``best_pos``).
 
-    A candidate is skipped when ``mask`` (the rules') refuses its item; when its item is held
-    (``held``: ``[2, h]`` items and their holder's name code) by another name than its best
-    source's (``src_code[s]``, the same codes); when it is in ``seen`` (the page's products,
-    with dedupe); when its category (brand) code is >= 0 and ``max_cat`` (``max_brand``, 0: no
-    cap) products of it are already chosen.
+    A candidate is skipped when ``mask`` (the rules') refuses its item, or it is ``current``
+    or in ``cart`` (the request's part of ``rules.allowed_mask``: -1 and empty when ``mask``
+    has it already); when its item is held (``held``: ``[2, h]`` items and their holder's name
+    code) by another name than its best source's (``src_code[s]``, the same codes); when it is
+    in ``seen`` (the page's products, with dedupe); when its category (brand) code is >= 0 and
+    ``max_cat`` (``max_brand``, 0: no cap) products of it are already chosen.
 
     It reproduces ``blend.py``'s ``ranking[mask[index[ranking]]]``, ``_lazy_entries`` and
-    ``rules.select`` over them (with nothing chosen before) exactly: the same tests in the
-    same order, on unique items (a pool's), so that the first ``count`` that pass are the same.
+    ``rules.select`` over them (with nothing chosen before) exactly: the same tests (each one
+    only skips: their order does not matter), on unique items (a pool's), so that the first
+    ``count`` that pass are the same.
     """
     def full(codes, i, cap, chosen):
         """Whether ``cap`` of the ``chosen`` items share item ``i``'s code (a code < 0: never)."""
@@ -189,13 +193,21 @@ def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code,
             same += codes[j] == code
         return same >= cap
 
+    def in_cart(i, cart, n):
+        """Whether ``cart`` has ``i`` (a scan of a few items; a negative one counts from the
+        end, as ``allowed_mask``'s ``m[ctx.cart_items] = False`` reads it)."""
+        for x in cart:
+            if x == i or x < 0 and x + n == i:
+                return True
+        return False
+
     out = np.empty((3, max(min(count, len(ranking)), 0)), np.int64)
     c = 0
     for r in ranking:
         if c >= count:
             break
         i = rows[0, r]
-        if not mask[i]:
+        if not mask[i] or i == current or in_cart(i, cart, len(mask)):
             continue
         s = rows[1, r]
         held_by_other = False
@@ -214,6 +226,34 @@ def select_pool(ranking, rows, mask, held, src_code, seen, cat_code, brand_code,
         out[2, c] = rows[4, r]
         c += 1
     return out[:, :c].copy()
+
+
+@kernel("Tuple((int64[::1], float32[::1]))(int32[:], float32[:], int64[::1], float64[::1], boolean[::1], int64,"
+        " int32[:], int64[:, ::1], int64[::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
+def blend_select(items, scores, lens, weights, mask, current, cart, held, src_code, seen, cat_code, brand_code,
+                 max_cat, max_brand, count):
+    """Steps 1-3 of a slot in one call: ``blend_sources`` (with the blend order), then
+    ``select_pool`` in that order; the same helpers compiled into it, so exact as they are.
+
+    Returns ``(packed, score)``: ``score`` the pool's (``blend_sources``), ``packed`` int64:
+    ``[silent, m, c]``, then the ``c`` selected as (item, source, position) triples, then the
+    pool's ``rows`` (``[5, m]``, row after row). ``silent`` > 0: a source said nothing (see
+    ``blend_sources``) and nothing else is computed (the caller blends again without it).
+    """
+    silent, rows, score = blend_sources(items, scores, lens, weights, True)
+    if silent:
+        out = np.zeros(3, np.int64)
+        out[0] = silent
+        return out, score
+    got = select_pool(rows[3], rows, mask, current, cart, held, src_code, seen, cat_code, brand_code,
+                      max_cat, max_brand, count)
+    m, c = rows.shape[1], got.shape[1]
+    out = np.empty(3 + 3 * c + 5 * m, np.int64)
+    out[0], out[1], out[2] = 0, m, c
+    for t in range(c):
+        out[3 + 3 * t], out[4 + 3 * t], out[5 + 3 * t] = got[0, t], got[1, t], got[2, t]
+    out[3 + 3 * c:] = rows.ravel()
+    return out, score
 
 
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"

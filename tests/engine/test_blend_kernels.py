@@ -5,6 +5,8 @@ import pytest
 
 from server.placements import kernels as K
 
+NO_CART = np.zeros(0, np.int32)
+
 
 def blend_numpy(items, scores, lens, weights, rank=True):
     """``blend.py``'s numpy blend before the kernel: (silent, rows, score) as the kernel's."""
@@ -196,15 +198,15 @@ def test_select_pool_empty_and_single():
     rows = np.zeros((5, 0), np.int64)
     none = np.zeros(0, np.int64)
     codes = np.zeros(0, np.int32)
-    got = K.select_pool(none, rows, np.ones(3, bool), np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
+    got = K.select_pool(none, rows, np.ones(3, bool), -1, NO_CART, np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
     assert got.shape == (3, 0)
     rows = np.array([[2], [0], [5], [0], [5]], np.int64)
     one = np.zeros(1, np.int64)
-    got = K.select_pool(one, rows, np.ones(3, bool), np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
+    got = K.select_pool(one, rows, np.ones(3, bool), -1, NO_CART, np.zeros((2, 0), np.int64), none, none, codes, codes, 0, 0, 8)
     assert got.tolist() == [[2], [0], [5]]
     held = np.array([[2], [7]], np.int64)   # held by a name the pool's source has not
-    assert K.select_pool(one, rows, np.ones(3, bool), held, one, none, codes, codes, 0, 0, 8).shape == (3, 0)
-    assert K.select_pool(one, rows, np.ones(3, bool), held, one + 7, none, codes, codes, 0, 0, 8).shape == (3, 1)
+    assert K.select_pool(one, rows, np.ones(3, bool), -1, NO_CART, held, one, none, codes, codes, 0, 0, 8).shape == (3, 0)
+    assert K.select_pool(one, rows, np.ones(3, bool), -1, NO_CART, held, one + 7, none, codes, codes, 0, 0, 8).shape == (3, 1)
 
 
 def test_addable_counts_only_what_a_fallback_or_the_net_could_add():
