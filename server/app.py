@@ -19,6 +19,7 @@ import time
 import traceback
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -89,8 +90,12 @@ def record(histograms: dict, route: str, scope, status: int, elapsed: float) -> 
         hist = histograms[route] = metrics.LATENCY.batch(route)
     hist.observe(elapsed)
     if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
-        access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
-            "method": scope.get("method"), "path": scope.get("path"), "status": status, "ms": round(elapsed * 1000, 2)})
+        log_access(scope, status, elapsed)
+
+
+def log_access(scope, status: int, elapsed: float) -> None:
+    access_log.log(logging.INFO if status < 500 else logging.ERROR, "request", extra={
+        "method": scope.get("method"), "path": scope.get("path"), "status": status, "ms": round(elapsed * 1000, 2)})
 
 
 class TimingMiddleware:
@@ -153,14 +158,41 @@ class HotPaths:
                 raise
             response = await on_error(request, exc)
         await response(scope, receive, send)
-        record(self._histograms, scope["path"], scope, response.status_code, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start   # ``record``, inline: its route is one of ours
+        self._histograms[scope["path"]].observe(elapsed)
+        if response.status_code >= 400 or access_log.isEnabledFor(logging.DEBUG):
+            log_access(scope, response.status_code, elapsed)
+
+
+class AppState(State):
+    """``app.state`` whose values are plain attributes too: each read is an instance look-up,
+    not a call of ``State``'s Python-level ``__getattr__`` (the hot paths read the engine and
+    the tenant registry on every request)."""
+
+    def __setattr__(self, key: str, value) -> None:
+        self._state[key] = value
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        del self._state[key]
+        object.__delattr__(self, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        self.__setattr__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.__delattr__(key)
 
 
 class App(Starlette):
     """Starlette with ``HotPaths`` in front of its whole middleware stack (``hot_paths``: set
-    before the first request; ``None``: the plain stack)."""
+    before the first request; ``None``: the plain stack), and an ``AppState``."""
 
     hot_paths: dict | None = None   # HotPaths' keyword arguments but the app
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.state = AppState()
 
     def build_middleware_stack(self):
         stack = super().build_middleware_stack()

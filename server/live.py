@@ -167,10 +167,11 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
 def _bind_model(entries: tuple, ds) -> tuple:
     """``_digest``'s entries bound to the model ``ds`` once for any session:
     ``(bound, in_sessions)``, ``bound`` being ``_bind(entries, ds, None)`` (no interaction in the
-    request's session) and ``in_sessions`` ((position, sessions), ...) of the entries that
-    happened in some session: only those may be in the request's (``_recent_list``)."""
+    request's session) and ``in_sessions`` ((position, sessions, its fields in a session), ...)
+    of the entries that happened in some session: only those may be in the request's
+    (``_recent_list``)."""
     bound = _bind(entries, ds, None)
-    return bound, tuple([(j, e[4]) for j, e in enumerate(entries) if e[4]])
+    return bound, tuple([(j, e[4], (*bound[j][:5], True)) for j, e in enumerate(entries) if e[4]])
 
 
 def _recent_list(bound: tuple, in_sessions: tuple, session: str | None) -> list:
@@ -178,9 +179,9 @@ def _recent_list(bound: tuple, in_sessions: tuple, session: str | None) -> list:
     the request's ``Recent`` interactions, made in C but for those of its session."""
     out = list(map(_recent, bound))
     if session:
-        for j, sessions in in_sessions:
+        for j, sessions, in_session in in_sessions:
             if session in sessions:
-                out[j] = _recent((*bound[j][:5], True))
+                out[j] = _recent(in_session)
     return out
 
 

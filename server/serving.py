@@ -103,14 +103,15 @@ def _check(body: Body) -> None:
         raise ApiError(400, "invalid_body", "`slots` must name at least one slot")
     if len(body.slots) > MAX_SLOTS:
         raise ApiError(400, "invalid_body", f"at most {MAX_SLOTS} slots per request")
-    for name in ("visitor", "session", "user", "locale"):
-        v = getattr(body, name)
-        if v is not None and len(v) > 128:
-            raise ApiError(400, "invalid_body", f"`{name}` is longer than 128 characters")
+    if max(len(body.visitor or ""), len(body.session or ""), len(body.user or ""), len(body.locale or "")) > 128:
+        for name in ("visitor", "session", "user", "locale"):   # which one
+            v = getattr(body, name)
+            if v is not None and len(v) > 128:
+                raise ApiError(400, "invalid_body", f"`{name}` is longer than 128 characters")
     p = body.page
     if len(p.cart) > 200 or len(p.order) > 500:
         raise ApiError(400, "invalid_body", "`page.cart` takes at most 200 and `page.order` 500 products")
-    if len({s.id for s in body.slots}) != len(body.slots):
+    if len(body.slots) > 1 and len({s.id for s in body.slots}) != len(body.slots):
         raise ApiError(400, "invalid_body", "slot ids must be unique within a request")
     for s in body.slots:
         if not s.id or len(s.id) > 64:
@@ -142,22 +143,33 @@ class Engine:
         self.configs = strategies.ConfigCache()
         size = settings.engine_result_cache_size
         self.cache = ResultCache(size) if size > 0 else None
-        self._conns: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._shards: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shard -> _ShardServing
         self._tick_task: asyncio.Task | None = None
         self.served = ServedLog()
-        self.live: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shard -> LiveState
         self.live_visitors = settings.live_visitors
         self.live_preload_events = settings.live_preload_events
         self.preloads: set = set()
 
+    def shard_state(self, shard) -> "_ShardServing":
+        """What this process keeps per open shard for its requests (one look-up a request)."""
+        st = self._shards.get(shard)
+        if st is None:
+            st = self._shards[shard] = _ShardServing(shard.connect_read())
+        return st
+
     def conn(self, shard) -> sqlite3.Connection:
         """A read-only connection per shard for the few indexed look-ups of a request (tens of
         microseconds each: cheaper inline than a thread hop)."""
-        c = self._conns.get(shard)
-        if c is None:
-            c = shard.connect_read()
-            self._conns[shard] = c
-        return c
+        return self.shard_state(shard).conn
+
+
+class _ShardServing:
+    """Per open shard and process: the requests' read connection and, once a model serves,
+    the live state (``_live``)."""
+    __slots__ = ("conn", "live", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn, self.live = conn, None
 
 
 def _engine(request: Request) -> Engine:
@@ -165,15 +177,17 @@ def _engine(request: Request) -> Engine:
 
 
 # -- live context: server/live.py ----------------------------------------------------------
-def _live(eng: "Engine", shard, conn: sqlite3.Connection) -> LiveState:
-    st = eng.live.get(shard)
+def _live(eng: "Engine", shard) -> LiveState:
+    """The shard's live state in this process, made (and its warm start begun) on first use;
+    a request then ``sync``s it."""
+    held = eng.shard_state(shard)
+    st = held.live
     if st is None:
-        st = eng.live[shard] = LiveState(eng.live_visitors)
+        st = held.live = LiveState(eng.live_visitors)
         if eng.live_preload_events > 0:
             task = asyncio.get_running_loop().create_task(_preload(st, shard, eng.live_preload_events))
             eng.preloads.add(task)
             task.add_done_callback(eng.preloads.discard)
-    st.sync(conn)
     return st
 
 
@@ -243,7 +257,7 @@ def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tu
         slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
         page.query, tuple(page.cart), tuple(page.order),
         tuple([(s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
-               for s, pname, strat in plan]),
+               for s, pname, strat, _ in plan]),
         person, body.user, live_key, body.session if live_key else None, hour,
     )  # ``hour``: the absolute hour (time windows, decay, move on) and the local one (visit-time context)
 
@@ -256,7 +270,12 @@ _rec_counter = itertools.count()
 def new_rec_id(now_ms: int) -> str:
     """``r_`` + time (ms, hex) + this process's random prefix + a counter: unique without a
     system call per id (``uuid4`` reads the kernel's random source each time)."""
-    return f"r_{now_ms:x}{_REC_PREFIX}{next(_rec_counter):x}"
+    return f"{_rec_head(now_ms)}{next(_rec_counter):x}"
+
+
+def _rec_head(now_ms: int) -> str:
+    """A request's recommendation ids up to the counter (``new_rec_id``): made once a request."""
+    return f"r_{now_ms:x}{_REC_PREFIX}"
 
 
 # -- cold start before the first model --------------------------------------------------
@@ -289,32 +308,56 @@ def _warm_model(model, tenant) -> None:
     that built or loaded it): the reply's product heads in the tenant's currency (a request
     with another currency, after a change, makes its own)."""
     if tenant is not None and model is not None:
-        _item_heads(model.ds, tenant.currency)
+        _reply_parts(model.ds, tenant.currency)
 
 
-def _reason_json(ds) -> dict[str, bytes]:
+class _Tails(dict):
     """Per dataset: reason text -> its JSON string and the item's closing brace. Reasons repeat
     ("popular in the shop", "because you viewed X" for the products of the catalog): a look-up
-    costs a fifth of an encode. Bounded: emptied when it reaches REASONS_KEPT entries."""
-    return ds.derived("_serving_reason_json", lambda ds: {})
+    costs a fifth of an encode. A miss encodes (``__missing__``: so the slot's look-ups are one
+    ``map`` in C). Bounded: emptied when it reaches REASONS_KEPT entries."""
+
+    def __missing__(self, reason: str) -> bytes:
+        if len(self) >= REASONS_KEPT:
+            self.clear()
+        tail = self[reason] = _encode(reason) + b"}"
+        return tail
 
 
 REASONS_KEPT = 20_000
+_cat = bytes.__add__
 
 
-def _reason_tail(reasons: dict, reason: str) -> bytes:
-    if len(reasons) >= REASONS_KEPT:
-        reasons.clear()
-    tail = reasons[reason] = _encode(reason) + b"}"
-    return tail
+class _ReplyParts:
+    """What a slot's reply pieces are made of, per dataset and currency (``_reply_parts``): the
+    products' heads (``_build_heads``), the reasons' tails (``_Tails``) and the product ids."""
+    __slots__ = ("head", "tail", "product_id")
+
+    def __init__(self, ds, currency: str) -> None:
+        self.head = _item_heads(ds, currency).__getitem__
+        self.tail = ds.derived("_serving_reason_json", lambda ds: _Tails()).__getitem__
+        self.product_id = ds.item_ids.__getitem__
+
+    def slot(self, chosen: list) -> tuple:
+        """A slot's (items as JSON, its product ids as a JSON list, its sources as one): the
+        items the same bytes as encoding their dicts; each piece one pass in C over the slot."""
+        if not chosen:
+            return _EMPTY_SLOT
+        items, reasons, sources = zip(*chosen)   # chosen: (item, reason, source) each
+        return (msgspec.Raw(b"[" + b",".join(map(_cat, map(self.head, items), map(self.tail, reasons))) + b"]"),
+                _encode(list(map(self.product_id, items))).decode(), _encode(sources).decode())
+
+
+_EMPTY_SLOT = (msgspec.Raw(b"[]"), "[]", "[]")
+
+
+def _reply_parts(ds, currency: str) -> _ReplyParts:
+    return ds.derived("_serving_reply." + currency, lambda ds: _ReplyParts(ds, currency))
 
 
 def _encode_items(ds, chosen: list, currency: str) -> bytes:
-    heads = _item_heads(ds, currency)
-    reasons = _reason_json(ds)
-    known = reasons.get
-    return b"[" + b",".join([heads[i] + (known(reason) or _reason_tail(reasons, reason))
-                             for i, reason, _src in chosen]) + b"]"
+    """A slot's items as the reply's JSON list (``_ReplyParts.slot``)."""
+    return bytes(_reply_parts(ds, currency).slot(chosen)[0])
 
 
 _raw_cors: dict = {}  # origin -> its raw CORS headers: a few origins per tenant
@@ -373,9 +416,11 @@ async def recommend(request: Request) -> Response:
     model = eng.models.get(tenant.slug)
     if model is None:
         model = await eng.models.ensure(shard, eng.first_wait_s)
-    conn = eng.conn(shard)
+    served_by = eng.shard_state(shard)
+    conn = served_by.conn
     now_ms = int(time.time() * 1000)
-    version, cfg = eng.configs.get(tenant.slug, conn)
+    strats = eng.configs.strategies(tenant.slug, conn)
+    version = strats.version
     page = body.page
     out: dict[str, dict] = {}
     served: list[tuple] = []
@@ -395,14 +440,13 @@ async def recommend(request: Request) -> Response:
                            _encode(["cold_start"] * len(rows)).decode()))
     else:
         ds = model.ds
-        live = _live(eng, shard, conn)
+        live = served_by.live or _live(eng, shard)
+        live.sync(conn)
         visitor = body.visitor
         live_key = live.visit(conn, visitor)
         who = visitor or body.session or ""
-        plan = []
-        for slot in body.slots:
-            pname, variants = strategies.resolve(cfg, slot.placement)
-            plan.append((slot, pname, strategies.choose_variant(variants, who, pname)))
+        choose = strats.choose   # (placement name, variant, its rules merged over the defaults)
+        plan = [(slot, *choose(slot.placement, who)) for slot in body.slots]
         hour, weekday = ds.local.at(now_ms)   # visit-time context, in the tenant's time zone
         person = ds.person(body.user, visitor)
         key = hit = None
@@ -424,19 +468,21 @@ async def recommend(request: Request) -> Response:
             )
             page_seen: set[int] = set()
             hit = []
-            item_ids = ds.item_ids
-            for slot, pname, strat in plan:
+            encode = _reply_parts(ds, currency).slot
+            for slot, pname, strat, rules in plan:
                 ctx.placement = pname
-                rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
-                chosen = run_slot(model, ctx, strat, slot.count, rules, page_seen)
+                if slot.rules or slot.exclude:
+                    rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
+                else:   # the variant's own: ``R.merge(strat.get("rules"))``, a copy of it
+                    rules = dict(rules)
                 # encoded once: the cached value is then bytes, which the cyclic GC never scans
-                hit.append((msgspec.Raw(_encode_items(ds, chosen, currency)),
-                            _encode([item_ids[e[0]] for e in chosen]).decode(), _encode([e[2] for e in chosen]).decode()))
+                hit.append(encode(run_slot(model, ctx, strat, slot.count, rules, page_seen)))
             hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
             if key is not None:
                 eng.cache.put(key, hit)
-        for (slot, pname, strat), (items, products, sources) in zip(plan, hit):
-            rec_id = new_rec_id(now_ms)
+        rec_head = _rec_head(now_ms)
+        for (slot, pname, strat, _), (items, products, sources) in zip(plan, hit):
+            rec_id = f"{rec_head}{next(_rec_counter):x}"
             strategy, variant = strat.get("strategy", pname), strat.get("name", "A")
             out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strategy, "variant": variant,
                             "items": items}
@@ -628,9 +674,9 @@ def install(app) -> None:
             task.cancel()
         eng.served.flush()
         eng.models.shutdown()
-        for c in list(eng._conns.values()):
+        for held in list(eng._shards.values()):
             with contextlib.suppress(Exception):
-                c.close()
+                held.conn.close()
 
     app.state.startup_hooks.append(start)
     app.state.shutdown_hooks.append(stop)

@@ -146,16 +146,21 @@ def effective(doc: dict | None) -> dict[str, list[dict]]:
 
 
 def choose_variant(variants: list[dict], who: str, placement: str) -> dict:
+    return variants[_variant(variants, who, placement)]
+
+
+def _variant(variants: list[dict], who: str, placement: str) -> int:
+    """The index of ``who``'s variant: by crc32 of visitor and placement, split by ``share``."""
     if len(variants) == 1:
-        return variants[0]
+        return 0
     total = sum(v["share"] for v in variants)
     bucket = (zlib.crc32(f"{who}|{placement}".encode()) % 10_000) / 10_000 * total
     acc = 0.0
-    for v in variants:
+    for n, v in enumerate(variants):
         acc += v["share"]
         if bucket < acc:
-            return v
-    return variants[-1]
+            return n
+    return len(variants) - 1
 
 
 def resolve(cfg: dict[str, list[dict]], placement: str) -> tuple[str, list[dict]]:
@@ -200,28 +205,61 @@ def rollback_config(version: int, conn: sqlite3.Connection) -> int:
     return store_config(doc, conn)
 
 
+class Strategies:
+    """A tenant's effective config (``effective``) at one version, with what requests derive
+    of it per placement made once (``placement``): a request then only picks its variant."""
+    __slots__ = ("version", "config", "_placements")
+    PLACEMENTS_KEPT = 256   # (requests name any placement: unknown ones resolve to main)
+
+    def __init__(self, version: int, config: dict[str, list[dict]]):
+        self.version, self.config = version, config
+        self._placements: dict[str, tuple] = {}
+
+    def placement(self, placement: str) -> tuple[str, list[dict], list[dict]]:
+        """(``resolve``'s name and variants of ``placement``, each variant's rules merged over
+        the defaults: ``rules.merge(variant["rules"])``, read-only)."""
+        hit = self._placements.get(placement)
+        if hit is None:
+            name, variants = resolve(self.config, placement)
+            hit = (name, variants, [R.merge(v.get("rules")) for v in variants])
+            if len(self._placements) >= self.PLACEMENTS_KEPT:
+                self._placements.clear()
+            self._placements[placement] = hit
+        return hit
+
+    def choose(self, placement: str, who: str) -> tuple[str, dict, dict]:
+        """(placement name, ``who``'s variant: ``choose_variant``, its merged rules)."""
+        name, variants, rules = self.placement(placement)
+        n = _variant(variants, who, name) if len(variants) > 1 else 0
+        return name, variants[n], rules[n]
+
+
 class ConfigCache:
-    """Per process: tenant -> (version, effective config), re-read at most every CACHE_S."""
+    """Per process: tenant -> its ``Strategies`` (version, effective config), re-read at most every CACHE_S."""
 
     def __init__(self, ttl: float = CACHE_S):
         self.ttl = ttl
-        self._c: dict[str, tuple[float, int, dict]] = {}
+        self._c: dict[str, tuple[float, Strategies]] = {}
 
     def get(self, slug: str, conn: sqlite3.Connection) -> tuple[int, dict]:
+        st = self.strategies(slug, conn)
+        return st.version, st.config
+
+    def strategies(self, slug: str, conn: sqlite3.Connection) -> Strategies:
         hit = self._c.get(slug)
         now = time.monotonic()
         if hit is not None and now - hit[0] < self.ttl:
-            return hit[1], hit[2]
+            return hit[1]
         try:
             version, doc = current(conn)
         except sqlite3.OperationalError:  # shard not migrated yet by this version
             version, doc = 0, None
-        if hit is not None and hit[1] == version:
-            self._c[slug] = (now, version, hit[2])
-            return version, hit[2]
-        eff = effective(doc)
-        self._c[slug] = (now, version, eff)
-        return version, eff
+        if hit is not None and hit[1].version == version:
+            self._c[slug] = (now, hit[1])
+            return hit[1]
+        st = Strategies(version, effective(doc))
+        self._c[slug] = (now, st)
+        return st
 
     def invalidate(self, slug: str) -> None:
         self._c.pop(slug, None)

@@ -1,0 +1,133 @@
+"""The request glue's shortcuts (server/serving.py, server/placements/config.py, server/app.py):
+each gives what the step it replaces gave."""
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from server import rules as R
+from server import serving
+from server.app import AppState
+from server.placements import config as strategies
+from tests.engine.fixtures import ShopData, product, view
+
+DOC = {"placements": {
+    "main": {"variants": [{"name": "A", "share": 30, "rules": {"max_per_brand": 2, "exclude": ["p1"]}},
+                          {"name": "B", "share": 50, "strategy": "cf_only", "rules": {"price_min": 1}},
+                          {"name": "C", "share": 20}]},
+    "cart": {"rules": {"exclude": ["p2"], "dedupe": False}},
+    "detail_similar": {"variants": [{"name": "only", "share": 5}]},
+}}
+
+
+def test_a_placements_plan_is_resolve_choose_variant_and_merge():
+    """``Strategies.choose``: the name ``resolve`` gives, the variant ``choose_variant`` picks
+    for the visitor, its rules ``rules.merge`` of the variant's; the same whatever the order
+    of the placements asked, and bounded."""
+    for doc in (None, DOC):
+        cfg = strategies.effective(doc)
+        st = strategies.Strategies(7, cfg)
+        rng = random.Random(3)
+        names = [*cfg, "detail", "unknown_one", "", "main"]
+        for k in range(600):
+            placement, who = rng.choice(names), rng.choice(["", "v1", f"visitor{k}", "é☃"])
+            name, variants = strategies.resolve(cfg, placement)
+            got = st.choose(placement, who)
+            assert got[0] == name
+            assert got[1] is strategies.choose_variant(variants, who, name)
+            assert got[2] == R.merge(got[1].get("rules"))
+    st = strategies.Strategies(1, strategies.effective(DOC))
+    for k in range(strategies.Strategies.PLACEMENTS_KEPT * 2 + 3):
+        st.choose(f"made_up_{k}", "v")
+        assert len(st._placements) <= strategies.Strategies.PLACEMENTS_KEPT
+
+
+def test_a_slots_rules_are_the_merge_of_the_variants_and_the_slots():
+    """With neither rules nor exclusions in the slot, the request copies the variant's merged
+    rules: the same dict as merging again (an ``exclude`` of the variant included)."""
+    st = strategies.Strategies(1, strategies.effective(DOC))
+    for placement in ("main", "cart", "category"):
+        for who in ("a", "b", "c", "d", "e"):
+            _, strat, rules = st.choose(placement, who)
+            assert dict(rules) == R.merge(strat.get("rules"), None, None) == R.merge(strat.get("rules"), {}, None)
+
+
+def test_the_config_cache_keeps_the_plans_of_a_version(tmp_path):
+    """``ConfigCache.strategies``: one ``Strategies`` per version (its plans kept while the
+    version stands), ``get`` its version and config."""
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("CREATE TABLE strategy_configs (version INTEGER PRIMARY KEY, config TEXT, created_at INTEGER, note TEXT)")
+    cache = strategies.ConfigCache(ttl=0.0)
+    first = cache.strategies("t", conn)
+    assert first.version == 0 and cache.get("t", conn) == (0, first.config)
+    assert cache.strategies("t", conn) is first   # re-read, the same version: the same plans
+    strategies.store_config(DOC, conn)
+    second = cache.strategies("t", conn)
+    assert second is not first and second.version == 1 and second.config == strategies.effective(DOC)
+
+
+def _ds(tmp_path):
+    data = ShopData(tmp_path)
+    data.products([product("p0", 'Mug "Ünï" \\ ☃\n', "Home", price=12.5, currency="EUR"),
+                   product("p1", "Lamp", "Home", price=3.0), product("p2", "Tea", "Food", price=0.1)])
+    ds = data.events([view("p1"), view("p9")]).model().ds
+    data.close()
+    return ds
+
+
+def test_a_slots_reply_pieces_are_those_of_encoding_them(tmp_path):
+    """``_ReplyParts.slot``: the items as encoding their dicts, the product ids and the sources
+    as encoding their lists (the rows of ``rec_served``); an empty slot too."""
+    ds = _ds(tmp_path)
+    enc = msgspec.json.encode
+    rng = random.Random(1)
+    reasons = ["", "because you viewed \"Lamp\"", "new ☃", "x\ty", "popular in the shop", "\u2028"]
+    for currency in ("GBP", "KRW"):
+        parts = serving._reply_parts(ds, currency)
+        assert serving._reply_parts(ds, currency) is parts
+        for n in (0, 1, 2, 4, 9):
+            chosen = [(rng.randrange(ds.n_items), rng.choice(reasons), rng.choice(["item_cf", "best_sellers"])) for _ in range(n)]
+            items, products, sources = parts.slot(chosen)
+            dicts = [{"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
+                      "price": None if ds.price[i] != ds.price[i] else float(ds.price[i]),
+                      "currency": ds.currency[i] or currency, "reason": reason} for i, reason, _ in chosen]
+            assert isinstance(items, msgspec.Raw) and bytes(items) == enc(dicts)
+            assert products == enc([ds.item_ids[i] for i, _, _ in chosen]).decode()
+            assert sources == enc([s for _, _, s in chosen]).decode()
+
+
+def test_the_reasons_kept_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(serving, "REASONS_KEPT", 5)
+    ds = _ds(tmp_path)
+    tails = ds.derived("_serving_reason_json", lambda ds: serving._Tails())
+    parts = serving._reply_parts(ds, "GBP")
+    for k in range(23):
+        items, _, _ = parts.slot([(0, f"reason {k}", "s"), (1, "same", "s")])
+        assert msgspec.json.decode(bytes(items))[0]["reason"] == f"reason {k}"
+        assert len(tails) <= 5
+
+
+def test_rec_ids_are_unique_and_timed():
+    ids = [serving.new_rec_id(1_700_000_000_123) for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(i.startswith(f"r_{1_700_000_000_123:x}{serving._REC_PREFIX}") for i in ids)
+
+
+@pytest.mark.parametrize("key", ["engine", "registry", "x_1"])
+def test_the_app_state_reads_as_starlettes(key):
+    st = AppState()
+    with pytest.raises(AttributeError):
+        getattr(st, key)
+    setattr(st, key, 1)
+    assert getattr(st, key) == st[key] == st._state[key] == 1 and list(st) == [key] and len(st) == 1
+    st[key] = 2
+    assert getattr(st, key) == 2
+    del st[key]
+    assert not hasattr(st, key) and key not in st._state
+    setattr(st, key, 3)
+    delattr(st, key)
+    assert not hasattr(st, key) and len(st) == 0
