@@ -126,9 +126,9 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
                 ahead_f += score_b[row, j]
     slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
     item = np.empty(cap, np.int32)            # (int32 as the tables: less to read and write)
-    total = np.zeros((tables, cap), np.float64)    # per table and slot: the sum,
+    total = np.empty((tables, cap), np.float64)    # per table and slot: the sum,
     best = np.empty((tables, cap), np.float32)     # the closest seed's contribution
-    near = np.full((tables, cap), -1, np.int32)    # and that seed (-1: not in the table's rows)
+    near = np.empty((tables, cap), np.int32)       # and that seed (-1: not in the table's rows)
     used = 0
     for s in range(len(seeds)):
         row, w, seed = seeds[s], weights[s], np.int32(seeds[s])
@@ -145,6 +145,9 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
                     used += 1
                     slot[i] = t + 1
                     item[t] = i
+                    for u in range(tables):            # (set as a slot is taken: no memset of them all)
+                        total[u, t] = 0.0
+                        near[u, t] = -1
                 total[tab, t] += c                 # float64, seed order then rank: bincount's order
                 if near[tab, t] < 0 or c > best[tab, t]:   # the first maximum: the earlier seed on ties
                     best[tab, t], near[tab, t] = c, seed
