@@ -143,12 +143,14 @@ class ServerProcess:
 
     def cpu_split(self) -> dict[str, float]:
         """CPU seconds so far of each process of the server: ``serve`` (the ``funnelrec serve``
-        process: with 1 worker it is the uvicorn worker too), ``writer``, ``builder``, ``worker``
+        process: with 1 worker it is the uvicorn worker too) and, of it, ``serve_sys`` in the
+        kernel (system calls: the sockets' writes most), ``writer``, ``builder``, ``worker``
         (the workers of ``--workers N``, summed) and ``other``."""
         out: dict[str, float] = {}
         if not self.proc or self.proc.poll() is not None:
             return out
         out["serve"] = _proc_cpu(self.proc.pid)
+        out["serve_sys"] = _proc_cpu(self.proc.pid, user=False)
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:
@@ -171,11 +173,11 @@ class ServerProcess:
         self.log_file.close()
 
 
-def _proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads), from /proc."""
+def _proc_cpu(pid: int, user: bool = True) -> float:
+    """User (unless ``user`` is False) + system CPU seconds of one process (all its threads), from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return (int(fields[11]) * user + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     except (OSError, IndexError, ValueError):
         return 0.0
 

@@ -356,7 +356,7 @@ def main(argv=None) -> int:
         g2 = m.get("gc", {}).get("gen2")
         gcs = f"{g2['count']} ({g2['total_ms']})" if g2 else ""
         split = ", ".join(f"{k} {v}" for k, v in m["cpu_split_us_per_req"].items())
-        print(f"| {name} | {m['req_per_s']:,} | {ratios.get(name, 1.0)} | {same.get(name, '')} | {m['p50_ms']} | {m['p99_ms']} | "
+        print(f"| {name} | {m['req_per_s']:,} | {ratios.get(name, 1.0 if name == 'empty' else '')} | {same.get(name, '')} | {m['p50_ms']} | {m['p99_ms']} | "
               f"{m['max_ms']} | {m['server_cpu_pct']}% | {m['server_cpu_us_per_req']} ({split}) | {gcs} | {m['non_200']} | "
               f"{m.get('short_slots', '')} |")
     print(f"\nload average during the run: {os.getloadavg()}")
