@@ -347,7 +347,7 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     # 1-2: blend the sources; 3: the ranker orders, the rules filter
     pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
     ctx.params = {}  # fallbacks have no parameters
-    chosen = None
+    chosen = shown = None
     if pool is _MISS:   # (not kept for these sources' keys)
         pool = blend = None
         if cands:
@@ -358,11 +358,20 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
                 got = _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held, page_seen,
                                     pool_key is not None and answered)
                 if got is not None:
-                    chosen, pool = got
-            if chosen is None:
+                    picked, pool = got
+                    picked = iter(picked)
+                    if len(got[0]) >= 3 * count and not plan.pins:   # full: no step below changes it
+                        shown = [(i, cands[s].reason(p), names[s]) for i, s, p in zip(picked, picked, picked)]
+                    else:
+                        chosen = [(i, (cands[s], p), names[s]) for i, s, p in zip(picked, picked, picked)]
+            if chosen is None and shown is None:
                 pool = _blend(ds, names, cands, weights, rules)
         if pool_key is not None and answered:  # (a failed source: not kept)
             model.pools.put(pool_key, pool)
+        if shown is not None:   # (the reasons of the products shown, as below)
+            if plan.dedupe:
+                page_seen.update(map(itemgetter(0), shown))
+            return shown
     else:
         blend = None
     if chosen is None:
@@ -412,9 +421,10 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
 
 
 def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held, page_seen, keep):
-    """Steps 1-3 with the blend order, one ``kernels.blend_select`` call: ``(chosen, pool)``,
-    ``chosen`` as ``_select_pool``'s entries, ``pool`` made only when it is to be kept
-    (``keep``); None when a source said nothing (``_blend`` blends the others)."""
+    """Steps 1-3 with the blend order, one ``kernels.blend_select`` call: ``(picked, pool)``,
+    ``picked`` the products chosen as a flat list of (item, source, position in its answer),
+    ``pool`` made only when it is to be kept (``keep``); None when a source said nothing
+    (``_blend`` blends the others)."""
     its = [c.items for c in cands]
     if len(its) > 1:
         items, scores = np.concatenate(its), np.concatenate([c.scores for c in cands])
@@ -427,13 +437,11 @@ def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, 
     if packed.item(0):   # (silent)
         return None
     m, c = packed.item(1), packed.item(2)
-    got = iter(packed[3:3 + 3 * c].tolist())
-    chosen = [(i, (cands[s], p), names[s]) for i, s, p in zip(got, got, got)]
     pool = None
     if keep:
         pool = Pool(packed[3 + 3 * c:].reshape(5, m), score, names, cands)
         pool.blend_ranking, pool._src_codes = pool.rows[3], codes
-    return chosen, pool
+    return packed[3:3 + 3 * c].tolist(), pool
 
 
 def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
@@ -571,9 +579,11 @@ def _as_int32(items) -> np.ndarray:
     """``ctx.cart_items`` as the kernels take them: int32 and writeable (numba refuses a
     read-only array; a negative index counts from the end, as numpy's mask assignment reads
     it: kernels.select_pool)."""
+    if not len(items):   # (most requests: no cart)
+        return _NO_CART
     if type(items) is np.ndarray and items.dtype == np.int32 and items.flags.writeable:
         return items
-    return np.array(items, np.int64).astype(np.int32) if len(items) else _NO_CART
+    return np.array(items, np.int64).astype(np.int32)
 
 
 class _Source:
