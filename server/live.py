@@ -154,14 +154,25 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
     item = ds.item_index.get if ds is not None else {}.get   # (no model: every product unknown)
     usual = ds.usual_engaged_ms if ds is not None else None
     n_usual = len(usual) if usual is not None else 0
+    ids, indices = _model_objects(ds) if ds is not None else (None, None)
     s = session or _NO_SESSION
     out = []
     for product, kind, ts, w, sessions, eng in entries:
         i = item(product, -1)
         if eng is not None:
             w *= _factor(eng[0], eng[1], float(usual[i]) if 0 <= i < n_usual else 30_000.0, eng[2])
+        if i >= 0:   # the model's objects of this product (equal): see ``_model_objects``
+            product, i = ids[i], indices[i]
         out.append((product, i, kind, ts, w, s in sessions))
     return tuple(out)
+
+
+def _model_objects(ds) -> tuple[list, list]:
+    """Per model: its product ids and one int object per item index. A bound interaction holds
+    these rather than its own copies (the same values): every visitor holding a product shares
+    them, which saves memory, and a request's ``Recent`` list (``_recent_list``, which touches
+    each field it copies) finds a popular product's fields warm in the CPU caches."""
+    return ds.derived("_live_model_objects", lambda ds: (ds.item_ids, list(range(ds.n_items))))
 
 
 def _bind_model(entries: tuple, ds) -> tuple:
