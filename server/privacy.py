@@ -45,12 +45,20 @@ def export(conn: sqlite3.Connection, visitor: str | None = None, user: str | Non
     vw, va = _where(vids, user, vcol="id")
     vcols = ["id", "user_id", "first_seen", "last_seen"]
     visitors = [dict(zip(vcols, r)) for r in conn.execute(f"SELECT {', '.join(vcols)} FROM visitors WHERE {vw}", va)]
+    scols = ["rec_id", "ts", "visitor", "session", "user_id", "page", "slot", "placement", "strategy", "variant",
+             "config_version", "products", "sources"]
+    served = []
+    for row in conn.execute(f"SELECT {', '.join(scols)} FROM rec_served WHERE {w} ORDER BY ts", a):
+        d = dict(zip(scols, row))
+        d["products"], d["sources"] = json.loads(d["products"]), json.loads(d["sources"])
+        served.append(d)
     profile = None
     if user:
         ucols = ["id", "gender", "birth_year", "age_band", "interests", "segment", "attrs", "updated_at"]
         row = conn.execute(f"SELECT {', '.join(ucols)} FROM users WHERE id=?", (user,)).fetchone()
         profile = dict(zip(ucols, row)) if row else None
-    return {"visitors": visitors, "profile": profile, "events": events, "order_lines": lines, "reviews": reviews}
+    return {"visitors": visitors, "profile": profile, "events": events, "order_lines": lines, "reviews": reviews,
+            "recommendations_served": served}
 
 
 def erase(conn: sqlite3.Connection, visitor: str | None = None, user: str | None = None) -> dict:
@@ -61,7 +69,7 @@ def erase(conn: sqlite3.Connection, visitor: str | None = None, user: str | None
     if memo is not None:
         memo.clear()  # the writer's memory of visitor rows it wrote
     out = {}
-    for table in ("events", "order_lines", "reviews"):
+    for table in ("events", "order_lines", "reviews", "rec_served"):
         out[table] = conn.execute(f"DELETE FROM {table} WHERE {w}", a).rowcount
     vw, va = _where(vids, user, vcol="id")
     out["visitors"] = conn.execute(f"DELETE FROM visitors WHERE {vw}", va).rowcount

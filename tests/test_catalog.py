@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 from click.testing import CliRunner
 
@@ -97,14 +98,26 @@ def test_privacy_export_and_erase(client, app, shop):
     client.post("/v1/events", content=json.dumps({"site_key": shop.site_key, "events": mine + theirs}))
     client.post("/v1/catalog/users", json=[{"id": "uA", "gender": "f"}], headers=shop.auth)
     client.post("/v1/catalog/reviews", json=[{"product": "p1", "user": "uA", "text": "good"}], headers=shop.auth)
+    # what was recommended to them is theirs too (rec_served holds their visitor and user ids)
+    for visitor, user in (("vA", "uA"), ("vA2", None), ("vB", None)):
+        body = {"site_key": shop.site_key, "visitor": visitor, "session": "s", "user": user, "slots": [{"id": "m"}]}
+        assert client.post("/v1/recommend", content=json.dumps(body), headers={"content-type": "text/plain"}).status_code == 200
+    for _ in range(100):   # (served rows are stored in the background, ~50 ms later)
+        if count(app, "shop", "SELECT count(*) FROM rec_served") == 3:
+            break
+        time.sleep(0.02)
     out = client.get("/v1/privacy/users/uA", headers=shop.auth).json()
     assert len(out["events"]) == 3 and len(out["order_lines"]) == 1 and len(out["reviews"]) == 1
     assert {v["id"] for v in out["visitors"]} == {"vA", "vA2"} and out["profile"]["gender"] == "f"
+    assert sorted(r["visitor"] for r in out["recommendations_served"]) == ["vA", "vA2"]
+    assert isinstance(out["recommendations_served"][0]["products"], list)
     assert len(client.get("/v1/privacy/visitors/vA", headers=shop.auth).json()["events"]) == 2
     erased = client.delete("/v1/privacy/users/uA", headers=shop.auth).json()["erased"]
-    assert erased == {"events": 3, "order_lines": 1, "reviews": 1, "visitors": 2, "profile": 1}
-    assert client.get("/v1/privacy/users/uA", headers=shop.auth).json()["events"] == []
+    assert erased == {"events": 3, "order_lines": 1, "reviews": 1, "rec_served": 2, "visitors": 2, "profile": 1}
+    gone = client.get("/v1/privacy/users/uA", headers=shop.auth).json()
+    assert gone["events"] == [] and gone["recommendations_served"] == []
     assert count(app, "shop") == 1  # the other visitor's event stays
+    assert count(app, "shop", "SELECT visitor FROM rec_served") == "vB"   # and what was served to them
 
 
 def cli(args):
