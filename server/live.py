@@ -167,12 +167,13 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
     return tuple(out)
 
 
-def _model_objects(ds) -> tuple[list, list]:
-    """Per model: its product ids and one int object per item index. A bound interaction holds
-    these rather than its own copies (the same values): every visitor holding a product shares
-    them, which saves memory, and a request's ``Recent`` list (``_recent_list``, which touches
-    each field it copies) finds a popular product's fields warm in the CPU caches."""
-    return ds.derived("_live_model_objects", lambda ds: (ds.item_ids, list(range(ds.n_items))))
+def _model_objects(ds) -> tuple[list, tuple]:
+    """Per model: its product ids and one int object per item index (a tuple of ints: the cyclic
+    GC untracks it). A bound interaction holds these rather than its own copies (the same
+    values): every visitor holding a product shares them, which saves memory, and a request's
+    ``Recent`` list (``_recent_list``, which touches each field it copies) finds a popular
+    product's fields warm in the CPU caches."""
+    return ds.derived("_live_model_objects", lambda ds: (ds.item_ids, tuple(range(ds.n_items))))
 
 
 def _bind_model(entries: tuple, ds) -> tuple:

@@ -33,4 +33,4 @@ def test_bound_interactions_hold_the_models_product_objects(shop, reader):
                 else:
                     unknown += 1
     assert known and unknown   # both kinds met
-    assert L._model_objects(ds)[1] is indices and indices == list(range(ds.n_items))
+    assert L._model_objects(ds)[1] is indices and indices == tuple(range(ds.n_items))
