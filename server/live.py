@@ -16,6 +16,8 @@ that cost ~110 µs (p99 ~600 µs) for a returning customer, so each worker keeps
   up to the highest ``seq`` that read saw;
 - at most ``max_visitors`` visitors are held (least recently used go); a jump of more than
   ``TAIL_MAX`` events (an import) forgets them all: they are read again on their next request;
+  so does a privacy erasure (``privacy.erase`` counts them in the shard's ``meta``, read when
+  the shard changed), so that an erased visitor's events leave every worker's memory at once;
 - warm start (``preload``): when a worker opens a shard, the visitors of its last
   ``live_preload_events`` events are read in the background, a few between requests, so a
   restarted worker does not meet its active visitors cold.
@@ -53,6 +55,8 @@ _LIVE_SQL = ("SELECT type, product, ts, session, CASE WHEN type='engagement' THE
 _LINES_SQL = "SELECT product, ts, order_id FROM order_lines WHERE visitor=? ORDER BY ts DESC, order_id DESC, product DESC LIMIT ?"
 _TAIL_SQL = ("SELECT seq, visitor, type, product, ts, session, data FROM events"
              " WHERE seq > ? AND (product IS NOT NULL OR type = 'purchase') ORDER BY seq LIMIT ?")
+_ERASURES_SQL = "SELECT value FROM meta WHERE key = 'erasures'"
+_UNSEEN = object()   # (``LiveState.erasures`` before the first sync)
 WAL_INDEX_HEADER = 96  # bytes: the WAL-index header, held twice (a writer changes one, then the other)
 _KIND = {"page_view": VIEW, "engagement": VIEW, "rec_click": VIEW, "add_to_cart": CART,
          "remove_from_cart": REMOVE, "review": REVIEW}
@@ -236,6 +240,7 @@ class LiveState:
         self.ds, self.ds_serial = None, 0  # the model of the last request; new serial: a new model
         self.wal_index = None  # the shard's -shm file (a shared ``_ShmFile``), None: not in WAL mode
         self.looks: dict[int, bytes | int] = {}  # per connection: what sync last saw (data_version is per connection)
+        self.erasures = _UNSEEN   # the shard's count of privacy erasures (``privacy.erase``) last seen
         self.loads = self.hits = self.tail_rows = 0
         self._visited = None  # the visitor of the last ``visit``
 
@@ -249,6 +254,18 @@ class LiveState:
         if self.looks.get(id(conn)) == look and self.seq is not None:
             return  # nothing committed since this connection last looked
         self.looks[id(conn)] = look
+        # an erasure (``privacy.erase``, any process) deleted some visitor's rows: what is held is
+        # forgotten, each visitor read again on its next request (a new key: no cached answer
+        # made of the erased rows is served again); read only when the shard changed
+        try:
+            erasures = conn.execute(_ERASURES_SQL).fetchone()
+        except sqlite3.OperationalError:   # (a database without the shard schema's ``meta``)
+            erasures = None
+        if erasures != self.erasures:
+            if self.erasures is not _UNSEEN:
+                self.visitors.clear()
+                self.bought.clear()
+            self.erasures = erasures
         if self.seq is None:
             self.seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             return

@@ -74,4 +74,9 @@ def erase(conn: sqlite3.Connection, visitor: str | None = None, user: str | None
     vw, va = _where(vids, user, vcol="id")
     out["visitors"] = conn.execute(f"DELETE FROM visitors WHERE {vw}", va).rowcount
     out["profile"] = conn.execute("DELETE FROM users WHERE id=?", (user,)).rowcount if user else 0
+    # every worker's live state holds visitors' latest events in memory: this count, which
+    # ``LiveState.sync`` reads when the shard changed, tells them to forget what they hold
+    # (no id is written: the marker says only that an erasure happened)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('erasures', '1') ON CONFLICT (key)"
+                 " DO UPDATE SET value = CAST(value AS INTEGER) + 1")
     return out

@@ -76,6 +76,25 @@ def test_realtime_next_request(client, shop):
     assert items[0]["id"] == "p2" and "because you viewed" in items[0]["reason"]
 
 
+def test_erased_visitor_leaves_the_live_state(client, shop, app):
+    """A privacy erasure makes every worker's live state forget what it holds: the erased
+    visitor's view stops shaping their next request at once (not at the next eviction)."""
+    _shop_with_sessions(client, shop)
+    _events(client, shop, [ev("page_view", page="detail", product="p1", visitor="v9", session="s9")])
+    other = dict(visitor="v8", session="s8")
+    _events(client, shop, [ev("page_view", page="detail", product="p1", **other)])
+    slots = [{"id": "m", "placement": "main", "count": 3}]
+    before = _rec(client, shop, slots).json()["slots"]["m"]["items"]
+    assert "because you viewed" in before[0]["reason"]
+    assert "because you viewed" in _rec(client, shop, slots, **other).json()["slots"]["m"]["items"][0]["reason"]
+    r = client.delete("/v1/privacy/visitors/v9", headers=shop.auth)
+    assert r.status_code == 200 and r.json()["erased"]["events"] == 1
+    after = _rec(client, shop, slots).json()["slots"]["m"]["items"]
+    assert not any("because you viewed" in i["reason"] for i in after)
+    # the other visitors are read again from the shard: theirs still count
+    assert "because you viewed" in _rec(client, shop, slots, **other).json()["slots"]["m"]["items"][0]["reason"]
+
+
 def test_served_is_stored(client, shop, app):
     _shop_with_sessions(client, shop)
     rid = _rec(client, shop, [{"id": "m", "placement": "main", "count": 3}]).json()["slots"]["m"]["rec_id"]
