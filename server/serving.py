@@ -151,16 +151,13 @@ class Engine:
         self.preloads: set = set()
 
     def shard_state(self, shard) -> "_ShardServing":
-        """What this process keeps per open shard for its requests (one look-up a request)."""
+        """What this process keeps per open shard for its requests (one look-up a request): a
+        read-only connection for the few indexed look-ups of a request (tens of microseconds
+        each: cheaper inline than a thread hop) and the live state."""
         st = self._shards.get(shard)
         if st is None:
             st = self._shards[shard] = _ShardServing(shard.connect_read())
         return st
-
-    def conn(self, shard) -> sqlite3.Connection:
-        """A read-only connection per shard for the few indexed look-ups of a request (tens of
-        microseconds each: cheaper inline than a thread hop)."""
-        return self.shard_state(shard).conn
 
 
 class _ShardServing:

@@ -62,15 +62,19 @@ _NA = ("not applicable",)   # a source the request cannot use: part of a pool ke
 _KEYS = object()   # ctx.answers' entries of source keys: (_KEYS, name, params) -> (rec, key)
 
 
-def _source_key(model, name: str, ctx: Context):
+def _source_key(model, name: str, ctx: Context, pr=_MISS, mkey=None):
     """(recommender or None when it does not apply, its answer-cache key or None). Kept in the
     request's memo (``ctx.answers``) for the request's other slots: what ``applicable`` and
-    ``cache_key`` read of the request is the same in every slot (the memo's answers rely on it)."""
-    pr = repr(ctx.params) if ctx.params else None
+    ``cache_key`` read of the request is the same in every slot (the memo's answers rely on it).
+    ``pr``, ``mkey``: the request's params as in the keys and the memo key, when known (a
+    ``SlotPlan``'s source has them made once)."""
+    if pr is _MISS:
+        pr = repr(ctx.params) if ctx.params else None
     memo = ctx.answers
     if memo is None:
         return _key(model, name, pr, ctx)
-    mkey = (_KEYS, name, pr)
+    if mkey is None:
+        mkey = (_KEYS, name, pr)
     hit = memo.get(mkey)
     if hit is None:
         hit = memo[mkey] = _key(model, name, pr, ctx)
@@ -228,41 +232,17 @@ def blend_orders(model, ctx) -> bool:
     return serves is not None and not serves(model, ctx)
 
 
-def blend_pool(model, ctx: Context, strategy: dict, k: int, rules: dict) -> Pool | None:
-    """Steps 1-2 for one request: each applicable source's top ``k``, normalised by its best
-    score, weighted, summed per item, boosted. When every source's answer is cacheable (see
-    ``Recommender.cache_key``), the pool is kept per model under the sources' keys, the
-    weights and the boosts, and a later request with the same keys skips the blend (and
-    the source calls) altogether. None when no source has anything."""
-    plan = slot_plan(model, strategy, rules)
-    pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
-    if pool is not _MISS:
-        return pool
-    names, weights, _ = plan.subset(bits)
-    pool = _blend(model.ds, names, cands, weights, rules) if cands else None
-    if pool_key is not None and answered:  # (a failed source: not kept)
-        model.pools.put(pool_key, pool)
-    return pool
-
-
 def _answers(model, ctx: Context, plan: "SlotPlan", k: int) -> tuple:
     """Step 1 for one request: ``(pool, pool_key, bits, cands, answered)``. ``pool``: the pool
-    kept for the applicable sources' keys (``blend_pool``; None: no source applies), or
+    kept for the applicable sources' keys (``Model.pools``; None: no source applies), or
     ``_MISS`` when it is to be computed from ``cands``, the non-empty answers in the strategy's
     order (``bits``: which of ``plan.sources`` gave them), under ``pool_key`` (None: not to be
     kept) when ``answered`` (no source failed)."""
-    memo = ctx.answers
     srcs = []
     pool_key: list | None = [k, plan.boost_r]
     for s in plan.sources:
         ctx.params = s.params or {}
-        if memo is None:
-            rec, key = _key(model, s.name, s.pr, ctx)
-        else:   # (``_source_key`` with the plan's memo key)
-            hit = memo.get(s.kkey)
-            if hit is None:
-                hit = memo[s.kkey] = _key(model, s.name, s.pr, ctx)
-            rec, key = hit
+        rec, key = _source_key(model, s.name, ctx, s.pr, s.kkey)
         if rec is None:
             continue
         srcs.append((s, rec, key))
@@ -292,18 +272,23 @@ def _answers(model, ctx: Context, plan: "SlotPlan", k: int) -> tuple:
     return _MISS, pool_key, bits, cands, answered
 
 
-def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
-    """Steps 1-2's arithmetic over the sources' non-empty answers: one compiled call
-    (``kernels.blend_sources``: normalise, weight, sum per item, each item's largest
-    contribution, the blend order), then the boosts."""
+def _concatenated(cands: list[Candidates]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The answers' items and scores one after the other, and each answer's length (int64): what
+    the blend kernels take."""
     its = [c.items for c in cands]
     if len(its) > 1:
         items, scores = np.concatenate(its), np.concatenate([c.scores for c in cands])
     else:
         items, scores = its[0], cands[0].scores
+    return items, scores, np.fromiter(map(len, its), np.int64, len(its))
+
+
+def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
+    """Steps 1-2's arithmetic over the sources' non-empty answers: one compiled call
+    (``kernels.blend_sources``: normalise, weight, sum per item, each item's largest
+    contribution, the blend order), then the boosts."""
     boost = rules.get("boost")
-    silent, rows, score = K.blend_sources(items, scores, np.fromiter(map(len, its), np.int64, len(its)),
-                                          np.array(weights, np.float64), not boost)
+    silent, rows, score = K.blend_sources(*_concatenated(cands), np.array(weights, np.float64), not boost)
     if silent:  # a source whose best score is not positive says nothing: the blend of the others
         keep = [len(c) > 0 and c.scores.max() > 0 for c in cands]
         if not any(keep):
@@ -425,13 +410,8 @@ def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, 
     ``picked`` the products chosen as a flat list of (item, source, position in its answer),
     ``pool`` made only when it is to be kept (``keep``); None when a source said nothing
     (``_blend`` blends the others)."""
-    its = [c.items for c in cands]
-    if len(its) > 1:
-        items, scores = np.concatenate(its), np.concatenate([c.scores for c in cands])
-    else:
-        items, scores = its[0], cands[0].scores
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
-    packed, score = K.blend_select(items, scores, np.fromiter(map(len, its), np.int64, len(its)), weights, mask,
+    packed, score = K.blend_select(*_concatenated(cands), weights, mask,
                                    current, cart, held.codes() if held else _NO_HELD, codes, seen, plan.cat,
                                    plan.brand, plan.max_cat, plan.max_brand, count)
     if packed.item(0):   # (silent)
@@ -548,9 +528,15 @@ def _select_args(ds, rules: dict, page_seen: set[int]) -> tuple:
     """What the selection kernels read of the rules and the page: the page's products (with
     dedupe), the category and brand codes with their caps (0: no cap)."""
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and rules.get("dedupe", True) else _NONE
+    return (seen, *_caps(ds, rules))
+
+
+def _caps(ds, rules: dict) -> tuple:
+    """The diversity caps as the selection kernels take them: the category and brand codes
+    (empty without a cap) and the caps (0: no cap)."""
     max_cat, max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
     cat, brand = (ds.category_code, ds.brand_code) if max_cat or max_brand else (_NO_CODES, _NO_CODES)
-    return seen, cat, brand, max_cat, max_brand
+    return cat, brand, max_cat, max_brand
 
 
 _POPULAR, _NEW = "popular in the shop", "new in the shop"
@@ -618,8 +604,7 @@ class SlotPlan:
         self.dedupe = rules.get("dedupe", True)
         self.current, self.cart = rules.get("exclude_current", True), rules.get("exclude_cart", True)
         self.mask = R._rules_mask(ds, rules, for_kernel=True)
-        self.max_cat, self.max_brand = rules.get("max_per_category") or 0, rules.get("max_per_brand") or 0
-        self.cat, self.brand = (ds.category_code, ds.brand_code) if self.max_cat or self.max_brand else (_NO_CODES, _NO_CODES)
+        self.cat, self.brand, self.max_cat, self.max_brand = _caps(ds, rules)
         self._subsets: dict[int, tuple] = {}
         self._scoped: dict[str, tuple | None] = {}
 
