@@ -8,14 +8,12 @@ and ``SeedFinder`` are the same in numpy (the reference, and the path of a seed 
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
 from .base import Candidates, ClosestReasons, SeedVectors
-from .kernels.sums import NO_MORE, TIES_BEST, neighbour_top
+from .kernels.sums import NO_MORE, neighbour_top
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
@@ -164,8 +162,8 @@ class Neighbours:
         if not len(v.items) and not len(more[0]):
             return Candidates.empty()
         table = self.table()
-        found = neighbour_top(*table, *table, 1.0, 0.0, v.items, v.weights, *more, drop_vector(drop), k, TIES_BEST)
-        return top_candidates(found, k, reason_fmt, ds, texts=self.reason_texts(reason_fmt))
+        found = neighbour_top(*table, *table, 1.0, 0.0, v.items, v.weights, *more, drop_vector(drop), k)
+        return top_candidates(found, reason_fmt, ds, texts=self.reason_texts(reason_fmt))
 
     def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,
                          drop: set[int] | None = None):
@@ -217,16 +215,10 @@ def drop_vector(drop: set[int] | None) -> np.ndarray:
     return np.fromiter(drop, np.int64, len(drop)) if drop else _NO_DROP
 
 
-def top_candidates(found: tuple, k: int, fmt: str, ds, order: Callable = Candidates.best_order,
-                   texts: dict | None = None) -> Candidates:
-    """Candidates of a ``neighbour_top`` answer, ``fmt`` naming each one's closest seed: its
-    ``k`` best, or, when it gave every candidate instead (a tie that numpy's partition orders),
-    the ``k`` that numpy's ``order(scores, k)`` picks among them, as the numpy code would.
+def top_candidates(found: tuple, fmt: str, ds, texts: dict | None = None) -> Candidates:
+    """Candidates of a ``neighbour_top`` answer, ``fmt`` naming each one's closest seed.
     ``texts``: the model's memo of ``fmt``'s reasons by seed (``Neighbours.reason_texts``)."""
-    items, scores, closest, exact = found
-    if not exact:
-        pick = order(scores, k)
-        items, scores, closest = items[pick], scores[pick], closest[pick]
+    items, scores, closest = found
     return Candidates.of(items, scores, ClosestReasons(fmt, ds, closest, {} if texts is None else texts))
 
 

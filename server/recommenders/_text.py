@@ -17,7 +17,7 @@ import numpy as np
 
 from ._common import Neighbours, SeedVectors, request_seeds, seed_vectors, top_candidates
 from .base import Candidates, LazyReasons, seeds_key
-from .kernels.sums import NO_MORE, TIES_BOUNDARY, neighbour_top
+from .kernels.sums import NO_MORE, neighbour_top
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -106,7 +106,7 @@ class TextNeighbours:
     def candidates(self, seeds: list[tuple[int, float]], k: int, ds, reason: str, vectors: SeedVectors | None = None):
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
         ``top_positions`` would give them, and each one's closest seed: one ``neighbour_top``
-        kernel call (``kernels/sums.py``; a tie at the k-th place is left to ``top_positions``).
+        kernel call (``kernels/sums.py``: the same tie rule, equal scores by item).
         ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``request_seeds``)."""
         n = self.index.n_items
         v = vectors if vectors is not None else SeedVectors(seeds)
@@ -123,11 +123,11 @@ class TextNeighbours:
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
         table = nb.table()
-        found = neighbour_top(*table, *table, 1.0, 0.0, s, w, *NO_MORE, _NO_DROP, k, TIES_BOUNDARY)
+        found = neighbour_top(*table, *table, 1.0, 0.0, s, w, *NO_MORE, _NO_DROP, k)
         if not len(found[0]):
             return Candidates.empty()
         fmt = reason_format(reason)
-        return top_candidates(found, k, fmt, ds, top_positions, nb.reason_texts(fmt))
+        return top_candidates(found, fmt, ds, nb.reason_texts(fmt))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
@@ -176,13 +176,14 @@ def text_neighbours(ds) -> TextNeighbours:
 
 
 def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -> np.ndarray:
-    """Positions of the ``k`` best positive scores, best first (ties: lower item first)."""
+    """Positions of the ``k`` best positive scores, best first; equal scores: the lower item
+    first (of ``items``, unique; without them the lower position), the project's tie rule."""
     pos = (scores > 0).nonzero()[0]
     if len(pos) > k:
         vals = scores[pos]
-        # the k-th largest value (a partition of values: half the cost of an argpartition); when
-        # no tie straddles it, the k best are exactly the values at or above it, the very set the
-        # argpartition below selects, kept in ascending position order
+        # the k-th largest value (a partition of values: half the cost of an argpartition); the
+        # k best are the values above it, then as many of those equal to it as there is room
+        # for, lower items first
         part = vals.copy()
         part.partition(len(vals) - k)
         kth = part[len(vals) - k]
@@ -190,9 +191,13 @@ def top_positions(scores: np.ndarray, k: int, items: np.ndarray | None = None) -
         if np.count_nonzero(top) == k:
             pos = pos[top]
         else:
-            pos = pos[(-vals).argpartition(k - 1)[:k]]
-            if items is None:
-                return pos[np.lexsort((pos, -scores[pos]))]
+            at = (vals == kth).nonzero()[0]
+            if items is not None:
+                at = at[items[pos[at]].argsort(kind="stable")]
+            above = (vals > kth).nonzero()[0]
+            keep = np.concatenate((above, at[:k - len(above)]))
+            keep.sort()
+            pos = pos[keep]
     if items is None:   # ascending positions: a stable sort by score breaks ties by position
         return pos[(-scores[pos]).argsort(kind="stable")]
     return pos[np.lexsort((items[pos], -scores[pos]))]

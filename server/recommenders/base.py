@@ -392,8 +392,8 @@ class Candidates:
 
     @classmethod
     def best(cls, items: np.ndarray, scores: np.ndarray, k: int, reason: str | Callable[[int], str] = "") -> "Candidates":
-        """The ``k`` best of aligned ``items`` and ``scores``, best first (ties in the order a
-        partition of these arrays leaves them)."""
+        """The ``k`` best of aligned ``items`` and ``scores``, best first (equal scores: the
+        earlier position first, ``best_order``)."""
         if k <= 0:
             return cls.empty()
         order = cls.best_order(scores, k)
@@ -401,12 +401,25 @@ class Candidates:
 
     @staticmethod
     def best_order(scores: np.ndarray, k: int) -> np.ndarray:
-        """The positions of the ``k`` (> 0) best ``scores``, best first, as ``best`` orders them."""
+        """The positions of the ``k`` (> 0) best ``scores``, best first; equal scores: the
+        earlier position first (the project's tie rule: with positions in item order, the
+        lower item), NaN last. A partition picks the k best; which of several scores equal to
+        the k-th it keeps is its own (numpy's is SIMD code), so those are then taken in
+        position order."""
         neg = -scores   # (ndarray methods: the np.* wrappers cost a microsecond a call)
-        if len(scores) > k:
-            part = neg.argpartition(k - 1)[:k]
-            return part[neg[part].argsort(kind="stable")]
-        return neg.argsort(kind="stable")
+        if len(scores) <= k:
+            return neg.argsort(kind="stable")
+        part = neg.argpartition(k - 1)[:k]
+        kth = neg[part].max()
+        if kth != kth:   # (a NaN among the k best: fewer than k numbers; a stable sort puts NaN last)
+            return neg.argsort(kind="stable")[:k]
+        at = neg == kth
+        n_at = np.count_nonzero(at)
+        if n_at > 1 and np.count_nonzero(neg[part] == kth) < n_at:   # a tie across the k-th place
+            better = (neg < kth).nonzero()[0]
+            part = np.concatenate((better, at.nonzero()[0][:k - len(better)]))
+        part.sort()   # (positions ascending: the stable sort below keeps them so among equal scores)
+        return part[neg[part].argsort(kind="stable")]
 
     @classmethod
     def ranked(cls, scores: np.ndarray, n: int = 200) -> "RankedScores":

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._common import coview_neighbours, itemcf_neighbours, request_seeds, seed_vectors, top_candidates
 from .base import Candidates, Recommender
-from .kernels.sums import NO_MORE, TIES_BEST, neighbour_top
+from .kernels.sums import NO_MORE, neighbour_top
 from .registry import register
 
 MIX = (0.6, 0.4)     # co-view, item-CF (float32 arithmetic: a Python float times a float32 array)
@@ -41,5 +41,5 @@ class RealtimePersonal(Recommender):
         if not len(s) or k <= 0:
             return Candidates.empty()
         drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else _NO_DROP
-        found = neighbour_top(*coview.table(), *itemcf.table(), MIX[0], MIX[1], s, w, *NO_MORE, drop, k, TIES_BEST)
-        return top_candidates(found, k, REASON, ds, texts=coview.reason_texts(REASON))
+        found = neighbour_top(*coview.table(), *itemcf.table(), MIX[0], MIX[1], s, w, *NO_MORE, drop, k)
+        return top_candidates(found, REASON, ds, texts=coview.reason_texts(REASON))

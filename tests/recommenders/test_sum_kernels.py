@@ -7,7 +7,7 @@ import pytest
 from server.recommenders._common import Neighbours, SeedFinder, seed_arrays, seed_vectors
 from server.recommenders._text import TextNeighbours, top_positions
 from server.recommenders.base import Candidates, LazyReasons
-from server.recommenders.kernels.sums import NO_MORE, TIES_BEST, TIES_BOUNDARY, neighbour_top
+from server.recommenders.kernels.sums import NO_MORE, neighbour_top
 from server.recommenders.realtime_personal import MIX, REASON, RealtimePersonal
 
 
@@ -70,11 +70,42 @@ def text_numpy(tn, seeds, k, ds, reason):
     return Candidates(pos, total[pos], LazyReasons(lambda p: f"{reason} {ds.label(find(int(pos[p])))}", len(pos)))
 
 
-def top(nb: Neighbours, seeds, weights, k: int, ties: int = TIES_BEST, drop=()) -> tuple:
+def top(nb: Neighbours, seeds, weights, k: int, drop=()) -> tuple:
     """``neighbour_top`` over one table."""
     pad, ends = nb.padded(), nb.ends()
     return neighbour_top(pad, nb.score, ends, pad, nb.score, ends, 1.0, 0.0, np.asarray(seeds, np.int64),
-                         np.asarray(weights, np.float32), *NO_MORE, np.asarray(drop, np.int64), k, ties)
+                         np.asarray(weights, np.float32), *NO_MORE, np.asarray(drop, np.int64), k)
+
+
+def rule_order(scores, k, items=None, positive=False):
+    """The tie rule by brute force: positions by (score descending, item ascending; the
+    position without items), NaN last, ``positive``: only scores > 0; the first ``k``."""
+    scores = np.asarray(scores, np.float64)
+    items = np.arange(len(scores)) if items is None else np.asarray(items)
+    pos = [p for p in range(len(scores)) if not positive or scores[p] > 0]
+    pos.sort(key=lambda p: (scores[p] != scores[p], -scores[p] if scores[p] == scores[p] else 0, items[p]))
+    return pos[:k]
+
+
+def test_the_tie_rule_orders_equal_scores_by_item():
+    """``Candidates.best_order`` and ``_text.top_positions`` (the references of every kernel's
+    top k) against the rule by brute force, on scores full of ties, NaN and infinities."""
+    rng = np.random.default_rng(21)
+    crossed = 0
+    for t in range(3000):
+        n = int(rng.integers(0, 70))
+        s = (rng.integers(-2, 5, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
+        if t % 5 == 0 and n:
+            s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+        k = int(rng.integers(1, 20))
+        items = rng.permutation(300)[:n]
+        if n > k:
+            srt = np.sort(s[s == s])[::-1]
+            crossed += len(srt) > k and srt[k - 1] == srt[k]
+        assert Candidates.best_order(s, k).tolist() == rule_order(s, k)
+        assert top_positions(s, k).tolist() == rule_order(s, k, positive=True)
+        assert top_positions(s, k, items).tolist() == rule_order(s, k, items, positive=True)
+    assert crossed > 500       # ties across the k-th place, the case a partition decides
 
 
 def same(got: Candidates, want: Candidates):
@@ -120,31 +151,37 @@ def cases(seed, trials):
 
 
 def test_neighbour_candidates_are_the_numpy_answer_ties_included():
-    exact = {True: 0, False: 0}
+    ties = 0
     for rng, n, width, levels, k, t in cases(1, 1500):
         nb = table(rng, n, width, levels)
         seeds = random_seeds(rng, n, 6, levels if t % 2 else None)
         drop = {int(rng.integers(0, n)), n + 3} if t % 3 == 0 else None
-        exact[top(nb, *seed_vectors(seeds), k, drop=sorted(drop or ()))[3]] += 1
+        ties += crosses(top(nb, *seed_vectors(seeds), k + 1, drop=sorted(drop or ()))[1], k)
         same(nb.candidates(seeds, k, "with {}", DS(n), drop), nb.candidates_numpy(seeds, k, "with {}", DS(n), drop))
-    assert exact[True] > 300 and exact[False] > 100      # both paths taken
+    assert ties > 100      # ties across the k-th place, which a partition would decide
+
+
+def crosses(best_k1, k) -> bool:
+    """Whether the ``k + 1`` best scores ``best_k1`` have a tie across the k-th place."""
+    return len(best_k1) > k and best_k1[k - 1] == best_k1[k]
 
 
 def counted(monkeypatch, module) -> dict:
-    """Counts of ``neighbour_top``'s exact flag in ``module``'s calls."""
-    exact = {True: 0, False: 0}
+    """Counts, in ``module``'s ``neighbour_top`` calls, of answers with and without two equal
+    scores (the ties the rule orders)."""
+    tied = {True: 0, False: 0}
 
     def call(*args):
         out = neighbour_top(*args)
-        exact[out[3]] += 1
+        tied[bool(len(out[1]) > 1 and (out[1][1:] == out[1][:-1]).any())] += 1
         return out
     monkeypatch.setattr(module, "neighbour_top", call)
-    return exact
+    return tied
 
 
 def test_realtime_personal_is_the_numpy_answer_ties_included(monkeypatch):
     from server.recommenders import realtime_personal
-    exact = counted(monkeypatch, realtime_personal)
+    tied = counted(monkeypatch, realtime_personal)
     rp = RealtimePersonal()
     for rng, n, width, levels, k, t in cases(2, 1500):
         model = table(rng, n, width, levels), table(rng, n, max(1, width - t % 3), levels)
@@ -153,7 +190,7 @@ def test_realtime_personal_is_the_numpy_answer_ties_included(monkeypatch):
         ctx = Ctx(random_seeds(rng, n, 9, levels if t % 2 else None), int(rng.integers(-1, n)))
         same(rp.recommend(model, DS(n), ctx, k), realtime_numpy(model, DS(n), ctx, k))
     assert MIX == (0.6, 0.4) and REASON == "because you viewed {}"
-    assert exact[True] > 300 and exact[False] > 100
+    assert tied[True] > 100 and tied[False] > 300
 
 
 def text_table(nb: Neighbours) -> TextNeighbours:
@@ -165,42 +202,39 @@ def text_table(nb: Neighbours) -> TextNeighbours:
 
 def test_text_candidates_are_the_numpy_answer_ties_included(monkeypatch):
     from server.recommenders import _text
-    exact = counted(monkeypatch, _text)
+    tied = counted(monkeypatch, _text)
     for rng, n, width, levels, k, t in cases(3, 1500):
         tn = text_table(table(rng, n, width, levels))
         seeds = random_seeds(rng, n, 6, levels if t % 2 else None) + ([(n + 1, 1.0)] if t % 5 == 0 else [])
         same(tn.candidates(seeds, k, DS(n), "like"), text_numpy(tn, seeds, k, DS(n), "like"))
-    assert exact[True] > 300 and exact[False] > 50
+    assert tied[True] > 50 and tied[False] > 300
 
 
 def test_edges_empty_single_padding_and_out_of_range():
     nb = Neighbours(np.array([[1, -1], [-1, -1], [0, 1]], np.int32), np.array([[0.5, 0], [0, 0], [1, 1]], np.float32))
     # no seeds, a seed without neighbours, k = 0: nothing
     for seeds, k in (([], 5), ([1], 5), ([0], 0)):
-        items, scores, closest, exact = top(nb, seeds, [1.0] * len(seeds), k)
-        assert len(items) == len(scores) == len(closest) == 0 and exact
+        items, scores, closest = top(nb, seeds, [1.0] * len(seeds), k)
+        assert len(items) == len(scores) == len(closest) == 0
     # one seed, one neighbour
-    items, scores, closest, exact = top(nb, [0], [1.0], 1)
-    assert items.tolist() == [1] and scores.tolist() == [0.5] and closest.tolist() == [0] and exact
-    # two equal scores, k = 1: numpy's partition chooses, so the kernel gives every candidate in item order
-    items, scores, closest, exact = top(nb, [2], [1.0], 1)
-    assert not exact and items.tolist() == [0, 1] and closest.tolist() == [2, 2]
-    # the same with k = 2: at most k candidates are ordered by item on ties, as a stable sort does
-    items, scores, closest, exact = top(nb, [2], [1.0], 2)
-    assert exact and items.tolist() == [0, 1]
-    # the boundary rule: ties inside the k best are ordered by item, one across the k-th place is not
-    assert top(nb, [2], [1.0], 1, TIES_BOUNDARY)[3] is False
+    items, scores, closest = top(nb, [0], [1.0], 1)
+    assert items.tolist() == [1] and scores.tolist() == [0.5] and closest.tolist() == [0]
+    # two equal scores: the lower item first, whether one or both are kept
+    items, scores, closest = top(nb, [2], [1.0], 1)
+    assert items.tolist() == [0] and closest.tolist() == [2]
+    items, scores, closest = top(nb, [2], [1.0], 2)
+    assert items.tolist() == [0, 1] and closest.tolist() == [2, 2]
     # drop (out of range values ignored) and the seeds themselves are left out
-    items, scores, closest, exact = top(nb, [2, 0], [1.0, 1.0], 5, drop=[1, 7, -3])
-    assert items.tolist() == [] and exact
+    items, scores, closest = top(nb, [2, 0], [1.0, 1.0], 5, drop=[1, 7, -3])
+    assert items.tolist() == []
     assert nb.ends().tolist() == [1, 0, 2]
     assert Neighbours(np.array([[-1, 3, -1, 2, -1]], np.int32), np.ones((1, 5), np.float32)).ends().tolist() == [4]
     assert Neighbours.empty(3, 0).ends().tolist() == [0, 0, 0]
-    # a tie among few candidates of a large catalog: the candidates put in item order (from the
-    # catalog's bitmap)
+    # a tie among few candidates of a large catalog, met in the row's order 1500, 3, 900
     big = Neighbours.empty(2000, 4)
     big.idx[7], big.score[7] = [1500, 3, 900, -1], [0.5, 0.5, 0.25, 0]
-    assert top(big, [7], [1.0], 1)[:3][0].tolist() == [3, 900, 1500]
+    assert top(big, [7], [1.0], 1)[0].tolist() == [3]
+    assert top(big, [7], [1.0], 3)[0].tolist() == [3, 1500, 900]
     for k in (1, 2, 3):
         same(big.candidates([(7, 1.0)], k, "{}", DS(2000)), big.candidates_numpy([(7, 1.0)], k, "{}", DS(2000)))
     # through the sources' wrappers
@@ -215,7 +249,7 @@ def test_a_kernel_refuses_other_dtypes():
     nb = Neighbours(np.array([[1], [0]], np.int32), np.ones((2, 1), np.float32))
     with pytest.raises(TypeError):
         neighbour_top(nb.padded(), nb.score, nb.ends(), nb.padded(), nb.score, nb.ends(), 1.0, 0.0,
-                      np.array([0], np.int32), np.ones(1, np.float32), *NO_MORE, np.zeros(0, np.int64), 1, TIES_BEST)
+                      np.array([0], np.int32), np.ones(1, np.float32), *NO_MORE, np.zeros(0, np.int64), 1)
 
 
 def merge_numpy(own_i, own_w, live: dict, positive: bool):
@@ -296,7 +330,7 @@ def test_closest_by_cosine_is_the_numpy_reason():
 def test_best_positive_is_top_positions():
     from server.recommenders.kernels.sums import best_positive
     rng = np.random.default_rng(7)
-    exact = {True: 0, False: 0}
+    crossed = 0
     for t in range(4000):
         n = int(rng.integers(0, 60))
         s = (rng.integers(-3, 6, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
@@ -307,20 +341,17 @@ def test_best_positive_is_top_positions():
         for finite_only in (False, True):
             ref = np.where(np.isfinite(s), s, 0).astype(np.float32) if finite_only else s
             pos, ok = best_positive(s, items, k, finite_only)
-            exact[ok] += 1
-            if ok:
-                assert pos.tolist() == top_positions(ref, k, items).tolist()
-            else:       # a tie across the k-th place
-                vals = np.sort(ref[ref > 0])[::-1]
-                assert len(vals) > k and vals[k - 1] == vals[k]
-    assert exact[True] > 1000 and exact[False] > 300
+            assert ok and pos.tolist() == top_positions(ref, k, items).tolist()
+            vals = np.sort(ref[ref > 0])[::-1]
+            crossed += len(vals) > k and vals[k - 1] == vals[k]
+    assert crossed > 300
 
 
 def test_best_positive_f64_is_top_positions_over_a_catalog():
     """demographic's pick: float64 scores, the positions as items."""
     from server.recommenders.kernels.sums import best_positive_f64
     rng = np.random.default_rng(11)
-    exact = {True: 0, False: 0}
+    crossed = 0
     for t in range(3000):
         n = int(rng.integers(0, 80))
         s = rng.integers(-3, 6, n) / 2 if t % 2 else rng.normal(size=n)
@@ -328,13 +359,10 @@ def test_best_positive_f64_is_top_positions_over_a_catalog():
             s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
         k = int(rng.integers(1, 20))
         pos, ok = best_positive_f64(np.ascontiguousarray(s, np.float64), np.arange(n, dtype=np.int64), k, False)
-        exact[ok] += 1
-        if ok:
-            assert pos.tolist() == top_positions(s, k).tolist()
-        else:
-            vals = np.sort(s[s > 0])[::-1]
-            assert len(vals) > k and vals[k - 1] == vals[k]
-    assert exact[True] > 1000 and exact[False] > 300
+        assert ok and pos.tolist() == top_positions(s, k).tolist()
+        vals = np.sort(s[s > 0])[::-1]
+        crossed += len(vals) > k and vals[k - 1] == vals[k]
+    assert crossed > 300
 
 
 def test_matrix_factorization_over_the_catalog_is_largest_then_top_positions():

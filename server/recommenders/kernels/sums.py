@@ -24,24 +24,16 @@ code bit for bit:
   positive terms is > 0 exactly when its float32 cast is), seeds and ``drop`` left out.
 - Closest seed (``_common.SeedFinder``): in the first table whose seed rows hold the product,
   the seed with the largest contribution, the earlier seed on ties.
-- Top k: the ``k + 1`` best by (score descending, item ascending), kept in a sorted buffer.
-  With at most ``k`` candidates that order is numpy's (a stable sort of the candidates in
-  item order). With more, numpy picks them with a partition (``argpartition``: SIMD code on
-  x86, its order of equal scores is its own), so where a tie matters the kernel does not
-  choose: it answers "not exact" and gives EVERY candidate in item order, the very array the
-  numpy code partitions, for the caller to pick from with numpy's own call
-  (``Candidates.best_order``, ``_text.top_positions``). Where a tie matters depends on the
-  pick: ``TIES_BEST`` (``Candidates.best``, which keeps the partition's order among equal
-  scores): any two equal scores among the ``k + 1`` best; ``TIES_BOUNDARY``
-  (``_text.top_positions``, which sorts ties by item itself): the ``k``-th score equal to the
-  ``(k + 1)``-th. Tie-free, the order by score is unique, so the answer is numpy's.
+- Top k: the ``k`` best by (score descending, item ascending), kept sorted in a buffer by
+  insertion: the project's tie rule (equal scores, lower item first; ``Candidates.best_order``
+  and ``_text.top_positions`` follow it too), so the answer never depends on how a partition
+  orders equal scores (numpy's is SIMD code, its order its own and its build's).
 
 Tables are read up to each row's last neighbour (``Neighbours.ends``): a sparse table's rows
 are mostly padding. The per-product work runs over a dense int32 map product -> slot (the
 catalog's size plus the padding entry), allocated zeroed per call (a memset of 4 bytes a
 product: ~0.3 µs for 4,000 products), and compact per-slot arrays as long as the seeds' rows
-(up to their ends). A tie's answer, every candidate in item order, is read from a bitmap of the
-catalog, 64 products a word (a walk over the catalog's slots cost ~4 µs of a 16 µs call).
+(up to their ends).
 Measured (``bench/sources.py --fresh``'s calls, online-retail): 5-11 µs a call, 2 µs of it the
 call itself (arguments in, three arrays out).
 """
@@ -53,30 +45,16 @@ import numpy as np
 
 from ...jit import kernel
 
-# ties rules of ``neighbour_top`` (see the module docstring)
-TIES_BEST = 0
-TIES_BOUNDARY = 1
-
-_SIG = ("Tuple((int32[::1], float32[::1], int32[::1], boolean))"
+_SIG = ("Tuple((int32[::1], float32[::1], int32[::1]))"
         "(int32[:, ::1], float32[:, ::1], int32[::1], int32[:, ::1], float32[:, ::1], int32[::1], float32, float32,"
-        " int64[::1], float32[::1], int32[::1], float32[::1], int64[::1], int64, int64)")
+        " int64[::1], float32[::1], int32[::1], float32[::1], int64[::1], int64)")
 NO_MORE = (np.zeros(0, np.int32), np.zeros(0, np.float32))   # ``neighbour_top``'s ``more``, ``more_w``: none
-
-# a 64-bit word's lowest set bit ``low`` -> its position: ``_LOW_BIT[(low * _DE_BRUIJN) >> 58 & 63]``
-# (a de Bruijn sequence: each of the 64 products has distinct top six bits; int64 arithmetic
-# wraps as the unsigned one would, and ``& 63`` drops the sign the shift carries)
-_DE_BRUIJN = 0x03F79D71B4CB0A89
-_LOW_BIT = np.zeros(64, np.int64)
-for _b in range(64):
-    _LOW_BIT[(((1 << _b) * _DE_BRUIJN) % (1 << 64)) >> 58] = _b
 
 
 @kernel(_SIG)
-def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k,
-                  ties):
+def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k):
     """The ``k`` best products by the seeds' neighbour sums: (items int32, scores float32,
-    closest seed of each int32, exact), best first; when not exact (a tie that numpy's
-    partition orders), every candidate in item order instead (see the module docstring).
+    closest seed of each int32), best first, equal scores by item (see the module docstring).
 
     ``pad_a``/``score_a``/``end_a``: a neighbour table (``Neighbours.padded()``: -1 padding
     replaced by the item count ``n``), its float32 scores and its rows' ends
@@ -87,7 +65,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     order; ``more`` (``more_w`` their weights) seeds that follow them unless already among
     them, -1 for none (item_cf's person's top items: ``dict.setdefault`` after the request's
     seeds, in one call); ``drop`` more products to leave out (any values; those out of range
-    are ignored); ``ties``: TIES_BEST or TIES_BOUNDARY."""
+    are ignored)."""
     n = pad_a.shape[0]
     tables = 2 if mix_b != 0 else 1
     if len(more):
@@ -157,75 +135,39 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         t = slot[i] - 1 if 0 <= i < n else -1
         if t >= 0:
             total[:, t] = 0.0
-    # the candidates, in slot order, and the k + 1 best by (score desc, item asc), kept sorted
-    # in a buffer by insertion
-    score_of = np.empty(used, np.float32)
-    cand_t = np.empty(used, np.int32)
-    size = k + 1
-    top_t = np.empty(size, np.int64)
-    top_f = np.empty(size, np.float32)
-    m = 0
+    # the k best by (score desc, item asc), kept sorted in a buffer by insertion
+    top_t = np.empty(max(k, 0), np.int64)
+    top_f = np.empty(max(k, 0), np.float32)
     filled = 0
     for t in range(used):
         if tables == 2:
             f = mix_a * np.float32(total[0, t]) + mix_b * np.float32(total[1, t])
         else:
             f = np.float32(total[0, t])
-        score_of[t] = f
         if not f > 0:
             continue
-        cand_t[m] = t
-        m += 1
         it = item[t]
         p = filled
         while p > 0 and (f > top_f[p - 1] or (f == top_f[p - 1] and it < item[top_t[p - 1]])):
             p -= 1
-        if p >= size:
+        if p >= k:
             continue
-        last = filled if filled < size else size - 1
+        last = filled if filled < k else k - 1
         for q in range(last, p, -1):
             top_t[q], top_f[q] = top_t[q - 1], top_f[q - 1]
         top_t[p], top_f[p] = t, f
-        if filled < size:
+        if filled < k:
             filled += 1
-    exact = True
-    if m > k and k > 0:
-        if ties == TIES_BOUNDARY:
-            exact = top_f[k - 1] != top_f[k]
-        else:
-            for q in range(k):
-                if top_f[q] == top_f[q + 1]:
-                    exact = False
-                    break
-    if exact:
-        out, pick, score = min(m, k), top_t, top_f
-    else:                # every candidate in item order, as ``(total > 0).nonzero()`` lists them:
-        out = m          # a bitmap of the catalog, read a 64-bit word at a time
-        words = np.zeros((n >> 6) + 1, np.int64)
-        for q in range(m):
-            i = item[cand_t[q]]
-            words[i >> 6] |= np.int64(1) << (i & 63)
-        pick = np.empty(m, np.int64)
-        q = 0
-        for wi in range(len(words)):
-            bits = words[wi]
-            while bits != 0:
-                low = bits & -bits                      # the lowest bit set, its position:
-                i = (wi << 6) + _LOW_BIT[((low * _DE_BRUIJN) >> 58) & 63]
-                pick[q] = slot[i] - 1
-                q += 1
-                bits ^= low
-        score = score_of[pick]
-    items = np.empty(out, np.int32)
-    scores = np.empty(out, np.float32)
-    closest = np.empty(out, np.int32)
-    for q in range(out):
-        t = pick[q]
-        items[q], scores[q] = item[t], score[q]
-        closest[q] = near[0, t] if near[0, t] >= 0 or tables == 1 else near[1, t]   # table a's first
     if ahead == -7 and ahead_f == -1.5:     # (never so: the reads ahead are not optimised away)
-        exact = not exact
-    return items, scores, closest, exact
+        filled = 0
+    items = np.empty(filled, np.int32)
+    scores = np.empty(filled, np.float32)
+    closest = np.empty(filled, np.int32)
+    for q in range(filled):
+        t = top_t[q]
+        items[q], scores[q] = item[t], top_f[q]
+        closest[q] = near[0, t] if near[0, t] >= 0 or tables == 1 else near[1, t]   # table a's first
+    return items, scores, closest
 
 
 @kernel("Tuple((int64[::1], float64[::1], boolean))(int64[::1], float64[::1], int64[::1], float64[::1], boolean)")
@@ -305,11 +247,8 @@ def _best_positive(scores, items, k, finite_only):
     """matrix_factorization's and demographic's pick: the positions of the ``k`` best positive
     ``scores`` (with ``finite_only``, an infinite or NaN score counts as 0, as
     ``np.where(np.isfinite(s), s, 0)`` makes it), best first, ties by lower ``items`` (unique):
-    ``_text.top_positions(scores, k, items)``'s answer, and True; or, when more than ``k`` are
-    positive and the ``k``-th score equals the ``(k + 1)``-th (numpy's partition picks then),
-    nothing and False. Over a whole catalog (``items`` = positions) it is also the answer of
-    ``top_positions`` after any ``largest(scores, k)``: without a tie at the k-th place, the
-    k largest are the same set whichever way they are picked."""
+    ``_text.top_positions(scores, k, items)``'s answer, and True (always, since the tie rule:
+    equal scores, lower item first; the flag is kept for the callers that still test it)."""
     size = k + 1
     top = np.empty(size, np.int64)
     filled = 0
@@ -332,8 +271,6 @@ def _best_positive(scores, items, k, finite_only):
         top[q] = p
         if filled < size:
             filled += 1
-    if m > k and k > 0 and scores[top[k - 1]] == scores[top[k]]:
-        return np.empty(0, np.int64), False
     return top[:min(m, k)].copy(), True
 
 
