@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 from scipy import sparse
 
-from ._text import search_index, top_positions
+from ._text import search_index
 from .base import Candidates, Recommender
 from .kernels.sums import best_positive_f64, positions
 from .kernels.text import normalize
@@ -138,10 +138,7 @@ class Demographic(Recommender):
         scores, reason = demo.scores(ctx.profile, text)
         if not reason or not len(scores):
             return Candidates.empty()
-        # top_positions' answer in one kernel call over the catalog, or top_positions itself when
-        # a tie at the k-th place leaves the choice to numpy's partition
-        pos, exact = best_positive_f64(np.ascontiguousarray(scores), positions(len(scores)), k, False)
-        if not exact:
-            pos = top_positions(scores, k)
+        # top_positions' answer (equal scores: the lower item) in one kernel call over the catalog
+        pos = best_positive_f64(np.ascontiguousarray(scores), positions(len(scores)), k, False)[0]
         return Candidates(pos.astype(np.int32), scores[pos].astype(np.float32), reason)
 

@@ -23,13 +23,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._person import _positive, adds_to_row, live_items, merge_row
-from ._text import top_positions
+from ._person import live_items, merge_row, positive_rows
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.factors import catalog_top, ranked_top_i32, ranked_top_u16
-from .kernels.sums import best_positive, closest_by_cosine, positions
-from .kernels.topk import largest
+from .kernels.factors import catalog_top, known_top_i32, known_top_u16
+from .kernels.sums import best_positive, closest_by_cosine
 from .registry import register
 
 PARAMS = ALSParams(factors=48, regularization=1.0, alpha=2.0, iterations=6, cg_steps=2,
@@ -83,52 +81,36 @@ def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np
     return items, scores
 
 
-def _ranked_top(ranked: tuple[np.ndarray, np.ndarray], p: int, k: int, item: int):
-    """The ``k`` best positive items of person ``p``'s ranked shortlist without ``item`` (int32)
-    and their scores, as ``top_positions`` over the shortlist ranks them, or None when a tie
-    straddles the k-th place (which tied item stays is then the partition's choice: the caller
-    scores as before) or ``k`` is not below the shortlist's length (or below 1)."""
-    items, scores = ranked[0][p], ranked[1][p]
-    if not 1 <= k < len(items):
-        return None
-    top = (ranked_top_u16 if items.dtype == np.uint16 else ranked_top_i32)(items, scores, k, item)
+def _known_top(als, ranked, rows, p: int, live_i: np.ndarray, k: int, item: int):
+    """The answer of a known person ``p`` without anything new (the request's ``live_i`` all in
+    their model row, ``rows``: ``positive_rows``) and with a trained vector: the ``k`` best
+    positive items of their ranked shortlist without ``item`` (int32) and their scores, read in
+    one kernel call (``factors.known_top``: what ``_scored_top`` gives with their vector and
+    shortlist); None when the request is not that case (or ``k`` is not below the shortlist's
+    length): the caller scores."""
+    items, scores = ranked
+    top = (known_top_u16 if items.dtype == np.uint16 else known_top_i32)(
+        rows[0], rows[1], als.trained_flags(), items, scores, p, live_i, k, item)
     return top[:2] if top[2] else None
 
 
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best positive items by ``vec``'s scores without ``item`` and their scores, best
-    first (ties: lower item): among ``short`` (a trained person's shortlist), else the catalog."""
+    first (equal scores: the lower item): among ``short`` (a trained person's shortlist), else
+    the catalog (an infinite or NaN score counts as 0)."""
     scores = als.scores(vec).astype(np.float32, copy=False)   # a new array: ours to change
-    if short is not None:
-        # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1
-        # of them are enough with the current product left out); exact scores from above
-        cand = short.astype(np.int64)
-        cand = cand[cand != item]
-        finite_only = False
-    else:
+    if short is None:
         if 0 <= item < als.n_items:
             scores[item] = -np.inf
-        # the whole catalog in one kernel call (no partition first); a tie at the k-th place:
-        # numpy's partition picks among the k largest, as before
-        everything = positions(als.n_items)
-        if k >= 1:       # (the kernel's buffer needs a place)
-            pos, best, exact = catalog_top(scores, k)
-            if exact:
-                return pos, best
-        else:
-            pos, exact = best_positive(scores, everything, k, True)
-            if exact:
-                return pos, scores[pos]
-        n = min(k, als.n_items)
-        cand = largest(scores, n) if n < als.n_items else everything
-        finite_only = True      # (the current product's -inf and any non-finite score count as 0)
+        # the whole catalog in one kernel call (no partition first)
+        return catalog_top(scores, k)
+    # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1 of
+    # them are enough with the current product left out); exact scores from above
+    cand = short.astype(np.int64)
+    cand = cand[cand != item]
     cs = scores[cand]
-    # top_positions' answer in one kernel call, or top_positions itself when a tie at the k-th
-    # place leaves the choice to numpy's partition
-    pos, exact = best_positive(cs, cand, k, finite_only)
-    if not exact:
-        pos = top_positions(np.where(np.isfinite(cs), cs, 0) if finite_only else cs, k, cand)
-    return cand[pos], cs[pos]
+    pos = best_positive(cs, cand, k, False)[0]
+    return cand[pos].astype(np.int32), cs[pos]
 
 
 @register("matrix_factorization",
@@ -151,13 +133,11 @@ class MatrixFactorization(Recommender):
         ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
         live_i, live_w = live_items(ds, ctx)
         p = ctx.person
-        top = None
-        if ranked is not None and als.n_items == ds.n_items and _positive(ds) and adds_to_row(ds, p, live_i) is False:
-            # a known person with nothing new (their row is not empty: trained, or not): read
-            # the answer ranked at fit, merging the row only if a reason is asked
-            visitor = None
-            if p < len(als.user_factors) and als.trained(p):
-                top = _ranked_top(ranked, p, k, ctx.item)
+        top = visitor = None
+        if ranked is not None and als.n_items == ds.n_items:
+            rows = positive_rows(ds)
+            if rows is not None:
+                top = _known_top(als, ranked, rows, p, live_i, k, ctx.item)
         if top is None:
             items_in, weights_in, has_live = visitor = merge_row(ds, p, live_i, live_w)
             if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
@@ -194,4 +174,4 @@ class MatrixFactorization(Recommender):
                 memo.append((best.tolist(), ok.tolist()))
             best, ok = memo[0]
             return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
-        return Candidates(cand.astype(np.int32, copy=False), cs, LazyReasons(reason, len(cand)))
+        return Candidates.of(cand, cs, LazyReasons(reason, len(cand)))

@@ -1,7 +1,8 @@
 """matrix_factorization's request path against the numpy code it replaced (kept here as the
-reference): ``kernels/factors`` (``row_lacks``, ``ranked_top``), ``_person``'s two steps
-(``live_items`` + ``merge_row``, ``adds_to_row``), ``ImplicitALS.trained``, and whole answers
-(items, score bytes, every reason) with and without the known person's shortcut."""
+reference) and the tie rule (equal scores, lower item first): ``kernels/factors``
+(``row_lacks``, ``known_top``, ``catalog_top``), ``_person``'s two steps (``live_items`` +
+``merge_row``, ``adds_to_row``), ``ImplicitALS.trained``, and whole answers (items, score
+bytes, every reason) with and without the known person's shortcut."""
 import numpy as np
 import pytest
 from scipy import sparse
@@ -10,22 +11,19 @@ from server.recommenders import _person
 from server.recommenders._person import adds_to_row, live_items, merge_row, visitor_items
 from server.recommenders.base import Context, Recent
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
-from server.recommenders.kernels.factors import ranked_top_i32, ranked_top_u16, row_lacks
+from server.recommenders.kernels.factors import known_top_i32, known_top_u16, row_lacks
 from server.recommenders.matrix_factorization import MatrixFactorization, person_candidates, ranked_shortlists
 
 from .test_request_shortcuts import _Data
 
 
 def ranked_top_numpy(items, scores, k, item):
-    """``_ranked_top`` before the kernel (None: a tie straddles the k-th place)."""
+    """A ranked shortlist's answer (the rows are ranked under the tie rule): the first
+    ``min(positive, k)`` entries once ``item`` is left out."""
     if item >= 0:
         keep = items != item
         items, scores = items[keep], scores[keep]
-    n = np.count_nonzero(scores > 0)
-    if n > k:
-        if scores[k - 1] == scores[k]:
-            return None
-        n = k
+    n = min(np.count_nonzero(scores > 0), k)
     return items[:n], scores[:n]
 
 
@@ -76,34 +74,57 @@ def test_row_lacks_is_isin():
                 assert row_lacks(R.indptr, R.indices, p, live) is want
 
 
-def test_ranked_top_is_the_numpy_pick():
+def known_top_numpy(R, trained, items, scores, p, live, k, item):
+    """``known_top``'s case in numpy: a person of ``R`` with a row, nothing ``live`` outside it,
+    a trained vector and 1 <= k < the shortlists' width; then their ranked row's answer."""
+    if not (0 <= p < R.shape[0] and p < len(trained) and 1 <= k < items.shape[1]):
+        return None
+    row = R.indices[R.indptr[p]:R.indptr[p + 1]]
+    if not len(row) or np.isin(live, row, invert=True).any() or not trained[p]:
+        return None
+    return ranked_top_numpy(items[p], scores[p], k, item)
+
+
+def test_known_top_is_the_numpy_pick():
     rng = np.random.default_rng(1)
-    ties = fallbacks = 0
-    for trial in range(3000):
-        n = int(rng.integers(2, 60))
+    ties = found = 0
+    for trial in range(600):
+        persons, n_items = int(rng.integers(1, 12)), int(rng.integers(3, 70))
+        R = random_R(rng, persons, n_items, empty_every=int(rng.integers(2, 6)))
+        width = int(rng.integers(1, n_items + 1))
         dtype = (np.uint16, np.int32)[trial % 2]
-        items = rng.permutation(n * 3)[:n].astype(dtype)
-        s = (rng.integers(-4, 8, n) if trial % 3 == 0 else rng.normal(size=n)).astype(np.float32)
-        if trial % 11 == 0:
-            s[rng.integers(0, n)] = np.nan
-        order = np.lexsort((items, -s))
-        items, s = items[order], s[order]
-        k = int(rng.integers(1, n))
-        item = int(items[rng.integers(0, n)]) if trial % 3 else int(rng.integers(-1, n * 3))
-        want = ranked_top_numpy(items, s, k, item)
-        fn = ranked_top_u16 if dtype == np.uint16 else ranked_top_i32
-        got_items, got_scores, exact = fn(items, s, k, item)
-        if want is None:
-            assert not exact and len(got_items) == 0
-            fallbacks += 1
-            continue
-        assert exact and got_items.dtype == np.int32
-        assert got_items.tolist() == want[0].tolist() and got_scores.tobytes() == want[1].tobytes()
-        ties += len(np.unique(want[1])) < len(want[1])
-    assert fallbacks > 50 and ties > 50
-    single = np.array([7], np.uint16), np.array([0.5], np.float32)
-    assert ranked_top_u16(*single, 1, -1)[0].tolist() == [7]
-    assert ranked_top_u16(*single, 1, 7)[0].tolist() == []
+        items = np.stack([rng.permutation(n_items)[:width] for _ in range(persons)]).astype(dtype)
+        if trial % 3 == 0:       # few distinct values: ties everywhere
+            scores = rng.integers(-4, 8, (persons, width)).astype(np.float32)
+        else:
+            scores = rng.normal(size=(persons, width)).astype(np.float32)
+        order = np.lexsort((items, -scores), axis=-1)      # ranked: score descending, then item
+        items, scores = np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
+        trained = rng.random(persons) < 0.8
+        for p in range(-1, persons + 1):
+            row = R.indices[R.indptr[p]:R.indptr[p + 1]] if 0 <= p < persons else np.zeros(0, np.int32)
+            for t in range(4):
+                m = int(rng.integers(0, 4))
+                live = (rng.choice(row, m) if t % 2 and len(row) else rng.integers(-1, n_items + 1, m)).astype(np.int64)
+                k = int(rng.integers(0, width + 2))
+                item = int(items[p][rng.integers(0, width)]) if t == 3 and 0 <= p < persons else int(rng.integers(-1, n_items))
+                want = known_top_numpy(R, trained, items, scores, p, live, k, item)
+                fn = known_top_u16 if dtype == np.uint16 else known_top_i32
+                got_items, got_scores, ok = fn(R.indptr, R.indices, trained, items, scores, p, live, k, item)
+                if want is None:
+                    assert not ok and len(got_items) == 0
+                    continue
+                assert ok and got_items.dtype == np.int32 and got_scores.dtype == np.float32
+                assert got_items.tolist() == want[0].tolist() and got_scores.tobytes() == want[1].tobytes()
+                found += 1
+                ties += len(np.unique(want[1])) < len(want[1])
+    assert found > 500 and ties > 100
+    one = np.array([[7]], np.uint16), np.array([[0.5]], np.float32)
+    R = sparse.csr_matrix(np.ones((1, 8), np.float32))
+    assert not known_top_u16(R.indptr, R.indices, np.ones(1, bool), *one, 0, np.zeros(0, np.int64), 1, -1)[2]  # k: not below the width
+    two = np.array([[7, 3]], np.uint16), np.array([[0.5, 0.5]], np.float32)
+    assert known_top_u16(R.indptr, R.indices, np.ones(1, bool), *two, 0, np.zeros(0, np.int64), 1, -1)[0].tolist() == [7]
+    assert known_top_u16(R.indptr, R.indices, np.ones(1, bool), *two, 0, np.zeros(0, np.int64), 1, 7)[0].tolist() == [3]
 
 
 def contexts(rng, persons, items):
@@ -187,24 +208,28 @@ def test_recommend_with_the_shortcut_is_the_merged_answer(mf_model, monkeypatch)
             ctx.item, ctx.cart_items = -1, np.zeros(0, np.int32)
     import server.recommenders.matrix_factorization as mf
     shortcuts = []
+    known_top = mf._known_top
 
     def counted(*a):
-        shortcuts.append(adds_to_row(*a) is False)
-        return adds_to_row(*a)
-    monkeypatch.setattr(mf, "adds_to_row", counted)
+        top = known_top(*a)
+        shortcuts.append(top is not None)
+        return top
+    monkeypatch.setattr(mf, "_known_top", counted)
     fast = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
     assert sum(shortcuts) > 200
-    monkeypatch.setattr(mf, "adds_to_row", lambda *a: None)
+    monkeypatch.setattr(mf, "_known_top", lambda *a: None)
     slow = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
     assert fast == slow
     assert sum(len(a[0]) > 0 for a in fast) > 1000
 
 
-def test_catalog_top_is_best_positive_over_every_position():
+def test_catalog_top_is_the_tie_rule_over_every_position():
+    """``catalog_top`` is ``best_positive`` over every position and the plain computation: the
+    finite positive scores sorted by (score descending, position ascending), the first k."""
     from server.recommenders.kernels.factors import catalog_top
     from server.recommenders.kernels.sums import best_positive, positions
     rng = np.random.default_rng(6)
-    fallbacks = ties = 0
+    crossed = ties = 0
     for trial in range(4000):
         n = int(rng.integers(0, 300)) if trial % 50 else int(rng.integers(0, 2))   # empty, single
         if trial % 3 == 0:       # few distinct values: ties everywhere
@@ -218,17 +243,54 @@ def test_catalog_top_is_best_positive_over_every_position():
         if trial % 5 == 0 and n:
             s[rng.integers(0, n, 2)] = np.inf
             s[rng.integers(0, n)] = -np.inf
-        k = int(rng.integers(1, 80))
-        want_pos, _ = best_positive(s, positions(n), k, True)
-        pos, best, exact = catalog_top(s, k)
-        if not exact:   # a tie across the k-th place (the caller then asks best_positive)
-            fallbacks += 1
-            vals = np.sort(s[np.isfinite(s) & (s > 0)])[::-1]
-            assert len(pos) == 0 and len(vals) > k and vals[k - 1] == vals[k]
-            continue
-        assert pos.tolist() == want_pos.tolist() and best.tobytes() == s[want_pos].tobytes()
+        k = int(rng.integers(0, 80))
+        ok = np.flatnonzero(np.isfinite(s) & (s > 0))
+        want = ok[np.lexsort((ok, -s[ok]))][:max(k, 0)]
+        items, best = catalog_top(s, k)
+        assert items.dtype == np.int32 and best.dtype == np.float32
+        assert items.tolist() == want.tolist() and best.tobytes() == s[want].tobytes()
+        if k >= 1:
+            assert best_positive(s, positions(n), k, True)[0].tolist() == want.tolist()
+        vals = np.sort(s[ok])[::-1]
+        crossed += len(vals) > k >= 1 and vals[k - 1] == vals[k]
         ties += len(np.unique(best)) < len(best)
-    assert fallbacks > 100 and ties > 100
+    assert crossed > 100 and ties > 100
+
+
+def test_scored_top_over_the_catalog_is_top_positions():
+    """_scored_top without a shortlist (a folded-in visitor): the kernel over every product
+    gives ``top_positions`` over the catalog (the current product left out; an infinite or NaN
+    score counts as 0), ties across the k-th place included (the lower item stays)."""
+    from server.recommenders._text import top_positions
+    from server.recommenders.matrix_factorization import _scored_top
+
+    class Als:   # what _scored_top reads of ImplicitALS
+        def __init__(self, s):
+            self.s, self.n_items = s, len(s)
+
+        def scores(self, vec):
+            return self.s.copy()
+
+    rng = np.random.default_rng(3)
+    crossed = 0
+    for t in range(1500):
+        n = int(rng.integers(1, 120))
+        s = (rng.integers(-2, 5, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
+        if t % 7 == 0:
+            s[rng.integers(0, n, 2)] = np.nan
+        k = int(rng.integers(0, 30))
+        item = int(rng.integers(-1, n))
+        got = _scored_top(Als(s), None, None, k, item)
+        ref = s.copy()
+        if item >= 0:
+            ref[item] = -np.inf
+        ref = np.where(np.isfinite(ref), ref, 0)
+        pos = top_positions(ref, k) if k else np.zeros(0, np.int64)
+        assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+        assert got[0].tolist() == pos.tolist() and got[1].tobytes() == s[pos].tobytes()
+        vals = np.sort(ref[ref > 0])[::-1]
+        crossed += len(vals) > k >= 1 and vals[k - 1] == vals[k]
+    assert crossed > 100
 
 
 def test_clean_items_is_the_filter_keeping_everything():

@@ -1,5 +1,5 @@
 """Request-time helpers of the item-to-item sources, on hand-built tables with known answers:
-``Neighbours.candidates`` and its ``SeedFinder``, ``kernels.topk.largest``, ``fold_in`` on
+``Neighbours.candidates`` and its ``SeedFinder``, ``fold_in`` on
 sorted and on repeated items; the request's ``session_items`` / ``seed_items``."""
 import random
 
@@ -9,7 +9,6 @@ import pytest
 from server.recommenders._common import Neighbours, SeedFinder
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
 from server.recommenders.base import Context, Recent, seeds_key
-from server.recommenders.kernels.topk import largest
 from server.signals import CART, CLICK, IMPRESSION, PURCHASE, REMOVE, REVIEW, VIEW
 
 # 6 items, 3 neighbours each (-1: none)
@@ -48,17 +47,6 @@ def test_seed_finder_prefers_the_first_table_and_the_earlier_seed_on_ties():
     assert find(5) == 0        # only the second table has it: seeds 0 and 1 tie at 0.1
     assert find(4) == -1 and find(6) == -1 and find(-1) == -1
     assert nb.seed_finder(seeds)(2) == 0 and nb.seed_finder([(9, 1.0)])(2) == -1
-
-
-def test_largest_is_the_set_argpartition_selects():
-    rng = np.random.default_rng(3)
-    for trial in range(3000):
-        n = int(rng.integers(2, 300))
-        s = (rng.integers(-2, 8, n) if trial % 2 else rng.normal(size=n)).astype(np.float32)
-        if trial % 5 == 0:
-            s[0] = -np.inf
-        k = int(rng.integers(1, n))
-        assert set(largest(s, k).tolist()) == set((-s).argpartition(k - 1)[:k].tolist())
 
 
 def test_fold_in_merges_repeats_like_one_weighted_item():

@@ -363,35 +363,3 @@ def test_best_positive_f64_is_top_positions_over_a_catalog():
         vals = np.sort(s[s > 0])[::-1]
         crossed += len(vals) > k and vals[k - 1] == vals[k]
     assert crossed > 300
-
-
-def test_matrix_factorization_over_the_catalog_is_largest_then_top_positions():
-    """_scored_top without a shortlist: the kernel over every product gives what the partition
-    of the k largest then ``top_positions`` gave (ties across the k-th place still go to them)."""
-    from server.recommenders.kernels.topk import largest
-    from server.recommenders.matrix_factorization import _scored_top
-
-    class Als:   # what _scored_top reads of ImplicitALS
-        def __init__(self, s):
-            self.s, self.n_items = s, len(s)
-
-        def scores(self, vec):
-            return self.s.copy()
-
-    rng = np.random.default_rng(3)
-    for t in range(1500):
-        n = int(rng.integers(2, 120))
-        s = (rng.integers(-2, 5, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
-        if t % 7 == 0:
-            s[rng.integers(0, n, 2)] = np.nan
-        k = int(rng.integers(1, 30))
-        item = int(rng.integers(-1, n))
-        got = _scored_top(Als(s), None, None, k, item)
-        ref = s.copy()
-        if item >= 0:
-            ref[item] = -np.inf
-        m = min(k, n)
-        cand = largest(ref, m) if m < n else np.arange(n)
-        cs = ref[cand]
-        pos = top_positions(np.where(np.isfinite(cs), cs, 0), k, cand)
-        assert got[0].tolist() == cand[pos].tolist() and got[1].tolist() == cs[pos].tolist()

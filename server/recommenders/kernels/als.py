@@ -139,11 +139,15 @@ class ImplicitALS:
 
     def trained(self, u: int) -> bool:
         """Whether user ``u`` (0 <= u < len(user_factors)) has a vector: not all zero (a user
-        without data gets exactly 0). The flags are computed once per ``user_factors`` array."""
+        without data gets exactly 0)."""
+        return bool(self.trained_flags()[u])
+
+    def trained_flags(self) -> np.ndarray:
+        """Per user, ``trained``: computed once per ``user_factors`` array."""
         flags = getattr(self, "_trained", None)   # (an object pickled before the flags)
         if flags is None or flags[0] is not self.user_factors:
             flags = self._trained = (self.user_factors, self.user_factors.any(axis=1))
-        return bool(flags[1][u])
+        return flags[1]
 
     def fold_in(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """A user vector for a visitor from their items (indices) and weights, solved exactly."""

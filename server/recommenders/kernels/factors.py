@@ -2,9 +2,10 @@
 
 ``clean_items`` tells ``ImplicitALS.fold_in`` that its items need no filter nor merge;
 ``row_lacks`` tells whether the request's live items add anything to the person's model row
-(``_person.visitor_items``' ``has_live``, without merging); ``ranked_top`` reads a known
-person's answer from the shortlist ranked at fit time (``matrix_factorization._ranked_top``,
-which it replaces). Both only compare and copy numbers, so they are exact by construction.
+(``_person.visitor_items``' ``has_live``, without merging); ``known_top`` is a known person's
+whole answer when they did nothing new (that test, then their row of the shortlists ranked at
+fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor. They only compare
+and copy numbers, so they are exact by construction.
 """
 from __future__ import annotations
 
@@ -33,66 +34,69 @@ def row_lacks(indptr, indices, row, items):
     return False
 
 
-def _ranked_top(items, scores, k, item):
-    """The ``k`` best positive items of a ranked shortlist (``items`` best first, ``scores``
-    descending, ties by lower item) without ``item``: (items as int32, their scores, True), as
-    ``matrix_factorization._ranked_top``'s numpy code gives them (the items left out, the count
-    of positive scores, the first ``min(count, k)``); or, when more than ``k`` are positive and
-    the ``k``-th score equals the ``(k + 1)``-th (which tied item stays is then the partition's
-    choice), empty arrays and False."""
-    n_all = len(items)
-    keep = np.empty(n_all, np.int64)
-    m = 0
+def _known_top(indptr, indices, trained, items, scores, person, live, k, item):
+    """matrix_factorization's answer for a known person with nothing new, read from the
+    shortlists ranked at fit time (``items`` best first per person, ``scores`` descending,
+    equal scores by lower item: ``ranked_shortlists``): the ``k`` best positive items of row
+    ``person`` without ``item`` (int32) and their scores, and True; or empty arrays and False
+    when the request is not that case, and the caller scores: ``person`` outside the CSR
+    matrix ``indptr``/``indices`` (the model's feedback rows, canonical) or its row empty,
+    one of the ``live`` items missing from the row (``row_lacks``: the person did something
+    new), the person not ``trained`` (a zero vector), or ``k`` not in ``1 .. width - 1``.
+
+    The answer is what scoring the person's shortlist with their trained vector gives
+    (``_scored_top``: the same scores, ``ranked_shortlists`` computes them as a request does),
+    best first under the tie rule (equal scores: the lower item), the first ``min(positive, k)``
+    of the row once ``item`` is left out; it only compares and copies numbers."""
+    if not (0 <= person < len(indptr) - 1 and person < len(trained) and person < items.shape[0]
+            and 1 <= k < items.shape[1]):
+        return np.empty(0, np.int32), np.empty(0, np.float32), False
+    if indptr[person] == indptr[person + 1] or not trained[person] or row_lacks(indptr, indices, person, live):
+        return np.empty(0, np.int32), np.empty(0, np.float32), False
+    row_i, row_s = items[person], scores[person]
     positive = 0
-    for j in range(n_all):
-        if items[j] != item:
-            keep[m] = j
-            m += 1
-            if scores[j] > 0:
-                positive += 1
-    n = positive
-    if n > k:
-        if scores[keep[k - 1]] == scores[keep[k]]:
-            return np.empty(0, np.int32), np.empty(0, np.float32), False
-        n = k
+    for j in range(len(row_i)):
+        if row_i[j] != item and row_s[j] > 0:
+            positive += 1
+    n = min(positive, k)
     out_items = np.empty(n, np.int32)
     out_scores = np.empty(n, np.float32)
-    for j in range(n):
-        out_items[j] = items[keep[j]]
-        out_scores[j] = scores[keep[j]]
+    q = j = 0
+    while q < n:
+        if row_i[j] != item:
+            out_items[q], out_scores[q] = row_i[j], row_s[j]
+            q += 1
+        j += 1
     return out_items, out_scores, True
 
 
-# one signature a kernel: a shortlist of uint16 items (catalogs up to 65,535 products), or int32
-_SIG = "Tuple((int32[::1], float32[::1], boolean))({}[::1], float32[::1], int64, int64)"
-ranked_top_u16 = kernel(_SIG.format("uint16"))(_ranked_top)
-ranked_top_i32 = kernel(_SIG.format("int32"))(_ranked_top)
+# one signature a kernel: shortlists of uint16 items (catalogs up to 65,535 products), or int32
+_SIG = ("Tuple((int32[::1], float32[::1], boolean))"
+        "(int32[::1], int32[::1], boolean[::1], {}[:, ::1], float32[:, ::1], int64, int64[::1], int64, int64)")
+known_top_u16 = kernel(_SIG.format("uint16"))(_known_top)
+known_top_i32 = kernel(_SIG.format("int32"))(_known_top)
 
 
-@kernel("Tuple((int64[::1], float32[::1], boolean))(float32[::1], int64)")
+@kernel("Tuple((int32[::1], float32[::1]))(float32[::1], int64)")
 def catalog_top(scores, k):
-    """The ``k`` best finite positive ``scores`` of a whole catalog (positions = items), best
-    first, ties by lower position, and their scores: ``sums.best_positive(scores,
-    positions(len(scores)), k, True)``'s answer, and True; or, when more than ``k`` are positive
-    and the ``k``-th score equals the ``(k + 1)``-th, nothing and False (``k`` >= 1).
+    """The ``k`` best finite positive ``scores`` of a whole catalog (positions = items) as
+    int32 items, best first, equal scores by lower position (the tie rule), and their scores:
+    ``_text.top_positions(np.where(np.isfinite(scores), scores, 0), k)``'s answer (and
+    ``sums.best_positive(scores, positions(len(scores)), k, True)``'s).
 
-    The same ``k + 1`` best (a unique set: the order, score then position, is total), kept in
-    a heap whose root is the worst of them instead of a sorted buffer: a catalog's scores often
-    rise with the position, and a sorted buffer then shifts ~k/2 entries for many products.
+    The ``k`` best (a unique set: the order, score then position, is total), kept in a heap
+    whose root is the worst of them instead of a sorted buffer: a catalog's scores often rise
+    with the position, and a sorted buffer then shifts ~k/2 entries for many products.
     Positions come in increasing order, so once the heap is full a score not above the root's
-    would rank after it: skipped after one comparison (half the scores are not positive, and
-    a branch on the sign would be mispredicted half the time: the count of positive scores
-    is kept without one)."""
-    size = k + 1
-    top = np.empty(size, np.int64)
-    val = np.empty(size, np.float32)
+    would rank after it: skipped after one comparison."""
+    size = min(k, len(scores))
+    top = np.empty(max(size, 0), np.int32)
+    val = np.empty(max(size, 0), np.float32)
     filled = 0
-    m = 0
     inf = np.float32(np.inf)
     bar = np.float32(0)     # what a score must exceed to enter: 0, then the root's once full
-    for p in range(len(scores)):
+    for p in range(len(scores) if size > 0 else 0):
         f = scores[p]
-        m += (f > 0) & (f < inf)        # (no branch: the sign of a score is a coin toss)
         if not (f > bar and f < inf):
             continue
         if filled < size:               # push, then sift up (a later position is worse on ties)
@@ -128,10 +132,9 @@ def catalog_top(scores, k):
             top[q], val[q] = top[q - 1], val[q - 1]
             q -= 1
         top[q], val[q] = t, v
-    if m > k and val[k - 1] == val[k]:
-        return np.empty(0, np.int64), np.empty(0, np.float32), False
-    n = min(m, k)
-    return top[:n].copy(), val[:n].copy(), True
+    if filled == size:
+        return top, val
+    return top[:filled].copy(), val[:filled].copy()
 
 
 @kernel("boolean(int64[::1], float64[::1], int64)")

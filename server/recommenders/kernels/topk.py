@@ -32,26 +32,6 @@ def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tu
     return idx.astype(np.int64), work[idx]
 
 
-def largest(scores: np.ndarray, k: int) -> np.ndarray:
-    """The indices of the ``k`` largest ``scores`` (0 < k < len(scores)), unordered: the set
-    ``(-scores).argpartition(k - 1)[:k]`` selects. Partitioning a long vector costs ~10 ns an
-    entry, so only the scores above half (else a quarter) of the maximum are partitioned when k
-    or more are above it and the k-th largest has no tie left out (then the set is the same
-    whatever the partition does); otherwise it is that very call."""
-    top = scores.max()
-    if top > 0:
-        for f in (0.5, 0.25):
-            sub = (scores > top * f).nonzero()[0]      # every score left out is below all of these
-            if len(sub) >= k:
-                vals = scores[sub]
-                part = (-vals).argpartition(k - 1)[:k]
-                kth = vals[part].min()
-                if (vals == kth).sum() == (vals[part] == kth).sum():
-                    return sub[part]
-                break
-    return (-scores).argpartition(k - 1)[:k]
-
-
 def topk_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense 2-D block: (indices, scores), each ``(rows, k)``, best first.
 
