@@ -32,6 +32,8 @@ from .kernels.groups import nearest_centre as nearest_kernel
 from .registry import register
 
 TOP = 50
+MAX_ANSWERS = 1024   # answers kept per model: (tier, cluster, k), a few dozen in practice
+NEW = TIERS.index("new")
 MAX_FIT_PERSONS = 5_000
 MAX_CATEGORIES = 50
 TIER_WORDS = {"vip": "our VIP customers", "heavy": "our frequent customers", "normal": "our regular customers",
@@ -145,9 +147,35 @@ class GroupModel:
         hit = memo[(tier, cluster)] = (c.items, c.scores, [reason[i][1] for i in c.items.tolist()])
         return hit
 
+    def answer(self, tier: int, cluster: int, k: int) -> Candidates:
+        """``blend(tier, cluster)``'s first ``k`` as Candidates, made once per (tier, cluster,
+        k) for the model's life (a function of the fitted model alone; answers are shared and
+        never changed, as the model's answer cache shares them). Up to ``MAX_ANSWERS`` of them,
+        then made per call (a request's count is bounded, but not to a few values)."""
+        memo = self.__dict__.get("_answers")
+        if memo is None:
+            memo = self.__dict__.setdefault("_answers", {})
+        c = memo.get((tier, cluster, k))
+        if c is None:
+            items, scores, reasons = self.blend(tier, cluster)
+            c = Candidates(items[:k], scores[:k], reasons[:k])
+            if len(memo) < MAX_ANSWERS:
+                memo[(tier, cluster, k)] = c
+        return c
+
+    def groups(self) -> tuple[list[int], list[int]]:
+        """``tier`` and ``cluster`` as lists (made on first use): a person's read without a
+        numpy scalar each."""
+        g = self.__dict__.get("_groups")
+        if g is None:
+            g = self.__dict__.setdefault("_groups", (self.tier.tolist(), self.cluster.tolist()))
+        return g
+
     def visitor_cluster(self, ctx) -> int:
-        if 0 <= ctx.person < len(self.cluster) and self.cluster[ctx.person] >= 0:
-            return int(self.cluster[ctx.person])
+        p = ctx.person
+        clusters = self.groups()[1]
+        if 0 <= p < len(clusters) and clusters[p] >= 0:
+            return clusters[p]
         if not len(self.centres):
             return -1
         centres = self.__dict__.get("_centres")   # (contiguous float64, as the kernel takes them)
@@ -194,12 +222,12 @@ class CustomerGroup(Recommender):
         if model is None:
             return Candidates.empty()
         p = ctx.person
-        tier = int(model.tier[p]) if 0 <= p < len(model.tier) else TIERS.index("new")
-        segment = ctx.profile.get("segment") if ctx.profile else None
+        tiers = model.groups()[0]
+        tier = tiers[p] if 0 <= p < len(tiers) else NEW
+        profile = ctx.profile
+        segment = profile.get("segment") if profile else None
         if segment:
             segment = str(segment).strip().lower()
             if segment in TIERS:          # the merchant's own segment of this user wins
                 tier = TIERS.index(segment)
-        cluster = model.visitor_cluster(ctx)
-        items, scores, reasons = model.blend(tier, cluster)
-        return Candidates(items[:k], scores[:k], reasons[:k])
+        return model.answer(tier, model.visitor_cluster(ctx), k)

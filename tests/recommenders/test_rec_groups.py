@@ -148,3 +148,48 @@ def test_customer_group_cold_start(tmp_path):
     rec, model, ds = fit(d, "customer_group")
     assert model is None and len(rec.recommend(model, ds, Context(visitor="x"), 5)) == 0
     d.close()
+
+
+def test_customer_group_answers_are_the_blend_sliced(tmp_path):
+    """The answers kept per (tier, cluster, k) are what the blend sliced for each request gives
+    (the code before the memo), for known persons, strangers, the merchant's segment, several
+    counts, asked twice (the second time from the memo)."""
+    from server.recommenders.kernels.groups import TIERS
+    d = ShopData(tmp_path).products(PRODUCTS)
+    ev = []
+    for i in range(12):
+        for style, items in (("w", ["dress", "skirt"]), ("m", ["shaver", "tie"]), ("c", ["tent"])):
+            v = f"{style}{i}"
+            for p in items + ["mug"]:
+                ev.append(view(p, v, v, T0 + i * MIN))
+            if i % 3 == 0:
+                ev.append(buy(f"o{style}{i}", items[:1], visitor=v, session=v, ts=T0 + i * MIN + 1, user=v))
+    d.events(ev)
+    rec, model, ds = fit(d, "customer_group")
+    assert len(model.centres) >= 2
+
+    def plain(ctx, k):
+        p = ctx.person
+        tier = int(model.tier[p]) if 0 <= p < len(model.tier) else TIERS.index("new")
+        seg = (ctx.profile or {}).get("segment")
+        if seg and str(seg).strip().lower() in TIERS:
+            tier = TIERS.index(str(seg).strip().lower())
+        if 0 <= p < len(model.cluster) and model.cluster[p] >= 0:
+            cluster = int(model.cluster[p])
+        else:
+            cluster = model.visitor_cluster(ctx)
+        items, scores, reasons = model.blend(tier, cluster)
+        return items[:k].tolist(), scores[:k].tobytes(), list(reasons[:k])
+
+    ctxs = [Context(person=p) for p in range(-1, ds.R.shape[0] + 1)]
+    ctxs += [Context(visitor="x", profile={"segment": s}) for s in ("VIP", " heavy ", "lapsed", "other", "")]
+    ctxs += [session_ctx(ds, items) for items in (["shaver"], ["dress", "mug"], ["tent"], [])]
+    n = 0
+    for _ in range(2):
+        for ctx in ctxs:
+            for k in (1, 3, 44):
+                c = rec.recommend(model, ds, ctx, k)
+                assert (c.items.tolist(), c.scores.tobytes(), [c.reason(i) for i in range(len(c))]) == plain(ctx, k)
+                n += len(c) > 0
+    assert n > 100 and len(model._answers) > 10
+    d.close()
