@@ -70,11 +70,16 @@ def adds_to_row(ds, person: int, live_i: np.ndarray) -> bool | None:
     return row_lacks(rows[0], rows[1], person, live_i)
 
 
-def positive_rows(ds) -> tuple[np.ndarray, np.ndarray] | None:
-    """``_canonical_rows`` when every stored weight of ``ds.R`` is also > 0 (then a person's
-    row lists exactly the model items ``merge_row`` keeps of it), else None (checked once per
-    dataset)."""
-    return ds.derived("R_positive_rows", lambda ds: _canonical_rows(ds) if _positive(ds) else None)
+def positive_rows(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``ds.R``'s ``indptr``, ``indices`` and ``data`` when it is canonical with int32 indices
+    (``_canonical_rows``), float32 weights and every weight > 0 (then a person's row lists
+    exactly the model items ``merge_row`` keeps of it), else None (checked once per dataset)."""
+    return ds.derived("R_positive_rows", _check_positive_rows)
+
+
+def _check_positive_rows(ds):
+    rows = _canonical_rows(ds)
+    return (*rows, ds.R.data) if rows is not None and ds.R.data.dtype == np.float32 and _positive(ds) else None
 
 
 def _canonical_rows(ds) -> tuple[np.ndarray, np.ndarray] | None:

@@ -26,8 +26,8 @@ import numpy as np
 from ._person import live_items, merge_row, positive_rows
 from .base import Candidates, LazyReasons, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.factors import catalog_top, known_top_i32, known_top_u16
-from .kernels.sums import best_positive, closest_by_cosine
+from .kernels.factors import catalog_top, closest_seeds, known_top_i32, known_top_u16, strongest, visitor_seeds
+from .kernels.sums import best_positive
 from .registry import register
 
 PARAMS = ALSParams(factors=48, regularization=1.0, alpha=2.0, iterations=6, cg_steps=2,
@@ -39,6 +39,7 @@ SHORTLIST = 128  # per person, the best items of the trained vector (fit): a req
 RANKED_CELLS = 200_000_000  # persons x items up to which the fit also ranks each shortlist (one
                             # matrix-vector product per person: ~1 s at this size; the bench/serve
                             # tenant, 21k persons x 3.7k items, takes 0.44 s)
+REASON_SEEDS = 20   # the visitor's items of largest weight a reason may name
 RANK_BLOCK = 16_384  # persons ranked per sort: ~3 KB of temporaries each, ~50 MB a block
 
 
@@ -133,7 +134,7 @@ class MatrixFactorization(Recommender):
         ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
         live_i, live_w = live_items(ds, ctx)
         p = ctx.person
-        top = visitor = None
+        top = visitor = rows = None
         if ranked is not None and als.n_items == ds.n_items:
             rows = positive_rows(ds)
             if rows is not None:
@@ -164,14 +165,14 @@ class MatrixFactorization(Recommender):
 
         def reason(pos: int) -> str:
             if not memo:
-                items_in, weights_in = visitor[:2] if visitor is not None else merge_row(ds, p, live_i, live_w)[:2]
+                if visitor is not None:
+                    seeds = strongest(visitor[0], visitor[1], REASON_SEEDS)
+                else:        # (the known person's shortcut: the row merged here, in the kernel)
+                    seeds = visitor_seeds(*rows, p, live_i, live_w, REASON_SEEDS)
                 Y = als.item_factors
-                seeds = items_in[np.argsort(-weights_in, kind="stable")[:20]]
                 # the cosines' dot products by numpy's matmul (its summation order), the rest
                 # (another product than the candidate, the largest cosine) in one kernel call
-                best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds],
-                                             cand.astype(np.int64), seeds)
-                memo.append((best.tolist(), ok.tolist()))
-            best, ok = memo[0]
-            return f"picked for you (because of {ds.label(int(best[pos]))})" if ok[pos] else "picked for you"
+                memo.append(closest_seeds(Y[cand] @ Y[seeds].T, norms, cand, seeds).tolist())
+            seed = memo[0][pos]
+            return f"picked for you (because of {ds.label(seed)})" if seed >= 0 else "picked for you"
         return Candidates.of(cand, cs, LazyReasons(reason, len(cand)))

@@ -293,6 +293,99 @@ def test_scored_top_over_the_catalog_is_top_positions():
     assert crossed > 100
 
 
+def test_strongest_is_the_stable_argsort():
+    from server.recommenders.kernels.factors import strongest
+    rng = np.random.default_rng(9)
+    ties = 0
+    for trial in range(3000):
+        m = int(rng.integers(0, 40)) if trial % 40 else int(rng.integers(0, 2))   # empty, single
+        items = rng.permutation(200)[:m].astype(np.int64)
+        w = (rng.integers(1, 5, m) if trial % 2 else rng.random(m)).astype(np.float64)
+        if trial % 5 == 0 and m:
+            w[rng.integers(0, m, 2)] = np.nan
+        if trial % 7 == 0 and m:
+            w[rng.integers(0, m)] = np.inf
+        n = int(rng.integers(0, 25))
+        want = items[np.argsort(-w, kind="stable")[:n]]
+        assert strongest(items, w, n).tolist() == want.tolist()
+        ties += len(np.unique(w[np.isfinite(w)])) < np.isfinite(w).sum()
+    assert ties > 500
+
+
+def test_visitor_seeds_are_merge_row_then_strongest():
+    from server.recommenders.kernels.factors import visitor_seeds
+    rng = np.random.default_rng(10)
+    R = random_R(rng, 40, 60)
+    ds = Data(R)
+    checked = 0
+    for ctx in contexts(rng, 40, 60):
+        li, lw = live_items(ds, ctx)
+        items, w, _ = merge_row(ds, ctx.person, li, lw)
+        for n in (0, 1, 3, 20):
+            want = items[np.argsort(-w, kind="stable")[:n]]
+            got = visitor_seeds(R.indptr, R.indices, R.data, ctx.person, li, lw, n)
+            assert got.tolist() == want.tolist()
+            checked += len(want) > 1
+    assert checked > 200
+
+
+def closest_numpy(Y, norms, cand, seeds):
+    """The reason's pick before the kernels: per candidate, the seed of largest cosine other
+    than itself, or -1 when that cosine is not finite."""
+    dots = Y[cand] @ Y[seeds].T
+    sim = dots / np.maximum(norms[cand][:, None] * norms[seeds][None, :], np.float32(1e-9))
+    sim[cand[:, None] == seeds[None, :]] = -np.inf
+    best = sim.argmax(axis=1)
+    return np.where(np.isfinite(sim.max(axis=1)), seeds[best], -1)
+
+
+def test_closest_seeds_is_the_numpy_pick():
+    from server.recommenders.kernels.factors import closest_seeds
+    from server.recommenders.kernels.sums import closest_by_cosine
+    rng = np.random.default_rng(11)
+    for trial in range(1500):
+        n_items = int(rng.integers(2, 50))
+        Y = rng.integers(-2, 3, (n_items, 4)).astype(np.float32) if trial % 2 else rng.normal(size=(n_items, 4)).astype(np.float32)
+        if trial % 5 == 0:
+            Y[rng.integers(0, n_items)] = np.nan
+        if trial % 7 == 0:
+            Y[rng.integers(0, n_items)] = 0                 # a zero norm: the 1e-9 floor
+        norms = np.linalg.norm(Y, axis=1).astype(np.float32)
+        cand = rng.permutation(n_items)[:int(rng.integers(1, n_items + 1))].astype(np.int32)
+        seeds = rng.permutation(n_items)[:int(rng.integers(1, min(n_items, 20) + 1))].astype(np.int64)
+        got = closest_seeds(Y[cand] @ Y[seeds].T, norms, cand, seeds)
+        with np.errstate(invalid="ignore"):
+            assert got.tolist() == closest_numpy(Y, norms, cand, seeds).tolist()
+        best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds], cand.astype(np.int64), seeds)
+        assert got.tolist() == np.where(ok, best, -1).tolist()
+    one = np.ones((1, 1), np.float32)
+    assert closest_seeds(one, np.ones(3, np.float32), np.array([1], np.int32), np.array([1], np.int64)).tolist() == [-1]
+    assert closest_seeds(np.ones((2, 0), np.float32), np.ones(3, np.float32), np.array([1, 2], np.int32),
+                         np.zeros(0, np.int64)).tolist() == [-1, -1]
+
+
+def test_reasons_are_the_numpy_pick(mf_model):
+    """Every reason of whole answers (the known person's shortcut and the merged path) names
+    the seed the numpy code picks: the visitor's 20 items of largest weight, then cosines."""
+    ds, model = mf_model
+    als, norms = model[:2]
+    rec = MatrixFactorization()
+    rng = np.random.default_rng(12)
+    named = 0
+    for ctx in contexts(rng, 200, 300):
+        c = rec.recommend(model, ds, ctx, 44)
+        if not len(c):
+            continue
+        items, w, _ = visitor_items(ds, ctx)
+        seeds = items[np.argsort(-w, kind="stable")[:20]]
+        with np.errstate(invalid="ignore"):
+            want = closest_numpy(als.item_factors, norms, c.items, seeds)
+        assert [c.reason(i) for i in range(len(c))] == [
+            f"picked for you (because of {ds.label(int(s))})" if s >= 0 else "picked for you" for s in want]
+        named += (want >= 0).sum()
+    assert named > 1000
+
+
 def test_clean_items_is_the_filter_keeping_everything():
     from server.recommenders.kernels.factors import clean_items
     rng = np.random.default_rng(7)

@@ -5,13 +5,16 @@
 (``_person.visitor_items``' ``has_live``, without merging); ``known_top`` is a known person's
 whole answer when they did nothing new (that test, then their row of the shortlists ranked at
 fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor. They only compare
-and copy numbers, so they are exact by construction.
+and copy numbers, so they are exact by construction. The reason's steps: ``strongest`` (the
+visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it) and
+``closest_seeds`` (per candidate, the seed of largest cosine).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...jit import kernel
+from .sums import merge_visitor_items
 
 
 @kernel("boolean(int32[::1], int32[::1], int64, int64[::1])")
@@ -148,3 +151,73 @@ def clean_items(items, weights, n):
         if j and not items[j] > items[j - 1]:
             return False
     return True
+
+
+@kernel("int64[::1](int64[::1], float64[::1], int64)")
+def strongest(items, weights, n):
+    """The ``n`` items of largest ``weights``, largest first: ``items[np.argsort(-weights,
+    kind="stable")[:n]]`` (equal weights: the earlier position first; NaN after every number,
+    in position order), kept sorted in a buffer by insertion."""
+    size = min(n, len(items))
+    top = np.empty(max(size, 0), np.int64)
+    filled = 0
+    for j in range(len(items) if size > 0 else 0):
+        w = weights[j]
+        q = filled        # after every earlier item that is not strictly after this one
+        while q > 0 and w == w and (weights[top[q - 1]] != weights[top[q - 1]] or w > weights[top[q - 1]]):
+            q -= 1
+        if q >= size:
+            continue
+        for r in range(filled if filled < size else size - 1, q, -1):
+            top[r] = top[r - 1]
+        top[q] = j
+        if filled < size:
+            filled += 1
+    out = np.empty(filled, np.int64)
+    for q in range(filled):
+        out[q] = items[top[q]]
+    return out
+
+
+@kernel("int64[::1](int32[::1], int32[::1], float32[::1], int64, int64[::1], float64[::1], int64)")
+def visitor_seeds(indptr, indices, data, person, live_i, live_w, n):
+    """matrix_factorization's reason seeds for a person of the model: ``strongest(n)`` of
+    ``_person.merge_row``'s visitor items (their row of a canonical CSR matrix, every weight
+    > 0, as float64, merged with the live items: ``sums.merge_visitor_items``), in one call."""
+    if 0 <= person < len(indptr) - 1:
+        a, b = indptr[person], indptr[person + 1]
+    else:
+        a = b = 0
+    own_i = np.empty(b - a, np.int64)
+    own_w = np.empty(b - a, np.float64)
+    for j in range(b - a):
+        own_i[j], own_w[j] = indices[a + j], data[a + j]
+    items, weights, _ = merge_visitor_items(own_i, own_w, live_i, live_w, True)
+    return strongest(items, weights, n)
+
+
+@kernel("int64[::1](float32[:, ::1], float32[::1], int32[::1], int64[::1])")
+def closest_seeds(dots, norms, cand, seeds):
+    """matrix_factorization's reason: per candidate (row of ``dots``, the float32 dot products
+    of the candidates' and the seeds' factors, computed by numpy's matmul), the seed of
+    largest cosine ``dots / maximum(norms[cand] * norms[seeds], 1e-9)`` (float32 arithmetic, as
+    numpy's) other than the candidate itself, or -1 when that cosine is not finite (no seeds:
+    -1): ``sums.closest_by_cosine(dots, norms[cand], norms[seeds], cand, seeds)``'s seed where
+    its ``ok``, the norms read here and one array out."""
+    eps = np.float32(1e-9)
+    best = np.empty(len(cand), np.int64)
+    for r in range(len(cand)):
+        c = cand[r]
+        nc = norms[c]
+        bj = -1
+        bv = np.float32(0)
+        for j in range(len(seeds)):
+            den = nc * norms[seeds[j]]
+            den = den if (den >= eps or den != den) else eps      # np.maximum (NaN wins)
+            v = np.float32(-np.inf) if c == seeds[j] else dots[r, j] / den
+            if j == 0 or v > bv or (v != v and bv == bv):     # the first maximum, the first NaN
+                bj, bv = j, v
+            if bv != bv:
+                break
+        best[r] = seeds[bj] if bj >= 0 and np.isfinite(bv) else -1
+    return best
