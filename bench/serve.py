@@ -232,6 +232,23 @@ def gc_pauses(port: int) -> dict:
     return out
 
 
+def _proc_counts(pid: int) -> dict[str, int]:
+    """System calls that read and write (``/proc/PID/io``: sockets, files, the live state's
+    ``pread``) and page faults (minor, major) of the serve process so far: what its system time
+    goes to."""
+    out: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("syscr", "syscw"):
+                out[name] = int(value)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out["minflt"], out["majflt"] = int(fields[7]), int(fields[9])
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
 def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     try:
         gc0 = gc_pauses(srv.port)
@@ -239,6 +256,7 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
         gc0 = None
     c0 = srv.cpu_seconds()
     s0 = srv.cpu_split()
+    k0 = _proc_counts(srv.proc.pid)
     t0 = time.perf_counter()
     coro = run(srv.port, reqs, a.connections, a.duration, a.warmup, check)
     if _UVLOOP:
@@ -253,6 +271,9 @@ def measure(srv: ServerProcess, reqs, a, check: bool) -> dict:
     m["server_cpu_us_per_req"] = round(1e6 * cpu / max(m["sent"], 1), 1)
     m["cpu_split_us_per_req"] = {k: round(1e6 * (v - s0.get(k, 0.0)) / max(m["sent"], 1), 1)
                                  for k, v in srv.cpu_split().items()}
+    # the serve process's system calls and page faults per request sent (with 1 worker, the worker's)
+    m["serve_counts_per_req"] = {k: round((v - k0.get(k, 0)) / max(m["sent"], 1), 2)
+                                 for k, v in _proc_counts(srv.proc.pid).items()}
     if gc0 is not None:  # the pauses during this scenario (warm-up included)
         gc1 = gc_pauses(srv.port)
         m["gc"] = {g: {k: v - gc0.get(g, {}).get(k, 0) for k, v in d.items()} for g, d in gc1.items()}

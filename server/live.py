@@ -35,6 +35,7 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
+from itertools import repeat
 
 import msgspec
 
@@ -180,24 +181,38 @@ def _model_objects(ds) -> tuple[list, tuple]:
     return ds.derived("_live_model_objects", lambda ds: (ds.item_ids, tuple(range(ds.n_items))))
 
 
-def _bind_model(entries: tuple, ds) -> tuple:
-    """``_digest``'s entries bound to the model ``ds`` once for any session:
-    ``(bound, in_sessions)``, ``bound`` being ``_bind(entries, ds, None)`` (no interaction in the
-    request's session) and ``in_sessions`` ((position, sessions, its fields in a session), ...)
-    of the entries that happened in some session: only those may be in the request's
-    (``_recent_list``)."""
-    bound = _bind(entries, ds, None)
-    return bound, tuple([(j, e[4], (*bound[j][:5], True)) for j, e in enumerate(entries) if e[4]])
+def _bind_model(entries: tuple, ds, session: str | None) -> tuple:
+    """``_digest``'s entries bound to the model ``ds`` once, for any session:
+    ``(session, bound, flips)``, ``bound`` being ``_bind(entries, ds, session)`` for the session
+    of the state's newest event (``_newest_session``: a visitor's request is most often in the
+    session of the page view it has just sent, whose list is then ``bound`` as it is) and
+    ``flips`` ((position, sessions, its fields with ``in_session`` the other way), ...) of the
+    entries that happened in some session: only those may differ for another session
+    (``_recent_list``). A state holds the three flat, beside its ``ds_serial`` (a nested tuple
+    stays tracked by the cyclic GC a collection longer)."""
+    bound = _bind(entries, ds, session)
+    return session, bound, tuple([(j, e[4], (*bound[j][:5], not bound[j][5])) for j, e in enumerate(entries) if e[4]])
 
 
-def _recent_list(bound: tuple, in_sessions: tuple, session: str | None) -> list:
-    """``list(map(_recent, _bind(entries, ds, session)))`` from ``_bind_model(entries, ds)``:
-    the request's ``Recent`` interactions, made in C but for those of its session."""
-    out = list(map(_recent, bound))
-    if session:
-        for j, sessions, in_session in in_sessions:
-            if session in sessions:
-                out[j] = _recent(in_session)
+def _newest_session(rows: tuple) -> str | None:
+    """The session of a visitor's newest product event (``rows`` newest first), None if none."""
+    return (rows[0][3] or None) if rows else None
+
+
+_new_tuple = tuple.__new__
+
+
+def _recent_list(bound_session: str | None, fields: tuple, flips: tuple, session: str | None) -> list:
+    """``list(map(_recent, _bind(entries, ds, session)))`` from ``_bind_model(entries, ds, s)``:
+    the request's ``Recent`` interactions, made in C; for a session other than ``s``, the
+    entries whose ``in_session`` differs are replaced."""
+    out = list(map(_new_tuple, repeat(Recent), fields))   # (``_recent`` without the partial's layer)
+    session = session or None
+    if session != bound_session:
+        s = session or _NO_SESSION
+        for j, sessions, flipped in flips:
+            if (s in sessions) is not fields[j][5]:
+                out[j] = _new_tuple(Recent, flipped)
     return out
 
 
@@ -225,8 +240,8 @@ class LiveState:
     of (rows, lines, the purchases' entries and newest ts: the first request after events
     makes it anew, keeping the purchases' part while the lines are the same; its purchases
     dict is held beside, in ``bought``: a dict in the tuple would keep it tracked); ``bound``
-    is (``ds_serial``, then ``_bind_model`` of the entries: bound to that model for any
-    session), so that a request only makes its ``Recent`` list of them (``_recent_list``) and
+    is (``ds_serial``, ``_bind_model`` of the entries: bound to that model for any session,
+    ready as it is for the session of the newest event), so that a request only makes its ``Recent`` list of them (``_recent_list``) and
     copies the purchases. Both are made on a read (bound to the model of the last request)
     and by the first request after an event (``bound`` None until then: every worker applies
     every event, and a visitor may send several between two requests); a request with another
@@ -351,10 +366,10 @@ class LiveState:
             digest = v[4]
             if digest is None or digest[2] is not v[0] or digest[3] is not v[1]:   # events since
                 digest = self._digest(visitor, v)
-            b = (self.ds_serial, *_bind_model(digest[0], ds))
+            b = (self.ds_serial, *_bind_model(digest[0], ds, _newest_session(v[0])))
             v = self.visitors[visitor] = (*v[:4], digest, b)
         # the purchases copied (in C: a dict made of pairs costs ~4x more)
-        return _recent_list(b[1], b[2], session), self.bought[visitor].copy(), v[4][1]
+        return _recent_list(b[1], b[2], b[3], session), self.bought[visitor].copy(), v[4][1]
 
     def _digest(self, visitor: str, v: tuple) -> tuple:
         """The state ``v``'s digest anew after events (see ``_state_digest``)."""
@@ -418,7 +433,7 @@ def _read_state(conn: sqlite3.Connection, visitor: str, ds, ds_serial: int) -> t
     rows, lines = tuple(rows), tuple(lines)
     digest, bought = _state_digest(rows, lines)
     return (rows, lines, seq, (next(_serials),) if (rows or lines) else (), digest,
-            (ds_serial, *_bind_model(digest[0], ds))), bought
+            (ds_serial, *_bind_model(digest[0], ds, _newest_session(rows)))), bought
 
 
 def _state_digest(rows: tuple, lines: tuple, old: tuple | None = None) -> tuple[tuple, dict | None]:

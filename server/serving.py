@@ -162,11 +162,44 @@ class Engine:
 
 class _ShardServing:
     """Per open shard and process: the requests' read connection and, once a model serves,
-    the live state (``_live``)."""
-    __slots__ = ("conn", "live", "__weakref__")
+    the live state (``_live``) and what requests read of the model (``_ModelServing``)."""
+    __slots__ = ("conn", "live", "model", "__weakref__")
 
     def __init__(self, conn: sqlite3.Connection):
-        self.conn, self.live = conn, None
+        self.conn, self.live, self.model = conn, None, None
+
+    def serving(self, model, currency: str) -> "_ModelServing":
+        """The ``_ModelServing`` of ``model`` in ``currency``: made anew when either changed."""
+        m = self.model
+        if m is None or m.model is not model or m.currency != currency:
+            m = self.model = _ModelServing(model, currency)
+        return m
+
+
+class _ModelServing:
+    """What a request reads of one model in the tenant's currency, looked up once rather than
+    per request: the slot encoder (``_ReplyParts.slot``) and the visit-time context of the
+    current minute (``at``)."""
+    __slots__ = ("model", "currency", "encode", "local", "minute", "hour_weekday")
+
+    def __init__(self, model, currency: str):
+        self.model, self.currency = model, currency
+        self.encode = _reply_parts(model.ds, currency).slot
+        self.local = model.ds.local
+        self.minute, self.hour_weekday = None, None
+
+    def at(self, now_ms: int) -> tuple[int, int]:
+        """``ds.local.at(now_ms)``, kept for the UTC minute when it is the same at both of its
+        ends: a minute lies within one quarter of an hour, over which the offset is constant
+        (``localtime``), so the local time grows with ``now_ms`` and the hour and weekday, steps
+        of it, are the same throughout."""
+        minute = now_ms // 60_000
+        if minute != self.minute:
+            first = self.local.at(minute * 60_000)
+            if first != self.local.at(minute * 60_000 + 59_999):   # an hour ends within it
+                return self.local.at(now_ms)
+            self.minute, self.hour_weekday = minute, first
+        return self.hour_weekday
 
 
 def _engine(request: Request) -> Engine:
@@ -444,7 +477,8 @@ async def recommend(request: Request) -> Response:
         who = visitor or body.session or ""
         choose = strats.choose   # (placement name, variant, its rules merged over the defaults)
         plan = [(slot, *choose(slot.placement, who)) for slot in body.slots]
-        hour, weekday = ds.local.at(now_ms)   # visit-time context, in the tenant's time zone
+        serving = served_by.serving(model, currency)
+        hour, weekday = serving.at(now_ms)   # visit-time context, in the tenant's time zone
         person = ds.person(body.user, visitor)
         key = hit = None
         if eng.cache is not None:
@@ -465,7 +499,7 @@ async def recommend(request: Request) -> Response:
             )
             page_seen: set[int] = set()
             hit = []
-            encode = _reply_parts(ds, currency).slot
+            encode = serving.encode
             for slot, pname, strat, rules in plan:
                 ctx.placement = pname
                 if slot.rules or slot.exclude:

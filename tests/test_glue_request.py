@@ -131,3 +131,29 @@ def test_the_app_state_reads_as_starlettes(key):
     setattr(st, key, 3)
     delattr(st, key)
     assert not hasattr(st, key) and len(st) == 0
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/London", "America/St_Johns",
+                                  "Australia/Lord_Howe"])
+def test_the_visit_time_of_a_minute_is_the_local_times(zone):
+    """``_ModelServing.at`` keeps (hour, weekday) for a UTC minute: the same as ``LocalTime.at``
+    at every instant, across hours, days and daylight-saving changes (half-hour and
+    quarter-hour offsets, Lord Howe's half-hour shift), in any order of the instants asked."""
+    import datetime as dt
+
+    from server.localtime import LocalTime
+
+    local = LocalTime(zone)
+    m = serving._ModelServing.__new__(serving._ModelServing)
+    m.local, m.minute, m.hour_weekday = local, None, None
+    rng = random.Random(zone)
+    starts = [int(dt.datetime(y, mo, d, tzinfo=dt.timezone.utc).timestamp() * 1000)
+              for y, mo, d in ((2026, 3, 8), (2026, 3, 29), (2026, 4, 5), (2026, 10, 4), (2026, 10, 25),
+                               (2026, 11, 1), (2026, 12, 31))]
+    instants = []
+    for start in starts:   # every minute's ends and a random instant of it, over two days around the date
+        for minute in range(-24 * 60, 24 * 60):
+            base = start + minute * 60_000
+            instants += [base, base + 59_999, base + rng.randrange(60_000)]
+    for ms in instants + rng.sample(instants, len(instants)):
+        assert m.at(ms) == local.at(ms), ms

@@ -130,3 +130,19 @@ def test_events_digest_anew_keeping_the_purchases_while_the_lines_are_the_same(s
     got = w.context(conn, ds, "c", "s2")
     _exact(got, L.live_context(conn, ds, "c", "s2"))
     assert "p5" in got[1] and w.bought["c"] is not kept
+
+
+def test_bound_for_the_newest_events_session(shop, reader):
+    """A state is bound ready for the session of its newest event (its list made without
+    replacing an entry); any other session's list replaces those whose ``in_session`` differs."""
+    conn, ds = reader
+    shop.events([view("p1", visitor="n", session="s1", ts=T0), view("p2", visitor="n", session="s2", ts=T0 + 1),
+                 view("p1", visitor="n", session="s2", ts=T0 + 2)])
+    w = L.LiveState()
+    w.sync(conn)
+    w.context(conn, ds, "nobody", None)
+    w.visit(conn, "n")
+    _, bound_session, fields, flips = w.visitors["n"][5]
+    assert bound_session == "s2" and [f[5] for f in fields] == [True, True] and len(flips) == 2
+    for s in ("s2", "s1", None, "", "s3"):
+        _exact(w.context(conn, ds, "n", s), L.live_context(conn, ds, "n", s))
