@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.factors import row_lacks
+from .kernels.factors import merged_row, row_lacks
 from .kernels.sums import merge_visitor_items
 
 
@@ -47,6 +47,9 @@ def live_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray]:
 
 def merge_row(ds, person: int, live_i: np.ndarray, live_w: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """``visitor_items``' answer from ``live_items``' (see there)."""
+    rows = positive_rows(ds)
+    if rows is not None:    # (one kernel call: the row read and merged)
+        return merged_row(*rows, person, live_i, live_w)
     R = ds.R
     if 0 <= person < R.shape[0]:
         a, b = R.indptr[person], R.indptr[person + 1]

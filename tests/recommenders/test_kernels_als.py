@@ -86,3 +86,43 @@ def test_similar_items():
     m = ImplicitALS(factors=4, iterations=15, regularization=0.1, seed=1).fit(two_blocks())
     items, _ = m.similar_items(3, k=3)
     assert set(items.tolist()) <= set(range(10)) and 3 not in items
+
+
+def fold_in_numpy(m, items, weights):
+    """``fold_in``'s solve as numpy alone (the code before its kernels), for clean items."""
+    p = m.params
+    w = np.asarray(weights, np.float64)
+    cm1 = p.alpha * (np.log1p(w / p.eps) if p.confidence == "log" else w)
+    Y = m.item_factors.astype(np.float64)
+    Yi = m.item_factors[items].astype(np.float64)
+    A = Y.T @ Y + (Yi.T * cm1) @ Yi + p.regularization * np.eye(Y.shape[1])
+    return np.linalg.solve(A, Yi.T @ (1.0 + cm1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("confidence", ["linear", "log"])
+def test_fold_in_is_the_numpy_solve(confidence):
+    """The elementwise steps in kernels (``fold_in_rows``, ``add3``) give numpy's vector bit
+    for bit (the matmuls and the solve are the same calls on the same arrays); a factor matrix
+    the kernels do not take (not C-contiguous) goes the numpy way, to the same vector."""
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        f = int(rng.integers(1, 50))
+        n = int(rng.integers(1, 80))
+        m = ImplicitALS(ALSParams(factors=f, alpha=float(rng.uniform(0.5, 20)), confidence=confidence,
+                                  regularization=float(rng.uniform(0.01, 2))))
+        m.item_factors = rng.normal(0, 0.3, (n, f)).astype(np.float32)
+        items = np.unique(rng.integers(0, n, int(rng.integers(1, 60))))
+        w = rng.random(len(items)) * 5 + 0.01
+        got = m.fold_in(items, w)
+        assert got.tobytes() == fold_in_numpy(m, items, w).tobytes()
+        m2 = ImplicitALS(m.params)
+        m2.item_factors = np.asfortranarray(m.item_factors)
+        assert got.tobytes() == m2.fold_in(items, w).tobytes()
+    from server.recommenders.kernels.factors import add3, fold_in_rows
+    Y = rng.normal(size=(5, 3)).astype(np.float32)
+    rows, one_plus = fold_in_rows(Y, np.array([4], np.int64), np.array([2.5]))
+    assert rows.tolist() == [Y[4].astype(np.float64).tolist(), (Y[4].astype(np.float64) * 2.5).tolist()]
+    assert one_plus.tolist() == [3.5]
+    assert fold_in_rows(Y, np.zeros(0, np.int64), np.zeros(0))[0].shape == (0, 3)
+    a, b, c = (rng.normal(size=(4, 4)) for _ in range(3))
+    assert add3(a, b, c).tobytes() == (a + b + c).tobytes()

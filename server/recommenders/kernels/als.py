@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .factors import clean_items
+from .factors import add3, clean_items, fold_in_rows
 from .topk import topk_1d
 
 
@@ -175,9 +175,18 @@ class ImplicitALS:
             Y = self.item_factors.astype(np.float64)
             self._YtY = Y.T @ Y
             self._reg = p.regularization * np.eye(f)
-        Yi = self.item_factors[uniq].astype(np.float64)   # only the visitor's rows, not all of Y
-        A = self._YtY + (Yi.T * cm1) @ Yi + self._reg
-        b = Yi.T @ (1.0 + cm1)
+        Y = self.item_factors
+        if Y.dtype == np.float32 and Y.flags.c_contiguous:
+            # only the visitor's rows, not all of Y; the elementwise steps in two kernel calls,
+            # the products numpy's (the same calls on the same arrays as below)
+            rows, one_plus = fold_in_rows(Y, uniq, cm1)
+            Yi, Z = rows[:len(uniq)], rows[len(uniq):]
+            A = add3(self._YtY, Z.T @ Yi, self._reg)
+            b = Yi.T @ one_plus
+        else:
+            Yi = Y[uniq].astype(np.float64)
+            A = self._YtY + (Yi.T * cm1) @ Yi + self._reg
+            b = Yi.T @ (1.0 + cm1)
         return np.linalg.solve(A, b).astype(np.float32)
 
     def scores(self, user_vec: np.ndarray) -> np.ndarray:

@@ -6,8 +6,11 @@
 whole answer when they did nothing new (that test, then their row of the shortlists ranked at
 fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor. They only compare
 and copy numbers, so they are exact by construction. The reason's steps: ``strongest`` (the
-visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it) and
-``closest_seeds`` (per candidate, the seed of largest cosine).
+visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it:
+``merged_row``, also ``_person.merge_row``'s) and ``closest_seeds`` (per candidate, the seed of
+largest cosine). ``fold_in_rows`` and ``add3``: ``ImplicitALS.fold_in``'s elementwise float64
+steps around its matmuls and solve, which stay numpy's (BLAS and LAPACK: their summation order
+is theirs).
 """
 from __future__ import annotations
 
@@ -179,11 +182,12 @@ def strongest(items, weights, n):
     return out
 
 
-@kernel("int64[::1](int32[::1], int32[::1], float32[::1], int64, int64[::1], float64[::1], int64)")
-def visitor_seeds(indptr, indices, data, person, live_i, live_w, n):
-    """matrix_factorization's reason seeds for a person of the model: ``strongest(n)`` of
-    ``_person.merge_row``'s visitor items (their row of a canonical CSR matrix, every weight
-    > 0, as float64, merged with the live items: ``sums.merge_visitor_items``), in one call."""
+@kernel("Tuple((int64[::1], float64[::1], boolean))(int32[::1], int32[::1], float32[::1], int64, int64[::1], float64[::1])")
+def merged_row(indptr, indices, data, person, live_i, live_w):
+    """``_person.merge_row`` of a dataset whose feedback rows are canonical with float32
+    weights all > 0 (``_person.positive_rows``: ``indptr``, ``indices``, ``data``): the
+    person's row as int64 items and float64 weights (none outside the matrix) merged with the
+    live items by ``sums.merge_visitor_items``, in one call."""
     if 0 <= person < len(indptr) - 1:
         a, b = indptr[person], indptr[person + 1]
     else:
@@ -192,8 +196,44 @@ def visitor_seeds(indptr, indices, data, person, live_i, live_w, n):
     own_w = np.empty(b - a, np.float64)
     for j in range(b - a):
         own_i[j], own_w[j] = indices[a + j], data[a + j]
-    items, weights, _ = merge_visitor_items(own_i, own_w, live_i, live_w, True)
+    return merge_visitor_items(own_i, own_w, live_i, live_w, True)
+
+
+@kernel("int64[::1](int32[::1], int32[::1], float32[::1], int64, int64[::1], float64[::1], int64)")
+def visitor_seeds(indptr, indices, data, person, live_i, live_w, n):
+    """matrix_factorization's reason seeds for a person of the model: ``strongest(n)`` of
+    ``merged_row``'s visitor items, in one call."""
+    items, weights, _ = merged_row(indptr, indices, data, person, live_i, live_w)
     return strongest(items, weights, n)
+
+
+@kernel("Tuple((float64[:, ::1], float64[::1]))(float32[:, ::1], int64[::1], float64[::1])")
+def fold_in_rows(Y, items, cm1):
+    """``ImplicitALS.fold_in``'s elementwise steps: the visitor's rows of the item factors as
+    float64 (``Yi = Y[items].astype(np.float64)``) and each scaled by its extra confidence
+    (``Z = Yi * cm1[:, None]``: ``Z.T`` is numpy's ``Yi.T * cm1``, values and layout, so the
+    matmul that follows is the same call), stacked ``[Yi; Z]`` in one array, and ``1.0 + cm1``.
+    Products and sums of two float64 numbers, exact as numpy's."""
+    m, f = len(items), Y.shape[1]
+    out = np.empty((2 * m, f), np.float64)
+    for i in range(m):
+        row = items[i]
+        c = cm1[i]
+        for j in range(f):
+            y = np.float64(Y[row, j])
+            out[i, j] = y
+            out[m + i, j] = y * c
+    return out, 1.0 + cm1
+
+
+@kernel("float64[:, ::1](float64[:, ::1], float64[:, ::1], float64[:, ::1])")
+def add3(a, b, c):
+    """``a + b + c`` (``(a + b) + c`` elementwise, float64, as numpy's two additions)."""
+    out = np.empty(a.shape, np.float64)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = (a[i, j] + b[i, j]) + c[i, j]
+    return out
 
 
 @kernel("int64[::1](float32[:, ::1], float32[::1], int32[::1], int64[::1])")
