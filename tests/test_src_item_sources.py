@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from server.recommenders._common import ClosestReasons, Neighbours, SeedVectors, request_seeds
+from server.recommenders._common import Neighbours, request_seeds
+from server.recommenders.base import ClosestReasons, SeedVectors
 from server.recommenders.base import Candidates
 from server.recommenders.item_cf import REASON, ItemCF
 from server.recommenders.kernels.sums import NO_MORE, neighbour_top

@@ -33,7 +33,8 @@ import numpy as np
 
 from .. import rules as R
 from ..recommenders._common import popularity
-from ..recommenders.base import Candidates, Context
+from ..recommenders._tables import NOTHING
+from ..recommenders.base import Candidates, Context, Recommender
 from ..signals import CART, PURCHASE, VIEW
 from . import kernels as K
 from .ranker import BlendRanker, CandidateSet, get_ranker
@@ -330,10 +331,23 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     k = count * 3 + 20
 
     # 1-2: blend the sources; 3: the ranker orders, the rules filter
-    pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
-    ctx.params = {}  # fallbacks have no parameters
     chosen = shown = None
-    if pool is _MISS:   # (not kept for these sources' keys)
+    fused = None
+    if plan.fusion(model) is not None and not plan.boost and blend_orders(model, ctx):
+        fused = _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen)
+    if fused is not None:   # (the table sources' answers, blend and selection in one call)
+        ctx.params = {}
+        if len(fused) >= count and not plan.pins:   # full: no step below changes it
+            if plan.dedupe:
+                page_seen.update(map(itemgetter(0), fused))
+            return fused
+        pool, chosen = None, fused
+    else:
+        pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
+        ctx.params = {}  # fallbacks have no parameters
+    if chosen is not None:
+        pass
+    elif pool is _MISS:   # (not kept for these sources' keys)
         pool = blend = None
         if cands:
             names, weights, codes = plan.subset(bits)
@@ -422,6 +436,143 @@ def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, 
         pool = Pool(packed[3 + 3 * c:].reshape(5, m), score, names, cands)
         pool.blend_ranking, pool._src_codes = pool.rows[3], codes
     return packed[3:3 + 3 * c].tolist(), pool
+
+
+def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, cart, held, page_seen) -> list | None:
+    """Steps 1-3 for a slot with table sources, in the blend order without boosts: each source
+    that describes its request as a table query (``recommenders/_tables``: its ``query``)
+    gives it, the others their answer (``_call``: the request's memo, the answer cache), and
+    one ``kernels.slot_select`` call computes the queries' answers, blends them with the
+    others in the strategy's order and selects, as ``_answers`` then ``_blend_select`` (or
+    ``_blend`` and ``_select_pool`` when a source says nothing) would. Returns the entries
+    (item, reason, source name) with their reasons made; None when the slot is to take the
+    path of the separate steps: its pool is kept or to be kept now (``Model.pools``: the
+    sources' keys, when every source that applies has one, offered a second time), or the call
+    failed (each source asked on its own then isolates a broken one).
+
+    The pool's key is made only for a visitor without history (``ctx.recent`` empty): the
+    table sources' keys are their seeds, which then are the page's products alone (a product
+    page of visitors who just arrived: a key that comes back). Otherwise the seeds hold the
+    visitor's own items, a key that hardly ever comes back, and making it cost more than the
+    call saves (fresh mix, in process: ~215 µs a request with the keys, ~200 without). The
+    table sources' answers are neither memoised nor kept in the answer cache, for the same
+    reason."""
+    querying, keyed, weights, codes = plan.fusion(model)
+    ds = model.ds
+    srcs = []   # (source, its place, recommender, key or _MISS) of the sources that apply
+    poolable = True
+    for j, s in enumerate(plan.sources):
+        ctx.params = s.params or {}
+        if querying[j] is None:
+            rec, key = _source_key(model, s.name, ctx, s.pr, s.kkey)
+            if rec is None:
+                continue
+        else:
+            rec, key = model.recommenders[s.name], _MISS
+            if s.name not in model.fitted or not rec.applicable(ctx):
+                continue
+        poolable = poolable and keyed[j]
+        srcs.append((s, j, rec, key))
+    if poolable and srcs and not ctx.recent:   # (the pool's key as ``_answers`` makes it)
+        pool_key = [k, plan.boost_r]
+        for s, j, rec, key in srcs:
+            if key is _MISS:
+                ctx.params = s.params or {}
+                key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
+            if key is None:
+                break
+            pool_key.append((key, s.weight))
+        else:
+            if model.pools.offer(SourceKey(tuple(pool_key))):   # (kept, or to be kept now)
+                return None
+
+    tables: list = []   # distinct tables (``Neighbours``), in order of first use
+    qs: list = []       # the queries (``TableQuery``), their tables' places
+    ready: list = []    # the other sources' answers (``Candidates``, non-empty)
+    src = [-1] * K.SOURCES
+    for s, j, rec, key in srcs:
+        ctx.params = s.params or {}
+        if key is _MISS:
+            try:
+                q = querying[j](model.fitted[s.name], ds, ctx, k)
+            except Exception as exc:  # one broken recommender must not break the slot (as ``_call``)
+                log.exception("recommender failed at request time", extra={"recommender": s.name, "error": repr(exc)})
+                continue
+            if q is NOTHING:
+                continue
+            if q is not None and len(qs) < K.QUERIES:
+                a = _table_at(tables, q.a)
+                b = a if q.b is None else _table_at(tables, q.b)
+                if a >= 0 and b >= 0:
+                    src[j] = len(qs)
+                    qs.append((q, a, b))
+                    continue
+            # (not a table query here, or more tables than the call takes: asked as any source)
+            key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
+        c = _call(model, s.name, ctx, k, rec, key, s.pr)
+        if c is not None and len(c.items):
+            src[j] = K.QUERIES + len(ready)
+            ready.append(c)
+    pads, tscores, ends = [], [], []
+    for t in tables:
+        pad, score, end = t.table()
+        pads.append(pad), tscores.append(score), ends.append(end)
+    n_t = len(tables)
+    if n_t < K.QUERIES:
+        pads += _NO_TABLE[0][n_t:]
+        tscores += _NO_TABLE[1][n_t:]
+        ends += _NO_TABLE[2][n_t:]
+    qtab, qmix, seeds, weights_q, more, more_w, drops = [], [], [], [], [], [], []
+    for q, a, b in qs:
+        qtab += a, b
+        qmix += q.mix_a, q.mix_b
+        seeds.append(q.seeds), weights_q.append(q.weights), more.append(q.more), more_w.append(q.more_w)
+        drops.append(q.drop)
+    n_q = len(qs)
+    if n_q < K.QUERIES:
+        qtab += _NO_QUERY[2 * n_q:]
+        qmix += _NO_MIX[2 * n_q:]
+        seeds += _NO_SEEDS[n_q:]
+        weights_q += _NO_WEIGHTS[n_q:]
+        more += _NO_MORE[n_q:]
+        more_w += _NO_MORE_W[n_q:]
+        drops += _NO_DROPS[n_q:]
+    items, scores, lens = _concatenated(ready) if ready else _NO_ANSWERS
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
+    try:
+        packed = K.slot_select(tuple(pads), tuple(tscores), tuple(ends), tuple(qtab), tuple(qmix), tuple(seeds),
+                               tuple(weights_q), tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens,
+                               tuple(src), weights, codes, mask, current, cart, held.codes() if held else _NO_HELD,
+                               seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
+    except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
+        log.exception("slot_select failed", extra={"error": repr(exc)})
+        return None
+    names = plan.names
+    picked = iter(packed.tolist())
+    next(picked)
+    return [(i, qs[src[j]][0].reason(ds, seed) if src[j] < K.QUERIES else ready[src[j] - K.QUERIES].reason(pos), names[j])
+            for i, j, pos, seed in zip(picked, picked, picked, picked)]
+
+
+def _table_at(tables: list, table) -> int:
+    """``table``'s index in ``tables`` (appended when new), -1 when ``slot_select`` takes no more."""
+    for t, x in enumerate(tables):
+        if x is table:
+            return t
+    if len(tables) >= K.QUERIES:
+        return -1
+    tables.append(table)
+    return len(tables) - 1
+
+
+# ``slot_select``'s unused tables and queries
+_NO_TABLE = ([np.zeros((1, 1), np.int32)] * K.QUERIES, [np.zeros((1, 1), np.float32)] * K.QUERIES,
+             [np.zeros(1, np.int32)] * K.QUERIES)
+_NO_QUERY, _NO_MIX = [-1] * (2 * K.QUERIES), [0.0] * (2 * K.QUERIES)
+_NO_SEEDS, _NO_WEIGHTS = [np.zeros(0, np.int64)] * K.QUERIES, [np.zeros(0, np.float32)] * K.QUERIES
+_NO_MORE, _NO_MORE_W = [np.zeros(0, np.int32)] * K.QUERIES, [np.zeros(0, np.float32)] * K.QUERIES
+_NO_DROPS = [np.zeros(0, np.int64)] * K.QUERIES
+_NO_ANSWERS = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
 def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
@@ -591,7 +742,7 @@ class SlotPlan:
     page dedupe, boosts and pins; per set of sources that answered, their names, weights and
     codes (``subset``), per category of a scoped strategy its rules and mask (``scoped``)."""
     __slots__ = ("sources", "fallbacks", "scope", "boost", "boost_r", "pins", "dedupe", "current", "cart",
-                 "mask", "cat", "brand", "max_cat", "max_brand", "_subsets", "_scoped")
+                 "mask", "cat", "brand", "max_cat", "max_brand", "_subsets", "_scoped", "names", "_fusion")
 
     def __init__(self, ds, strategy: dict, rules: dict):
         self.sources = tuple(_Source(src["recommender"], float(src.get("weight", 1.0)), src.get("params") or None, 1 << j)
@@ -607,6 +758,25 @@ class SlotPlan:
         self.cat, self.brand, self.max_cat, self.max_brand = _caps(ds, rules)
         self._subsets: dict[int, tuple] = {}
         self._scoped: dict[str, tuple | None] = {}
+        self.names = [s.name for s in self.sources]
+        self._fusion = _MISS
+
+    def fusion(self, model) -> tuple | None:
+        """What ``_fused`` reads of the plan: per source its recommender's ``query`` (None: not a
+        table source) and whether it has a ``cache_key`` of its own (else its key is always
+        None: no pool), every source's weight (float64) and name code; None when no source is a
+        table source or the strategy has more sources than ``kernels.slot_select`` takes. (A
+        plan is its model's: the recommenders are the model's.)"""
+        got = self._fusion
+        if got is _MISS:
+            recs = [model.recommenders.get(s.name) for s in self.sources]
+            querying = [getattr(r, "query", None) for r in recs]
+            keyed = [r is not None and type(r).cache_key is not Recommender.cache_key for r in recs]
+            got = None
+            if any(q is not None for q in querying) and len(self.sources) <= K.SOURCES:
+                got = (querying, keyed, np.array([s.weight for s in self.sources], np.float64), src_codes(self.names))
+            self._fusion = got
+        return got
 
     def subset(self, bits: int) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The names, weights (float64) and name codes (``src_codes``) of the sources in ``bits``,

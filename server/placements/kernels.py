@@ -13,6 +13,10 @@ random data with ties.
                      caps, up to ``count``
 - ``blend_select``   steps 1-3 in one call, the two above compiled into it (a kernel may call
                      kernels: ``server/jit.py``): what a slot with the blend order runs
+- ``slot_select``    steps 1-3 with the neighbour-sum sources' answers computed in the same
+                     call (``kernels/sums.neighbour_top`` compiled into it) from their table
+                     queries (``recommenders/_tables.TableQuery``), the other sources' answers
+                     passed ready: what a slot with table sources runs (``blend._fused``)
 - ``catalog_net``    step 5, the last net: the catalog in popularity order under the same
                      tests, the caps counting the slot's products so far
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jit import kernel
+from ..recommenders.kernels.sums import neighbour_top
 
 
 @kernel("Tuple((int64, int64[:, ::1], float32[::1]))(int32[:], float32[:], int64[::1], float64[::1], boolean)")
@@ -254,6 +259,118 @@ def blend_select(items, scores, lens, weights, mask, current, cart, held, src_co
         out[3 + 3 * t], out[4 + 3 * t], out[5 + 3 * t] = got[0, t], got[1, t], got[2, t]
     out[3 + 3 * c:] = rows.ravel()
     return out, score
+
+
+QUERIES = 4   # table queries (and distinct tables) one ``slot_select`` call takes
+SOURCES = 8   # sources of a strategy ``slot_select`` takes
+
+
+@kernel("int64[::1](UniTuple(int32[:, ::1], 4), UniTuple(float32[:, ::1], 4), UniTuple(int32[::1], 4),"
+        " UniTuple(int64, 8), UniTuple(float64, 8), UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
+        " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64,"
+        " int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
+        " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
+def slot_select(pads, tscores, ends, qtab, qmix, seeds, weights, more, more_w, drops, k, items, scores, lens, src,
+                src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+    """Steps 1-3 of a slot whose neighbour-sum sources are given as table queries: each query's
+    answer (``neighbour_top``, compiled into this call), the blend of the answers in the
+    strategy's order, then the selection (``blend_sources`` and ``select_pool``, as
+    ``blend_select``); the same helpers, so exact as they are.
+
+    The tables: ``pads[t]``, ``tscores[t]``, ``ends[t]`` (``Neighbours.table()``; unused
+    ones any array). Query ``q`` (< ``QUERIES``): tables ``qtab[2q]`` (-1: no query q) and
+    ``qtab[2q + 1]``, mixed ``qmix[2q]``, ``qmix[2q + 1]`` (cast to float32 as
+    ``neighbour_top``'s callers' are), ``seeds[q]``, ``weights[q]``, ``more[q]``,
+    ``more_w[q]``, ``drops[q]`` and ``k``: ``neighbour_top``'s arguments. ``items``,
+    ``scores``, ``lens``: the other sources' answers, one after the other. ``src[j]`` per
+    source of the strategy (``len(src_weight)`` of them, weights ``src_weight``, name codes
+    ``src_code``): q < ``QUERIES`` for query q's answer, ``QUERIES + r`` for ready answer r,
+    -1 for none (not applicable, failed). The rest: ``blend_select``'s selection arguments.
+
+    As ``blend.py``'s path without it: the non-empty answers in the strategy's order, those
+    whose best score is not positive (or NaN) left out (``blend._blend``: they say nothing),
+    blended and selected in the blend order. Returns int64 ``[c, then c x (item, source j,
+    position in its answer, closest seed)]``: the closest seed (the reason's) of a query's
+    product, -1 for a ready answer's.
+    """
+    n_src = len(src_weight)
+    # the queries' answers one after the other (each at most k long), and where each starts
+    q_start = np.zeros(QUERIES + 1, np.int64)
+    q_items = np.empty(QUERIES * max(k, 0), np.int32)
+    q_scores = np.empty(QUERIES * max(k, 0), np.float32)
+    q_closest = np.empty(QUERIES * max(k, 0), np.int32)
+    for q in range(QUERIES):
+        lo = q_start[q]
+        q_start[q + 1] = lo
+        a, b = qtab[2 * q], qtab[2 * q + 1]
+        if a < 0:
+            continue
+        got_i, got_s, got_c = neighbour_top(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
+                                            np.float32(qmix[2 * q]), np.float32(qmix[2 * q + 1]), seeds[q],
+                                            weights[q], more[q], more_w[q], drops[q], k)
+        n = len(got_i)
+        q_items[lo:lo + n], q_scores[lo:lo + n], q_closest[lo:lo + n] = got_i, got_s, got_c
+        q_start[q + 1] = lo + n
+    r_start = np.zeros(len(lens) + 1, np.int64)
+    for r in range(len(lens)):
+        r_start[r + 1] = r_start[r] + lens[r]
+
+    # the answers that say something, in the strategy's order
+    keep = np.zeros(n_src, np.bool_)
+    total = 0
+    n_b = 0
+    for j in range(n_src):
+        v = src[j]
+        if v < 0:
+            continue
+        lo, hi = (q_start[v], q_start[v + 1]) if v < QUERIES else (r_start[v - QUERIES], r_start[v - QUERIES + 1])
+        if hi == lo:
+            continue
+        top = q_scores[lo] if v < QUERIES else scores[lo]
+        for p in range(lo + 1, hi):   # np.maximum: a NaN wins
+            x = q_scores[p] if v < QUERIES else scores[p]
+            if not np.isnan(top) and (np.isnan(x) or x > top):
+                top = x
+        if top > 0:
+            keep[j] = True
+            total += hi - lo
+            n_b += 1
+    if n_b == 0:
+        return np.zeros(1, np.int64)
+    b_items = np.empty(total, np.int32)
+    b_scores = np.empty(total, np.float32)
+    b_lens = np.empty(n_b, np.int64)
+    b_weight = np.empty(n_b, np.float64)
+    b_code = np.empty(n_b, np.int64)
+    b_src = np.empty(n_b, np.int64)
+    p = 0
+    s = 0
+    for j in range(n_src):
+        if not keep[j]:
+            continue
+        v = src[j]
+        if v < QUERIES:
+            lo, hi = q_start[v], q_start[v + 1]
+            b_items[p:p + hi - lo], b_scores[p:p + hi - lo] = q_items[lo:hi], q_scores[lo:hi]
+        else:
+            lo, hi = r_start[v - QUERIES], r_start[v - QUERIES + 1]
+            b_items[p:p + hi - lo], b_scores[p:p + hi - lo] = items[lo:hi], scores[lo:hi]
+        p += hi - lo
+        b_lens[s], b_weight[s], b_code[s], b_src[s] = hi - lo, src_weight[j], src_code[j], j
+        s += 1
+
+    silent, rows, score = blend_sources(b_items, b_scores, b_lens, b_weight, True)   # (none silent: all kept say something)
+    got = select_pool(rows[3], rows, mask, current, cart, held, b_code, seen, cat_code, brand_code,
+                      max_cat, max_brand, count)
+    c = got.shape[1]
+    out = np.empty(1 + 4 * c, np.int64)
+    out[0] = c
+    for t in range(c):
+        j, pos = b_src[got[1, t]], got[2, t]
+        v = src[j]
+        out[1 + 4 * t], out[2 + 4 * t], out[3 + 4 * t] = got[0, t], j, pos
+        out[4 + 4 * t] = q_closest[q_start[v] + pos] if v < QUERIES else -1
+    return out
 
 
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"

@@ -12,8 +12,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..signals import CART, PURCHASE, REVIEW, VIEW
-from .base import Candidates, ClosestReasons, SeedVectors
-from .kernels.sums import NO_MORE, neighbour_top
+from .base import Candidates, SeedVectors
+from ._tables import NOTHING, TableQuery
+from .kernels.sums import NO_MORE
 
 _EMPTY_I = np.zeros(0, np.int32)
 _EMPTY_F = np.zeros(0, np.float32)
@@ -141,29 +142,38 @@ class Neighbours:
                    vectors: "SeedVectors | None" = None, more: tuple = NO_MORE):
         """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
         themselves and ``drop`` left out) as Candidates, the reason naming the closest seed:
-        one ``neighbour_top`` kernel call (``kernels/sums.py``), which gives what
-        ``candidates_numpy`` gives. ``vectors``: ``seeds`` as ``SeedVectors`` when the request
-        has them (``request_seeds``); ``more``: (items int32, weights float32) seeds after
-        ``seeds`` unless among them (-1: none), all in range with weight > 0, for the kernel
-        to merge (``seeds`` is then only these first ones)."""
+        ``query``'s one ``neighbour_top`` kernel call (``kernels/sums.py``), which gives what
+        ``candidates_numpy`` gives; that numpy code when some seed is left out (rare)."""
+        q = self.query(seeds, reason_fmt, vectors, drop, more)
+        if q is not None:
+            return q.answer(k, ds)
         n = len(self.idx)
-        v = vectors if vectors is not None else SeedVectors(seeds)
-        if not v.fits(n):   # some seed is left out: the numpy code (rare)
-            if len(more[0]):
-                merged = dict(seeds)
-                for i, w in zip(more[0].tolist(), more[1].tolist()):
-                    if i >= 0:
-                        merged.setdefault(i, w)
-                seeds = list(merged.items())
-            if not [p for p in seeds if 0 <= p[0] < n and p[1] > 0]:
-                return Candidates.empty()
-            # (a seed left out still names reasons in the numpy code)
-            return self.candidates_numpy(seeds, k, reason_fmt, ds, drop)
-        if not len(v.items) and not len(more[0]):
+        if len(more[0]):
+            merged = dict(seeds)
+            for i, w in zip(more[0].tolist(), more[1].tolist()):
+                if i >= 0:
+                    merged.setdefault(i, w)
+            seeds = list(merged.items())
+        if not [p for p in seeds if 0 <= p[0] < n and p[1] > 0]:
             return Candidates.empty()
-        table = self.table()
-        found = neighbour_top(*table, *table, 1.0, 0.0, v.items, v.weights, *more, drop_vector(drop), k)
-        return top_candidates(found, reason_fmt, ds, texts=self.reason_texts(reason_fmt))
+        # (a seed left out still names reasons in the numpy code)
+        return self.candidates_numpy(seeds, k, reason_fmt, ds, drop)
+
+    def query(self, seeds: list[tuple[int, float]], reason_fmt: str, vectors: "SeedVectors | None" = None,
+              drop: set[int] | None = None, more: tuple = NO_MORE):
+        """``candidates``' kernel call as a ``TableQuery`` (``_tables``), ``NOTHING`` when there is
+        no seed, None when some seed is out of range or weighs <= 0 (the numpy code answers).
+        ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``request_seeds``);
+        ``more``: (items int32, weights float32) seeds after ``seeds`` unless among them (-1:
+        none), all in range with weight > 0, for the kernel to merge (``seeds`` is then only
+        these first ones)."""
+        v = vectors if vectors is not None else SeedVectors(seeds)
+        if not v.fits(len(self.idx)):
+            return None
+        if not len(v.items) and not len(more[0]):
+            return NOTHING
+        return TableQuery(self, v.items, v.weights, reason_fmt, self.reason_texts(reason_fmt), more=more,
+                          drop=drop_vector(drop))
 
     def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,
                          drop: set[int] | None = None):
@@ -213,13 +223,6 @@ def request_seeds(ctx, seeds: tuple) -> SeedVectors:
 def drop_vector(drop: set[int] | None) -> np.ndarray:
     """``drop`` (items to leave out) as ``neighbour_top`` takes it (int64)."""
     return np.fromiter(drop, np.int64, len(drop)) if drop else _NO_DROP
-
-
-def top_candidates(found: tuple, fmt: str, ds, texts: dict | None = None) -> Candidates:
-    """Candidates of a ``neighbour_top`` answer, ``fmt`` naming each one's closest seed.
-    ``texts``: the model's memo of ``fmt``'s reasons by seed (``Neighbours.reason_texts``)."""
-    items, scores, closest = found
-    return Candidates.of(items, scores, ClosestReasons(fmt, ds, closest, {} if texts is None else texts))
 
 
 class SeedRows:

@@ -15,9 +15,9 @@ import functools
 
 import numpy as np
 
-from ._common import Neighbours, SeedVectors, request_seeds, seed_vectors, top_candidates
+from ._common import Neighbours, SeedVectors, request_seeds, seed_vectors
+from ._tables import NOTHING, TableQuery
 from .base import Candidates, LazyReasons, seeds_key
-from .kernels.sums import NO_MORE, neighbour_top
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -25,7 +25,6 @@ NEIGHBOURS = 50
 MAX_PRECOMPUTED = 8_000    # above this many items, a product's text neighbours are computed on
                            # first use and cached (the all-pairs product grows with n²)
 CACHE_ITEMS = 100_000
-_NO_DROP = np.zeros(0, np.int64)
 
 
 def _attr_text(attrs: dict) -> str:
@@ -105,29 +104,31 @@ class TextNeighbours:
 
     def candidates(self, seeds: list[tuple[int, float]], k: int, ds, reason: str, vectors: SeedVectors | None = None):
         """For precomputed rows: the ``k`` best of Σ seed weight × similarity, as ``gather`` +
-        ``top_positions`` would give them, and each one's closest seed: one ``neighbour_top``
-        kernel call (``kernels/sums.py``: the same tie rule, equal scores by item).
-        ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``request_seeds``)."""
+        ``top_positions`` would give them, and each one's closest seed: ``query``'s one
+        ``neighbour_top`` kernel call (``kernels/sums.py``: the same tie rule, equal scores by
+        item). ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them."""
+        got = self.query(seeds, reason, vectors).answer(k, ds)
+        return got if len(got.items) else Candidates.empty()
+
+    def query(self, seeds: list[tuple[int, float]], reason: str, vectors: SeedVectors | None = None):
+        """``candidates``' kernel call as a ``TableQuery`` (``_tables``; precomputed rows only):
+        the seeds in range (any weight), ``NOTHING`` when none is."""
         n = self.index.n_items
         v = vectors if vectors is not None else SeedVectors(seeds)
         if v.low >= 0 and v.end <= n:    # (every seed in range: any weight)
             if not len(v.items):
-                return Candidates.empty()
+                return NOTHING
             s, w = v.items, v.weights
         else:
             valid = [(i, w) for i, w in seeds if 0 <= i < n]
             if not valid:
-                return Candidates.empty()
+                return NOTHING
             s, w = seed_vectors(valid)
         nb = self.__dict__.get("_nb")    # the rows as ``Neighbours`` (made on first use)
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
-        table = nb.table()
-        found = neighbour_top(*table, *table, 1.0, 0.0, s, w, *NO_MORE, _NO_DROP, k)
-        if not len(found[0]):
-            return Candidates.empty()
         fmt = reason_format(reason)
-        return top_candidates(found, fmt, ds, nb.reason_texts(fmt))
+        return TableQuery(nb, s, w, fmt, nb.reason_texts(fmt))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
@@ -220,3 +221,17 @@ def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
         return Candidates.empty()
     best = best[pos]
     return Candidates(items[pos], scores[pos], LazyReasons(lambda n: f"{reason} {ds.label(int(best[n]))}", len(pos)))
+
+
+def seed_neighbour_query(model, ctx, reason: str):
+    """``seed_neighbour_candidates``' kernel call as a ``TableQuery`` when ``model`` has
+    precomputed text rows; ``NOTHING`` without a model or seeds; None otherwise (its ``gather``
+    answers)."""
+    if model is None:
+        return NOTHING
+    seeds = seeds_key(ctx)
+    if not seeds:
+        return NOTHING
+    if isinstance(model, TextNeighbours) and model.idx is not None:
+        return model.query(seeds, reason, request_seeds(ctx, seeds))
+    return None

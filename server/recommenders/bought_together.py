@@ -10,8 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._common import Neighbours, copurchase_counts, request_seeds, row_of, top_k_rows
+from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
+
+REASON = "often bought with {}"
 
 
 def lift_scores(C: sp.csr_matrix, counts: np.ndarray, n_baskets: int, min_support: int) -> sp.csr_matrix:
@@ -39,4 +42,8 @@ class BoughtTogether(Recommender):
         seeds = seeds_key(ctx)
         if not seeds:
             return Candidates.empty()
-        return model.candidates(seeds, k, "often bought with {}", ds, vectors=request_seeds(ctx, seeds))
+        return model.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds))
+
+    def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
+        seeds = seeds_key(ctx)
+        return model.query(seeds, REASON, request_seeds(ctx, seeds)) if seeds else NOTHING

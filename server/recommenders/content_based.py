@@ -8,7 +8,7 @@ score is the seed-weighted sum of cosine similarities; the reason names the clos
 """
 from __future__ import annotations
 
-from ._text import seed_neighbour_candidates, text_neighbours
+from ._text import seed_neighbour_candidates, seed_neighbour_query, text_neighbours
 from .base import Recommender, seeds_key
 from .registry import register
 
@@ -23,3 +23,6 @@ class ContentBased(Recommender):
 
     def recommend(self, model, ds, ctx, k):
         return seed_neighbour_candidates(model, ds, ctx, k, "similar to")
+
+    def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call, precomputed rows only)
+        return seed_neighbour_query(model, ctx, "similar to")

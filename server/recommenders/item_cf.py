@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import itemcf_neighbours, request_seeds
+from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -44,18 +45,29 @@ class ItemCF(Recommender):
         return seeds_key(ctx), ctx.person
 
     def recommend(self, model, ds, ctx, k):
+        seeds = self.seeds(model, ctx)
+        return Candidates.empty() if seeds is None else model[0].candidates(seeds[0], k, REASON, ds, **seeds[1])
+
+    def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
+        seeds = self.seeds(model, ctx)
+        return NOTHING if seeds is None else model[0].query(seeds[0], REASON, **seeds[1])
+
+    @staticmethod
+    def seeds(model, ctx) -> tuple | None:
+        """The request's seeds as ``Neighbours.candidates`` takes them, (seeds, keywords), or None
+        when there are none: the request's seeds, then the person's top items not among them
+        (merged by the kernel when all weigh > 0, else here)."""
         nbrs, (top_idx, top_w), top_ok = model
         seeds = seeds_key(ctx)
         p = ctx.person
         if not 0 <= p < len(top_idx):
-            return nbrs.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds)) if seeds else \
-                Candidates.empty()
-        if top_ok[p]:   # the request's seeds, then the person's top items not among them: merged by the kernel
+            return (seeds, {"vectors": request_seeds(ctx, seeds)}) if seeds else None
+        if top_ok[p]:
             if not seeds and top_idx[p, 0] < 0:
-                return Candidates.empty()
-            return nbrs.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds), more=(top_idx[p], top_w[p]))
+                return None
+            return seeds, {"vectors": request_seeds(ctx, seeds), "more": (top_idx[p], top_w[p])}
         merged = dict(seeds)
         for i, w in zip(top_idx[p].tolist(), top_w[p].tolist()):
             if i >= 0:
                 merged.setdefault(i, w)
-        return nbrs.candidates(list(merged.items()), k, REASON, ds)
+        return list(merged.items()), {}

@@ -90,14 +90,9 @@ class LRU:
     def put(self, key, value) -> None:
         d = self._d
         if key not in d:
-            h = hash(key)
-            seen = self._seen
-            if h not in seen:  # the first time: remembered, not kept
-                seen[h] = None
-                if len(seen) > 4 * self.size:
-                    seen.popitem(last=False)
+            if not self.offer(key):   # the first time: remembered, not kept
                 return
-            del seen[h]
+            self._seen.pop(hash(key), None)
         d[key] = value
         d.move_to_end(key)
         while len(d) > self.size:
@@ -105,6 +100,20 @@ class LRU:
                 d.popitem(last=False)
             except KeyError:
                 break
+
+    def offer(self, key) -> bool:
+        """Whether ``put`` would keep ``key`` now (kept, or offered once before); if not, this
+        sighting is remembered as ``put``'s is (a caller that computes the value only to keep it)."""
+        if key in self._d:
+            return True
+        h = hash(key)
+        seen = self._seen
+        if h in seen:
+            return True
+        seen[h] = None
+        if len(seen) > 4 * self.size:
+            seen.popitem(last=False)
+        return False
 
     def __len__(self) -> int:
         return len(self._d)

@@ -4,22 +4,22 @@ The session's items come from the shard at request time (``ctx.recent``, read by
 an event posted a moment ago shapes the very next request, whichever worker stored it. Each
 recent item weighs by its engagement weight and recency rank; its neighbours come from co-view
 (substitutes within sessions) and item-CF (long-term taste), blended 60/40: one
-``neighbour_top`` kernel call (``kernels/sums.py``) sums both tables, mixes them in float32 and
-picks the best with each one's closest seed (by co-view, else by item-CF), exactly as the
-numpy code before it did (``tests/recommenders/test_sum_kernels.py`` keeps it as the reference).
+``neighbour_top`` kernel call (``kernels/sums.py``, described by ``query`` as a ``TableQuery``)
+sums both tables, mixes them in float32 and picks the best with each one's closest seed (by
+co-view, else by item-CF), exactly as the numpy code before it did
+(``tests/recommenders/test_sum_kernels.py`` keeps it as the reference).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import coview_neighbours, itemcf_neighbours, request_seeds, seed_vectors, top_candidates
-from .base import Candidates, Recommender
-from .kernels.sums import NO_MORE, neighbour_top
+from ._common import coview_neighbours, itemcf_neighbours, request_seeds, seed_vectors
+from ._tables import NO_DROP, NOTHING, TableQuery
+from .base import Recommender
 from .registry import register
 
 MIX = (0.6, 0.4)     # co-view, item-CF (float32 arithmetic: a Python float times a float32 array)
 REASON = "because you viewed {}"
-_NO_DROP = np.zeros(0, np.int64)
 
 
 @register("realtime_personal", context=("session",), description="because you just viewed these products")
@@ -31,6 +31,10 @@ class RealtimePersonal(Recommender):
         return ctx._session(8, False), ctx.item
 
     def recommend(self, model, ds, ctx, k):
+        return self.query(model, ds, ctx, k).answer(k, ds)
+
+    def query(self, model, ds, ctx, k):
+        """Both tables mixed, the session's items as seeds, the current product left out."""
         coview, itemcf = model
         session = ctx._session(8, False)
         v = request_seeds(ctx, session)
@@ -39,7 +43,6 @@ class RealtimePersonal(Recommender):
         else:   # only the session's items in range with weight > 0 (both tables span the dataset's items)
             s, w = seed_vectors([p for p in session if 0 <= p[0] < len(coview.idx) and p[1] > 0])
         if not len(s) or k <= 0:
-            return Candidates.empty()
-        drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else _NO_DROP
-        found = neighbour_top(*coview.table(), *itemcf.table(), MIX[0], MIX[1], s, w, *NO_MORE, drop, k)
-        return top_candidates(found, REASON, ds, texts=coview.reason_texts(REASON))
+            return NOTHING
+        drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else NO_DROP
+        return TableQuery(coview, s, w, REASON, coview.reason_texts(REASON), b=itemcf, mix=MIX, drop=drop)

@@ -6,8 +6,11 @@ top-50 neighbours per product. Request: seeds = current product, cart, session i
 from __future__ import annotations
 
 from ._common import coview_neighbours, request_seeds
+from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
+
+REASON = "viewed together with {}"
 
 
 @register("viewed_together", description="viewed in the same sessions as this product (substitutes)")
@@ -22,4 +25,8 @@ class ViewedTogether(Recommender):
         seeds = seeds_key(ctx)
         if not seeds:
             return Candidates.empty()
-        return model.candidates(seeds, k, "viewed together with {}", ds, vectors=request_seeds(ctx, seeds))
+        return model.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds))
+
+    def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
+        seeds = seeds_key(ctx)
+        return model.query(seeds, REASON, request_seeds(ctx, seeds)) if seeds else NOTHING

@@ -25,7 +25,12 @@ def test_catalog_order_is_built_with_the_model(model):
     assert all(np.array_equal(a, b) for a, b in zip(built, again))
 
 
-def test_source_keys_asked_once_per_request(model):
+@pytest.mark.parametrize("fused", [False, True])
+def test_source_keys_asked_once_per_request(model, monkeypatch, fused):
+    """Each (source, params)'s ``applicable`` and ``cache_key`` asked once per request (a table
+    source in a slot's one call, ``blend._fused``, is asked ``applicable`` per slot too)."""
+    if not fused:
+        monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
     ds = model.ds
     calls = []
     for name in ("viewed_together", "best_sellers"):
@@ -56,10 +61,12 @@ def test_source_keys_asked_once_per_request(model):
     model.clear_caches()
     shared = request({})
     assert shared == alone
-    # each (source, params) once: viewed_together, best_sellers, viewed_together with params
+    # each (source, params) once: viewed_together, best_sellers, viewed_together with params (the
+    # pool's key); a table source in the slot's one call is asked ``applicable`` per slot besides
+    extra = [("applicable", "viewed_together")] * 3 if fused else []
     assert sorted(calls) == sorted([("applicable", "viewed_together"), ("cache_key", "viewed_together"),
                                     ("applicable", "best_sellers"), ("cache_key", "best_sellers"),
-                                    ("applicable", "viewed_together"), ("cache_key", "viewed_together")])
+                                    ("applicable", "viewed_together"), ("cache_key", "viewed_together")] + extra)
     assert asked_alone > len(calls)
 
 

@@ -147,7 +147,9 @@ def _serve(model, requests):
 def test_run_slot_in_one_call_equals_the_separate_steps(model, monkeypatch):
     """The compiled call (blend, the request's mask, the pick) against ``_blend`` then
     ``_select_pool`` with the whole mask, on varied requests, rules and strategies: the same
-    slots (products, reasons, sources), and the same pools kept."""
+    slots (products, reasons, sources), and the same pools kept (the table sources' call,
+    ``_fused``, left out: tested below)."""
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
     requests = _requests(model, 120, 0) * 3   # (a key kept on its second request, then served)
     fused = _serve(model, requests)
     fused_pools = dict(model.pools._d)
@@ -172,6 +174,56 @@ def test_run_slot_in_one_call_equals_the_separate_steps(model, monkeypatch):
             for c, o in zip(pool.cands, other.cands):
                 assert np.array_equal(c.items, o.items) and np.array_equal(c.scores, o.scores)
             assert np.array_equal(pool.src_codes, other.src_codes)
+
+
+def test_run_slot_with_table_queries_equals_each_source_asked(model, monkeypatch):
+    """The table sources' queries computed in the slot's one call (``_fused``,
+    ``kernels.slot_select``) against each source's own answer then the blend and selection:
+    the same slots (products, reasons, sources) on varied requests, rules and strategies."""
+    requests = _requests(model, 150, 1) * 2
+    calls = []
+    real = blend._fused
+
+    def counted(*a):
+        got = real(*a)
+        calls.append(got is not None)
+        return got
+    monkeypatch.setattr(blend, "_fused", counted)
+    got = _serve(model, requests)
+    assert sum(calls) > 150 and not all(calls)   # (None: a pool kept, or to be kept, for the sources' keys)
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == got
+
+
+def test_a_failing_table_source_or_call_leaves_the_others(model, monkeypatch, caplog):
+    """Error isolation: a table source whose query raises is left out of the slot (logged, as
+    ``_call`` does), and a failing ``slot_select`` call falls back to asking each source."""
+    from server.recommenders.item_cf import ItemCF
+
+    requests = [r for r in _requests(model, 80, 2) if r[0]["recent"]]
+    for fields, slots in requests:
+        slots[:] = [(STRATEGIES[0], R.merge(), 6)]
+    fused = _serve(model, requests)
+
+    def broken(*a):
+        raise RuntimeError("broken table")
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(ItemCF, "query", broken)
+    monkeypatch.setattr(ItemCF, "recommend", broken)
+    without = _serve(model, requests)
+    assert "recommender failed at request time" in caplog.text
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == without != fused    # (item_cf left out as when asked on its own)
+    monkeypatch.undo()
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.K, "slot_select", broken)
+    assert _serve(model, requests) == fused and "slot_select failed" in caplog.text
 
 
 def test_slot_plans_are_kept_per_strategy_and_rules_bounded_and_not_pickled(model, monkeypatch):

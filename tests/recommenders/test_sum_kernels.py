@@ -4,6 +4,7 @@ single-element inputs: the same items, float32 scores bit for bit, and reasons."
 import numpy as np
 import pytest
 
+from server.recommenders import _tables
 from server.recommenders._common import Neighbours, SeedFinder, seed_arrays, seed_vectors
 from server.recommenders._text import TextNeighbours, top_positions
 from server.recommenders.base import Candidates, LazyReasons
@@ -181,7 +182,7 @@ def counted(monkeypatch, module) -> dict:
 
 def test_realtime_personal_is_the_numpy_answer_ties_included(monkeypatch):
     from server.recommenders import realtime_personal
-    tied = counted(monkeypatch, realtime_personal)
+    tied = counted(monkeypatch, _tables)
     rp = RealtimePersonal()
     for rng, n, width, levels, k, t in cases(2, 1500):
         model = table(rng, n, width, levels), table(rng, n, max(1, width - t % 3), levels)
@@ -202,7 +203,7 @@ def text_table(nb: Neighbours) -> TextNeighbours:
 
 def test_text_candidates_are_the_numpy_answer_ties_included(monkeypatch):
     from server.recommenders import _text
-    tied = counted(monkeypatch, _text)
+    tied = counted(monkeypatch, _tables)
     for rng, n, width, levels, k, t in cases(3, 1500):
         tn = text_table(table(rng, n, width, levels))
         seeds = random_seeds(rng, n, 6, levels if t % 2 else None) + ([(n + 1, 1.0)] if t % 5 == 0 else [])

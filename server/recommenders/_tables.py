@@ -1,0 +1,66 @@
+"""Neighbour-table queries: a neighbour-sum source's request as data (private: not a recommender).
+
+A neighbour-sum source (realtime_personal, item_cf, viewed_together, bought_together,
+content_based with precomputed rows) answers a request with one ``kernels/sums.neighbour_top``
+call over one or two neighbour tables. Its ``query(model, ds, ctx, k)`` says which call: a
+``TableQuery`` (the tables, their mix, the seeds and weights, ``more`` seeds, ``drop``, the
+reason's format), ``NOTHING`` (its answer is empty: no seed), or None (not describable as a
+table query here, e.g. a seed out of range: its ``recommend`` computes the answer otherwise).
+Its ``recommend`` is ``query`` then ``TableQuery.answer`` (one code path for the arguments);
+a slot that asks several such sources hands their queries to one compiled call with the blend
+and the selection (``placements/kernels.slot_select``, ``blend._fused``), which computes the
+same answers with the same kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Candidates, ClosestReasons
+from .kernels.sums import NO_MORE, neighbour_top
+
+NO_DROP = np.zeros(0, np.int64)
+
+
+class TableQuery:
+    """``neighbour_top``'s arguments for one source's request, but ``k``: table ``a``
+    (``_common.Neighbours``) and ``b`` (None: ``a`` alone, ``mix_b`` 0), mixed ``mix_a`` and
+    ``mix_b``; ``seeds`` (int64, all in range) and ``weights`` (float32, > 0); ``more`` and
+    ``more_w`` (``NO_MORE``: none); ``drop`` (int64); the reason ``fmt`` naming the closest
+    seed and ``texts``, the model's memo of its texts (``Neighbours.reason_texts``)."""
+    __slots__ = ("a", "b", "mix_a", "mix_b", "seeds", "weights", "more", "more_w", "drop", "fmt", "texts")
+
+    def __init__(self, a, seeds: np.ndarray, weights: np.ndarray, fmt: str, texts: dict, b=None,
+                 mix: tuple[float, float] = (1.0, 0.0), more: tuple = NO_MORE, drop: np.ndarray = NO_DROP):
+        self.a, self.b, self.seeds, self.weights, self.fmt, self.texts = a, b, seeds, weights, fmt, texts
+        self.mix_a, self.mix_b = mix
+        self.more, self.more_w = more
+        self.drop = drop
+
+    def answer(self, k: int, ds) -> Candidates:
+        """The source's answer: one ``neighbour_top`` call, each reason naming the closest seed."""
+        a = self.a.table()
+        b = a if self.b is None else self.b.table()
+        items, scores, closest = neighbour_top(*a, *b, self.mix_a, self.mix_b, self.seeds, self.weights, self.more,
+                                               self.more_w, self.drop, k)
+        return Candidates.of(items, scores, ClosestReasons(self.fmt, ds, closest, self.texts))
+
+    def reason(self, ds, seed: int) -> str:
+        """The reason naming ``seed`` (``ClosestReasons``' text, from the same memo)."""
+        text = self.texts.get(seed)
+        if text is None:
+            text = self.texts[seed] = self.fmt.format(ds.label(seed))
+        return text
+
+
+class _Nothing:
+    """``NOTHING``: a query whose answer is empty (no seed)."""
+    __slots__ = ()
+
+    def answer(self, k: int, ds) -> Candidates:
+        return Candidates.empty()
+
+    def __repr__(self) -> str:
+        return "NOTHING"
+
+
+NOTHING = _Nothing()
