@@ -197,6 +197,25 @@ def test_run_slot_with_table_queries_equals_each_source_asked(model, monkeypatch
     assert _serve(model, requests) == got
 
 
+def test_more_table_sources_than_the_call_takes_are_asked_as_any_source(model, monkeypatch):
+    """Five table sources (four tables): the fifth query is answered on its own and passed
+    ready; the slots equal those of each source asked."""
+    many = {"sources": [{"recommender": n, "weight": w} for n, w in
+                        (("realtime_personal", 1.0), ("item_cf", 0.6), ("viewed_together", 0.5),
+                         ("bought_together", 0.4), ("content_based", 0.3), ("best_sellers", 0.1))],
+            "fallbacks": ["best_sellers"]}
+    requests = [(fields, [(many, R.merge(), 8)]) for fields, _ in _requests(model, 80, 3) if fields["recent"]]
+    asked = []
+    real = blend._call
+    monkeypatch.setattr(blend, "_call", lambda model, name, *a: asked.append(name) or real(model, name, *a))
+    got = _serve(model, requests)
+    assert "content_based" in asked and "viewed_together" not in asked
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == got
+
+
 def test_a_failing_table_source_or_call_leaves_the_others(model, monkeypatch, caplog):
     """Error isolation: a table source whose query raises is left out of the slot (logged, as
     ``_call`` does), and a failing ``slot_select`` call falls back to asking each source."""
