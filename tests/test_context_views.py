@@ -54,3 +54,24 @@ def test_seeds_follow_a_cart_changed_in_place_of_its_length():
     assert ctx.seed_items() == [(1, 3.0), (2, 2.0), (4, 0.4)]
     ctx.cart_items = np.array([2, 5], np.int32)   # a new array: another key
     assert ctx.seed_items() == [(1, 3.0), (2, 2.0), (5, 2.0), (4, 0.4)]
+
+
+def test_equal_views_are_one_tuple():
+    """A walk that a larger ``max_items`` does not extend (the visit has fewer products) gives
+    the same tuple, and a page without products whose session weights are all <= 2 has the
+    session's tuple as its seeds: what the request derives per tuple is then made once. A walk
+    that goes on gives a new tuple, equal to the definition."""
+    recent = [Recent("p", i % 5, VIEW, 0, 0.5, True) for i in range(9)]   # 5 products, weights <= 2
+    ctx = Context(recent=recent)
+    s8 = ctx._session(8, False)
+    assert ctx._session(10, False) is s8 and ctx._seeds(10) is s8 and ctx._seeds(20) is ctx._session(20, False)
+    _same(s8, _session_items(recent, 8, False))
+    recent = [Recent("p", i, VIEW, 0, 1.5, True) for i in range(12)]   # 12 products: 10 goes on from 8
+    ctx = Context(recent=recent)
+    s8, s10 = ctx._session(8, False), ctx._session(10, False)
+    assert s10 is not s8 and len(s8) == 8 and len(s10) == 10 and ctx._seeds(10) is s10
+    _same(s10, _session_items(recent, 10, False))
+    ctx = Context(recent=[Recent("p", 1, PURCHASE, 0, 8.0, False), Recent("p", 2, VIEW, 0, 1.0, True)])
+    assert ctx._seeds(10) is not ctx._session(10, False) and ctx.seed_items() == [(1, 2.0), (2, 0.8)]
+    ctx = Context(item=7, recent=[Recent("p", 2, VIEW, 0, 1.0, True)])
+    assert ctx.seed_items() == [(7, 3.0), (2, 0.2)]

@@ -90,7 +90,7 @@ receives every candidate with its per-source scores and returns one score each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
+from itertools import islice, repeat
 from operator import lt
 from typing import Any, Callable, ClassVar, Hashable, NamedTuple, Sequence
 
@@ -185,7 +185,10 @@ class Context:
         return memo
 
     def _session(self, max_items: int, in_session_only: bool) -> tuple:
-        """``session_items`` as a tuple, computed once per request."""
+        """``session_items`` as a tuple, computed once per request; the same tuple for every
+        ``max_items`` whose walk adds nothing to a shorter one's (the list ended first: most
+        visitors have fewer products than asked for), so that what the request derives of it
+        (``SeedVectors``, keyed by the tuple) is made once."""
         recent = self.recent
         memo = self.memo()
         key = (max_items, in_session_only, id(recent), len(recent))
@@ -199,7 +202,9 @@ class Context:
         if walk is None or walk.max_items > max_items:
             walk = memo[wkey] = _SessionWalk(recent, in_session_only)
         out = walk.extend(max_items)
-        result = tuple(compress(out.items(), map(lt, repeat(0.0), out.values())))   # w > 0, in C
+        result = walk.result
+        if result is None:   # (the walk took new interactions)
+            result = walk.result = tuple([p for p in out.items() if p[1] > 0.0])   # w > 0 (NaN is not)
         memo[key] = (result, recent)
         return result
 
@@ -224,11 +229,15 @@ class Context:
         if len(cart) or len(order):   # (most pages have neither: no numpy calls)
             for i in cart.tolist() + order.tolist():
                 seeds[i] = max(seeds.get(i, 0.0), 2.0)
-        scale = 0.2 if seeds else 1.0
-        for i, w in self._session(max_items, False):
-            if i not in seeds:
-                seeds[i] = (2.0 if 2.0 < w else w) * scale   # min(w, 2.0) * scale, without a call
-        result = tuple(islice(seeds.items(), max_items))
+        session = self._session(max_items, False)
+        if not seeds and _at_most_2(session):   # the session's items as they are: the same tuple
+            result = session
+        else:
+            scale = 0.2 if seeds else 1.0
+            for i, w in session:
+                if i not in seeds:
+                    seeds[i] = (2.0 if 2.0 < w else w) * scale   # min(w, 2.0) * scale, without a call
+            result = tuple(islice(seeds.items(), max_items))
         memo[key] = (result, cart, order, recent)
         return result
 
@@ -236,15 +245,25 @@ class Context:
 _DECAY = tuple(0.8 ** rank for rank in range(64))   # the walk's 0.8 ** rank, computed once
 
 
+def _at_most_2(pairs: tuple) -> bool:
+    """Whether every weight of (item, weight) ``pairs`` is <= 2.0 (``_seeds``' cap: ``min(w,
+    2.0) * 1.0`` is then ``w`` itself)."""
+    for _, w in pairs:
+        if w > 2.0:
+            return False
+    return True
+
+
 class _SessionWalk:
     """``Context.session_items``' loop over the recent interactions, stopped where the first
     product beyond ``max_items`` appears and resumable from there for a larger ``max_items``:
     ``out`` is then exactly what the loop run from the start with that bound holds."""
-    __slots__ = ("recent", "in_session_only", "pos", "out", "rank", "decay", "max_items")
+    __slots__ = ("recent", "in_session_only", "pos", "out", "rank", "decay", "max_items", "result")
 
     def __init__(self, recent: list, in_session_only: bool):
         self.recent, self.in_session_only = recent, in_session_only
         self.pos, self.out, self.rank, self.decay, self.max_items = 0, {}, 0, 1.0, 0
+        self.result = None   # ``Context._session``'s tuple of ``out``, None once the walk went on
 
     def extend(self, max_items: int) -> dict[int, float]:
         """Walk on with the bound ``max_items`` (>= the last one); item -> weight, newest first."""
@@ -267,6 +286,8 @@ class _SessionWalk:
                 rank += 1
                 w = 0.0
             out[item] = w + r[4] * decay * (1.0 if r[5] else 0.3)
+        if pos != self.pos:
+            self.result = None
         self.pos, self.rank, self.decay = pos, rank, decay
         return out
 
