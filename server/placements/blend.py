@@ -20,7 +20,10 @@ compiled call (``kernels.blend_select``: the blend, its order, the rules' mask w
 request's product and cart, held items, the page's products, the caps) when the slot is in
 the blend order without boosts; otherwise ``kernels.blend_sources`` then the ranker then
 ``kernels.select_pool``. Step 5 is ``kernels.catalog_net``. Each is exact to the numpy/Python
-code it replaced.
+code it replaced. A slot in the blend order without boosts whose strategy has neighbour-sum
+sources (their ``query``: ``recommenders/_tables.TableQuery``) computes their answers in that
+same call too (``_fused``, ``kernels.slot_select``): Python asks the queries and the other
+sources' answers, the call does the sums, the blend and the selection.
 """
 from __future__ import annotations
 

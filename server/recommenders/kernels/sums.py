@@ -1,6 +1,8 @@
 """The personal sources' request-time arithmetic, compiled (``server/jit.py``): one call a step.
 
-``neighbour_top`` (below) is the neighbour-sum sources' whole request; ``merge_visitor_items``
+``neighbour_top`` (below) is the neighbour-sum sources' whole request (their ``query`` says
+its arguments: ``_tables.TableQuery``; a slot computes several in its one compiled call,
+``placements/kernels.slot_select``, which calls this same kernel); ``merge_visitor_items``
 is ``_person.visitor_items``' merge of a person's model row with the live items
 (matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k (and
 ``best_positive_f64`` demographic's) and
