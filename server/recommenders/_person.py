@@ -4,14 +4,15 @@
 did up to the last build) merged with the live session items read at request time
 (``ctx.session_items``), the current product (weight 1) and the cart / order items (weight 3, a
 cart add), so an event posted a moment ago counts on the very next request. In two steps for a
-caller that may not need the merge: ``live_items`` (the request's part), then ``merge_row``;
-``adds_to_row`` tells whether the live items add anything to the row without merging.
+caller that may not need the merge: ``live_items`` (the request's part), then ``merge_row``
+(``kernels/factors.row_lacks`` tells whether the live items add anything to the row without
+merging: matrix_factorization's known person).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels.factors import merged_row, row_lacks
+from .kernels.factors import merged_row
 from .kernels.sums import merge_visitor_items
 
 
@@ -62,15 +63,6 @@ def merge_row(ds, person: int, live_i: np.ndarray, live_w: np.ndarray) -> tuple[
     # own_i is sorted and unique: live items already in the row raise its weight, the others
     # are inserted (one kernel call)
     return merge_visitor_items(own_i, own_w, live_i, live_w, _positive(ds))
-
-
-def adds_to_row(ds, person: int, live_i: np.ndarray) -> bool | None:
-    """``merge_row(ds, person, live_i, ...)``'s ``has_live`` without the merge, for a person
-    of ``ds.R`` whose row is not empty, in a canonical int32 CSR matrix; else None."""
-    rows = _canonical_rows(ds)
-    if rows is None or not 0 <= person < len(rows[0]) - 1 or rows[0][person] == rows[0][person + 1]:
-        return None
-    return row_lacks(rows[0], rows[1], person, live_i)
 
 
 def positive_rows(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -43,6 +43,7 @@ class UserCF(Recommender):
         if 0 <= p < model.n_users and not has_live and model.R.indptr[p + 1] > model.R.indptr[p]:
             cand, scores, nb = model.score_user(p, n=k)           # neighbours cached per person
         else:
+            own = items                                            # (the visitor's, for below)
             items, weights = items[keep], np.log1p(weights[keep])
             if len(items) > MAX_QUERY_ITEMS:                       # the strongest items say enough
                 top = np.argsort(-weights, kind="stable")[:MAX_QUERY_ITEMS]
@@ -50,7 +51,6 @@ class UserCF(Recommender):
             row = model.vector(items, weights)
             exclude = p if 0 <= p < model.n_users else None
             cand, scores, nb = model.score(row, exclude_user=exclude, n=k)
-            own = visitor_items(ds, ctx)[0]
             if len(cand) and len(own):                             # never what they already have
                 m = ~np.isin(cand, own)
                 cand, scores = cand[m], scores[m]

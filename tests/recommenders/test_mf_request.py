@@ -1,14 +1,14 @@
 """matrix_factorization's request path against the numpy code it replaced (kept here as the
 reference) and the tie rule (equal scores, lower item first): ``kernels/factors``
-(``row_lacks``, ``known_top``, ``catalog_top``), ``_person``'s two steps (``live_items`` +
-``merge_row``, ``adds_to_row``), ``ImplicitALS.trained``, and whole answers (items, score
-bytes, every reason) with and without the known person's shortcut."""
+(``row_lacks``, ``known_top``, ``catalog_top``, the reason's and the merge's kernels),
+``_person``'s two steps (``live_items`` + ``merge_row``), ``ImplicitALS.trained``, and whole
+answers (items, score bytes, every reason) with and without the known person's shortcut."""
 import numpy as np
 import pytest
 from scipy import sparse
 
 from server.recommenders import _person
-from server.recommenders._person import adds_to_row, live_items, merge_row, visitor_items
+from server.recommenders._person import live_items, merge_row, visitor_items
 from server.recommenders.base import Context, Recent
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
 from server.recommenders.kernels.factors import known_top_i32, known_top_u16, row_lacks
@@ -158,15 +158,17 @@ def test_live_items_then_merge_row_is_visitor_items(stored_zero):
         got = visitor_items(ds, ctx)
         assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes() and got[2] == want[2]
         li, lw = live_items(ds, ctx)
-        adds = adds_to_row(ds, ctx.person, li)
-        if adds is not None:
-            assert adds == merge_row(ds, ctx.person, li, lw)[2]
+        if 0 <= ctx.person < R.shape[0] and R.indptr[ctx.person] < R.indptr[ctx.person + 1]:
+            # a person with a row: row_lacks (known_top's test) is the merge's has_live
+            assert row_lacks(R.indptr, R.indices, ctx.person, li) == merge_row(ds, ctx.person, li, lw)[2]
             checked_adds += 1
     assert checked_adds > 60
-    # not canonical (a repeated index): no shortcut, the general merge
+    # not canonical (a repeated index): no kernel, the general merge
     Rn = sparse.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2])), shape=(1, 5))
     assert not Rn.has_canonical_format
-    assert adds_to_row(Data(Rn), 0, np.array([3], np.int64)) is None
+    assert _person.positive_rows(Data(Rn)) is None
+    items, w, has_live = merge_row(Data(Rn), 0, np.array([3, 1], np.int64), np.array([1.0, 1.0]))
+    assert items.tolist() == [1, 3] and w.tolist() == [1.0, 2.0] and has_live
 
 
 def test_trained_flags_follow_the_vectors():

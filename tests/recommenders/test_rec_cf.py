@@ -120,3 +120,15 @@ def test_cart_alone_is_enough(tmp_path, name):
     out = recs(rec, model, ds, ctx, k=4)
     assert {"g3", "g4"} <= set(ids(out))
     d.close()
+
+
+def test_user_cf_never_returns_what_the_visitor_has_beyond_the_query_items(tmp_path, monkeypatch):
+    """A visitor matched from their strongest items only still never gets any item they have
+    (all of them, not only those of the query)."""
+    import server.recommenders.user_cf as user_cf
+    d = shop(tmp_path)
+    rec, model, ds = fit(d, "user_cf")
+    monkeypatch.setattr(user_cf, "MAX_QUERY_ITEMS", 1)
+    out = recs(rec, model, ds, session_ctx(ds, ["g1", "g2", "g3"]), k=8)
+    assert out and not set(ids(out)) & {"g1", "g2", "g3"}
+    d.close()
