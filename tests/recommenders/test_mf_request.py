@@ -343,7 +343,6 @@ def closest_numpy(Y, norms, cand, seeds):
 
 def test_closest_seeds_is_the_numpy_pick():
     from server.recommenders.kernels.factors import closest_seeds
-    from server.recommenders.kernels.sums import closest_by_cosine
     rng = np.random.default_rng(11)
     for trial in range(1500):
         n_items = int(rng.integers(2, 50))
@@ -358,8 +357,6 @@ def test_closest_seeds_is_the_numpy_pick():
         got = closest_seeds(Y[cand] @ Y[seeds].T, norms, cand, seeds)
         with np.errstate(invalid="ignore"):
             assert got.tolist() == closest_numpy(Y, norms, cand, seeds).tolist()
-        best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds], cand.astype(np.int64), seeds)
-        assert got.tolist() == np.where(ok, best, -1).tolist()
     one = np.ones((1, 1), np.float32)
     assert closest_seeds(one, np.ones(3, np.float32), np.array([1], np.int32), np.array([1], np.int64)).tolist() == [-1]
     assert closest_seeds(np.ones((2, 0), np.float32), np.ones(3, np.float32), np.array([1, 2], np.int32),

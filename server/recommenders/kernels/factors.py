@@ -242,8 +242,8 @@ def closest_seeds(dots, norms, cand, seeds):
     of the candidates' and the seeds' factors, computed by numpy's matmul), the seed of
     largest cosine ``dots / maximum(norms[cand] * norms[seeds], 1e-9)`` (float32 arithmetic, as
     numpy's) other than the candidate itself, or -1 when that cosine is not finite (no seeds:
-    -1): ``sums.closest_by_cosine(dots, norms[cand], norms[seeds], cand, seeds)``'s seed where
-    its ``ok``, the norms read here and one array out."""
+    -1): the numpy code's ``seeds[argmax(sim)]`` where ``isfinite(max(sim))`` (``argmax``: the
+    first maximum, the first NaN), the norms read here and one array out."""
     eps = np.float32(1e-9)
     best = np.empty(len(cand), np.int64)
     for r in range(len(cand)):
