@@ -171,7 +171,7 @@ class _ShardServing:
     def serving(self, model, currency: str) -> "_ModelServing":
         """The ``_ModelServing`` of ``model`` in ``currency``: made anew when either changed."""
         m = self.model
-        if m is None or m.model is not model or m.currency != currency:
+        if m is None or m.model() is not model or m.currency != currency:
             m = self.model = _ModelServing(model, currency)
         return m
 
@@ -179,11 +179,12 @@ class _ShardServing:
 class _ModelServing:
     """What a request reads of one model in the tenant's currency, looked up once rather than
     per request: the slot encoder (``_ReplyParts.slot``) and the visit-time context of the
-    current minute (``at``)."""
+    current minute (``at``). The model itself is held weakly: a shard's requests may stop
+    (an idle tenant) while a newer model replaces it."""
     __slots__ = ("model", "currency", "encode", "local", "minute", "hour_weekday")
 
     def __init__(self, model, currency: str):
-        self.model, self.currency = model, currency
+        self.model, self.currency = weakref.ref(model), currency
         self.encode = _reply_parts(model.ds, currency).slot
         self.local = model.ds.local
         self.minute, self.hour_weekday = None, None

@@ -157,3 +157,27 @@ def test_the_visit_time_of_a_minute_is_the_local_times(zone):
             instants += [base, base + 59_999, base + rng.randrange(60_000)]
     for ms in instants + rng.sample(instants, len(instants)):
         assert m.at(ms) == local.at(ms), ms
+
+
+def test_a_shards_model_view_follows_the_model_and_does_not_keep_it(tmp_path):
+    """``_ShardServing.serving``: one ``_ModelServing`` per model and currency (the slot encoder
+    of ``_reply_parts``), made anew for another; it holds the model weakly (a newer model
+    replaces it while the shard's requests may have stopped)."""
+    import gc
+    import weakref
+
+    from tests.engine.fixtures import ShopData
+
+    data = ShopData(tmp_path)
+    data.products([product("p0", "Mug", "Home", price=2.0), product("p1", "Lamp", "Home", price=3.0)])
+    model = data.events([view("p1")]).model()
+    held = serving._ShardServing(None)
+    m = held.serving(model, "GBP")
+    assert held.serving(model, "GBP") is m and m.encode.__self__ is serving._reply_parts(model.ds, "GBP")
+    assert held.serving(model, "KRW") is not m and held.serving(model, "KRW").currency == "KRW"
+    gone = weakref.ref(model)
+    del model, m   # the shard's view is still of that model
+    gc.collect()
+    assert gone() is None and held.model.model() is None
+    other = data.events([view("p0")]).model()
+    assert held.serving(other, "KRW").model() is other
