@@ -305,29 +305,6 @@ def test_visitor_merge_is_the_numpy_merge():
     assert len(seen) >= 7       # no row / no live / both, with and without new live items
 
 
-def test_closest_by_cosine_is_the_numpy_reason():
-    from server.recommenders.kernels.sums import closest_by_cosine
-    rng = np.random.default_rng(6)
-    for t in range(2000):
-        n, f = 30, int(rng.integers(1, 6))
-        Y = rng.normal(size=(n, f)).astype(np.float32)
-        if t % 4 == 0:
-            Y = np.round(Y).astype(np.float32)      # equal cosines, zero vectors
-        if t % 9 == 0:
-            Y[rng.integers(0, n)] = np.nan
-        if t % 11 == 0:
-            Y[rng.integers(0, n)] = np.inf
-        norms = np.linalg.norm(Y, axis=1).astype(np.float32)
-        cand = rng.choice(n, int(rng.integers(1, 12)), replace=False).astype(rng.choice([np.int64, np.int32, np.uint16]))
-        seeds = rng.choice(n, int(rng.integers(1, 8)), replace=False).astype(np.int64)
-        with np.errstate(all="ignore"):
-            sim = (Y[cand] @ Y[seeds].T) / np.maximum(norms[cand][:, None] * norms[seeds], 1e-9)
-            sim[cand[:, None] == seeds] = -np.inf
-            want = (seeds[sim.argmax(axis=1)].tolist(), np.isfinite(sim.max(axis=1)).tolist())
-            best, ok = closest_by_cosine(Y[cand] @ Y[seeds].T, norms[cand], norms[seeds], cand.astype(np.int64), seeds)
-        assert (best.tolist(), ok.tolist()) == want
-
-
 def test_best_positive_is_top_positions():
     from server.recommenders.kernels.sums import best_positive
     rng = np.random.default_rng(7)

@@ -5,9 +5,7 @@ its arguments: ``_tables.TableQuery``; a slot computes several in its one compil
 ``placements/kernels.slot_select``, which calls this same kernel); ``merge_visitor_items``
 is ``_person.visitor_items``' merge of a person's model row with the live items
 (matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k (and
-``best_positive_f64`` demographic's) and
-``closest_by_cosine`` its reason (the visitor's product nearest to a candidate), each
-described in its docstring.
+``best_positive_f64`` demographic's), each described in its docstring.
 
 A neighbour-sum source (viewed_together, bought_together, item_cf, realtime_personal,
 content_based) scores every product by Σ over the request's seeds of seed weight x neighbour
@@ -216,33 +214,6 @@ def merge_visitor_items(own_i, own_w, live_i, live_w, positive):
         if not keep.all():
             items, w = items[keep], w[keep]
     return items.copy(), w, has_live
-
-
-@kernel("Tuple((int64[::1], boolean[::1]))(float32[:, ::1], float32[::1], float32[::1], int64[::1], int64[::1])")
-def closest_by_cosine(dots, norm_cand, norm_seed, cand, seeds):
-    """matrix_factorization's reason: per candidate (row of ``dots``, the float32 dot products
-    of the candidates' and the seeds' factors, computed by numpy's matmul), the seed of largest
-    cosine ``dots / maximum(norm_cand * norm_seed, 1e-9)`` (float32 arithmetic, as numpy's)
-    other than the candidate itself, and whether that cosine is finite: (seed items, ok), as
-    ``argmax`` (the first maximum, the first NaN) and ``isfinite(max)`` of the numpy code's
-    ``sim`` matrix give them."""
-    eps = np.float32(1e-9)
-    best = np.empty(len(cand), np.int64)
-    ok = np.empty(len(cand), np.bool_)
-    for r in range(len(cand)):
-        bj = 0
-        bv = np.float32(0)
-        for j in range(len(seeds)):
-            den = norm_cand[r] * norm_seed[j]
-            den = den if (den >= eps or den != den) else eps      # np.maximum (NaN wins)
-            v = np.float32(-np.inf) if cand[r] == seeds[j] else dots[r, j] / den
-            if j == 0 or v > bv or (v != v and bv == bv):     # the first maximum, the first NaN
-                bj, bv = j, v
-            if bv != bv:
-                break
-        best[r] = seeds[bj]
-        ok[r] = np.isfinite(bv)
-    return best, ok
 
 
 def _best_positive(scores, items, k, finite_only):
