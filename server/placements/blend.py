@@ -335,50 +335,45 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
 
     # 1-2: blend the sources; 3: the ranker orders, the rules filter
     chosen = shown = None
-    fused = None
     if plan.fusion(model) is not None and not plan.boost and blend_orders(model, ctx):
-        fused = _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen)
-    if fused is not None:   # (the table sources' answers, blend and selection in one call)
-        ctx.params = {}
-        if len(fused) >= count and not plan.pins:   # full: no step below changes it
-            if plan.dedupe:
-                page_seen.update(map(itemgetter(0), fused))
-            return fused
-        pool, chosen = None, fused
-    else:
-        pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
+        got = _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen)   # (None: the steps below)
         ctx.params = {}  # fallbacks have no parameters
-    if chosen is not None:
-        pass
-    elif pool is _MISS:   # (not kept for these sources' keys)
-        pool = blend = None
-        if cands:
-            names, weights, codes = plan.subset(bits)
-            if not plan.boost:
-                blend = blend_orders(model, ctx)
-            if blend:   # the usual case: one compiled call
-                got = _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held, page_seen,
-                                    pool_key is not None and answered)
-                if got is not None:
-                    picked, pool = got
-                    picked = iter(picked)
-                    if len(got[0]) >= 3 * count and not plan.pins:   # full: no step below changes it
-                        shown = [(i, cands[s].reason(p), names[s]) for i, s, p in zip(picked, picked, picked)]
-                    else:
-                        chosen = [(i, (cands[s], p), names[s]) for i, s, p in zip(picked, picked, picked)]
-            if chosen is None and shown is None:
-                pool = _blend(ds, names, cands, weights, rules)
-        if pool_key is not None and answered:  # (a failed source: not kept)
-            model.pools.put(pool_key, pool)
-        if shown is not None:   # (the reasons of the products shown, as below)
-            if plan.dedupe:
-                page_seen.update(map(itemgetter(0), shown))
-            return shown
-    else:
+        if got is not None:
+            if len(got) >= count and not plan.pins:   # full: no step below changes it
+                shown = got
+            else:
+                chosen = got
+    if chosen is None and shown is None:
+        pool, pool_key, bits, cands, answered = _answers(model, ctx, plan, k)
+        ctx.params = {}
         blend = None
-    if chosen is None:
-        chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx, blend), count, rules, mask,
-                                                      page_seen, held, current, cart)
+        if pool is _MISS:   # (not kept for these sources' keys)
+            pool = None
+            if cands:
+                names, weights, codes = plan.subset(bits)
+                if not plan.boost:
+                    blend = blend_orders(model, ctx)
+                if blend:   # the usual case: one compiled call
+                    got = _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, cart, held,
+                                        page_seen, pool_key is not None and answered)
+                    if got is not None:
+                        picked, pool = got
+                        picked = iter(picked)
+                        if len(got[0]) >= 3 * count and not plan.pins:   # full: no step below changes it
+                            shown = [(i, cands[s].reason(p), names[s]) for i, s, p in zip(picked, picked, picked)]
+                        else:
+                            chosen = [(i, (cands[s], p), names[s]) for i, s, p in zip(picked, picked, picked)]
+                if chosen is None and shown is None:
+                    pool = _blend(ds, names, cands, weights, rules)
+            if pool_key is not None and answered:  # (a failed source: not kept)
+                model.pools.put(pool_key, pool)
+        if chosen is None and shown is None:
+            chosen = [] if pool is None else _select_pool(ds, pool, pool.ranking(model, ctx, blend), count, rules, mask,
+                                                          page_seen, held, current, cart)
+    if shown is not None:   # (the reasons of the products shown, as below)
+        if plan.dedupe:
+            page_seen.update(map(itemgetter(0), shown))
+        return shown
 
     # (the whole mask, rules' and request's, made only when a step below needs it)
     full = None
