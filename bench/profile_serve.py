@@ -1,7 +1,7 @@
 """In-process cost of ``POST /v1/recommend`` on the bench tenant (no HTTP, no client): the
 request path from the ASGI call to the reply, µs per request, optionally with cProfile.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--visitors 20000] [--repeat] [--profile] [--ranker] [--census]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--visitors 20000] [--repeat] [--profile] [--ranker] [--census] [--glue N]
 
 Loads online-retail and the bench visitors of ``bench/serve.py`` (all 20,000 by default: with
 fewer, the mix leans to real customers, whose trained vectors spare matrix_factorization the
@@ -9,6 +9,12 @@ fold-in that most bench/serve visitors need) into a temp data dir, builds
 the model in process, then calls the app directly with ``bench/serve.py``'s request bodies
 (``--repeat``: a pool of 300 requested again and again, as the "repeat" scenario). Use it to
 see where a request's time goes before measuring over HTTP with ``bench/serve.py``.
+
+``--glue N``: then N more passes over the same requests with each slot's ``run_slot`` answered
+from what the measured pass computed (the result cache emptied before each pass, so its keys
+are made and missed as on a fresh request): the request's cost outside ``run_slot`` (parse,
+tenant, live state, Context, cache key, encoding, served rows, reply), in CPU time, the best
+pass. Two trees side by side (``git archive``) compare their glue with the slots' work left out.
 """
 from __future__ import annotations
 
@@ -45,6 +51,30 @@ async def call(app, body: bytes) -> list:
     return sent
 
 
+async def _glue(app, pool: list, n: int, slots: list, passes: int) -> list[float]:
+    """``--glue``: µs of CPU a request over ``passes`` replays of the first ``n`` of ``pool``
+    with ``run_slot`` answered from ``slots`` (in order), the result cache emptied first."""
+    import gc
+
+    from server import serving
+
+    run_slot, out = serving.run_slot, []
+    try:
+        for _ in range(passes):
+            answers = iter(slots)
+            serving.run_slot = lambda *args: next(answers)
+            if app.state.engine.cache is not None:
+                app.state.engine.cache._d.clear()
+            gc.collect()
+            t0 = time.process_time()
+            for k in range(n):
+                await call(app, pool[k % len(pool)])
+            out.append((time.process_time() - t0) / n * 1e6)
+    finally:
+        serving.run_slot = run_slot
+    return out
+
+
 def main(argv=None) -> int:
     from bench.serve import VISITORS
 
@@ -55,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--ranker", action="store_true", help="train and use the learned ranker")
     ap.add_argument("--census", action="store_true", help="after the run: the objects the cyclic GC scans, by type")
+    ap.add_argument("--glue", type=int, default=0, metavar="N",
+                    help="then N passes with run_slot answered from the measured pass: the cost outside it")
     ap.add_argument("--csv", default=None)
     a = ap.parse_args(argv)
     from bench.retail import find_csv, load, read_invoices
@@ -91,6 +123,11 @@ def main(argv=None) -> int:
                 await task
             pool = bodies[:300] if a.repeat else bodies[200:]
             prof = cProfile.Profile() if a.profile else None
+            from server import serving
+            slots: list = []   # (--glue) every run_slot answer of the measured pass, in order
+            if a.glue:
+                run_slot = serving.run_slot
+                serving.run_slot = lambda *args: slots.append(run_slot(*args)) or slots[-1]
             t0 = time.perf_counter()
             if prof:
                 prof.enable()
@@ -100,6 +137,10 @@ def main(argv=None) -> int:
                 prof.disable()
             dt = time.perf_counter() - t0
             print(f"{a.requests} {'repeated' if a.repeat else 'fresh'} requests: {dt / a.requests * 1e6:.0f} µs/request")
+            if a.glue:
+                serving.run_slot = run_slot
+                print(f"outside run_slot (its {len(slots)} answers replayed, CPU time): ", end="")
+                print(", ".join(f"{us:.1f}" for us in await _glue(app, pool, a.requests, slots, a.glue)) + " µs/request")
             if a.census:
                 import collections
                 import gc
