@@ -28,7 +28,7 @@ from scipy import sparse
 
 from ._text import search_index
 from .base import Candidates, Recommender
-from .kernels.sums import best_positive_f64, positions
+from .kernels.factors import catalog_top_f64
 from .kernels.text import normalize
 from .registry import register
 
@@ -139,6 +139,6 @@ class Demographic(Recommender):
         if not reason or not len(scores):
             return Candidates.empty()
         # top_positions' answer (equal scores: the lower item) in one kernel call over the catalog
-        pos = best_positive_f64(np.ascontiguousarray(scores), positions(len(scores)), k, False)[0]
-        return Candidates(pos.astype(np.int32), scores[pos].astype(np.float32), reason)
+        items, best = catalog_top_f64(np.ascontiguousarray(scores), k, False)
+        return Candidates.of(items, best.astype(np.float32), reason)
 

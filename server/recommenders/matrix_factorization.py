@@ -104,7 +104,7 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
         if 0 <= item < als.n_items:
             scores[item] = -np.inf
         # the whole catalog in one kernel call (no partition first)
-        return catalog_top(scores, k)
+        return catalog_top(scores, k, True)
     # the person's trained vector: its best SHORTLIST items were found at fit time (k + 1 of
     # them are enough with the current product left out); exact scores from above
     cand = short.astype(np.int64)

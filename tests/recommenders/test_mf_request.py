@@ -225,34 +225,38 @@ def test_recommend_with_the_shortcut_is_the_merged_answer(mf_model, monkeypatch)
     assert sum(len(a[0]) > 0 for a in fast) > 1000
 
 
-def test_catalog_top_is_the_tie_rule_over_every_position():
-    """``catalog_top`` is ``best_positive`` over every position and the plain computation: the
-    finite positive scores sorted by (score descending, position ascending), the first k."""
-    from server.recommenders.kernels.factors import catalog_top
-    from server.recommenders.kernels.sums import best_positive, positions
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_catalog_top_is_the_tie_rule_over_every_position(dtype):
+    """``catalog_top`` (float32) and ``catalog_top_f64`` are ``best_positive`` over every
+    position and the plain computation: the positive scores (finite ones only, or +inf too)
+    sorted by (score descending, position ascending), the first k."""
+    from server.recommenders.kernels.factors import catalog_top, catalog_top_f64
+    from server.recommenders.kernels.sums import best_positive, best_positive_f64, positions
+    top, best_positive = (catalog_top, best_positive) if dtype == np.float32 else (catalog_top_f64, best_positive_f64)
     rng = np.random.default_rng(6)
     crossed = ties = 0
     for trial in range(4000):
         n = int(rng.integers(0, 300)) if trial % 50 else int(rng.integers(0, 2))   # empty, single
         if trial % 3 == 0:       # few distinct values: ties everywhere
-            s = rng.integers(-3, 6, n).astype(np.float32)
+            s = rng.integers(-3, 6, n).astype(dtype)
         elif trial % 3 == 1:     # rising with the position, as a catalog's often do
-            s = (np.sort(rng.normal(size=n)) + rng.normal(0, 0.1, n)).astype(np.float32)
+            s = (np.sort(rng.normal(size=n)) + rng.normal(0, 0.1, n)).astype(dtype)
         else:
-            s = rng.normal(size=n).astype(np.float32)
+            s = rng.normal(size=n).astype(dtype)
         if trial % 7 == 0 and n:
             s[rng.integers(0, n, 3)] = np.nan
         if trial % 5 == 0 and n:
             s[rng.integers(0, n, 2)] = np.inf
             s[rng.integers(0, n)] = -np.inf
         k = int(rng.integers(0, 80))
-        ok = np.flatnonzero(np.isfinite(s) & (s > 0))
+        finite_only = bool(trial % 2)
+        ok = np.flatnonzero((np.isfinite(s) | (not finite_only)) & (s > 0))
         want = ok[np.lexsort((ok, -s[ok]))][:max(k, 0)]
-        items, best = catalog_top(s, k)
-        assert items.dtype == np.int32 and best.dtype == np.float32
+        items, best = top(s, k, finite_only)
+        assert items.dtype == np.int32 and best.dtype == dtype
         assert items.tolist() == want.tolist() and best.tobytes() == s[want].tobytes()
         if k >= 1:
-            assert best_positive(s, positions(n), k, True)[0].tolist() == want.tolist()
+            assert best_positive(s, positions(n), k, finite_only)[0].tolist() == want.tolist()
         vals = np.sort(s[ok])[::-1]
         crossed += len(vals) > k >= 1 and vals[k - 1] == vals[k]
         ties += len(np.unique(best)) < len(best)

@@ -4,7 +4,8 @@
 ``row_lacks`` tells whether the request's live items add anything to the person's model row
 (``_person.visitor_items``' ``has_live``, without merging); ``known_top`` is a known person's
 whole answer when they did nothing new (that test, then their row of the shortlists ranked at
-fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor. They only compare
+fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor (``catalog_top_f64``:
+demographic's, over its float64 scores). They only compare
 and copy numbers, so they are exact by construction. The reason's steps: ``strongest`` (the
 visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it:
 ``merged_row``, also ``_person.merge_row``'s) and ``closest_seeds`` (per candidate, the seed of
@@ -83,12 +84,13 @@ known_top_u16 = kernel(_SIG.format("uint16"))(_known_top)
 known_top_i32 = kernel(_SIG.format("int32"))(_known_top)
 
 
-@kernel("Tuple((int32[::1], float32[::1]))(float32[::1], int64)")
-def catalog_top(scores, k):
-    """The ``k`` best finite positive ``scores`` of a whole catalog (positions = items) as
-    int32 items, best first, equal scores by lower position (the tie rule), and their scores:
-    ``_text.top_positions(np.where(np.isfinite(scores), scores, 0), k)``'s answer (and
-    ``sums.best_positive(scores, positions(len(scores)), k, True)``'s).
+def _catalog_top(scores, k, finite_only):
+    """The ``k`` best positive ``scores`` of a whole catalog (positions = items) as int32
+    items, best first, equal scores by lower position (the tie rule), and their scores (with
+    ``finite_only``, an infinite score counts as 0; NaN never counts): the answer of
+    ``_text.top_positions(scores, k)`` (of ``np.where(np.isfinite(scores), scores, 0)`` with
+    ``finite_only``), and of ``sums.best_positive(scores, positions(len(scores)), k,
+    finite_only)``.
 
     The ``k`` best (a unique set: the order, score then position, is total), kept in a heap
     whose root is the worst of them instead of a sorted buffer: a catalog's scores often rise
@@ -97,13 +99,12 @@ def catalog_top(scores, k):
     would rank after it: skipped after one comparison."""
     size = min(k, len(scores))
     top = np.empty(max(size, 0), np.int32)
-    val = np.empty(max(size, 0), np.float32)
+    val = np.zeros(max(size, 1), scores.dtype)
+    bar = val[0]     # what a score must exceed to enter: 0, then the root's once full
     filled = 0
-    inf = np.float32(np.inf)
-    bar = np.float32(0)     # what a score must exceed to enter: 0, then the root's once full
     for p in range(len(scores) if size > 0 else 0):
         f = scores[p]
-        if not (f > bar and f < inf):
+        if not (f > bar and (f - f == 0 or not finite_only)):     # (f - f: NaN when f is infinite)
             continue
         if filled < size:               # push, then sift up (a later position is worse on ties)
             q = filled
@@ -138,9 +139,14 @@ def catalog_top(scores, k):
             top[q], val[q] = top[q - 1], val[q - 1]
             q -= 1
         top[q], val[q] = t, v
-    if filled == size:
+    if filled == len(val):
         return top, val
     return top[:filled].copy(), val[:filled].copy()
+
+
+# one signature a kernel: float32 scores (matrix_factorization's), float64 (demographic's)
+catalog_top = kernel("Tuple((int32[::1], float32[::1]))(float32[::1], int64, boolean)")(_catalog_top)
+catalog_top_f64 = kernel("Tuple((int32[::1], float64[::1]))(float64[::1], int64, boolean)")(_catalog_top)
 
 
 @kernel("boolean(int64[::1], float64[::1], int64)")
