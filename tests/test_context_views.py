@@ -75,3 +75,34 @@ def test_equal_views_are_one_tuple():
     assert ctx._seeds(10) is not ctx._session(10, False) and ctx.seed_items() == [(1, 2.0), (2, 0.8)]
     ctx = Context(item=7, recent=[Recent("p", 2, VIEW, 0, 1.0, True)])
     assert ctx.seed_items() == [(7, 3.0), (2, 0.2)]
+
+
+def test_a_shorter_view_after_a_whole_walk_is_its_tuple():
+    """A cart page asks its seeds for 10, then the session for 8: a walk that read the whole
+    list and found at most 8 products is the walk for 8 too (the same tuple, no second walk);
+    one that found more is not (a walk of its own, equal to the definition)."""
+    for n in (1, 5, 8):   # products; weights <= 2 and no product on the page: seeds are the session
+        recent = [Recent("p", i % n, VIEW, 0, 0.5, True) for i in range(n + 3)]
+        ctx = Context(recent=recent)
+        s10 = ctx._seeds(10)
+        assert ctx._session(8, False) is s10 and ctx._session(n, False) is s10
+        _same(s10, _session_items(recent, 8, False))
+    for n in (9, 10, 14):   # more products: the walk for 10 kept its view where the one for 8 stops
+        recent = [Recent("p", i % n, VIEW, 0, 0.5, True) for i in range(n + 3)]
+        ctx = Context(recent=recent)
+        s10 = ctx._seeds(10)
+        walk = ctx.memo()[("walk", False, id(recent), len(recent))]
+        s8 = ctx._session(8, False)
+        assert s8 is not s10 and len(s8) == 8 and walk.cut is not None
+        assert ctx.memo()[("walk", False, id(recent), len(recent))] is walk   # not walked again
+        _same(s8, _session_items(recent, 8, False))
+        _same(ctx._session(10, False), _session_items(recent, 10, False))
+        _same(ctx._session(7, False), _session_items(recent, 7, False))     # another bound: its own walk
+    rng = random.Random(3)   # bounds around the cut in every order, repeated interactions, NaN-free
+    for _ in range(400):
+        recent = [Recent("p", rng.randrange(-1, 16), rng.choice((VIEW, CART, PURCHASE, CLICK, IMPRESSION)), 0,
+                         rng.choice((0.1, 0.5, 1.0, 3.0, 0.0)), rng.random() < 0.6) for _ in range(rng.randrange(0, 40))]
+        ctx = Context(recent=recent, cart_items=np.array(rng.sample(range(20), rng.choice((0, 1))), np.int32))
+        for m in rng.sample((5, 8, 8, 9, 10, 20), rng.randrange(1, 6)):
+            _same(ctx._session(m, False), _session_items(recent, m, False))
+            _same(ctx._seeds(m), _seed_items(ctx, m))

@@ -188,7 +188,9 @@ class Context:
         """``session_items`` as a tuple, computed once per request; the same tuple for every
         ``max_items`` whose walk adds nothing to a shorter one's (the list ended first: most
         visitors have fewer products than asked for), so that what the request derives of it
-        (``SeedVectors``, keyed by the tuple) is made once."""
+        (``SeedVectors``, keyed by the tuple) is made once. A shorter view asked after a longer
+        one is that one's tuple when the list ended first, the longer walk's copy where it
+        passed ``_CUT`` products when it is ``_CUT``, else a walk of its own."""
         recent = self.recent
         memo = self.memo()
         key = (max_items, in_session_only, id(recent), len(recent))
@@ -199,8 +201,19 @@ class Context:
         # request asks for 8 items, then 10, then 20: the walk for 8 is the start of the others)
         wkey = ("walk", in_session_only, id(recent), len(recent))
         walk = memo.get(wkey)
-        if walk is None or walk.max_items > max_items:
+        if walk is None:
             walk = memo[wkey] = _SessionWalk(recent, in_session_only)
+        elif walk.max_items > max_items:   # (a cart page asks its seeds for 10, then the session for 8)
+            if walk.whole(max_items):   # the longer walk is this one too
+                result = walk.result
+            elif max_items == _CUT and walk.cut is not None:   # its view where this one stops
+                result = tuple([p for p in walk.cut.items() if p[1] > 0.0])
+            else:
+                walk = memo[wkey] = _SessionWalk(recent, in_session_only)
+                result = None
+            if result is not None:
+                memo[key] = (result, recent)
+                return result
         out = walk.extend(max_items)
         result = walk.result
         if result is None:   # (the walk took new interactions)
@@ -243,6 +256,10 @@ class Context:
 
 
 _DECAY = tuple(0.8 ** rank for rank in range(64))   # the walk's 0.8 ** rank, computed once
+# realtime_personal's session bound, which a cart page asks after the seeds' 10: a longer walk
+# keeps its view at the point where the walk for 8 stops (the 9th product), so that one is not
+# walked again
+_CUT = 8
 
 
 def _at_most_2(pairs: tuple) -> bool:
@@ -258,15 +275,22 @@ class _SessionWalk:
     """``Context.session_items``' loop over the recent interactions, stopped where the first
     product beyond ``max_items`` appears and resumable from there for a larger ``max_items``:
     ``out`` is then exactly what the loop run from the start with that bound holds."""
-    __slots__ = ("recent", "in_session_only", "pos", "out", "rank", "decay", "max_items", "result")
+    __slots__ = ("recent", "in_session_only", "pos", "out", "rank", "decay", "max_items", "result", "cut")
 
     def __init__(self, recent: list, in_session_only: bool):
         self.recent, self.in_session_only = recent, in_session_only
         self.pos, self.out, self.rank, self.decay, self.max_items = 0, {}, 0, 1.0, 0
         self.result = None   # ``Context._session``'s tuple of ``out``, None once the walk went on
+        self.cut = None      # a copy of ``out`` where the walk for ``_CUT`` products stops, once passed
+
+    def whole(self, max_items: int) -> bool:
+        """Whether the walk read the whole list and found at most ``max_items`` products: the
+        loop with the bound ``max_items`` then never stops early either, and holds ``out``."""
+        return self.pos == len(self.recent) and self.rank <= max_items
 
     def extend(self, max_items: int) -> dict[int, float]:
         """Walk on with the bound ``max_items`` (>= the last one); item -> weight, newest first."""
+        cut = _CUT if self.max_items != _CUT else -1   # (a walk stopped there has its view memoised)
         self.max_items = max_items
         out, rank, decay, only = self.out, self.rank, self.decay, self.in_session_only
         get = out.get
@@ -282,6 +306,8 @@ class _SessionWalk:
                 if rank >= max_items:
                     pos -= 1   # resumed from this interaction
                     break
+                if rank == cut:
+                    self.cut = out.copy()
                 decay = _DECAY[rank] if rank < 64 else 0.8 ** rank
                 rank += 1
                 w = 0.0
