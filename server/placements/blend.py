@@ -511,35 +511,15 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
         if c is not None and len(c.items):
             src[j] = K.QUERIES + len(ready)
             ready.append(c)
-    pads, tscores, ends = [], [], []
-    for t in tables:
-        pad, score, end = t.table()
-        pads.append(pad), tscores.append(score), ends.append(end)
-    n_t = len(tables)
-    if n_t < K.QUERIES:
-        pads += _NO_TABLE[0][n_t:]
-        tscores += _NO_TABLE[1][n_t:]
-        ends += _NO_TABLE[2][n_t:]
-    qtab, qmix, seeds, weights_q, more, more_w, drops = [], [], [], [], [], [], []
-    for q, a, b in qs:
-        qtab += a, b
-        qmix += q.mix_a, q.mix_b
-        seeds.append(q.seeds), weights_q.append(q.weights), more.append(q.more), more_w.append(q.more_w)
-        drops.append(q.drop)
-    n_q = len(qs)
-    if n_q < K.QUERIES:
-        qtab += _NO_QUERY[2 * n_q:]
-        qmix += _NO_MIX[2 * n_q:]
-        seeds += _NO_SEEDS[n_q:]
-        weights_q += _NO_WEIGHTS[n_q:]
-        more += _NO_MORE[n_q:]
-        more_w += _NO_MORE_W[n_q:]
-        drops += _NO_DROPS[n_q:]
+    # each argument of the call as a tuple of QUERIES: the tables' and the queries' rows,
+    # padded with unused ones, transposed in one zip
+    tabs = zip(*[t.table() for t in tables], *_NO_TABLE[len(tables):])
+    args = zip(*[(a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop) for q, a, b in qs],
+               *_NO_QUERY[len(qs):])
     items, scores, lens = _concatenated(ready) if ready else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
     try:
-        packed = K.slot_select(tuple(pads), tuple(tscores), tuple(ends), tuple(qtab), tuple(qmix), tuple(seeds),
-                               tuple(weights_q), tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens,
+        packed = K.slot_select(*tabs, *args, k, items, scores, lens,
                                tuple(src), weights, codes, mask, current, cart, held.codes() if held else _NO_HELD,
                                seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
@@ -563,13 +543,10 @@ def _table_at(tables: list, table) -> int:
     return len(tables) - 1
 
 
-# ``slot_select``'s unused tables and queries
-_NO_TABLE = ([np.zeros((1, 1), np.int32)] * K.QUERIES, [np.zeros((1, 1), np.float32)] * K.QUERIES,
-             [np.zeros(1, np.int32)] * K.QUERIES)
-_NO_QUERY, _NO_MIX = [-1] * (2 * K.QUERIES), [0.0] * (2 * K.QUERIES)
-_NO_SEEDS, _NO_WEIGHTS = [np.zeros(0, np.int64)] * K.QUERIES, [np.zeros(0, np.float32)] * K.QUERIES
-_NO_MORE, _NO_MORE_W = [np.zeros(0, np.int32)] * K.QUERIES, [np.zeros(0, np.float32)] * K.QUERIES
-_NO_DROPS = [np.zeros(0, np.int64)] * K.QUERIES
+# ``slot_select``'s unused tables (pads, scores, ends) and queries (no table: -1)
+_NO_TABLE = [(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), np.zeros(1, np.int32))] * K.QUERIES
+_NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
+              np.zeros(0, np.float32), np.zeros(0, np.int64))] * K.QUERIES
 _NO_ANSWERS = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 

@@ -266,20 +266,22 @@ SOURCES = 8   # sources of a strategy ``slot_select`` takes
 
 
 @kernel("int64[::1](UniTuple(int32[:, ::1], 4), UniTuple(float32[:, ::1], 4), UniTuple(int32[::1], 4),"
-        " UniTuple(int64, 8), UniTuple(float64, 8), UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
+        " UniTuple(int64, 4), UniTuple(int64, 4), UniTuple(float64, 4), UniTuple(float64, 4),"
+        " UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
         " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64,"
         " int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
         " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
-def slot_select(pads, tscores, ends, qtab, qmix, seeds, weights, more, more_w, drops, k, items, scores, lens, src,
-                src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, k, items, scores,
+                lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
+                max_brand, count):
     """Steps 1-3 of a slot whose neighbour-sum sources are given as table queries: each query's
     answer (``neighbour_top``, compiled into this call), the blend of the answers in the
     strategy's order, then the selection (``blend_sources`` and ``select_pool``, as
     ``blend_select``); the same helpers, so exact as they are.
 
     The tables: ``pads[t]``, ``tscores[t]``, ``ends[t]`` (``Neighbours.table()``; unused
-    ones any array). Query ``q`` (< ``QUERIES``): tables ``qtab[2q]`` (-1: no query q) and
-    ``qtab[2q + 1]``, mixed ``qmix[2q]``, ``qmix[2q + 1]`` (cast to float32 as
+    ones any array). Query ``q`` (< ``QUERIES``): tables ``qa[q]`` (-1: no query q) and
+    ``qb[q]``, mixed ``mix_a[q]``, ``mix_b[q]`` (cast to float32 as
     ``neighbour_top``'s callers' are), ``seeds[q]``, ``weights[q]``, ``more[q]``,
     ``more_w[q]``, ``drops[q]`` and ``k``: ``neighbour_top``'s arguments. ``items``,
     ``scores``, ``lens``: the other sources' answers, one after the other. ``src[j]`` per
@@ -302,11 +304,11 @@ def slot_select(pads, tscores, ends, qtab, qmix, seeds, weights, more, more_w, d
     for q in range(QUERIES):
         lo = q_start[q]
         q_start[q + 1] = lo
-        a, b = qtab[2 * q], qtab[2 * q + 1]
+        a, b = qa[q], qb[q]
         if a < 0:
             continue
         got_i, got_s, got_c = neighbour_top(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
-                                            np.float32(qmix[2 * q]), np.float32(qmix[2 * q + 1]), seeds[q],
+                                            np.float32(mix_a[q]), np.float32(mix_b[q]), seeds[q],
                                             weights[q], more[q], more_w[q], drops[q], k)
         n = len(got_i)
         q_items[lo:lo + n], q_scores[lo:lo + n], q_closest[lo:lo + n] = got_i, got_s, got_c

@@ -79,8 +79,10 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     tsc = [t.table()[1] for t in tables] + [np.zeros((1, 1), np.float32)] * (K.QUERIES - len(tables))
     ends = [t.table()[2] for t in tables] + [np.zeros(1, np.int32)] * (K.QUERIES - len(tables))
     pad_q = K.QUERIES - len(queries)
-    qtab = [x for q in queries for x in q[:2]] + [-1] * (2 * pad_q)
-    qmix = [float(x) for q in queries for x in q[2]] + [0.0] * (2 * pad_q)
+    qa = [q[0] for q in queries] + [-1] * pad_q
+    qb = [q[1] for q in queries] + [-1] * pad_q
+    mix_a = [float(q[2][0]) for q in queries] + [0.0] * pad_q
+    mix_b = [float(q[2][1]) for q in queries] + [0.0] * pad_q
     seeds = [q[3] for q in queries] + [np.zeros(0, np.int64)] * pad_q
     w = [q[4] for q in queries] + [np.zeros(0, np.float32)] * pad_q
     more = [q[5][0] for q in queries] + [np.zeros(0, np.int32)] * pad_q
@@ -91,7 +93,7 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     else:
         items, scores = np.zeros(0, np.int32), np.zeros(0, np.float32)
     lens = np.array([len(r[0]) for r in ready], np.int64)
-    packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qtab), tuple(qmix), tuple(seeds), tuple(w),
+    packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
                            tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens,
                            tuple(src) + (-1,) * (K.SOURCES - len(src)), np.array(weights, np.float64),
                            np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
