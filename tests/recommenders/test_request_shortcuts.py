@@ -128,3 +128,37 @@ def test_ranked_shortlists_in_blocks_are_the_same(als, monkeypatch):
         monkeypatch.setattr(mf, "RANK_BLOCK", block)
         got = ranked_shortlists(als, shortlist)
         assert got[0].tobytes() == whole[0].tobytes() and got[1].tobytes() == whole[1].tobytes()
+
+
+def test_topk_follows_the_tie_rule():
+    """``topk_1d`` and ``topk_rows``: the k best finite scores by (score descending, index
+    ascending), ties across the k-th place included (the plain sort, not a partition's pick)."""
+    from server.recommenders.kernels.topk import topk_1d, topk_rows
+    rng = np.random.default_rng(4)
+    crossed = 0
+    for trial in range(2000):
+        n = int(rng.integers(1, 200))
+        s = (rng.integers(-3, 6, n) if trial % 2 else rng.normal(size=n)).astype(np.float64)
+        if trial % 5 == 0:
+            s[rng.integers(0, n, 3)] = rng.choice([np.nan, -np.inf, np.inf], 3)
+        k = int(rng.integers(0, 60))
+        excl = rng.integers(0, n, int(rng.integers(0, 4)))
+        work = s.copy()
+        work[excl] = -np.inf
+        ok = np.flatnonzero(np.isfinite(work))
+        want = ok[np.lexsort((ok, -work[ok]))][:max(k, 0)]
+        idx, sc = topk_1d(s, k, excl)
+        assert idx.tolist() == want.tolist() and sc.tolist() == work[want].tolist()
+        vals = np.sort(work[ok])[::-1]
+        crossed += len(vals) > k >= 1 and vals[k - 1] == vals[k]
+    assert crossed > 300
+    for trial in range(300):
+        rows, cols = int(rng.integers(1, 12)), int(rng.integers(1, 60))
+        block = rng.integers(-2, 4, (rows, cols)).astype(np.float32)
+        block[block < -1] = -np.inf
+        k = int(rng.integers(1, 20))
+        idx, vals = topk_rows(block, k)
+        for r in range(rows):
+            want, want_s = topk_1d(block[r], k)
+            assert idx[r][:len(want)].tolist() == want.tolist() and (idx[r][len(want):] == -1).all()
+            assert vals[r][:len(want)].tolist() == want_s.tolist()

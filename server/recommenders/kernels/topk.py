@@ -6,7 +6,8 @@ from scipy import sparse
 
 
 def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and scores of the ``k`` largest finite entries, best first (ties by lower index).
+    """Indices and scores of the ``k`` largest finite entries, best first (equal scores: the
+    lower index first, also across the k-th place: the project's tie rule).
 
     ``exclude`` is an array of indices never returned. Entries that are ``-inf`` or NaN are skipped.
     """
@@ -23,7 +24,7 @@ def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tu
     k = min(k, n_valid)
     work = np.where(valid, scores, -np.inf)
     if k < work.size:
-        part = np.argpartition(-work, k - 1)[:k]
+        part = _tie_rule(work, np.argpartition(-work, k - 1)[:k])
     else:
         part = np.arange(work.size)
     # stable order: by score desc, then index asc
@@ -32,8 +33,23 @@ def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tu
     return idx.astype(np.int64), work[idx]
 
 
+def _tie_rule(work: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``part``, the positions of the k largest of ``work`` a partition picked, with the tie
+    rule (equal scores: the lower index first) where scores equal to the k-th largest go on
+    beyond it: then the lowest of those positions are kept (which ones a partition keeps is
+    its own: numpy's is SIMD code)."""
+    kth = work[part].min()
+    at = work == kth
+    n_at = np.count_nonzero(at)
+    if n_at > 1 and np.count_nonzero(work[part] == kth) < n_at:
+        better = (work > kth).nonzero()[0]
+        part = np.concatenate((better, at.nonzero()[0][:len(part) - len(better)]))
+    return part
+
+
 def topk_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense 2-D block: (indices, scores), each ``(rows, k)``, best first.
+    """Row-wise top-k of a dense 2-D block: (indices, scores), each ``(rows, k)``, best first
+    (equal scores: the lower index first, as ``topk_1d``).
 
     Rows with fewer than ``k`` finite entries are padded with index -1 and score -inf.
     """
@@ -45,6 +61,11 @@ def topk_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     work = np.where(np.isfinite(block), block, -np.inf)
     if kk < cols:
         part = np.argpartition(-work, kk - 1, axis=1)[:, :kk]
+        # the tie rule in the rows where scores equal to the k-th go on beyond it (rare)
+        kth = np.take_along_axis(work, part, axis=1).min(axis=1, keepdims=True)
+        crossed = (work == kth).sum(axis=1) > (np.take_along_axis(work, part, axis=1) == kth).sum(axis=1)
+        for r in np.flatnonzero(crossed & np.isfinite(kth[:, 0])).tolist():
+            part[r] = _tie_rule(work[r], part[r])
     else:
         part = np.tile(np.arange(cols), (rows, 1))
     vals = np.take_along_axis(work, part, axis=1)
