@@ -12,7 +12,6 @@ from their 30 strongest items. Reason: how many similar shoppers chose the produ
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from ._person import visitor_items
 from .base import Candidates, Recommender

@@ -1,5 +1,4 @@
 """demographic and customer_group on hand-built profiles and order histories."""
-import numpy as np
 
 from server.recommenders.base import Context
 from server.recommenders.kernels.groups import DAY_MS

@@ -181,7 +181,6 @@ def counted(monkeypatch, module) -> dict:
 
 
 def test_realtime_personal_is_the_numpy_answer_ties_included(monkeypatch):
-    from server.recommenders import realtime_personal
     tied = counted(monkeypatch, _tables)
     rp = RealtimePersonal()
     for rng, n, width, levels, k, t in cases(2, 1500):
@@ -202,7 +201,6 @@ def text_table(nb: Neighbours) -> TextNeighbours:
 
 
 def test_text_candidates_are_the_numpy_answer_ties_included(monkeypatch):
-    from server.recommenders import _text
     tied = counted(monkeypatch, _tables)
     for rng, n, width, levels, k, t in cases(3, 1500):
         tn = text_table(table(rng, n, width, levels))
