@@ -511,17 +511,22 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
         if c is not None and len(c.items):
             src[j] = K.QUERIES + len(ready)
             ready.append(c)
-    # each argument of the call as a tuple of QUERIES: the tables' and the queries' rows,
-    # padded with unused ones, transposed in one zip
-    tabs = zip(*[t.table() for t in tables], *_NO_TABLE[len(tables):])
-    args = zip(*[(a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop) for q, a, b in qs],
-               *_NO_QUERY[len(qs):])
     items, scores, lens = _concatenated(ready) if ready else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
+    rest = (k, items, scores, lens, tuple(src), weights, codes, mask, current, cart,
+            held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
+    rows = [(a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop) for q, a, b in qs]
     try:
-        packed = K.slot_select(*tabs, *args, k, items, scores, lens,
-                               tuple(src), weights, codes, mask, current, cart, held.codes() if held else _NO_HELD,
-                               seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
+        if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
+            flat = [x for t in tables for x in t.table()]
+            flat += _NO_TABLE_2[len(flat):]
+            for row in rows:
+                flat += row
+            flat += _NO_QUERY_2[9 * len(rows):]
+            packed = K.slot_select_2(*flat, *rest)
+        else:   # each argument as a tuple of QUERIES: the tables' and the queries' rows, padded
+            packed = K.slot_select(*zip(*[t.table() for t in tables], *_NO_TABLE[len(tables):]),
+                                   *zip(*rows, *_NO_QUERY[len(qs):]), *rest)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
         log.exception("slot_select failed", extra={"error": repr(exc)})
         return None
@@ -547,6 +552,9 @@ def _table_at(tables: list, table) -> int:
 _NO_TABLE = [(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), np.zeros(1, np.int32))] * K.QUERIES
 _NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
               np.zeros(0, np.float32), np.zeros(0, np.int64))] * K.QUERIES
+# ``slot_select_2``'s: two tables' flat arguments, then two queries'
+_NO_TABLE_2 = _NO_TABLE[0] * 2
+_NO_QUERY_2 = _NO_QUERY[0] * 2
 _NO_ANSWERS = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 

@@ -1,10 +1,12 @@
-"""kernels.slot_select (table queries, blend and selection in one call) against its reference:
+"""kernels.slot_select (table queries, blend and selection in one call) against its reference, and
+kernels.slot_select_2 (at most two tables and queries, flat arguments) against slot_select:
 each query's ``neighbour_top`` answer, then ``blend.py``'s steps over the non-empty answers in
 the strategy's order (silent ones dropped as ``_blend`` drops them), on random tables with
 ties, empty and single answers, padding, more seeds, drops and unused query places."""
 import numpy as np
 import pytest
 
+from server.placements import blend
 from server.placements import kernels as K
 from server.recommenders._common import Neighbours
 from server.recommenders.kernels.sums import neighbour_top
@@ -93,11 +95,18 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     else:
         items, scores = np.zeros(0, np.int32), np.zeros(0, np.float32)
     lens = np.array([len(r[0]) for r in ready], np.int64)
+    rest = (tuple(src) + (-1,) * (K.SOURCES - len(src)), np.array(weights, np.float64),
+            np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
+            sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"])
     packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
-                           tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens,
-                           tuple(src) + (-1,) * (K.SOURCES - len(src)), np.array(weights, np.float64),
-                           np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
-                           sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"])
+                           tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens, *rest)
+    if len(tables) <= 2 and len(queries) <= 2:   # slot_select_2, padded as ``blend._fused`` pads: the same
+        flat = [x for t in tables for x in t.table()]
+        flat += blend._NO_TABLE_2[len(flat):]
+        for q in range(len(queries)):
+            flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
+        flat += blend._NO_QUERY_2[9 * len(queries):]
+        assert np.array_equal(K.slot_select_2(*flat, k, items, scores, lens, *rest), packed)
     c = int(packed[0])
     assert len(packed) == 1 + 4 * c
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]
