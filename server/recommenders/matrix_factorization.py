@@ -110,7 +110,7 @@ def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: in
     cand = short.astype(np.int64)
     cand = cand[cand != item]
     cs = scores[cand]
-    pos = best_positive(cs, cand, k, False)[0]
+    pos = best_positive(cs, cand, k, False)
     return cand[pos].astype(np.int32), cs[pos]
 
 

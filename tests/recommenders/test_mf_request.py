@@ -256,7 +256,7 @@ def test_catalog_top_is_the_tie_rule_over_every_position(dtype):
         assert items.dtype == np.int32 and best.dtype == dtype
         assert items.tolist() == want.tolist() and best.tobytes() == s[want].tobytes()
         if k >= 1:
-            assert best_positive(s, positions(n), k, finite_only)[0].tolist() == want.tolist()
+            assert best_positive(s, positions(n), k, finite_only).tolist() == want.tolist()
         vals = np.sort(s[ok])[::-1]
         crossed += len(vals) > k >= 1 and vals[k - 1] == vals[k]
         ties += len(np.unique(best)) < len(best)

@@ -4,8 +4,9 @@
 its arguments: ``_tables.TableQuery``; a slot computes several in its one compiled call,
 ``placements/kernels.slot_select``, which calls this same kernel); ``merge_visitor_items``
 is ``_person.visitor_items``' merge of a person's model row with the live items
-(matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k (and
-``best_positive_f64`` demographic's), each described in its docstring.
+(matrix_factorization, user_cf), ``best_positive`` matrix_factorization's top k over a
+shortlist (``best_positive_f64``, its float64 twin, is the test reference of demographic's
+``factors.catalog_top_f64``), each described in its docstring.
 
 A neighbour-sum source (viewed_together, bought_together, item_cf, realtime_personal,
 content_based) scores every product by Σ over the request's seeds of seed weight x neighbour
@@ -217,22 +218,19 @@ def merge_visitor_items(own_i, own_w, live_i, live_w, positive):
 
 
 def _best_positive(scores, items, k, finite_only):
-    """matrix_factorization's and demographic's pick: the positions of the ``k`` best positive
-    ``scores`` (with ``finite_only``, an infinite or NaN score counts as 0, as
-    ``np.where(np.isfinite(s), s, 0)`` makes it), best first, ties by lower ``items`` (unique):
-    ``_text.top_positions(scores, k, items)``'s answer, and True (always, since the tie rule:
-    equal scores, lower item first; the flag is kept for the callers that still test it)."""
-    size = k + 1
+    """matrix_factorization's pick: the positions of the ``k`` best positive ``scores`` (with
+    ``finite_only``, an infinite or NaN score counts as 0, as ``np.where(np.isfinite(s), s, 0)``
+    makes it), best first, equal scores by lower ``items`` (unique; the tie rule):
+    ``_text.top_positions(scores, k, items)``'s answer, kept sorted in a buffer of ``k``."""
+    size = max(k, 0)
     top = np.empty(size, np.int64)
     filled = 0
-    m = 0
     for p in range(len(scores)):
         f = scores[p]
         if finite_only and not np.isfinite(f):
             continue
         if not f > 0:
             continue
-        m += 1
         it = items[p]
         q = filled
         while q > 0 and (f > scores[top[q - 1]] or (f == scores[top[q - 1]] and it < items[top[q - 1]])):
@@ -244,7 +242,7 @@ def _best_positive(scores, items, k, finite_only):
         top[q] = p
         if filled < size:
             filled += 1
-    return top[:min(m, k)].copy(), True
+    return top[:filled].copy()
 
 
 @functools.lru_cache(maxsize=64)
@@ -254,6 +252,7 @@ def positions(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
-# (one signature a kernel: float32 scores, matrix_factorization's; float64, demographic's)
-best_positive = kernel("Tuple((int64[::1], boolean))(float32[::1], int64[::1], int64, boolean)")(_best_positive)
-best_positive_f64 = kernel("Tuple((int64[::1], boolean))(float64[::1], int64[::1], int64, boolean)")(_best_positive)
+# (one signature a kernel: float32 scores, matrix_factorization's; float64, the reference of
+# demographic's ``factors.catalog_top_f64`` in its tests)
+best_positive = kernel("int64[::1](float32[::1], int64[::1], int64, boolean)")(_best_positive)
+best_positive_f64 = kernel("int64[::1](float64[::1], int64[::1], int64, boolean)")(_best_positive)
