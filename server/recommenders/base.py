@@ -97,6 +97,7 @@ from typing import Any, Callable, ClassVar, Hashable, NamedTuple, Sequence
 import numpy as np
 
 from ..signals import CART, CLICK, PURCHASE, REVIEW, VIEW
+from .kernels.topk import lowest_ties
 
 CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
 _INTEREST = frozenset({VIEW, CART, PURCHASE, CLICK, REVIEW})   # kinds that count in session_items
@@ -460,11 +461,7 @@ class Candidates:
         kth = neg[part].max()
         if kth != kth:   # (a NaN among the k best: fewer than k numbers; a stable sort puts NaN last)
             return neg.argsort(kind="stable")[:k]
-        at = neg == kth
-        n_at = np.count_nonzero(at)
-        if n_at > 1 and np.count_nonzero(neg[part] == kth) < n_at:   # a tie across the k-th place
-            better = (neg < kth).nonzero()[0]
-            part = np.concatenate((better, at.nonzero()[0][:k - len(better)]))
+        part = lowest_ties(scores, part)   # (a tie across the k-th place: the lowest positions)
         part.sort()   # (positions ascending: the stable sort below keeps them so among equal scores)
         return part[neg[part].argsort(kind="stable")]
 

@@ -88,6 +88,15 @@ def rule_order(scores, k, items=None, positive=False):
     return pos[:k]
 
 
+def tied_scores(rng, t: int, n: int, low: int, high: int, dtype) -> np.ndarray:
+    """``n`` random scores of trial ``t``: every other trial halves of integers in [low, high)
+    (few values: ties everywhere), else normal; every fifth with +-inf and NaN."""
+    s = (rng.integers(low, high, n) / 2 if t % 2 else rng.normal(size=n)).astype(dtype)
+    if t % 5 == 0 and n:
+        s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+    return s
+
+
 def test_the_tie_rule_orders_equal_scores_by_item():
     """``Candidates.best_order`` and ``_text.top_positions`` (the references of every kernel's
     top k) against the rule by brute force, on scores full of ties, NaN and infinities."""
@@ -95,14 +104,11 @@ def test_the_tie_rule_orders_equal_scores_by_item():
     crossed = 0
     for t in range(3000):
         n = int(rng.integers(0, 70))
-        s = (rng.integers(-2, 5, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
-        if t % 5 == 0 and n:
-            s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+        s = tied_scores(rng, t, n, -2, 5, np.float32)
         k = int(rng.integers(1, 20))
         items = rng.permutation(300)[:n]
         if n > k:
-            srt = np.sort(s[s == s])[::-1]
-            crossed += len(srt) > k and srt[k - 1] == srt[k]
+            crossed += crosses(np.sort(s[s == s])[::-1], k)
         assert Candidates.best_order(s, k).tolist() == rule_order(s, k)
         assert top_positions(s, k).tolist() == rule_order(s, k, positive=True)
         assert top_positions(s, k, items).tolist() == rule_order(s, k, items, positive=True)
@@ -309,17 +315,14 @@ def test_best_positive_is_top_positions():
     crossed = 0
     for t in range(4000):
         n = int(rng.integers(0, 60))
-        s = (rng.integers(-3, 6, n) / 2 if t % 2 else rng.normal(size=n)).astype(np.float32)
-        if t % 5 == 0 and n:
-            s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+        s = tied_scores(rng, t, n, -3, 6, np.float32)
         items = rng.permutation(200)[:n].astype(np.int64)
         k = int(rng.integers(1, 20))
         for finite_only in (False, True):
             ref = np.where(np.isfinite(s), s, 0).astype(np.float32) if finite_only else s
             pos = best_positive(s, items, k, finite_only)
             assert pos.tolist() == top_positions(ref, k, items).tolist()
-            vals = np.sort(ref[ref > 0])[::-1]
-            crossed += len(vals) > k and vals[k - 1] == vals[k]
+            crossed += crosses(np.sort(ref[ref > 0])[::-1], k)
     assert crossed > 300
 
 
@@ -330,12 +333,9 @@ def test_best_positive_f64_is_top_positions_over_a_catalog():
     crossed = 0
     for t in range(3000):
         n = int(rng.integers(0, 80))
-        s = rng.integers(-3, 6, n) / 2 if t % 2 else rng.normal(size=n)
-        if t % 5 == 0 and n:
-            s[rng.integers(0, n, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
+        s = tied_scores(rng, t, n, -3, 6, np.float64)
         k = int(rng.integers(1, 20))
         pos = best_positive_f64(np.ascontiguousarray(s, np.float64), np.arange(n, dtype=np.int64), k, False)
         assert pos.tolist() == top_positions(s, k).tolist()
-        vals = np.sort(s[s > 0])[::-1]
-        crossed += len(vals) > k and vals[k - 1] == vals[k]
+        crossed += crosses(np.sort(s[s > 0])[::-1], k)
     assert crossed > 300

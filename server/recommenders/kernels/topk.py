@@ -24,7 +24,7 @@ def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tu
     k = min(k, n_valid)
     work = np.where(valid, scores, -np.inf)
     if k < work.size:
-        part = _tie_rule(work, np.argpartition(-work, k - 1)[:k])
+        part = lowest_ties(work, np.argpartition(-work, k - 1)[:k])
     else:
         part = np.arange(work.size)
     # stable order: by score desc, then index asc
@@ -33,11 +33,12 @@ def topk_1d(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tu
     return idx.astype(np.int64), work[idx]
 
 
-def _tie_rule(work: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """``part``, the positions of the k largest of ``work`` a partition picked, with the tie
-    rule (equal scores: the lower index first) where scores equal to the k-th largest go on
-    beyond it: then the lowest of those positions are kept (which ones a partition keeps is
-    its own: numpy's is SIMD code)."""
+def lowest_ties(work: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``part``, the positions of the k largest of ``work`` a partition picked (none of them
+    NaN), with the tie rule (equal scores: the lower index first) where scores equal to the
+    k-th largest go on beyond it: then the lowest of those positions are kept (which ones a
+    partition keeps is its own: numpy's is SIMD code). Not sorted. Also
+    ``Candidates.best_order``'s."""
     kth = work[part].min()
     at = work == kth
     n_at = np.count_nonzero(at)
@@ -65,7 +66,7 @@ def topk_rows(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         kth = np.take_along_axis(work, part, axis=1).min(axis=1, keepdims=True)
         crossed = (work == kth).sum(axis=1) > (np.take_along_axis(work, part, axis=1) == kth).sum(axis=1)
         for r in np.flatnonzero(crossed & np.isfinite(kth[:, 0])).tolist():
-            part[r] = _tie_rule(work[r], part[r])
+            part[r] = lowest_ties(work[r], part[r])
     else:
         part = np.tile(np.arange(cols), (rows, 1))
     vals = np.take_along_axis(work, part, axis=1)
