@@ -1,7 +1,8 @@
 """In-process cost of ``POST /v1/recommend`` on the bench tenant (no HTTP, no client): the
 request path from the ASGI call to the reply, µs per request, optionally with cProfile.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--visitors 20000] [--repeat] [--profile] [--ranker] [--census] [--glue N]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python -m bench.profile_serve [--requests 3000] [--visitors 20000] [--repeat] [--profile] [--ranker] [--census] [--glue N] [--by-kind]
+        [--kind main|detail|cart|category]
 
 Loads online-retail and the bench visitors of ``bench/serve.py`` (all 20,000 by default: with
 fewer, the mix leans to real customers, whose trained vectors spare matrix_factorization the
@@ -75,6 +76,27 @@ async def _glue(app, pool: list, n: int, slots: list, passes: int) -> list[float
     return out
 
 
+async def _by_kind(app, pool: list) -> dict:
+    """``--by-kind``: µs of CPU a request for each page kind of ``pool``, each kind's requests
+    in a row, after the result cache is emptied (so they are fresh again)."""
+    import gc
+    import json
+
+    kinds: dict = {}
+    for body in pool:
+        kinds.setdefault(json.loads(body)["page"]["type"], []).append(body)
+    out = {}
+    for kind, bodies in sorted(kinds.items()):
+        if app.state.engine.cache is not None:
+            app.state.engine.cache._d.clear()
+        gc.collect()
+        t0 = time.process_time()
+        for body in bodies:
+            await call(app, body)
+        out[f"{kind} ({len(bodies)})"] = (time.process_time() - t0) / len(bodies) * 1e6
+    return out
+
+
 def main(argv=None) -> int:
     from bench.serve import VISITORS
 
@@ -87,6 +109,10 @@ def main(argv=None) -> int:
     ap.add_argument("--census", action="store_true", help="after the run: the objects the cyclic GC scans, by type")
     ap.add_argument("--glue", type=int, default=0, metavar="N",
                     help="then N passes with run_slot answered from the measured pass: the cost outside it")
+    ap.add_argument("--by-kind", action="store_true",
+                    help="then the same requests again grouped by page kind: µs of CPU a request of each kind")
+    ap.add_argument("--kind", default=None, choices=["main", "detail", "cart", "category"],
+                    help="only the requests of this page kind")
     ap.add_argument("--csv", default=None)
     a = ap.parse_args(argv)
     from bench.retail import find_csv, load, read_invoices
@@ -107,6 +133,10 @@ def main(argv=None) -> int:
     # a run sends (the first 200 warm up)
     people = seed_history(shard, invoices, a.visitors)
     bodies = request_bodies(t.site_key, people, sorted({p["category"] for p in products}), a.requests + 200)
+    if a.kind:
+        import json
+        bodies = [b for b in request_bodies(t.site_key, people, sorted({p["category"] for p in products}),
+                                            7 * (a.requests + 200)) if json.loads(b)["page"]["type"] == a.kind]
 
     async def run():
         async with app.router.lifespan_context(app):
@@ -141,6 +171,9 @@ def main(argv=None) -> int:
                 serving.run_slot = run_slot
                 print(f"outside run_slot (its {len(slots)} answers replayed, CPU time): ", end="")
                 print(", ".join(f"{us:.1f}" for us in await _glue(app, pool, a.requests, slots, a.glue)) + " µs/request")
+            if a.by_kind:
+                print("by page kind (CPU time, the result cache emptied first): " + ", ".join(
+                    f"{kind} {us:.0f} µs" for kind, us in (await _by_kind(app, pool[:a.requests])).items()))
             if a.census:
                 import collections
                 import gc
