@@ -24,9 +24,9 @@ from dataclasses import replace
 import numpy as np
 
 from ._person import live_items, merge_row, positive_rows
-from .base import Candidates, LazyReasons, Recommender
+from .base import Candidates, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.factors import catalog_top, closest_seeds, known_top_i32, known_top_u16, strongest, visitor_seeds
+from .kernels.factors import catalog_top, closest_seed, closest_seeds, known_top_i32, known_top_u16, strongest, visitor_seeds
 from .kernels.sums import best_positive
 from .registry import register
 
@@ -159,20 +159,39 @@ class MatrixFactorization(Recommender):
         cand, cs = top
         if not len(cand):
             return Candidates.empty()
-        # reason: the visitor's item nearest to each candidate (cosine of factors), computed on
-        # the first reason asked for (the placement asks only for the few products it shows)
-        memo: list = []
+        # reason: the visitor's item nearest to each candidate (cosine of factors), for the
+        # products the placement shows (a few of the ~44)
+        return Candidates.of(cand, cs, _Reasons(ds, als.item_factors, norms, cand, visitor, rows, p, live_i, live_w))
 
-        def reason(pos: int) -> str:
-            if not memo:
-                if visitor is not None:
-                    seeds = strongest(visitor[0], visitor[1], REASON_SEEDS)
-                else:        # (the known person's shortcut: the row merged here, in the kernel)
-                    seeds = visitor_seeds(*rows, p, live_i, live_w, REASON_SEEDS)
-                Y = als.item_factors
-                # the cosines' dot products by numpy's matmul (its summation order), the rest
-                # (another product than the candidate, the largest cosine) in one kernel call
-                memo.append(closest_seeds(Y[cand] @ Y[seeds].T, norms, cand, seeds).tolist())
-            seed = memo[0][pos]
-            return f"picked for you (because of {ds.label(seed)})" if seed >= 0 else "picked for you"
-        return Candidates.of(cand, cs, LazyReasons(reason, len(cand)))
+
+class _Reasons:
+    """matrix_factorization's reasons by position: the visitor's item (of their ``REASON_SEEDS``
+    strongest, found on the first reason asked) of largest cosine with the candidate, one
+    kernel call a reason (``factors.closest_seed``); where that cannot tell two seeds apart
+    within numpy's rounding, numpy's matmul of every candidate and seed decides (the answer
+    before: ``closest_seeds`` of ``Y[cand] @ Y[seeds].T``), once per answer."""
+    __slots__ = ("ds", "Y", "norms", "cand", "visitor", "rows", "person", "live_i", "live_w", "seeds", "numpy")
+
+    def __init__(self, ds, Y, norms, cand, visitor, rows, person, live_i, live_w):
+        self.ds, self.Y, self.norms, self.cand, self.visitor, self.rows = ds, Y, norms, cand, visitor, rows
+        self.person, self.live_i, self.live_w = person, live_i, live_w
+        self.seeds = self.numpy = None
+
+    def __len__(self) -> int:
+        return len(self.cand)
+
+    def __getitem__(self, pos: int) -> str:
+        seeds = self.seeds
+        if seeds is None:
+            if self.visitor is not None:
+                seeds = strongest(self.visitor[0], self.visitor[1], REASON_SEEDS)
+            else:        # (the known person's shortcut: the row merged here, in the kernel)
+                seeds = visitor_seeds(*self.rows, self.person, self.live_i, self.live_w, REASON_SEEDS)
+            self.seeds = seeds
+        seed = closest_seed(self.Y, self.norms, self.cand.item(pos), seeds)
+        if seed == -2:
+            if self.numpy is None:
+                Y = self.Y
+                self.numpy = closest_seeds(Y[self.cand] @ Y[seeds].T, self.norms, self.cand, seeds).tolist()
+            seed = self.numpy[pos]
+        return f"picked for you (because of {self.ds.label(seed)})" if seed >= 0 else "picked for you"

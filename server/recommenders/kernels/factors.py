@@ -267,3 +267,65 @@ def closest_seeds(dots, norms, cand, seeds):
                 break
         best[r] = seeds[bj] if bj >= 0 and np.isfinite(bv) else -1
     return best
+
+
+@kernel("int64(float32[:, ::1], float32[::1], int64, int64[::1])")
+def closest_seed(Y, norms, c, seeds):
+    """``closest_seeds``' answer for one candidate ``c`` (its seed of largest cosine, other than
+    ``c``; -1 when none or the cosine is not finite) without numpy's matmul, or -2 when it
+    cannot be told apart: then the caller computes numpy's dot products (``closest_seeds`` of
+    ``Y[cand] @ Y[seeds].T``).
+
+    numpy's float32 dot product of two rows (BLAS: its own summation order, FMA or not) is
+    within ``gamma_f * sum(|y_c[t] * y_s[t]|)`` of the exact one (Higham, Accuracy and Stability
+    of Numerical Algorithms, 3.1: any order of a sum of ``f`` products), and its cosine is that
+    divided by the same float32 denominator ``closest_seeds`` divides by, rounded (a monotone
+    step). Here each dot product is computed in float64 with twice that bound, so each seed's
+    cosine as numpy computes it lies in a known interval: a seed whose lower bound is above
+    every other seed's upper bound is numpy's argmax, whatever BLAS's order; otherwise (two
+    cosines within ~1e-5 of each other, equal factors, NaN or infinite numbers) -2. A seed
+    whose products are all zero has cosine exactly 0 (any sum of zeros is 0): a point, so equal
+    zero cosines follow numpy's first maximum exactly."""
+    n, f = len(seeds), Y.shape[1]
+    gamma = (f + 4) * 2.0 ** -23       # twice the float32 bound (f + 4: numpy's rounding of the sum)
+    eps = np.float32(1e-9)
+    nc = norms[c]
+    lo_all = np.empty(n, np.float64)
+    hi_all = np.empty(n, np.float64)
+    best, best_lo, best_exact = -1, 0.0, False
+    for j in range(n):
+        s = seeds[j]
+        if s == c:                     # (numpy's -inf: never the argmax of a finite row)
+            continue
+        dot = 0.0
+        size = 0.0
+        for t in range(f):
+            p = np.float64(Y[c, t]) * np.float64(Y[s, t])     # (exact: two float32 factors)
+            dot += p
+            size += abs(p)
+        den = nc * norms[s]                                    # float32, as closest_seeds
+        if not np.isfinite(den):
+            return -2
+        den = den if den >= eps else eps
+        if size == 0.0:                # every product zero: numpy's cosine is exactly 0
+            lo = hi = 0.0
+        else:
+            b = gamma * size
+            lo = (dot - b) / np.float64(den)
+            hi = (dot + b) / np.float64(den)
+            lo -= abs(lo) * 2.0 ** -21 + 1e-45      # the quotient's float32 rounding
+            hi += abs(hi) * 2.0 ** -21 + 1e-45
+        if not (abs(lo) <= 1e38 and abs(hi) <= 1e38):  # NaN, infinite or float32's overflow
+            return -2
+        lo_all[j], hi_all[j] = lo, hi
+        if best < 0 or lo > best_lo:
+            best, best_lo, best_exact = j, lo, size == 0.0
+    if best < 0:
+        return -1
+    for j in range(n):
+        if j == best or seeds[j] == c:
+            continue
+        # numpy's argmax is the first maximum: a later seed may equal an exact best
+        if not (hi_all[j] < best_lo or (j > best and best_exact and hi_all[j] <= best_lo)):
+            return -2
+    return seeds[best]
