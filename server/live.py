@@ -39,7 +39,7 @@ from itertools import repeat
 
 import msgspec
 
-from .recommenders.base import Recent
+from .recommenders.base import Recent, RecentList, walk_columns
 from .signals import CART, PURCHASE, REMOVE, REVIEW, VIEW
 from .signals.weights import DEFAULT as SIGNALS
 
@@ -183,15 +183,19 @@ def _model_objects(ds) -> tuple[list, tuple]:
 
 def _bind_model(entries: tuple, ds, session: str | None) -> tuple:
     """``_digest``'s entries bound to the model ``ds`` once, for any session:
-    ``(session, bound, flips)``, ``bound`` being ``_bind(entries, ds, session)`` for the session
+    ``(session, bound, flips, columns)``, ``bound`` being ``_bind(entries, ds, session)`` for the session
     of the state's newest event (``_newest_session``: a visitor's request is most often in the
-    session of the page view it has just sent, whose list is then ``bound`` as it is) and
+    session of the page view it has just sent, whose list is then ``bound`` as it is),
     ``flips`` ((position, sessions, its fields with ``in_session`` the other way), ...) of the
     entries that happened in some session: only those may differ for another session
-    (``_recent_list``). A state holds the three flat, beside its ``ds_serial`` (a nested tuple
-    stays tracked by the cyclic GC a collection longer)."""
+    (``_recent_list``), and ``columns`` what the session walk reads of ``bound``
+    (``base.walk_columns``: a request in that session takes its seed views from them in
+    compiled calls, ``Context.session_vectors``). A state holds the four flat, beside its
+    ``ds_serial`` (a nested tuple stays tracked by the cyclic GC a collection longer; an
+    array is not tracked)."""
     bound = _bind(entries, ds, session)
-    return session, bound, tuple([(j, e[4], (*bound[j][:5], not bound[j][5])) for j, e in enumerate(entries) if e[4]])
+    return (session, bound, tuple([(j, e[4], (*bound[j][:5], not bound[j][5])) for j, e in enumerate(entries) if e[4]]),
+            walk_columns(bound))
 
 
 def _newest_session(rows: tuple) -> str | None:
@@ -202,17 +206,21 @@ def _newest_session(rows: tuple) -> str | None:
 _new_tuple = tuple.__new__
 
 
-def _recent_list(bound_session: str | None, fields: tuple, flips: tuple, session: str | None) -> list:
+def _recent_list(bound_session: str | None, fields: tuple, flips: tuple, columns, session: str | None) -> list:
     """``list(map(_recent, _bind(entries, ds, session)))`` from ``_bind_model(entries, ds, s)``:
-    the request's ``Recent`` interactions, made in C; for a session other than ``s``, the
-    entries whose ``in_session`` differs are replaced."""
-    out = list(map(_new_tuple, repeat(Recent), fields))   # (``_recent`` without the partial's layer)
+    the request's ``Recent`` interactions, made in C: for the session ``s``, a ``RecentList``
+    with the bound ``columns``; for another session a list, the entries whose ``in_session``
+    differs replaced."""
     session = session or None
-    if session != bound_session:
-        s = session or _NO_SESSION
-        for j, sessions, flipped in flips:
-            if (s in sessions) is not fields[j][5]:
-                out[j] = _new_tuple(Recent, flipped)
+    if session == bound_session:
+        out = RecentList(map(_new_tuple, repeat(Recent), fields))   # (``_recent`` without the partial's layer)
+        out.columns, out.size, out.views = columns, len(fields), {}
+        return out
+    out = list(map(_new_tuple, repeat(Recent), fields))
+    s = session or _NO_SESSION
+    for j, sessions, flipped in flips:
+        if (s in sessions) is not fields[j][5]:
+            out[j] = _new_tuple(Recent, flipped)
     return out
 
 
@@ -369,7 +377,7 @@ class LiveState:
             b = (self.ds_serial, *_bind_model(digest[0], ds, _newest_session(v[0])))
             v = self.visitors[visitor] = (*v[:4], digest, b)
         # the purchases copied (in C: a dict made of pairs costs ~4x more)
-        return _recent_list(b[1], b[2], b[3], session), self.bought[visitor].copy(), v[4][1]
+        return _recent_list(b[1], b[2], b[3], b[4], session), self.bought[visitor].copy(), v[4][1]
 
     def _digest(self, visitor: str, v: tuple) -> tuple:
         """The state ``v``'s digest anew after events (see ``_state_digest``)."""

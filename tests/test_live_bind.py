@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import random
 
+import numpy as np
+
 from server import live as L
+from server.recommenders.base import Context, RecentList, walk_columns
 from tests.engine.fixtures import T0, buy, engage, view
 from tests.engine import test_live
 
@@ -22,14 +25,20 @@ def _exact(a, b):
     assert list(ba.items()) == list(bb.items()) and na == nb
 
 
-def test_read_binding_answers_every_session_exactly(shop, reader):
-    conn, ds = reader
-    rng = random.Random(3)
+def _random_visitors(shop, conn, ds, rng, events: int) -> tuple[L.LiveState, list[str]]:
+    """12 visitors with ``events`` random events, and a live state whose reads bind to ``ds``."""
     visitors = [f"v{i}" for i in range(12)]
-    shop.events(_random_events(rng, visitors, 400, set()))
+    shop.events(_random_events(rng, visitors, events, set()))
     w = L.LiveState()
     w.sync(conn)
     w.context(conn, ds, "nobody", "s")             # the model of the last request: reads bind to it
+    return w, visitors
+
+
+def test_read_binding_answers_every_session_exactly(shop, reader):
+    conn, ds = reader
+    rng = random.Random(3)
+    w, visitors = _random_visitors(shop, conn, ds, rng, 400)
     for v in visitors:
         w.visit(conn, v)
         assert w.visitors[v][5] is not None and w.visitors[v][5][0] == w.ds_serial   # bound on the read
@@ -142,7 +151,41 @@ def test_bound_for_the_newest_events_session(shop, reader):
     w.sync(conn)
     w.context(conn, ds, "nobody", None)
     w.visit(conn, "n")
-    _, bound_session, fields, flips = w.visitors["n"][5]
+    _, bound_session, fields, flips, columns = w.visitors["n"][5]
     assert bound_session == "s2" and [f[5] for f in fields] == [True, True] and len(flips) == 2
+    assert columns.tolist() == walk_columns(fields).tolist()
     for s in ("s2", "s1", None, "", "s3"):
-        _exact(w.context(conn, ds, "n", s), L.live_context(conn, ds, "n", s))
+        got = w.context(conn, ds, "n", s)
+        _exact(got, L.live_context(conn, ds, "n", s))
+        # the bound session's list carries the columns (its seed views in compiled calls), another's not
+        assert (type(got[0]) is RecentList) is (s == "s2") and (s != "s2" or got[0].columns is columns)
+
+
+def test_seed_views_of_a_bound_list_are_the_reference(shop, reader):
+    """A request in the bound session gets a ``RecentList``, whose seed views the kernels walk
+    (``Context.session_vectors``, ``seed_vectors``): they equal the Python walk's over the same
+    interactions as a plain list, bit for bit, for random visits, pages and bounds; a new list
+    (the next request) walks anew."""
+    conn, ds = reader
+    rng = random.Random(5)
+    w, visitors = _random_visitors(shop, conn, ds, rng, 500)
+    walked = 0
+    for v in visitors:
+        w.visit(conn, v)
+        session = w.visitors[v][5][1]
+        for _ in range(4):
+            recent, bought, newest = w.context(conn, ds, v, session)
+            walked += type(recent) is RecentList and len(recent.columns) > 0
+            page = dict(item=rng.choice((-1, 0, 3)), cart_items=np.array(rng.sample(range(8), rng.choice((0, 2))), np.int32))
+            fast, plain = Context(recent=recent, **page), Context(recent=list(recent), **page)
+            for m in rng.sample((0, 1, 3, 8, 10, 20, 64, 65), 5):
+                for only in (False, True):
+                    assert fast.session_items(m, only) == plain.session_items(m, only)
+                    assert fast.session_vectors(m, only).items.tolist() == plain.session_vectors(m, only).items.tolist()
+                    assert fast.session_vectors(m, only).weights.tobytes() == plain.session_vectors(m, only).weights.tobytes()
+                assert fast.seed_items(m) == plain.seed_items(m)
+                fv, pv = fast.seed_vectors(m), plain.seed_vectors(m)
+                assert fv.items.tolist() == pv.items.tolist() and fv.weights.tobytes() == pv.weights.tobytes()
+                assert (fv.low, fv.end, fv.positive) == (pv.low, pv.end, pv.positive)
+                assert fast.seed_vectors(m) is fv   # (once per request)
+    assert walked >= 30

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from server.recommenders._common import Neighbours, request_seeds
-from server.recommenders.base import ClosestReasons, SeedVectors
+from server.recommenders._common import Neighbours
+from server.recommenders.base import ClosestReasons, Context, Recent, SeedVectors
 from server.recommenders.base import Candidates
 from server.recommenders.item_cf import REASON, ItemCF
 from server.recommenders.kernels.sums import NO_MORE, neighbour_top
@@ -14,15 +14,15 @@ from tests.recommenders.test_sum_kernels import DS, cases, random_seeds, same, t
 
 
 class Ctx:
-    """What item_cf reads of a request: its seeds (one memoised tuple), person and memo."""
+    """What item_cf reads of a request: its seeds (one memoised tuple, as ``SeedVectors``) and person."""
     def __init__(self, seeds, person=-1):
-        self.seeds, self.person, self._memo = tuple(seeds), person, {}
+        self.seeds, self.person = tuple(seeds), person
 
     def _seeds(self, n):
         return self.seeds[:n] if n < len(self.seeds) else self.seeds
 
-    def memo(self):
-        return self._memo
+    def seed_vectors(self, n):
+        return SeedVectors(self._seeds(n))
 
 
 def item_cf_python(model, ds, ctx, k):
@@ -104,11 +104,12 @@ def test_seed_vectors_and_the_request_memo():
     assert not SeedVectors(((1, math.nan), (2, 1.0))).fits(10) and not SeedVectors(((2, 1.0), (1, math.nan))).fits(10)
     e = SeedVectors(())
     assert e.fits(0) and len(e.items) == 0 and e.weights.dtype == np.float32
-    ctx = Ctx([(1, 1.0)])
+    assert v.pairs() == ((4, 3.0), (1, 0.5), (9, 0.2))
+    ctx = Context(recent=[Recent("p", 1, 0, 0, 1.0, True)])   # (a plain list: the Python walk)
     seeds = ctx._seeds(10)
-    assert request_seeds(ctx, seeds) is request_seeds(ctx, seeds)          # once per request
+    assert ctx.seed_vectors(10) is ctx.seed_vectors(10) is ctx._vectors_of(seeds)   # once per request
     other = tuple(seeds)[:0] + ((2, 1.0),)
-    assert request_seeds(ctx, other).items.tolist() == [2]                   # another tuple: its own
+    assert ctx._vectors_of(other).items.tolist() == [2]                      # another tuple: its own
 
 
 def test_reason_texts_are_made_once_per_model_and_format():

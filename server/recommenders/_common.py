@@ -138,7 +138,7 @@ class Neighbours:
         seeds = [p for p in seeds if 0 <= p[0] < n]
         return SeedFinder(pending=(self, seeds)) if seeds else _no_seed
 
-    def candidates(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds, drop: set[int] | None = None,
+    def candidates(self, seeds: list[tuple[int, float]] | None, k: int, reason_fmt: str, ds, drop: set[int] | None = None,
                    vectors: "SeedVectors | None" = None, more: tuple = NO_MORE):
         """The ``k`` best items by Σ over seeds of seed weight x neighbour score (the seeds
         themselves and ``drop`` left out) as Candidates, the reason naming the closest seed:
@@ -147,6 +147,8 @@ class Neighbours:
         q = self.query(seeds, reason_fmt, vectors, drop, more)
         if q is not None:
             return q.answer(k, ds)
+        if seeds is None:
+            seeds = vectors.pairs()
         n = len(self.idx)
         if len(more[0]):
             merged = dict(seeds)
@@ -163,10 +165,10 @@ class Neighbours:
               drop: set[int] | None = None, more: tuple = NO_MORE):
         """``candidates``' kernel call as a ``TableQuery`` (``_tables``), ``NOTHING`` when there is
         no seed, None when some seed is out of range or weighs <= 0 (the numpy code answers).
-        ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``request_seeds``);
+        ``vectors``: ``seeds`` as ``SeedVectors`` when the request has them (``ctx.seed_vectors``);
         ``more``: (items int32, weights float32) seeds after ``seeds`` unless among them (-1:
         none), all in range with weight > 0, for the kernel to merge (``seeds`` is then only
-        these first ones)."""
+        these first ones). ``seeds`` may be None when ``vectors`` are given (``vectors.pairs()``)."""
         v = vectors if vectors is not None else SeedVectors(seeds)
         if not v.fits(len(self.idx)):
             return None
@@ -204,20 +206,6 @@ def seed_arrays(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]
 def seed_vectors(seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(item, weight) seeds as ``neighbour_top`` takes them: items int64, weights float32."""
     return np.array([i for i, _ in seeds], np.int64), np.array([w for _, w in seeds], np.float32)
-
-
-def request_seeds(ctx, seeds: tuple) -> SeedVectors:
-    """``SeedVectors`` of one of the request's memoised seed tuples (``ctx.seed_items``',
-    ``ctx.session_items``'), made once per request (``ctx.memo()``): the request's item
-    sources read the same seeds."""
-    memo = ctx.memo()
-    key = ("seed vectors", id(seeds))
-    hit = memo.get(key)
-    if hit is not None and hit[0] is seeds:
-        return hit[1]
-    v = SeedVectors(seeds)
-    memo[key] = (seeds, v)   # (keeps ``seeds`` alive: its id is not reused meanwhile)
-    return v
 
 
 def drop_vector(drop: set[int] | None) -> np.ndarray:

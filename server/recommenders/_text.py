@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from ._common import Neighbours, SeedVectors, request_seeds, seed_vectors
+from ._common import Neighbours, SeedVectors, seed_vectors
 from ._tables import NOTHING, TableQuery
 from .base import Candidates, LazyReasons, seeds_key
 from .kernels.text import TfidfIndex
@@ -110,9 +110,10 @@ class TextNeighbours:
         got = self.query(seeds, reason, vectors).answer(k, ds)
         return got if len(got.items) else Candidates.empty()
 
-    def query(self, seeds: list[tuple[int, float]], reason: str, vectors: SeedVectors | None = None):
+    def query(self, seeds: list[tuple[int, float]] | None, reason: str, vectors: SeedVectors | None = None):
         """``candidates``' kernel call as a ``TableQuery`` (``_tables``; precomputed rows only):
-        the seeds in range (any weight), ``NOTHING`` when none is."""
+        the seeds in range (any weight), ``NOTHING`` when none is. ``seeds`` may be None when
+        ``vectors`` are given (``vectors.pairs()``)."""
         n = self.index.n_items
         v = vectors if vectors is not None else SeedVectors(seeds)
         if v.low >= 0 and v.end <= n:    # (every seed in range: any weight)
@@ -120,7 +121,7 @@ class TextNeighbours:
                 return NOTHING
             s, w = v.items, v.weights
         else:
-            valid = [(i, w) for i, w in seeds if 0 <= i < n]
+            valid = [(i, w) for i, w in (seeds if seeds is not None else v.pairs()) if 0 <= i < n]
             if not valid:
                 return NOTHING
             s, w = seed_vectors(valid)
@@ -214,7 +215,7 @@ def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
     if not seeds:
         return Candidates.empty()
     if isinstance(model, TextNeighbours) and model.idx is not None:   # precomputed rows: the dense sum
-        return model.candidates(seeds, k, ds, reason, request_seeds(ctx, seeds))
+        return model.candidates(seeds, k, ds, reason, ctx.seed_vectors(10))
     items, scores, best = model.gather(seeds)
     pos = top_positions(scores, k, items)
     if not len(pos):
@@ -229,9 +230,9 @@ def seed_neighbour_query(model, ctx, reason: str):
     answers)."""
     if model is None:
         return NOTHING
-    seeds = seeds_key(ctx)
-    if not seeds:
+    v = ctx.seed_vectors(10)   # (``seeds_key``'s seeds)
+    if not len(v.items):
         return NOTHING
     if isinstance(model, TextNeighbours) and model.idx is not None:
-        return model.query(seeds, reason, request_seeds(ctx, seeds))
+        return model.query(None, reason, v)
     return None

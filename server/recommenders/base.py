@@ -73,7 +73,9 @@ live (so an event posted a moment ago is in it, whichever worker process stored 
   params                                    per-source parameters from the strategy config
   answers                                   the request's memo of source answers (placement)
 Helpers: ``ctx.session_items()`` (weighted recent items of this session),
-``ctx.seed_items()`` (current product, cart, order, then session items: what "related" means).
+``ctx.seed_items()`` (current product, cart, order, then session items: what "related" means);
+as the item sources take them, once per request: ``ctx.session_vectors()``,
+``ctx.seed_vectors()`` (``SeedVectors``).
 
 Candidates
 ----------
@@ -98,6 +100,7 @@ import numpy as np
 
 from ..signals import CART, CLICK, PURCHASE, REVIEW, VIEW
 from .kernels.topk import lowest_ties
+from .kernels import seeds as _seed_kernels
 
 CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
 _INTEREST = frozenset({VIEW, CART, PURCHASE, CLICK, REVIEW})   # kinds that count in session_items
@@ -191,8 +194,11 @@ class Context:
         visitors have fewer products than asked for), so that what the request derives of it
         (``SeedVectors``, keyed by the tuple) is made once. A shorter view asked after a longer
         one is that one's tuple when the list ended first, the longer walk's copy where it
-        passed ``_CUT`` products when it is ``_CUT``, else a walk of its own."""
+        passed ``_CUT`` products when it is ``_CUT``, else a walk of its own. A ``RecentList``'s
+        views are its kernel's (``session_vectors``), as pairs."""
         recent = self.recent
+        if _walks(recent, max_items):   # (the kernel's walk)
+            return self.session_vectors(max_items, in_session_only).pairs()
         memo = self.memo()
         key = (max_items, in_session_only, id(recent), len(recent))
         hit = memo.get(key)
@@ -231,6 +237,12 @@ class Context:
 
     def _seeds(self, max_items: int) -> tuple:
         """``seed_items`` as a tuple, computed once per request."""
+        if _walks(self.recent, max_items):   # (the kernel's seeds, or these when it takes no page)
+            return self.seed_vectors(max_items).pairs()
+        return self._page_seeds(max_items)
+
+    def _page_seeds(self, max_items: int) -> tuple:
+        """``_seeds`` in Python, computed once per request."""
         cart, order, recent = self.cart_items, self.order_items, self.recent
         key = ("seeds", max_items, self.item, id(cart), len(cart), id(order), len(order), id(recent), len(recent))
         memo = self.memo()
@@ -255,8 +267,54 @@ class Context:
         memo[key] = (result, cart, order, recent)
         return result
 
+    def session_vectors(self, max_items: int = 10, in_session_only: bool = False) -> "SeedVectors":
+        """``session_items`` as ``SeedVectors``, made once per request: from the live state's
+        columns (``RecentList``) by one ``kernels/seeds.session_seeds`` call, else of
+        ``_session``'s tuple."""
+        recent = self.recent
+        if not _walks(recent, max_items):
+            return self._vectors_of(self._session(max_items, in_session_only))
+        key = (max_items, in_session_only)
+        v = recent.views.get(key)
+        if v is None:
+            v = recent.views[key] = SeedVectors.walked(_seed_kernels.session_seeds, max_items, recent.columns,
+                                                       max_items, in_session_only)
+        return v
 
-_DECAY = tuple(0.8 ** rank for rank in range(64))   # the walk's 0.8 ** rank, computed once
+    def seed_vectors(self, max_items: int = 10) -> "SeedVectors":
+        """``seed_items`` as ``SeedVectors``, made once per request: from the live state's
+        columns (``RecentList``) by one ``kernels/seeds.page_seeds`` call, else of ``_seeds``'
+        tuple."""
+        recent = self.recent
+        if not _walks(recent, max_items):
+            return self._vectors_of(self._seeds(max_items))
+        cart, order = self.cart_items, self.order_items
+        key = (max_items, self.item, id(cart), len(cart), id(order), len(order))
+        hit = recent.views.get(key)
+        if hit is not None:
+            return hit[0]
+        try:   # (no page product: an empty array the kernel takes, the request's may be read-only)
+            v = SeedVectors.walked(_seed_kernels.page_seeds, max_items, recent.columns, max_items, self.item,
+                                   cart if len(cart) else _NO_PAGE, order if len(order) else _NO_PAGE)
+        except TypeError:   # (page products not as writeable int32 arrays, an item beyond int64)
+            return self._vectors_of(self._page_seeds(max_items))
+        recent.views[key] = (v, cart, order)   # (keeps them alive: their ids are not reused meanwhile)
+        return v
+
+    def _vectors_of(self, seeds: tuple) -> "SeedVectors":
+        """``SeedVectors`` of one of the request's memoised seed tuples, made once per request
+        (the request's item sources read the same seeds)."""
+        memo = self.memo()
+        key = ("vectors of", id(seeds))
+        hit = memo.get(key)
+        if hit is not None and hit[0] is seeds:
+            return hit[1]
+        v = SeedVectors(seeds)
+        memo[key] = (seeds, v)   # (keeps ``seeds`` alive: its id is not reused meanwhile)
+        return v
+
+
+_DECAY = tuple(_seed_kernels.DECAY.tolist())   # the walk's 0.8 ** rank, computed once (64 ranks)
 # realtime_personal's session bound, which a cart page asks after the seeds' 10: a longer walk
 # keeps its view at the point where the walk for 8 stops (the 9th product), so that one is not
 # walked again
@@ -270,6 +328,42 @@ def _at_most_2(pairs: tuple) -> bool:
         if w > 2.0:
             return False
     return True
+
+
+_MAX_WALK = _seed_kernels.MAX_ITEMS   # (the views the kernels walk: ``max_items`` up to this)
+_NO_PAGE = np.zeros(0, np.int32)      # (``page_seeds``' cart or order: none)
+
+
+class RecentList(list):
+    """``Context.recent`` (a list of ``Recent``) that also holds the interactions the session
+    walk reads as ``kernels/seeds`` takes them (``columns``: ``walk_columns``), made when the
+    live state is bound (``live.py``), so that a request's seed views are one compiled call
+    each (``Context.session_vectors``, ``seed_vectors``), kept in ``views`` (one request's:
+    the list is made per request); ``size``: the list's length then (a list changed since is
+    walked in Python)."""
+    __slots__ = ("columns", "size", "views")
+
+    @classmethod
+    def of(cls, recent, columns: np.ndarray | None = None) -> "RecentList":
+        """``recent`` (``Recent``) with their ``columns`` (``walk_columns`` when None)."""
+        out = cls(recent)
+        out.columns, out.size, out.views = walk_columns(out) if columns is None else columns, len(out), {}
+        return out
+
+
+def _walks(recent, max_items: int) -> bool:
+    """Whether the kernels walk the view of ``max_items`` of ``recent``: a ``RecentList``
+    unchanged since its columns were made, a bound they take."""
+    return type(recent) is RecentList and recent.size == len(recent) and 0 <= max_items <= _MAX_WALK
+
+
+def walk_columns(recent) -> np.ndarray:
+    """The interactions of ``recent`` (``Recent`` or tuples of their fields) that the session
+    walk reads whatever its bound (a known product, a kind of interest, not a bounce: the test
+    of ``_SessionWalk.extend``), in list order, as [n, 3] float64 rows (item, weight,
+    in_session 1.0/0.0): ``kernels/seeds``' columns."""
+    rows = [(r[1], r[4], r[5]) for r in recent if r[1] >= 0 and r[2] in _INTEREST and not r[4] < 0.2]
+    return np.array(rows, np.float64).reshape(len(rows), 3)
 
 
 class _SessionWalk:
@@ -362,8 +456,8 @@ class SeedVectors:
     """(item, weight) seeds as ``kernels/sums.neighbour_top`` takes them (``items`` int64,
     ``weights`` float32), with what the sources check before they hand them to it: ``low`` the
     smallest item (0 when none), ``end`` 1 + the largest (0 when none), ``positive``: every
-    weight > 0 (NaN is not)."""
-    __slots__ = ("items", "weights", "low", "end", "positive")
+    weight > 0 (NaN is not). ``pairs()``: the seeds as (item, weight) pairs."""
+    __slots__ = ("items", "weights", "low", "end", "positive", "seeds", "_w64")
 
     def __init__(self, seeds):
         if seeds:
@@ -375,6 +469,26 @@ class SeedVectors:
             self.low = self.end = 0
             self.positive = True
         self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
+        self.seeds = seeds
+
+    @classmethod
+    def walked(cls, fn, size: int, *args) -> "SeedVectors":
+        """The seeds a ``kernels/seeds`` kernel ``fn(*args, items, weights, weights32)`` writes
+        (at most ``size``)."""
+        items, w64, w32 = np.empty(size, np.int64), np.empty(size, np.float64), np.empty(size, np.float32)
+        n, low, end, positive = fn(*args, items, w64, w32)
+        v = cls.__new__(cls)
+        v.items, v.weights, v._w64 = items[:n], w32[:n], w64[:n]
+        v.low, v.end, v.positive, v.seeds = low, end, positive == 1, None
+        return v
+
+    def pairs(self):
+        """The seeds as given, or as a tuple of (item, weight float64) pairs when walked (made
+        once)."""
+        seeds = self.seeds
+        if seeds is None:
+            seeds = self.seeds = tuple(zip(self.items.tolist(), self._w64.tolist()))
+        return seeds
 
     def fits(self, n: int) -> bool:
         """Whether every seed is an item of a table of ``n`` items with a weight > 0 (the

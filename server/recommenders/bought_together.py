@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._common import Neighbours, copurchase_counts, request_seeds, row_of, top_k_rows
+from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
 from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
@@ -39,11 +39,9 @@ class BoughtTogether(Recommender):
         return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
-        seeds = seeds_key(ctx)
-        if not seeds:
-            return Candidates.empty()
-        return model.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds))
+        v = ctx.seed_vectors(10)   # (``seeds_key``'s seeds)
+        return model.candidates(None, k, REASON, ds, vectors=v) if len(v.items) else Candidates.empty()
 
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
-        seeds = seeds_key(ctx)
-        return model.query(seeds, REASON, request_seeds(ctx, seeds)) if seeds else NOTHING
+        v = ctx.seed_vectors(10)
+        return model.query(None, REASON, v) if len(v.items) else NOTHING

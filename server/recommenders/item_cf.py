@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import itemcf_neighbours, request_seeds
+from ._common import itemcf_neighbours
 from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
@@ -55,18 +55,18 @@ class ItemCF(Recommender):
     @staticmethod
     def seeds(model, ctx) -> tuple | None:
         """The request's seeds as ``Neighbours.candidates`` takes them, (seeds, keywords), or None
-        when there are none: the request's seeds, then the person's top items not among them
-        (merged by the kernel when all weigh > 0, else here)."""
+        when there are none: the request's seeds (``ctx.seed_vectors``: seeds None), then the
+        person's top items not among them (merged by the kernel when all weigh > 0, else here)."""
         nbrs, (top_idx, top_w), top_ok = model
-        seeds = seeds_key(ctx)
+        v = ctx.seed_vectors(10)
         p = ctx.person
         if not 0 <= p < len(top_idx):
-            return (seeds, {"vectors": request_seeds(ctx, seeds)}) if seeds else None
+            return (None, {"vectors": v}) if len(v.items) else None
         if top_ok[p]:
-            if not seeds and top_idx[p, 0] < 0:
+            if not len(v.items) and top_idx[p, 0] < 0:
                 return None
-            return seeds, {"vectors": request_seeds(ctx, seeds), "more": (top_idx[p], top_w[p])}
-        merged = dict(seeds)
+            return None, {"vectors": v, "more": (top_idx[p], top_w[p])}
+        merged = dict(v.pairs())
         for i, w in zip(top_idx[p].tolist(), top_w[p].tolist()):
             if i >= 0:
                 merged.setdefault(i, w)

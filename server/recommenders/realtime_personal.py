@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import coview_neighbours, itemcf_neighbours, request_seeds, seed_vectors
+from ._common import coview_neighbours, itemcf_neighbours, seed_vectors
 from ._tables import NO_DROP, NOTHING, TableQuery
 from .base import Recommender
 from .registry import register
@@ -36,12 +36,11 @@ class RealtimePersonal(Recommender):
     def query(self, model, ds, ctx, k):
         """Both tables mixed, the session's items as seeds, the current product left out."""
         coview, itemcf = model
-        session = ctx._session(8, False)
-        v = request_seeds(ctx, session)
+        v = ctx.session_vectors(8)
         if v.fits(len(coview.idx)):
             s, w = v.items, v.weights
         else:   # only the session's items in range with weight > 0 (both tables span the dataset's items)
-            s, w = seed_vectors([p for p in session if 0 <= p[0] < len(coview.idx) and p[1] > 0])
+            s, w = seed_vectors([p for p in v.pairs() if 0 <= p[0] < len(coview.idx) and p[1] > 0])
         if not len(s) or k <= 0:
             return NOTHING
         drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else NO_DROP

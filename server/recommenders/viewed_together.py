@@ -5,7 +5,7 @@ top-50 neighbours per product. Request: seeds = current product, cart, session i
 """
 from __future__ import annotations
 
-from ._common import coview_neighbours, request_seeds
+from ._common import coview_neighbours
 from ._tables import NOTHING
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
@@ -22,11 +22,9 @@ class ViewedTogether(Recommender):
         return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
-        seeds = seeds_key(ctx)
-        if not seeds:
-            return Candidates.empty()
-        return model.candidates(seeds, k, REASON, ds, vectors=request_seeds(ctx, seeds))
+        v = ctx.seed_vectors(10)   # (``seeds_key``'s seeds)
+        return model.candidates(None, k, REASON, ds, vectors=v) if len(v.items) else Candidates.empty()
 
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
-        seeds = seeds_key(ctx)
-        return model.query(seeds, REASON, request_seeds(ctx, seeds)) if seeds else NOTHING
+        v = ctx.seed_vectors(10)
+        return model.query(None, REASON, v) if len(v.items) else NOTHING

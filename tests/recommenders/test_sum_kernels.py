@@ -7,7 +7,7 @@ import pytest
 from server.recommenders import _tables
 from server.recommenders._common import Neighbours, SeedFinder, seed_arrays, seed_vectors
 from server.recommenders._text import TextNeighbours, top_positions
-from server.recommenders.base import Candidates, LazyReasons
+from server.recommenders.base import Candidates, LazyReasons, SeedVectors
 from server.recommenders.kernels.sums import NO_MORE, neighbour_top
 from server.recommenders.realtime_personal import MIX, REASON, RealtimePersonal
 
@@ -34,6 +34,9 @@ class Ctx:
         if key not in memo:   # (one tuple per request, as Context memoises it)
             memo[key] = tuple(self.seeds[:n])
         return memo[key]
+
+    def session_vectors(self, n, in_session_only=False):   # (as Context: of the memoised tuple)
+        return SeedVectors(self._session(n, in_session_only))
 
     def memo(self):
         return self.__dict__.setdefault("_memo", {})
