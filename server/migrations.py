@@ -127,4 +127,10 @@ CREATE TABLE strategy_configs (              -- per-tenant placement strategies,
     note TEXT
 );
 """),
+    (3, """
+-- rec_served_ts served no query (attribution joins served lists on rec_id; export and erasure
+-- select a visitor's rows, ordering those few by ts) while every served list paid a second
+-- B-tree insert for it: the writer's CPU storing a row 8.2-9.0 -> 6.8-7.1 us.
+DROP INDEX IF EXISTS rec_served_ts;
+"""),
 ]
