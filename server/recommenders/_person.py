@@ -27,15 +27,24 @@ def visitor_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray, 
 def live_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """The request's items (int64, unique, in the catalog) and their weights (float64): the
     session's latest ``max_live``, the current product (weight at least 1), the cart and order
-    items (at least 3, a cart add)."""
+    items (at least 3, a cart add). Not to be changed in place (a session's may be the
+    request's ``session_vectors``)."""
     n = ds.n_items
-    pairs = ctx.session_items(max_live)
     item, cart, order = ctx.item, ctx.cart_items, ctx.order_items
     if not (0 <= item < n or len(cart) or len(order)):
-        # the session alone (a main or category page): its items are distinct and > 0
+        # the session alone (a main or category page): its items are distinct and > 0; a
+        # walked view's arrays as they are (the request's, read only: no tuples and back),
+        # its float64 weights (``_w64``: none for a view made of tuples)
+        v = ctx.session_vectors(max_live)
+        w = getattr(v, "_w64", None)
+        if w is not None and v.low >= 0 and v.end <= n:
+            return v.items, w
+        pairs = v.pairs()
         li = [i for i, _ in pairs if 0 <= i < n]
         if len(li) == len(pairs):
             return np.array(li, np.int64), np.array([v for _, v in pairs], np.float64)
+    else:
+        pairs = ctx.session_items(max_live)
     # item -> largest live weight (few items: plain Python); session items are distinct, > 0
     live = {i: v for i, v in pairs if 0 <= i < n}
     if 0 <= item < n:

@@ -171,6 +171,30 @@ def test_live_items_then_merge_row_is_visitor_items(stored_zero):
     assert items.tolist() == [1, 3] and w.tolist() == [1.0, 2.0] and has_live
 
 
+def test_live_items_of_walked_sessions_are_the_tuples():
+    """A bound session (``RecentList``: its views walked by ``kernels/seeds``) gives
+    ``live_items`` the arrays of its view where every product is in the catalog: the same items
+    and float64 weights, bit for bit, as the plain list's tuples (long sessions, repeats,
+    bounces, other kinds, earlier visits, products outside the catalog or unknown)."""
+    from server.recommenders.base import RecentList
+    from server.signals import CART, VIEW
+    rng = np.random.default_rng(21)
+    ds = Data(random_R(rng, 10, 30))
+    walked = 0
+    for trial in range(600):
+        m = int(rng.integers(0, 45))
+        recent = [Recent("p", int(rng.integers(-1, 31 if trial % 3 == 0 else 30)), int(rng.choice([VIEW, CART, 99])),
+                         100 - j, float(rng.choice([0.1, 0.5, 1.0, 2.5])), bool(rng.random() < 0.7)) for j in range(m)]
+        page = {} if trial % 4 else {"item": int(rng.integers(-1, 30))}
+        plain = live_items(ds, Context(person=1, recent=list(recent), **page))
+        ctx = Context(person=1, recent=RecentList.of(recent), **page)
+        got = live_items(ds, ctx)
+        assert got[0].dtype == np.int64 and got[1].dtype == np.float64
+        assert got[0].tolist() == plain[0].tolist() and got[1].tobytes() == plain[1].tobytes()
+        walked += not page and bool(len(got[0])) and got[1] is getattr(ctx.session_vectors(20), "_w64", None)
+    assert walked > 100
+
+
 def test_trained_flags_follow_the_vectors():
     m = ImplicitALS(ALSParams(factors=4))
     m.user_factors = np.array([[0, 0, 0, 0], [0, 1e-30, 0, 0], [1, 2, 3, 4]], np.float32)
