@@ -455,25 +455,26 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     call saves (fresh mix, in process: ~215 µs a request with the keys, ~200 without). The
     table sources' answers are neither memoised nor kept in the answer cache, for the same
     reason."""
-    querying, keyed, weights, codes = plan.fusion(model)
+    fusion = plan.fusion(model)
     ds = model.ds
-    srcs = []   # (source, its place, recommender, key or _MISS) of the sources that apply
+    srcs = []   # (source, its ``_Fusion`` entry, recommender, key or _MISS) of the sources that apply
     poolable = True
-    for j, s in enumerate(plan.sources):
+    for e in fusion.sources:
+        s = e.source
         ctx.params = s.params or {}
-        if querying[j] is None:
+        if e.query is None:
             rec, key = _source_key(model, s.name, ctx, s.pr, s.kkey)
             if rec is None:
                 continue
         else:
-            rec, key = model.recommenders[s.name], _MISS
-            if s.name not in model.fitted or not rec.applicable(ctx):
+            rec, key = e.rec, _MISS
+            if not rec.applicable(ctx):
                 continue
-        poolable = poolable and keyed[j]
-        srcs.append((s, j, rec, key))
+        poolable = poolable and e.keyed
+        srcs.append((s, e, rec, key))
     if poolable and srcs and not ctx.recent:   # (the pool's key as ``_answers`` makes it)
         pool_key = [k, plan.boost_r]
-        for s, j, rec, key in srcs:
+        for s, e, rec, key in srcs:
             if key is _MISS:
                 ctx.params = s.params or {}
                 key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
@@ -488,11 +489,11 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     qs: list = []       # the queries (``TableQuery``), their tables' places
     ready: list = []    # the other sources' answers (``Candidates``, non-empty)
     src = [-1] * K.SOURCES
-    for s, j, rec, key in srcs:
+    for s, e, rec, key in srcs:
         ctx.params = s.params or {}
         if key is _MISS:
             try:
-                q = querying[j](model.fitted[s.name], ds, ctx, k)
+                q = e.query(e.fitted, ds, ctx, k)
             except Exception as exc:  # one broken recommender must not break the slot (as ``_call``)
                 log.exception("recommender failed at request time", extra={"recommender": s.name, "error": repr(exc)})
                 continue
@@ -502,31 +503,32 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
                 a = _table_at(tables, q.a)
                 b = a if q.b is None else _table_at(tables, q.b)
                 if a >= 0 and b >= 0:
-                    src[j] = len(qs)
+                    src[e.place] = len(qs)
                     qs.append((q, a, b))
                     continue
             # (not a table query here, or more tables than the call takes: asked as any source)
             key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
         c = _call(model, s.name, ctx, k, rec, key, s.pr)
         if c is not None and len(c.items):
-            src[j] = K.QUERIES + len(ready)
+            src[e.place] = K.QUERIES + len(ready)
             ready.append(c)
     items, scores, lens = _concatenated(ready) if ready else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
-    rest = (k, items, scores, lens, tuple(src), weights, codes, mask, current, cart,
+    rest = (k, items, scores, lens, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
             held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
-    rows = [(a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop) for q, a, b in qs]
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
+            packed = _compiled(K.slot_select_2)(
+                *(tables[0].table() if tables else _NO_TABLE[0]), *(tables[1].table() if len(tables) > 1 else _NO_TABLE[0]),
+                *(_query_args(*qs[0]) if qs else _NO_QUERY[0]), *(_query_args(*qs[1]) if len(qs) > 1 else _NO_QUERY[0]),
+                *rest)
+        else:   # (every table's and query's arguments, unused ones padded)
             flat = [x for t in tables for x in t.table()]
-            flat += _NO_TABLE_2[len(flat):]
-            for row in rows:
-                flat += row
-            flat += _NO_QUERY_2[9 * len(rows):]
-            packed = K.slot_select_2(*flat, *rest)
-        else:   # each argument as a tuple of QUERIES: the tables' and the queries' rows, padded
-            packed = K.slot_select(*zip(*[t.table() for t in tables], *_NO_TABLE[len(tables):]),
-                                   *zip(*rows, *_NO_QUERY[len(qs):]), *rest)
+            flat += _NO_TABLE_4[len(flat):]
+            for q, a, b in qs:
+                flat += _query_args(q, a, b)
+            flat += _NO_QUERY_4[9 * len(qs):]
+            packed = _compiled(K.slot_select_4)(*flat, *rest)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
         log.exception("slot_select failed", extra={"error": repr(exc)})
         return None
@@ -548,13 +550,24 @@ def _table_at(tables: list, table) -> int:
     return len(tables) - 1
 
 
+def _query_args(q, a: int, b: int) -> tuple:
+    """A ``TableQuery``'s arguments of ``slot_select`` (its tables' places ``a``, ``b``)."""
+    return a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop
+
+
+def _compiled(fn):
+    """A kernel's compiled dispatcher when compiled (called without ``Kernel.__call__``'s
+    re-packing of its ~40 arguments), else ``fn`` itself (compiled on that call; or a stand-in)."""
+    return getattr(fn, "compiled", None) or fn
+
+
 # ``slot_select``'s unused tables (pads, scores, ends) and queries (no table: -1)
 _NO_TABLE = [(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), np.zeros(1, np.int32))] * K.QUERIES
 _NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
               np.zeros(0, np.float32), np.zeros(0, np.int64))] * K.QUERIES
-# ``slot_select_2``'s: two tables' flat arguments, then two queries'
-_NO_TABLE_2 = _NO_TABLE[0] * 2
-_NO_QUERY_2 = _NO_QUERY[0] * 2
+# ``slot_select_2``'s: two tables' flat arguments, then two queries'; ``slot_select_4``'s, four
+_NO_TABLE_2, _NO_TABLE_4 = _NO_TABLE[0] * 2, _NO_TABLE[0] * 4
+_NO_QUERY_2, _NO_QUERY_4 = _NO_QUERY[0] * 2, _NO_QUERY[0] * 4
 _NO_ANSWERS = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
@@ -744,20 +757,16 @@ class SlotPlan:
         self.names = [s.name for s in self.sources]
         self._fusion = _MISS
 
-    def fusion(self, model) -> tuple | None:
-        """What ``_fused`` reads of the plan: per source its recommender's ``query`` (None: not a
-        table source) and whether it has a ``cache_key`` of its own (else its key is always
-        None: no pool), every source's weight (float64) and name code; None when no source is a
+    def fusion(self, model) -> "_Fusion | None":
+        """What ``_fused`` reads of the plan and its model (``_Fusion``); None when no source is a
         table source or the strategy has more sources than ``kernels.slot_select`` takes. (A
         plan is its model's: the recommenders are the model's.)"""
         got = self._fusion
         if got is _MISS:
-            recs = [model.recommenders.get(s.name) for s in self.sources]
-            querying = [getattr(r, "query", None) for r in recs]
-            keyed = [r is not None and type(r).cache_key is not Recommender.cache_key for r in recs]
-            got = None
-            if any(q is not None for q in querying) and len(self.sources) <= K.SOURCES:
-                got = (querying, keyed, np.array([s.weight for s in self.sources], np.float64), src_codes(self.names))
+            got = _Fusion(model, self.sources, self.names)
+            if not any(getattr(model.recommenders.get(n), "query", None) is not None for n in self.names) \
+                    or len(self.sources) > K.SOURCES:
+                got = None
             self._fusion = got
         return got
 
@@ -789,6 +798,33 @@ class SlotPlan:
             self._scoped.clear()
         self._scoped[category] = got
         return got
+
+
+class _FusedSource:
+    """A source of a ``_Fusion``: its place in the strategy, its recommender, its ``query``
+    (None: not a table source) with its fitted state, whether it has a ``cache_key`` of its own
+    (else its key is always None: no pool)."""
+    __slots__ = ("source", "place", "rec", "query", "fitted", "keyed")
+
+    def __init__(self, source: _Source, place: int, rec, fitted):
+        self.source, self.place, self.rec, self.fitted = source, place, rec, fitted
+        self.query = getattr(rec, "query", None)
+        self.keyed = type(rec).cache_key is not Recommender.cache_key
+
+
+class _Fusion:
+    """What ``_fused`` reads of a plan and its model, made once: the sources a request may ask
+    (``_FusedSource``; those not registered or not fitted in the model never apply, and are
+    left out), every source's weight (float64) and name code (the kernel's ``src_weight`` and
+    ``src_code``: the strategy's places)."""
+    __slots__ = ("sources", "weights", "codes")
+
+    def __init__(self, model, sources: tuple, names: list[str]):
+        recs = model.recommenders
+        self.sources = tuple(_FusedSource(s, j, recs[s.name], model.fitted[s.name]) for j, s in enumerate(sources)
+                             if recs.get(s.name) is not None and s.name in model.fitted)
+        self.weights = np.array([s.weight for s in sources], np.float64)
+        self.codes = src_codes(names)
 
 
 class _Plans(dict):

@@ -405,6 +405,28 @@ def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                        max_cat, max_brand, count)
 
 
+@kernel("int64[::1](" + _TABLE * 4 + _QUERY * 4 + _SLOT_REST)
+def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores2, ends2, pads3, tscores3, ends3,
+                  qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
+                  qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
+                  qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2,
+                  qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3,
+                  k, items, scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
+                  brand_code, max_cat, max_brand, count):
+    """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
+    unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
+    numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
+    empty-bodied kernel of each signature, a slot's real arguments: ~3.8 µs a call against
+    ~5.1); what a slot with more than two tables or queries calls (``slot_select_2`` the others)."""
+    return slot_select((pads0, pads1, pads2, pads3), (tscores0, tscores1, tscores2, tscores3),
+                       (ends0, ends1, ends2, ends3), (qa0, qa1, qa2, qa3), (qb0, qb1, qb2, qb3),
+                       (mix_a0, mix_a1, mix_a2, mix_a3), (mix_b0, mix_b1, mix_b2, mix_b3),
+                       (seeds0, seeds1, seeds2, seeds3), (weights0, weights1, weights2, weights3),
+                       (more0, more1, more2, more3), (more_w0, more_w1, more_w2, more_w3),
+                       (drops0, drops1, drops2, drops3), k, items, scores, lens, src, src_weight, src_code, mask,
+                       current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
+
+
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"
         " int64, int64, int64)")
 def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, max_cat, max_brand, count):

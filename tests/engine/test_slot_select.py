@@ -1,5 +1,5 @@
 """kernels.slot_select (table queries, blend and selection in one call) against its reference, and
-kernels.slot_select_2 (at most two tables and queries, flat arguments) against slot_select:
+kernels.slot_select_2 (at most two tables and queries, flat arguments) and slot_select_4 (flat) against slot_select:
 each query's ``neighbour_top`` answer, then ``blend.py``'s steps over the non-empty answers in
 the strategy's order (silent ones dropped as ``_blend`` drops them), on random tables with
 ties, empty and single answers, padding, more seeds, drops and unused query places."""
@@ -107,6 +107,12 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
             flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
         flat += blend._NO_QUERY_2[9 * len(queries):]
         assert np.array_equal(K.slot_select_2(*flat, k, items, scores, lens, *rest), packed)
+    flat = [x for t in tables for x in t.table()]   # slot_select_4, padded as ``blend._fused`` pads: the same
+    flat += blend._NO_TABLE_4[len(flat):]
+    for q in range(len(queries)):
+        flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
+    flat += blend._NO_QUERY_4[9 * len(queries):]
+    assert np.array_equal(K.slot_select_4(*flat, k, items, scores, lens, *rest), packed)
     c = int(packed[0])
     assert len(packed) == 1 + 4 * c
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]
