@@ -277,8 +277,9 @@ class Context:
         key = (max_items, in_session_only)
         v = recent.views.get(key)
         if v is None:
-            v = recent.views[key] = SeedVectors.walked(_seed_kernels.session_seeds, max_items, recent.columns,
-                                                       max_items, in_session_only)
+            walk = _seed_kernels.session_seeds   # (its compiled code called at once, not through ``Kernel``)
+            v = recent.views[key] = SeedVectors.walked((walk.compiled or walk.compile())(recent.columns, max_items,
+                                                                                       in_session_only))
         return v
 
     def seed_vectors(self, max_items: int = 10) -> "SeedVectors":
@@ -289,14 +290,16 @@ class Context:
         if not _walks(recent, max_items):
             return self._vectors_of(self._seeds(max_items))
         cart, order = self.cart_items, self.order_items
-        key = (max_items, self.item, id(cart), len(cart), id(order), len(order))
+        key = (max_items, self.item, id(cart), id(order))   # (an array's length is not changed in place)
         hit = recent.views.get(key)
         if hit is not None:
             return hit[0]
+        seeds = _seed_kernels.page_seeds   # (its compiled code called at once, not through ``Kernel``)
         try:   # (no page product: an empty array the kernel takes, the request's may be read-only)
-            v = SeedVectors.walked(_seed_kernels.page_seeds, max_items, recent.columns, max_items, self.item,
-                                   cart if len(cart) else _NO_PAGE, order if len(order) else _NO_PAGE)
-        except TypeError:   # (page products not as writeable int32 arrays, an item beyond int64)
+            v = SeedVectors.walked((seeds.compiled or seeds.compile())(recent.columns, max_items, self.item,
+                                                                       cart if len(cart) else _NO_PAGE,
+                                                                       order if len(order) else _NO_PAGE))
+        except (TypeError, OverflowError):   # (page products not as writeable int32 arrays, an item beyond int64)
             return self._vectors_of(self._page_seeds(max_items))
         recent.views[key] = (v, cart, order)   # (keeps them alive: their ids are not reused meanwhile)
         return v
@@ -331,6 +334,7 @@ def _at_most_2(pairs: tuple) -> bool:
 
 
 _MAX_WALK = _seed_kernels.MAX_ITEMS   # (the views the kernels walk: ``max_items`` up to this)
+
 _NO_PAGE = np.zeros(0, np.int32)      # (``page_seeds``' cart or order: none)
 
 
@@ -472,14 +476,11 @@ class SeedVectors:
         self.seeds = seeds
 
     @classmethod
-    def walked(cls, fn, size: int, *args) -> "SeedVectors":
-        """The seeds a ``kernels/seeds`` kernel ``fn(*args, items, weights, weights32)`` writes
-        (at most ``size``)."""
-        items, w64, w32 = np.empty(size, np.int64), np.empty(size, np.float64), np.empty(size, np.float32)
-        n, low, end, positive = fn(*args, items, w64, w32)
+    def walked(cls, got: tuple) -> "SeedVectors":
+        """The seeds a ``kernels/seeds`` kernel gives (``kernels/seeds.seed_vectors``)."""
         v = cls.__new__(cls)
-        v.items, v.weights, v._w64 = items[:n], w32[:n], w64[:n]
-        v.low, v.end, v.positive, v.seeds = low, end, positive == 1, None
+        v.items, v.weights, v._w64, v.low, v.end, v.positive = got
+        v.seeds = None
         return v
 
     def pairs(self):

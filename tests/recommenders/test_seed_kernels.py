@@ -60,29 +60,26 @@ def test_the_kernels_directly_on_edge_cases():
     reached (its weight still grows: the walk stops at the first NEW product beyond it), a
     repeat weighed with the latest new product's decay, NaN dropped after taking its rank."""
     def walk(recent, m, only=False):
-        cols = walk_columns(recent)
-        items, w, w32 = np.empty(m, np.int64), np.empty(m), np.empty(m, np.float32)
-        n, low, end, positive = K.session_seeds(cols, m, only, items, w, w32)
-        return list(zip(items[:n].tolist(), w[:n].tolist())), (low, end, positive)
+        items, _, w, low, end, positive = K.session_seeds(walk_columns(recent), m, only)
+        return list(zip(items.tolist(), w.tolist())), (low, end, positive)
 
     r = lambda i, w=1.0, s=True, kind=VIEW: Recent("p", i, kind, 0, w, s)
-    assert walk([], 10) == ([], (0, 0, 1))
-    assert walk([r(3)], 0) == ([], (0, 0, 1))
-    assert walk([r(3)], 1) == ([(3, 1.0)], (3, 4, 1))
+    assert walk([], 10) == ([], (0, 0, True))
+    assert walk([r(3)], 0) == ([], (0, 0, True))
+    assert walk([r(3)], 1) == ([(3, 1.0)], (3, 4, True))
     got, stats = walk([r(3), r(4), r(3, 2.0), r(5), r(4, 1.0, False)], 2)
-    assert got == [(3, 1.0 + 2.0 * 0.8), (4, 0.8)] and stats == (3, 5, 1)
+    assert got == [(3, 1.0 + 2.0 * 0.8), (4, 0.8)] and stats == (3, 5, True)
     got, _ = walk([r(3, float("nan")), r(4), r(5)], 2)
     assert got == [(4, 0.8)]                          # the NaN product took rank 0 and is dropped
     got, _ = walk([r(3, 1.0, False), r(4, 1.0, True)], 5, only=True)
     assert got == [(4, 1.0)]
     assert walk([r(-1), r(2, 0.1), r(2, kind=REMOVE), r(2, kind=IMPRESSION)], 5)[0] == []   # none is walked
     cols = walk_columns([r(3), r(4)])
-    items, w, w32 = np.empty(3, np.int64), np.empty(3), np.empty(3, np.float32)
     no = np.zeros(0, np.int32)
-    n, low, end, positive = K.page_seeds(cols, 3, 4, np.array([7, 4, 7], np.int32), no, items, w, w32)
-    assert items[:n].tolist() == [4, 7, 3] and w[:n].tolist() == [3.0, 2.0, 0.2] and (low, end, positive) == (3, 8, 1)
-    assert w32[:n].tolist() == [3.0, 2.0, np.float32(0.2)]
-    assert K.page_seeds(cols, 0, 4, no, no, items, w, w32) == (0, 0, 0, 1)
+    items, w32, w, low, end, positive = K.page_seeds(cols, 3, 4, np.array([7, 4, 7], np.int32), no)
+    assert items.tolist() == [4, 7, 3] and w.tolist() == [3.0, 2.0, 0.2] and (low, end, positive) == (3, 8, True)
+    assert w32.tolist() == [3.0, 2.0, np.float32(0.2)]
+    assert [len(x) for x in K.page_seeds(cols, 0, 4, no, no)[:3]] == [0, 0, 0] and K.page_seeds(cols, 0, 4, no, no)[3:] == (0, 0, True)
     assert K.DECAY.tolist() == [0.8 ** k for k in range(K.MAX_ITEMS)]
 
 
@@ -101,4 +98,4 @@ def test_read_only_page_products_take_the_python_walk():
     recent = [Recent("p", 1, VIEW, 0, 1.0, True)]
     fast = Context(recent=RecentList.of(recent), cart_items=cart)
     _vectors_equal(fast.seed_vectors(10), Context(recent=recent, cart_items=cart).seed_vectors(10))
-    assert fast.seed_items(10) == [(5, 2.0), (6, 2.0), (1, 0.2)]
+    assert fast.seed_items(10) == [(5, 2.0), (6, 2.0), (1, 0.2)] and fast.session_items(20) == [(1, 1.0)]

@@ -69,10 +69,10 @@ def session_walk(cols, max_items, only, items, weights):
     return m
 
 
-@kernel("UniTuple(int64, 4)(int64[::1], float64[::1], float32[::1], int64)")
+@kernel("UniTuple(int64, 3)(int64[::1], float64[::1], float32[::1], int64)")
 def seed_stats(items, weights, weights32, n):
-    """The first ``n`` seeds' float32 weights into ``weights32``, and (n, smallest item or 0,
-    1 + the largest or 0, 1 when every weight > 0 else 0): ``SeedVectors``' fields."""
+    """The first ``n`` seeds' float32 weights into ``weights32``, and (the smallest item or 0,
+    1 + the largest or 0, 1 when every weight > 0 else 0)."""
     low = 0
     end = 0
     positive = 1
@@ -86,22 +86,14 @@ def seed_stats(items, weights, weights32, n):
         if not w > 0.0:
             positive = 0
         weights32[p] = np.float32(w)
-    return n, low, end, positive
+    return low, end, positive
 
 
-@kernel("UniTuple(int64, 4)(float64[:, ::1], int64, boolean, int64[::1], float64[::1], float32[::1])")
-def session_seeds(cols, max_items, only, items, weights, weights32):
-    """``Context.session_items(max_items, only)`` as ``SeedVectors`` take them: the walk
-    (``session_walk``) into ``items``/``weights`` and the float32 weights into ``weights32``
-    (each at least ``max_items`` long); returns ``seed_stats``."""
-    return seed_stats(items, weights, weights32, session_walk(cols, max_items, only, items, weights))
-
-
-@kernel("UniTuple(int64, 4)(float64[:, ::1], int64, int64, int32[::1], int32[::1], int64[::1], float64[::1], float32[::1])")
-def page_seeds(cols, max_items, item, cart, order, items, weights, weights32):
-    """``Context.seed_items(max_items)`` as ``SeedVectors`` take them (see the module
-    docstring): the current product ``item`` (< 0: none), the ``cart`` and ``order`` items,
-    then the session's; written as ``session_seeds`` writes a walk."""
+@kernel("int64(float64[:, ::1], int64, int64, int32[::1], int32[::1], int64[::1], float64[::1])")
+def page_walk(cols, max_items, item, cart, order, items, weights):
+    """``Context.seed_items(max_items)`` (see the module docstring): the current product ``item``
+    (< 0: none), the ``cart`` and ``order`` items, then the session's; written as
+    ``session_walk`` writes a walk."""
     n = 0
     if item >= 0 and n < max_items:
         items[n] = item
@@ -141,4 +133,31 @@ def page_seeds(cols, max_items, item, cart, order, items, weights, weights32):
                 items[n] = i
                 weights[n] = (2.0 if 2.0 < w else w) * scale
                 n += 1
-    return seed_stats(items, weights, weights32, n)
+    return n
+
+
+_OUT = "Tuple((int64[::1], float32[::1], float64[::1], int64, int64, boolean))"   # one view, as ``SeedVectors``
+
+
+@kernel(_OUT + "(float64[:, ::1], int64, boolean)")
+def session_seeds(cols, max_items, only):
+    """``Context.session_items(max_items, only)`` as ``SeedVectors`` take them: (items, float32
+    weights, float64 weights, the smallest item or 0, 1 + the largest or 0, every weight > 0)."""
+    items = np.empty(max_items, np.int64)
+    weights = np.empty(max_items, np.float64)
+    weights32 = np.empty(max_items, np.float32)
+    n = session_walk(cols, max_items, only, items, weights)
+    low, end, positive = seed_stats(items, weights, weights32, n)
+    return items[:n], weights32[:n], weights[:n], low, end, positive == 1
+
+
+@kernel(_OUT + "(float64[:, ::1], int64, int64, int32[::1], int32[::1])")
+def page_seeds(cols, max_items, item, cart, order):
+    """``Context.seed_items(max_items)`` as ``SeedVectors`` take them (``page_walk``), as
+    ``session_seeds`` gives a walk."""
+    items = np.empty(max_items, np.int64)
+    weights = np.empty(max_items, np.float64)
+    weights32 = np.empty(max_items, np.float32)
+    n = page_walk(cols, max_items, item, cart, order, items, weights)
+    low, end, positive = seed_stats(items, weights, weights32, n)
+    return items[:n], weights32[:n], weights[:n], low, end, positive == 1
