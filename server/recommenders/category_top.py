@@ -63,6 +63,11 @@ class CategoryTop(Recommender):
             cat = ds.category[ctx.item]
         if not cat:
             return Candidates.empty()
+        if type(model) is CategoryRanks:   # (most requests: a path of the catalog, ranked at fit time)
+            at = model.at.get(cat)
+            if at is not None:
+                start, end, reason = at
+                return Candidates.of(model.items[start:end][:k], model.scores[start:end][:k], reason)
         members, ranked_as = ds.category_items(cat), cat
         if len(members) == 0 and " > " in cat:  # unknown leaf: try its parent
             ranked_as = cat.rsplit(" > ", 1)[0]

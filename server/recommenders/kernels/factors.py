@@ -8,10 +8,12 @@ fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor (``
 demographic's, over its float64 scores). They only compare
 and copy numbers, so they are exact by construction. The reason's steps: ``strongest`` (the
 visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it:
-``merged_row``, also ``_person.merge_row``'s) and ``closest_seeds`` (per candidate, the seed of
-largest cosine). ``fold_in_rows`` and ``add3``: ``ImplicitALS.fold_in``'s elementwise float64
-steps around its matmuls and solve, which stay numpy's (BLAS and LAPACK: their summation order
-is theirs).
+``merged_row``, also ``_person.merge_row``'s), then per product shown ``closest_seed`` (its seed
+of largest cosine, exact whatever BLAS's summation order: see there), ``closest_seeds`` where
+that cannot tell two seeds apart (per candidate, from numpy's matmul). ``fold_in_rows`` and
+``add3``: ``ImplicitALS.fold_in``'s elementwise float64 steps around its matmuls and solve,
+which stay numpy's (BLAS and LAPACK: their summation order is theirs, and the vector they
+give is scored and its scores answered, so no bound can stand in for them).
 """
 from __future__ import annotations
 
