@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from server.recommenders._common import Neighbours
+from server.recommenders._tables import TableQuery
 from server.recommenders.base import ClosestReasons, Context, Recent, SeedVectors
 from server.recommenders.base import Candidates
 from server.recommenders.item_cf import REASON, ItemCF
@@ -120,3 +121,20 @@ def test_reason_texts_are_made_once_per_model_and_format():
     assert [r[0], r[1], r[2]] == ["with p2", "with p0", "with p2"] and texts == {2: "with p2", 0: "with p0"}
     texts[2] = "kept"                     # a text is read from the memo once made
     assert ClosestReasons("with {}", DS(3), np.array([2], np.int32), texts)[0] == "kept"
+
+
+def test_a_query_holds_what_the_constructor_would():
+    """``TableQuery.of`` (the sources' constructor) against ``TableQuery(...)``'s defaults."""
+    nb = Neighbours.empty(10)
+    v = SeedVectors(((4, 3.0), (1, 0.5)))
+    more = (np.array([7, -1], np.int32), np.array([0.5, 0.0], np.float32))
+    for q, ref in ((nb.query(None, "with {}", v), TableQuery(nb, v.items, v.weights, "with {}", nb.reason_texts("with {}"))),
+                   (nb.query(None, "with {}", v, {3}, more),
+                    TableQuery(nb, v.items, v.weights, "with {}", nb.reason_texts("with {}"), more=more,
+                               drop=np.array([3], np.int64)))):
+        for f in TableQuery.__slots__:
+            a, b = getattr(q, f), getattr(ref, f)
+            if isinstance(a, np.ndarray):
+                assert a.dtype == b.dtype and a.tolist() == b.tolist(), f
+            else:
+                assert a is b or (a == b and type(a) is type(b)), f

@@ -170,12 +170,13 @@ class Neighbours:
         none), all in range with weight > 0, for the kernel to merge (``seeds`` is then only
         these first ones). ``seeds`` may be None when ``vectors`` are given (``vectors.pairs()``)."""
         v = vectors if vectors is not None else SeedVectors(seeds)
-        if not v.fits(len(self.idx)):
+        if not (v.low >= 0 and v.end <= len(self.idx) and v.positive):   # (``v.fits``, inline: a query a source)
             return None
-        if not len(v.items) and not len(more[0]):
+        items = v.items
+        if not len(items) and not len(more[0]):
             return NOTHING
-        return TableQuery(self, v.items, v.weights, reason_fmt, self.reason_texts(reason_fmt), more=more,
-                          drop=drop_vector(drop))
+        return TableQuery.of(self, None, 1.0, 0.0, items, v.weights, more[0], more[1],
+                             drop_vector(drop) if drop else _NO_DROP, reason_fmt, self.reason_texts(reason_fmt))
 
     def candidates_numpy(self, seeds: list[tuple[int, float]], k: int, reason_fmt: str, ds,
                          drop: set[int] | None = None):

@@ -36,6 +36,16 @@ class TableQuery:
         self.more, self.more_w = more
         self.drop = drop
 
+    @classmethod
+    def of(cls, a, b, mix_a: float, mix_b: float, seeds: np.ndarray, weights: np.ndarray, more: np.ndarray,
+           more_w: np.ndarray, drop: np.ndarray, fmt: str, texts: dict) -> "TableQuery":
+        """A query of all its fields as they are (``__init__`` without its defaults: the sources'
+        per-request constructor)."""
+        q = cls.__new__(cls)
+        q.a, q.b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop, q.fmt, q.texts = \
+            a, b, mix_a, mix_b, seeds, weights, more, more_w, drop, fmt, texts
+        return q
+
     def answer(self, k: int, ds) -> Candidates:
         """The source's answer: one ``neighbour_top`` call, each reason naming the closest seed."""
         a = self.a.table()

@@ -272,7 +272,7 @@ class Context:
         columns (``RecentList``) by one ``kernels/seeds.session_seeds`` call, else of
         ``_session``'s tuple."""
         recent = self.recent
-        if not _walks(recent, max_items):
+        if not (type(recent) is RecentList and recent.size == len(recent) and 0 <= max_items <= _MAX_WALK):   # (_walks)
             return self._vectors_of(self._session(max_items, in_session_only))
         key = (max_items, in_session_only)
         v = recent.views.get(key)
@@ -287,7 +287,7 @@ class Context:
         columns (``RecentList``) by one ``kernels/seeds.page_seeds`` call, else of ``_seeds``'
         tuple."""
         recent = self.recent
-        if not _walks(recent, max_items):
+        if not (type(recent) is RecentList and recent.size == len(recent) and 0 <= max_items <= _MAX_WALK):   # (_walks)
             return self._vectors_of(self._seeds(max_items))
         cart, order = self.cart_items, self.order_items
         key = (max_items, self.item, id(cart), id(order))   # (an array's length is not changed in place)

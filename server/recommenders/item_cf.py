@@ -10,6 +10,7 @@ import numpy as np
 
 from ._common import itemcf_neighbours
 from ._tables import NOTHING
+from .kernels.sums import NO_MORE
 from .base import Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -46,28 +47,30 @@ class ItemCF(Recommender):
 
     def recommend(self, model, ds, ctx, k):
         seeds = self.seeds(model, ctx)
-        return Candidates.empty() if seeds is None else model[0].candidates(seeds[0], k, REASON, ds, **seeds[1])
+        return Candidates.empty() if seeds is None else model[0].candidates(seeds[0], k, REASON, ds, vectors=seeds[1],
+                                                                              more=seeds[2])
 
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
         seeds = self.seeds(model, ctx)
-        return NOTHING if seeds is None else model[0].query(seeds[0], REASON, **seeds[1])
+        return NOTHING if seeds is None else model[0].query(seeds[0], REASON, seeds[1], None, seeds[2])
 
     @staticmethod
     def seeds(model, ctx) -> tuple | None:
-        """The request's seeds as ``Neighbours.candidates`` takes them, (seeds, keywords), or None
-        when there are none: the request's seeds (``ctx.seed_vectors``: seeds None), then the
-        person's top items not among them (merged by the kernel when all weigh > 0, else here)."""
+        """The request's seeds as ``Neighbours.candidates`` takes them, (seeds, vectors, more), or
+        None when there are none: the request's seeds (``ctx.seed_vectors``: seeds None), then
+        the person's top items not among them (``more``: merged by the kernel when all weigh >
+        0, else here: vectors None)."""
         nbrs, (top_idx, top_w), top_ok = model
         v = ctx.seed_vectors(10)
         p = ctx.person
         if not 0 <= p < len(top_idx):
-            return (None, {"vectors": v}) if len(v.items) else None
+            return (None, v, NO_MORE) if len(v.items) else None
         if top_ok[p]:
             if not len(v.items) and top_idx[p, 0] < 0:
                 return None
-            return None, {"vectors": v, "more": (top_idx[p], top_w[p])}
+            return None, v, (top_idx[p], top_w[p])
         merged = dict(v.pairs())
         for i, w in zip(top_idx[p].tolist(), top_w[p].tolist()):
             if i >= 0:
                 merged.setdefault(i, w)
-        return list(merged.items()), {}
+        return list(merged.items()), None, NO_MORE

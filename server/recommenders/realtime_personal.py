@@ -15,6 +15,7 @@ import numpy as np
 
 from ._common import coview_neighbours, itemcf_neighbours, seed_vectors
 from ._tables import NO_DROP, NOTHING, TableQuery
+from .kernels.sums import NO_MORE
 from .base import Recommender
 from .registry import register
 
@@ -44,4 +45,4 @@ class RealtimePersonal(Recommender):
         if not len(s) or k <= 0:
             return NOTHING
         drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else NO_DROP
-        return TableQuery(coview, s, w, REASON, coview.reason_texts(REASON), b=itemcf, mix=MIX, drop=drop)
+        return TableQuery.of(coview, itemcf, MIX[0], MIX[1], s, w, *NO_MORE, drop, REASON, coview.reason_texts(REASON))
