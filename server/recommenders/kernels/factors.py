@@ -312,7 +312,7 @@ def closest_seed(Y, norms, c, seeds):
         if size == 0.0:                # every product zero: numpy's cosine is exactly 0
             lo = hi = 0.0
         else:
-            b = gamma * size
+            b = gamma * size + f * 2.0 ** -100     # (+ subnormals a BLAS may flush to zero)
             lo = (dot - b) / np.float64(den)
             hi = (dot + b) / np.float64(den)
             lo -= abs(lo) * 2.0 ** -21 + 1e-45      # the quotient's float32 rounding
