@@ -416,8 +416,8 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
     """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
     unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
     numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
-    empty-bodied kernel of each signature, a slot's real arguments: ~3.8 µs a call against
-    ~5.1); what a slot with more than two tables or queries calls (``slot_select_2`` the others)."""
+    empty-bodied kernel of each signature, a slot's real arguments: ~3.3 µs a call against
+    ~4.4); what a slot with more than two tables or queries calls (``slot_select_2`` the others)."""
     return slot_select((pads0, pads1, pads2, pads3), (tscores0, tscores1, tscores2, tscores3),
                        (ends0, ends1, ends2, ends3), (qa0, qa1, qa2, qa3), (qb0, qb1, qb2, qb3),
                        (mix_a0, mix_a1, mix_a2, mix_a3), (mix_b0, mix_b1, mix_b2, mix_b3),

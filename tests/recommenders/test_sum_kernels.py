@@ -342,3 +342,29 @@ def test_best_positive_f64_is_top_positions_over_a_catalog():
         assert pos.tolist() == top_positions(s, k).tolist()
         crossed += crosses(np.sort(s[s > 0])[::-1], k)
     assert crossed > 300
+
+
+def test_top_k_over_many_candidates_extreme_scores_and_every_k():
+    """The k best kept in a heap of int64 keys (a score's float32 bits, then the item): against
+    the numpy answer on many candidates per call (k well below them: the heap's replacements),
+    with scores that overflow to +inf, subnormal ones, ties at every level, and k from 1 to
+    past the candidates."""
+    rng = np.random.default_rng(41)
+    n, width = 400, 30
+    seen = {"inf": 0, "subnormal": 0}
+    for t in range(60):
+        nb = table(rng, n, width, int(rng.choice([1, 3, 1000])))
+        if t % 3 == 0:   # huge scores: their float32 products and sums overflow to +inf
+            nb.score[nb.idx >= 0] *= np.float32(3e38)
+        elif t % 3 == 1:   # subnormal scores (positive, below float32's normal range)
+            nb.score[nb.idx >= 0] *= np.float32(1e-42)
+        seeds = random_seeds(rng, n, 12, 3 if t % 2 else None)
+        for k in (1, 2, 7, 44, 1000):
+            got = nb.candidates(seeds, k, "with {}", DS(n))
+            with np.errstate(over="ignore"):   # (numpy's float32 products overflow, as meant)
+                same(got, nb.candidates_numpy(seeds, k, "with {}", DS(n)))
+        seen["inf"] += int(np.isinf(got.scores).sum())
+        seen["subnormal"] += int(((got.scores > 0) & (got.scores < np.finfo(np.float32).tiny)).sum())
+    assert seen["inf"] > 100 and seen["subnormal"] > 100
+    items, scores, _ = top(nb, [s for s, _ in seeds], [1.0] * len(seeds), 1000)
+    assert len(items) > 100   # (many candidates a call)
