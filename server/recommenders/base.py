@@ -336,6 +336,7 @@ def _at_most_2(pairs: tuple) -> bool:
 _MAX_WALK = _seed_kernels.MAX_ITEMS   # (the views the kernels walk: ``max_items`` up to this)
 
 _NO_PAGE = np.zeros(0, np.int32)      # (``page_seeds``' cart or order: none)
+_NO_COLUMNS = np.zeros((0, 3), np.float64)   # (``walk_columns`` of no interaction)
 
 
 class RecentList(list):
@@ -367,7 +368,7 @@ def walk_columns(recent) -> np.ndarray:
     of ``_SessionWalk.extend``), in list order, as [n, 3] float64 rows (item, weight,
     in_session 1.0/0.0): ``kernels/seeds``' columns."""
     rows = [(r[1], r[4], r[5]) for r in recent if r[1] >= 0 and r[2] in _INTEREST and not r[4] < 0.2]
-    return np.array(rows, np.float64).reshape(len(rows), 3)
+    return np.array(rows, np.float64) if rows else _NO_COLUMNS   # (an array of its own: not a view, ~130 bytes less)
 
 
 class _SessionWalk:
