@@ -6,7 +6,9 @@ item sources take them, in one call a view.
 view as ``SeedVectors`` (items int64, weights float32, their range and sign). In Python that
 is a loop over the interactions, a tuple, then a conversion to arrays (~6 µs a view); here it
 is one call over the interactions as columns (``base.walk_columns``, made when the live state
-is bound: ``live.py``) writing the arrays. Same answers, bit for bit
+is bound: ``live.py``) returning the arrays (~2 µs a view warm; a request's first call pays
+the cold start of its code and columns, a few µs; all of a request's usual views in one call
+was measured and gave nothing). Same answers, bit for bit
 (``tests/recommenders/test_seed_kernels.py`` compares them with the Python walk):
 
 - the walk: the columns hold the interactions the walk keeps in any case (a known product, a
