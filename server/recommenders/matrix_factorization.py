@@ -168,8 +168,9 @@ class _Reasons:
     """matrix_factorization's reasons by position: the visitor's item (of their ``REASON_SEEDS``
     strongest, found on the first reason asked) of largest cosine with the candidate, one
     kernel call a reason (``factors.closest_seed``); where that cannot tell two seeds apart
-    within numpy's rounding, numpy's matmul of every candidate and seed decides (the answer
-    before: ``closest_seeds`` of ``Y[cand] @ Y[seeds].T``), once per answer."""
+    within numpy's rounding (or the factors are not as a fit makes them), numpy's matmul of
+    every candidate and seed decides (the answer before: ``closest_seeds`` of
+    ``Y[cand] @ Y[seeds].T``), once per answer."""
     __slots__ = ("ds", "Y", "norms", "cand", "visitor", "rows", "person", "live_i", "live_w", "seeds", "numpy")
 
     def __init__(self, ds, Y, norms, cand, visitor, rows, person, live_i, live_w):
@@ -188,7 +189,10 @@ class _Reasons:
             else:        # (the known person's shortcut: the row merged here, in the kernel)
                 seeds = visitor_seeds(*self.rows, self.person, self.live_i, self.live_w, REASON_SEEDS)
             self.seeds = seeds
-        seed = closest_seed(self.Y, self.norms, self.cand.item(pos), seeds)
+        try:
+            seed = closest_seed(self.Y, self.norms, self.cand.item(pos), seeds)
+        except TypeError:   # (factors the kernel does not take: not float32 rows, as a fit makes them)
+            seed = -2
         if seed == -2:
             if self.numpy is None:
                 Y = self.Y

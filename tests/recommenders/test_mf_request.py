@@ -450,6 +450,24 @@ def test_undecided_reasons_are_numpys(mf_model, monkeypatch):
     assert named > 1000
 
 
+def test_reasons_of_factors_the_kernel_does_not_take(mf_model):
+    """Item factors not as a fit makes them (rows not contiguous): the reasons are numpy's
+    pick all the same (numpy's matmul), not an error."""
+    from copy import copy
+    ds, model = mf_model
+    als = copy(model[0])
+    als.item_factors = np.asfortranarray(model[0].item_factors)
+    other = (als, *model[1:])
+    rec = MatrixFactorization()
+    rng = np.random.default_rng(15)
+    checked = 0
+    for ctx in list(contexts(rng, 200, 300))[:300]:
+        a, b = rec.recommend(model, ds, ctx, 44), rec.recommend(other, ds, ctx, 44)
+        assert [a.reason(i) for i in range(len(a))] == [b.reason(i) for i in range(len(b))]
+        checked += len(a)
+    assert checked > 1000
+
+
 def test_reasons_are_the_numpy_pick(mf_model):
     """Every reason of whole answers (the known person's shortcut and the merged path) names
     the seed the numpy code picks: the visitor's 20 items of largest weight, then cosines."""
