@@ -484,6 +484,13 @@ class SeedVectors:
         v.seeds = None
         return v
 
+    @property
+    def weights64(self) -> np.ndarray | None:
+        """The float64 weights of walked seeds (``Context.session_vectors`` / ``seed_vectors`` of a
+        ``RecentList``: the walk's own, aligned with ``items``; shared by the request's sources,
+        not to be written), None for seeds made of pairs (``pairs()`` holds them)."""
+        return getattr(self, "_w64", None)
+
     def pairs(self):
         """The seeds as given, or as a tuple of (item, weight float64) pairs when walked (made
         once)."""

@@ -52,6 +52,10 @@ def test_views_of_the_columns_equal_the_python_walk_and_the_definitions():
                 _vectors_equal(fast.session_vectors(m, only), plain.session_vectors(m, only))
             _pairs_equal(fast.seed_items(m), _seed_items(plain, m))
             _vectors_equal(fast.seed_vectors(m), plain.seed_vectors(m))
+            for v in (fast.session_vectors(m), fast.seed_vectors(m)):   # (walked: float64 weights beside)
+                if v.weights64 is not None:
+                    assert v.weights64.tolist() == [w for _, w in v.pairs()] and v.weights64.dtype == np.float64
+            assert plain.seed_vectors(m).weights64 is None
             assert fast._seeds(m) == plain._seeds(m)
 
 
