@@ -34,9 +34,9 @@ def live_items(ds, ctx, max_live: int = 20) -> tuple[np.ndarray, np.ndarray]:
     if not (0 <= item < n or len(cart) or len(order)):
         # the session alone (a main or category page): its items are distinct and > 0; a
         # walked view's arrays as they are (the request's, read only: no tuples and back),
-        # its float64 weights (``_w64``: none for a view made of tuples)
+        # its float64 weights (``weights64``: none for a view made of tuples)
         v = ctx.session_vectors(max_live)
-        w = getattr(v, "_w64", None)
+        w = v.weights64
         if w is not None and v.low >= 0 and v.end <= n:
             return v.items, w
         pairs = v.pairs()
