@@ -512,9 +512,13 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
         if c is not None and len(c.items):
             src[e.place] = K.QUERIES + len(ready)
             ready.append(c)
-    items, scores, lens = _concatenated(ready) if ready else _NO_ANSWERS
+    # the ready answers as the kernels take them: the first two apart (most slots have at most
+    # two: no concatenation), the others concatenated
+    r0 = (ready[0].items, ready[0].scores) if ready else _NO_ANSWER
+    r1 = (ready[1].items, ready[1].scores) if len(ready) > 1 else _NO_ANSWER
+    more = _concatenated(ready[2:]) if len(ready) > 2 else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
-    rest = (k, items, scores, lens, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
+    rest = (k, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
             held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
@@ -569,6 +573,7 @@ _NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), 
 _NO_TABLE_2, _NO_TABLE_4 = _NO_TABLE[0] * 2, _NO_TABLE[0] * 4
 _NO_QUERY_2, _NO_QUERY_4 = _NO_QUERY[0] * 2, _NO_QUERY[0] * 4
 _NO_ANSWERS = (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+_NO_ANSWER = _NO_ANSWERS[:2]
 
 
 def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:

@@ -377,9 +377,31 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     return out
 
 
-# ``slot_select``'s arguments after the queries' (``k``, the ready answers, the selection's)
-_SLOT_REST = (" int64, int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1], boolean[::1],"
-              " int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
+# ``slot_select_2``'s and ``slot_select_4``'s arguments after the queries' (``k``, the ready
+# answers: the first two apart, the others concatenated; the selection's)
+_SLOT_REST = (" int64, int32[:], float32[:], int32[:], float32[:], int32[:], float32[:], int64[::1], UniTuple(int64, 8),"
+              " float64[::1], int64[::1], boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:],"
+              " int64, int64, int64)")
+
+
+@kernel("Tuple((int32[::1], float32[::1], int64[::1]))(int32[:], float32[:], int32[:], float32[:], int32[:], float32[:],"
+        " int64[::1])")
+def ready_answers(items0, scores0, items1, scores1, items, scores, lens):
+    """The ready answers as ``slot_select`` takes them (one after the other, and their lengths)
+    from the first two passed apart and the others concatenated (``lens``): the caller does
+    not concatenate (two numpy calls, ~1 µs each); a copy of a few hundred numbers here."""
+    n0, n1 = len(items0), len(items1)
+    all_items = np.empty(n0 + n1 + len(items), np.int32)
+    all_scores = np.empty(n0 + n1 + len(items), np.float32)
+    all_items[:n0], all_scores[:n0] = items0, scores0
+    all_items[n0:n0 + n1], all_scores[n0:n0 + n1] = items1, scores1
+    all_items[n0 + n1:], all_scores[n0 + n1:] = items, scores
+    all_lens = np.empty(2 + len(lens), np.int64)
+    all_lens[0], all_lens[1] = n0, n1
+    all_lens[2:] = lens
+    return all_items, all_scores, all_lens
+
+
 _TABLE = " int32[:, ::1], float32[:, ::1], int32[::1],"
 _QUERY = " int64, int64, float64, float64, int64[::1], float32[::1], int32[::1], float32[::1], int64[::1],"
 
@@ -388,21 +410,23 @@ _QUERY = " int64, int64, float64, float64, int64[::1], float32[::1], int32[::1],
 def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                   qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
                   qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
-                  k, items, scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
-                  brand_code, max_cat, max_brand, count):
+                  k, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask, current,
+                  cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
     """``slot_select`` for a slot with at most two tables and two queries (most slots), each
     table's and query's arguments flat instead of in 4-tuples: the same call (compiled into
     this one), padded here with unused tables (table 0 again) and queries (no table: -1, query
     0's arrays). Why: numba's dispatch costs per argument, and a tuple of 4 costs 4; this
-    call takes 41 where ``slot_select`` takes 65 (an empty-bodied kernel of each signature: ~2.0 µs
-    a call against ~3.7)."""
+    call takes 45 where ``slot_select`` takes 65 (an empty-bodied kernel of each signature: ~2.0 µs
+    a call against ~3.7, with 41). The ready answers: the first two apart, the others
+    concatenated (``ready_answers``)."""
+    all_items, all_scores, all_lens = ready_answers(items0, scores0, items1, scores1, items, scores, lens)
     return slot_select((pads0, pads1, pads0, pads0), (tscores0, tscores1, tscores0, tscores0),
                        (ends0, ends1, ends0, ends0), (qa0, qa1, -1, -1), (qb0, qb1, -1, -1),
                        (mix_a0, mix_a1, 0.0, 0.0), (mix_b0, mix_b1, 0.0, 0.0), (seeds0, seeds1, seeds0, seeds0),
                        (weights0, weights1, weights0, weights0), (more0, more1, more0, more0),
-                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, items, scores,
-                       lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code,
-                       max_cat, max_brand, count)
+                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, all_items,
+                       all_scores, all_lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
+                       brand_code, max_cat, max_brand, count)
 
 
 @kernel("int64[::1](" + _TABLE * 4 + _QUERY * 4 + _SLOT_REST)
@@ -411,20 +435,21 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                   qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
                   qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2,
                   qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3,
-                  k, items, scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
-                  brand_code, max_cat, max_brand, count):
+                  k, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask, current,
+                  cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
     """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
     unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
     numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
     empty-bodied kernel of each signature, a slot's real arguments: ~3.3 µs a call against
     ~4.4); what a slot with more than two tables or queries calls (``slot_select_2`` the others)."""
+    all_items, all_scores, all_lens = ready_answers(items0, scores0, items1, scores1, items, scores, lens)
     return slot_select((pads0, pads1, pads2, pads3), (tscores0, tscores1, tscores2, tscores3),
                        (ends0, ends1, ends2, ends3), (qa0, qa1, qa2, qa3), (qb0, qb1, qb2, qb3),
                        (mix_a0, mix_a1, mix_a2, mix_a3), (mix_b0, mix_b1, mix_b2, mix_b3),
                        (seeds0, seeds1, seeds2, seeds3), (weights0, weights1, weights2, weights3),
                        (more0, more1, more2, more3), (more_w0, more_w1, more_w2, more_w3),
-                       (drops0, drops1, drops2, drops3), k, items, scores, lens, src, src_weight, src_code, mask,
-                       current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
+                       (drops0, drops1, drops2, drops3), k, all_items, all_scores, all_lens, src, src_weight, src_code,
+                       mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
 
 
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"

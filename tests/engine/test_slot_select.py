@@ -100,19 +100,24 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
             sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"])
     packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
                            tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens, *rest)
+    # slot_select_2's and _4's ready answers: the first two apart, the others concatenated
+    apart = [(r[0], r[1]) for r in ready[:2]] + [blend._NO_ANSWER] * (2 - len(ready[:2]))
+    others = ((np.concatenate([r[0] for r in ready[2:]]), np.concatenate([r[1] for r in ready[2:]]),
+               np.array([len(r[0]) for r in ready[2:]], np.int64)) if len(ready) > 2 else blend._NO_ANSWERS)
+    answers = (*apart[0], *apart[1], *others)
     if len(tables) <= 2 and len(queries) <= 2:   # slot_select_2, padded as ``blend._fused`` pads: the same
         flat = [x for t in tables for x in t.table()]
         flat += blend._NO_TABLE_2[len(flat):]
         for q in range(len(queries)):
             flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
         flat += blend._NO_QUERY_2[9 * len(queries):]
-        assert np.array_equal(K.slot_select_2(*flat, k, items, scores, lens, *rest), packed)
+        assert np.array_equal(K.slot_select_2(*flat, k, *answers, *rest), packed)
     flat = [x for t in tables for x in t.table()]   # slot_select_4, padded as ``blend._fused`` pads: the same
     flat += blend._NO_TABLE_4[len(flat):]
     for q in range(len(queries)):
         flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
     flat += blend._NO_QUERY_4[9 * len(queries):]
-    assert np.array_equal(K.slot_select_4(*flat, k, items, scores, lens, *rest), packed)
+    assert np.array_equal(K.slot_select_4(*flat, k, *answers, *rest), packed)
     c = int(packed[0])
     assert len(packed) == 1 + 4 * c
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]
@@ -139,6 +144,7 @@ def random_selection(rng, n, codes):
 @pytest.mark.parametrize("seed", range(8))
 def test_slot_select_equals_the_queries_then_the_blend_and_selection(seed, levels):
     rng = np.random.default_rng(seed)
+    n_ready = set()
     for _ in range(25):
         n = int(rng.integers(1, 120))
         tables = [random_table(rng, n, int(rng.integers(1, 12)), levels) for _ in range(int(rng.integers(1, 5)))]
@@ -168,6 +174,8 @@ def test_slot_select_equals_the_queries_then_the_blend_and_selection(seed, level
         sel = random_selection(rng, n, codes)
         assert fused(tables, queries, ready, src, weights, codes, k, sel) == \
             reference(tables, queries, ready, src, weights, codes, k, sel)
+        n_ready.add(min(len(ready), 3))
+    assert n_ready >= {1, 2, 3}   # (slot_select_2 and _4 take the first two ready answers apart, the others concatenated)
 
 
 def test_slot_select_nothing_single_and_every_query_place():
