@@ -13,4 +13,9 @@ data into these inputs and the outputs into scored candidates with reasons.
 - ``sums``       the personal sources' request arithmetic compiled (``server/jit.py``): the
                  item-to-item sources' neighbour sums, top k and closest seeds in one call, the
                  visitor's items merged with the live ones; exactly the numpy code's answers
+- ``factors``    matrix factorisation's request steps compiled: top k, shortlist reads, fold-in's
+                 elementwise steps, the reason's closest seed
+- ``seeds``      a request's seed views compiled: the session walk over the live state's
+                 columns and the page's products before it (``Context.session_vectors``,
+                 ``seed_vectors``), exactly the Python walk's weights
 """
