@@ -148,6 +148,21 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     # better (its float32 score's bits, monotonic for scores > 0, then the item reversed;
     # items are unique, so keys are distinct and any exact top k of them is the rule's), the
     # k best kept in a min-heap (its root the worst kept: a candidate below it costs one test)
+    def sift_down(heap, size, key):
+        """``key`` put at the root of the min-heap ``heap[:size]``, moved down to its place."""
+        p = 0
+        while True:
+            ch = 2 * p + 1
+            if ch >= size:
+                break
+            if ch + 1 < size and heap[ch + 1] < heap[ch]:
+                ch += 1
+            if heap[ch] >= key:
+                break
+            heap[p] = heap[ch]
+            p = ch
+        heap[p] = key
+
     bits = np.empty(1, np.float32)
     as_int = bits.view(np.uint32)
     heap = np.empty(max(k, 0), np.int64)
@@ -169,19 +184,8 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
                 heap[p] = heap[(p - 1) >> 1]
                 p = (p - 1) >> 1
             heap[p] = key
-        elif filled > 0 and key > heap[0]:     # replaces the worst kept (sift down)
-            p = 0
-            while True:
-                ch = 2 * p + 1
-                if ch >= filled:
-                    break
-                if ch + 1 < filled and heap[ch + 1] < heap[ch]:
-                    ch += 1
-                if heap[ch] >= key:
-                    break
-                heap[p] = heap[ch]
-                p = ch
-            heap[p] = key
+        elif filled > 0 and key > heap[0]:     # replaces the worst kept
+            sift_down(heap, filled, key)
         if filled == k and filled > 0:
             as_int[0] = np.uint32(heap[0] >> 32)
             worst = bits[0]
@@ -193,19 +197,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         top_t[q] = slot[it] - 1
         as_int[0] = np.uint32(key >> 32)
         top_f[q] = bits[0]
-        last = heap[q]                          # (the heap shrinks by one: its last entry sifts down from the root)
-        p = 0
-        while True:
-            ch = 2 * p + 1
-            if ch >= q:
-                break
-            if ch + 1 < q and heap[ch + 1] < heap[ch]:
-                ch += 1
-            if heap[ch] >= last:
-                break
-            heap[p] = heap[ch]
-            p = ch
-        heap[p] = last
+        sift_down(heap, q, heap[q])             # (the heap shrinks by one: its last entry sifts down from the root)
     if ahead == -7 and ahead_f == -1.5:     # (never so: the reads ahead are not optimised away)
         filled = 0
     items = np.empty(filled, np.int32)
