@@ -16,9 +16,11 @@ random data with ties.
 - ``slot_select``    steps 1-3 with the neighbour-sum sources' answers computed in the same
                      call (``kernels/sums.neighbour_top`` compiled into it) from their table
                      queries (``recommenders/_tables.TableQuery``), the other sources' answers
-                     passed ready: what a slot with table sources runs (``blend._fused``);
-                     ``slot_select_2`` the same for at most two tables and two queries, with
-                     fewer arguments (numba's dispatch costs per argument)
+                     passed ready: what a slot with table sources runs (``blend._fused``)
+                     through ``slot_select_2`` (at most two tables and two queries: fewer
+                     arguments, numba's dispatch costs per argument) or ``slot_select_4``
+                     (every argument flat: a tuple's elements dispatch more slowly), both
+                     taking the first two ready answers apart (``ready_answers``)
 - ``catalog_net``    step 5, the last net: the catalog in popularity order under the same
                      tests, the caps counting the slot's products so far
 
