@@ -11,7 +11,7 @@ import random
 import numpy as np
 
 from server import live as L
-from server.recommenders.base import Context, RecentList, walk_columns
+from server.recommenders.base import Bought, Context, RecentList, newest_purchase, walk_columns
 from tests.engine.fixtures import T0, buy, engage, view
 from tests.engine import test_live
 
@@ -23,6 +23,8 @@ def _exact(a, b):
     (ra, ba, na), (rb, bb, nb) = a, b
     assert [tuple(r) for r in ra] == [tuple(r) for r in rb] and [type(r) for r in ra] == [type(r) for r in rb]
     assert list(ba.items()) == list(bb.items()) and na == nb
+    if type(ba) is Bought and ba:   # the live state's purchases carry their newest ts
+        assert ba.size == len(ba) and newest_purchase(ba) == ba.newest == max(bb.values())
 
 
 def _random_visitors(shop, conn, ds, rng, events: int) -> tuple[L.LiveState, list[str]]:
@@ -74,6 +76,7 @@ def test_purchases_are_a_copy_and_leave_with_their_visitor(shop, reader):
     w = L.LiveState(max_visitors=4)
     w.sync(conn)
     got = w.context(conn, ds, "b5", "s")
+    assert type(got[1]) is Bought and got[1].newest == T0 + 5
     got[1]["p1"] = 0                                  # a caller changing its dict ...
     _exact(w.context(conn, ds, "b5", "s"), L.live_context(conn, ds, "b5", "s"))   # ... changes no other
     for i in range(6):
@@ -189,3 +192,12 @@ def test_seed_views_of_a_bound_list_are_the_reference(shop, reader):
                 assert (fv.low, fv.end, fv.positive) == (pv.low, pv.end, pv.positive)
                 assert fast.seed_vectors(m) is fv   # (once per request)
     assert walked >= 30
+
+
+def test_newest_purchase_reads_a_changed_dict_in_full():
+    b = Bought({"p1": 5, "p2": 9})
+    b.newest, b.size = 9, 2
+    assert newest_purchase(b) == 9
+    b["p3"] = 12                                      # changed since: its newest is not the held one
+    assert newest_purchase(b) == 12
+    assert newest_purchase({"p1": 5, "p2": 3}) == 5   # a plain dict

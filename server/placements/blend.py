@@ -37,7 +37,7 @@ import numpy as np
 from .. import rules as R
 from ..recommenders._common import popularity
 from ..recommenders._tables import NOTHING
-from ..recommenders.base import Candidates, Context, Recommender
+from ..recommenders.base import Candidates, Context, Recommender, newest_purchase
 from ..signals import CART, PURCHASE, VIEW
 from . import kernels as K
 from .ranker import BlendRanker, CandidateSet, get_ranker
@@ -648,16 +648,16 @@ def _held(ds, ctx: Context, rules: dict) -> Held:
     bought = ctx.bought
     if days and bought:
         limit = max(ctx.clock_ms, ctx.now_ms) - days * 86_400_000
-        if max(bought.values()) >= limit:   # (one C call: most visitors bought nothing in the window)
+        if newest_purchase(bought) >= limit:   # (most visitors bought nothing in the window)
             index = ds.item_index.get   # (ds.item, without a call per product)
             for p in compress(bought, map(ge, bought.values(), repeat(limit))):   # ts >= limit, in C
                 i = index(p, -1)
                 if i >= 0:
                     held[i] = "buy_again"
     if seen:
-        for r in ctx.recent:
-            if r.in_session and r.kind == VIEW and r.item >= 0:
-                held[r.item] = "recently_viewed"
+        for r in ctx.recent:   # (by index: a ``Recent``'s field names cost a lookup each)
+            if r[5] and r[2] == VIEW and r[1] >= 0:   # in_session, kind, item
+                held[r[1]] = "recently_viewed"
     memo[key] = (held, ctx.bought, ctx.recent)   # keeps them alive: their ids are not reused meanwhile
     return held
 
@@ -845,16 +845,16 @@ _PLANS = 256   # per model (a tenant's strategies x the rule values its requests
 def slot_plan(model, strategy: dict, rules: dict) -> SlotPlan:
     """``strategy`` and ``rules``' ``SlotPlan`` for ``model`` (kept with it: a new build plans
     anew). A strategy is not changed once served (the config makes a new one per version)."""
-    items = tuple(rules.items())
-    try:
-        key = (id(strategy), items)
-        hash(key)
-    except TypeError:   # (a list among the rules: exclude, categories, pins, boosts)
-        key = (id(strategy), repr(items))
     plans = model.__dict__.get("_slot_plans")
     if plans is None:
         plans = model.__dict__.setdefault("_slot_plans", _Plans())
-    hit = plans.get(key)
+    items = tuple(rules.items())
+    key = (id(strategy), items)
+    try:
+        hit = plans.get(key)   # (hashes the rules once: the key is not hashed beforehand)
+    except TypeError:   # (a list among the rules: exclude, categories, pins, boosts)
+        key = (id(strategy), repr(items))
+        hit = plans.get(key)
     if hit is not None:
         return hit[0]
     plan = SlotPlan(model.ds, strategy, rules)

@@ -356,6 +356,22 @@ class RecentList(list):
         return out
 
 
+class Bought(dict):
+    """``Context.bought`` ({product: newest purchase ts}) that also holds the newest of those ts
+    (``newest``), which the live state knows (``live.py``), so that a request need not take the
+    max over every purchase (``blend._held``); ``size``: the dict's length then (a dict
+    grown or shrunk since is read in full; as ``Context.memo`` says, a request's fields are
+    not changed in place once built)."""
+    __slots__ = ("newest", "size")
+
+
+def newest_purchase(bought: dict) -> int:
+    """``max(bought.values())`` (``bought`` not empty), from a ``Bought``'s ``newest`` when it is unchanged."""
+    if type(bought) is Bought and bought.size == len(bought):
+        return bought.newest
+    return max(bought.values())
+
+
 def _walks(recent, max_items: int) -> bool:
     """Whether the kernels walk the view of ``max_items`` of ``recent``: a ``RecentList``
     unchanged since its columns were made, a bound they take."""
