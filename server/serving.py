@@ -53,6 +53,7 @@ from .placements.ranker import get_ranker  # noqa: E402
 from .recommenders import registry  # noqa: E402
 from .recommenders.base import Context  # noqa: E402
 from .builder import RemoteModelStore  # noqa: E402
+from .writer_client import RemoteWriter  # noqa: E402
 from .recommenders.model import ModelStore, set_cache_sizes  # noqa: E402
 from . import jit, rules as R  # noqa: E402
 from .live import LiveState, live_context  # noqa: E402,F401  (live_context: the SQL reference)
@@ -557,12 +558,29 @@ def insert_served(rows: list[tuple], conn: sqlite3.Connection) -> None:
     conn.executemany(_INSERT_SERVED, rows)
 
 
+def insert_packed_served(packed: bytes, conn: sqlite3.Connection) -> None:
+    """``insert_served`` of rows sent to the writer process as one MessagePack array (``_pack_rows``):
+    the rows' strings, ints and ``None``s come back as they were (each row a list)."""
+    conn.executemany(_INSERT_SERVED, _unpack_rows(packed))
+
+
+_pack_rows = msgspec.msgpack.Encoder().encode
+_unpack_rows = msgspec.msgpack.Decoder(list[list]).decode
+
+
 def _store_served(shard, rows: list[tuple]) -> None:
-    """Submit to the shard's writer without awaiting: it joins the next group commit."""
+    """Submit to the shard's writer without awaiting: it joins the next group commit. To the
+    writer process the rows go as one MessagePack blob: pickled as tuples they cost the worker
+    ~1.0 µs a row and the writer ~0.9 to unpickle, packed ~0.4 and ~0.25 (a thread writer
+    takes the list itself)."""
     if not rows:
         return
     try:
-        fut = shard.writer.submit(functools.partial(insert_served, rows))
+        writer = shard.writer
+        if isinstance(writer, RemoteWriter):
+            fut = writer.submit(functools.partial(insert_packed_served, _pack_rows(rows)))
+        else:
+            fut = writer.submit(functools.partial(insert_served, rows))
     except Exception as exc:
         log.error("storing served recommendations failed", extra={"error": repr(exc)})
         return

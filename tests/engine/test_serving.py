@@ -305,3 +305,39 @@ def test_the_remote_store_warms_what_it_loads_and_survives_a_failing_warm(tmp_pa
     store.on_loaded = broken
     assert store._load("shop", path) == {"a model": 1}   # still loaded: a request builds what it needs
     assert "warming a model for requests failed" in caplog.text
+
+
+def test_served_rows_go_to_the_writer_process_packed_and_are_stored_as_they_were(tmp_path):
+    """``_store_served``: a ``RemoteWriter`` gets one MessagePack blob, and the job stores the
+    same rows (strings with any characters, big ints, ``None``s) as ``insert_served`` does."""
+    import functools
+    import sqlite3
+
+    from server import serving
+    from server.shards import migrate
+    from server.writer_client import RemoteWriter
+
+    rows = [(f"r_{k:x}ab", 1_795_999_647_323 + k, "v\u00e9\U0001f600" if k % 2 else None, None, "u\x00\n\"",
+             "detail", "s", "detail_similar", "detail_similar", "A", 2**40 + k, '["22112","84029E"]',
+             '["item_cf","bought_together"]') for k in range(7)]
+
+    class Client:
+        jobs: list = []
+
+        def submit(self, writer, job):
+            self.jobs.append(job)
+            return __import__("concurrent.futures").futures.Future()
+
+    class Shard:
+        writer = RemoteWriter(Client(), "t", 1)
+
+    serving._store_served(Shard(), rows)
+    (job,) = Client.jobs
+    assert job.func is serving.insert_packed_served and isinstance(job.args[0], bytes)
+    stored = []
+    for insert in (job, functools.partial(serving.insert_served, rows)):
+        conn = sqlite3.connect(tmp_path / f"s{len(stored)}.db", isolation_level=None)
+        migrate(conn)
+        insert(conn)
+        stored.append(conn.execute("SELECT *, typeof(ts), typeof(user_id) FROM rec_served ORDER BY rec_id").fetchall())
+    assert stored[0] == stored[1] and [r[:13] for r in stored[0]] == sorted(rows)
