@@ -62,6 +62,7 @@ def catalog_order(ds) -> tuple[np.ndarray, np.ndarray]:
 
 
 _MISS = object()
+_ASKED = object()   # ctx.answers' entries of table queries computed: (_ASKED, (_KEYS, name, params), k) -> (output, query's place, query)
 _NA = ("not applicable",)   # a source the request cannot use: part of a pool key as such
 _KEYS = object()   # ctx.answers' entries of source keys: (_KEYS, name, params) -> (rec, key)
 
@@ -453,8 +454,11 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     page of visitors who just arrived: a key that comes back). Otherwise the seeds hold the
     visitor's own items, a key that hardly ever comes back, and making it cost more than the
     call saves (fresh mix, in process: ~215 µs a request with the keys, ~200 without). The
-    table sources' answers are neither memoised nor kept in the answer cache, for the same
-    reason."""
+    table sources' answers are not kept in the answer cache, for the same reason; a query
+    computed in one slot is not computed again by another slot of the request that asks it
+    (a detail page's item_cf, in both its slots): the request's memo keeps it as ``_call``
+    keeps answers, by name, params and ``k`` (``_ASKED``), with the call's output, from which
+    the later call copies its answer (``kernels.slot_select``'s ``prior``)."""
     fusion = plan.fusion(model)
     ds = model.ds
     srcs = []   # (source, its ``_Fusion`` entry, recommender, key or _MISS) of the sources that apply
@@ -486,12 +490,21 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
                 return None
 
     tables: list = []   # distinct tables (``Neighbours``), in order of first use
-    qs: list = []       # the queries (``TableQuery``), their tables' places
+    qs: list = []       # the queries (``TableQuery``), their tables' places, their source
     ready: list = []    # the other sources' answers (``Candidates``, non-empty)
     src = [-1] * K.SOURCES
+    memo = ctx.answers
+    prior = _NONE       # an earlier slot's output with queries asked again here (``_ASKED``)
     for s, e, rec, key in srcs:
         ctx.params = s.params or {}
         if key is _MISS:
+            if memo is not None and len(qs) < K.QUERIES:
+                hit = memo.get((_ASKED, s.kkey, k))
+                if hit is not None and (prior is _NONE or hit[0] is prior):   # (one earlier output a call)
+                    prior, at, q = hit
+                    src[e.place] = len(qs)
+                    qs.append((q, -2 - at, -2 - at, None))
+                    continue
             try:
                 q = e.query(e.fitted, ds, ctx, k)
             except Exception as exc:  # one broken recommender must not break the slot (as ``_call``)
@@ -504,7 +517,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
                 b = a if q.b is None else _table_at(tables, q.b)
                 if a >= 0 and b >= 0:
                     src[e.place] = len(qs)
-                    qs.append((q, a, b))
+                    qs.append((q, a, b, s))
                     continue
             # (not a table query here, or more tables than the call takes: asked as any source)
             key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
@@ -518,27 +531,30 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     r1 = (ready[1].items, ready[1].scores) if len(ready) > 1 else _NO_ANSWER
     more = _concatenated(ready[2:]) if len(ready) > 2 else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
-    rest = (k, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
+    rest = (k, prior, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
             held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
             packed = _compiled(K.slot_select_2)(
                 *(tables[0].table() if tables else _NO_TABLE[0]), *(tables[1].table() if len(tables) > 1 else _NO_TABLE[0]),
-                *(_query_args(*qs[0]) if qs else _NO_QUERY[0]), *(_query_args(*qs[1]) if len(qs) > 1 else _NO_QUERY[0]),
+                *(_query_args(*qs[0][:3]) if qs else _NO_QUERY[0]), *(_query_args(*qs[1][:3]) if len(qs) > 1 else _NO_QUERY[0]),
                 *rest)
         else:   # (every table's and query's arguments, unused ones padded)
             flat = [x for t in tables for x in t.table()]
             flat += _NO_TABLE_4[len(flat):]
-            for q, a, b in qs:
+            for q, a, b, _ in qs:
                 flat += _query_args(q, a, b)
             flat += _NO_QUERY_4[9 * len(qs):]
             packed = _compiled(K.slot_select_4)(*flat, *rest)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
         log.exception("slot_select failed", extra={"error": repr(exc)})
         return None
+    if memo is not None:   # the queries computed here, for another slot of the request that asks them
+        for at, (q, a, b, s) in enumerate(qs):
+            if s is not None:
+                memo[_ASKED, s.kkey, k] = packed, at, q
     names = plan.names
-    picked = iter(packed.tolist())
-    next(picked)
+    picked = iter(packed[1:1 + 4 * packed.item(0)].tolist())
     return [(i, qs[src[j]][0].reason(ds, seed) if src[j] < K.QUERIES else ready[src[j] - K.QUERIES].reason(pos), names[j])
             for i, j, pos, seed in zip(picked, picked, picked, picked)]
 

@@ -422,14 +422,32 @@ QUERIES = 4   # table queries (and distinct tables) one ``slot_select`` call tak
 SOURCES = 8   # sources of a strategy ``slot_select`` takes
 
 
+@kernel("int64[::1](int64[::1], int64[::1], int32[::1], float32[::1], int32[::1])")
+def with_answers(head, q_start, q_items, q_scores, q_closest):
+    """``head`` (``slot_select``'s selection), then the queries' answers: ``q_start``
+    (``QUERIES + 1`` ends) and each entry as (item, its float32 score's bits, closest seed)."""
+    n = q_start[QUERIES]
+    out = np.empty(len(head) + QUERIES + 1 + 3 * n, np.int64)
+    out[:len(head)] = head
+    at = len(head)
+    out[at:at + QUERIES + 1] = q_start
+    at += QUERIES + 1
+    bits = np.empty(1, np.float32)
+    as_int = bits.view(np.uint32)
+    for p in range(n):
+        bits[0] = q_scores[p]
+        out[at + 3 * p], out[at + 3 * p + 1], out[at + 3 * p + 2] = q_items[p], as_int[0], q_closest[p]
+    return out
+
+
 @kernel("int64[::1](UniTuple(int32[:, ::1], 4), UniTuple(float32[:, ::1], 4), UniTuple(int32[::1], 4),"
         " UniTuple(int64, 4), UniTuple(int64, 4), UniTuple(float64, 4), UniTuple(float64, 4),"
         " UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
-        " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64,"
+        " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64, int64[::1],"
         " int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
         " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
-def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, k, items, scores,
-                lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
+def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, k, prior, items,
+                scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
                 max_brand, count):
     """Steps 1-3 of a slot whose neighbour-sum sources are given as table queries: each query's
     answer (``neighbour_top``, compiled into this call), the blend of the answers in the
@@ -440,7 +458,9 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     ones any array). Query ``q`` (< ``QUERIES``): tables ``qa[q]`` (-1: no query q) and
     ``qb[q]``, mixed ``mix_a[q]``, ``mix_b[q]`` (cast to float32 as
     ``neighbour_top``'s callers' are), ``seeds[q]``, ``weights[q]``, ``more[q]``,
-    ``more_w[q]``, ``drops[q]`` and ``k``: ``neighbour_top``'s arguments. ``items``,
+    ``more_w[q]``, ``drops[q]`` and ``k``: ``neighbour_top``'s arguments; ``qa[q]`` < -1: the
+    answer is query ``-2 - qa[q]``'s of ``prior``, an earlier call's output (the same query
+    asked by another slot of the request: copied, not computed again). ``items``,
     ``scores``, ``lens``: the other sources' answers, one after the other. ``src[j]`` per
     source of the strategy (``len(src_weight)`` of them, weights ``src_weight``, name codes
     ``src_code``): q < ``QUERIES`` for query q's answer, ``QUERIES + r`` for ready answer r,
@@ -449,9 +469,11 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     As ``blend.py``'s path without it: the non-empty answers in the strategy's order, those
     whose best score is not positive (or NaN) left out (``blend._blend``: they say nothing),
     blended and selected in the blend order (``blend_pick``: as ``blend_sources`` then
-    ``select_pool``). Returns int64 ``[c, then c x (item, source j,
-    position in its answer, closest seed)]``: the closest seed (the reason's) of a query's
-    product, -1 for a ready answer's.
+    ``select_pool``). Returns int64 ``[c, then c x (item, source j, position in its answer,
+    closest seed)]``: the closest seed (the reason's) of a query's product, -1 for a ready
+    answer's; then the queries' answers: where each starts (``QUERIES + 1`` ends, in answer
+    entries) and every entry as (item, its float32 score's bits, closest seed), query after
+    query (what a later call reads as its ``prior``).
     """
     n_src = len(src_weight)
     # the queries' answers one after the other (each at most k long), and where each starts
@@ -459,11 +481,27 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     q_items = np.empty(QUERIES * max(k, 0), np.int32)
     q_scores = np.empty(QUERIES * max(k, 0), np.float32)
     q_closest = np.empty(QUERIES * max(k, 0), np.int32)
+    bits = np.empty(1, np.float32)   # (a float32's bits in the int64 output)
+    as_int = bits.view(np.uint32)
     for q in range(QUERIES):
         lo = q_start[q]
         q_start[q + 1] = lo
         a, b = qa[q], qb[q]
-        if a < 0:
+        if a == -1:
+            continue
+        if a < -1:   # an earlier call's answer of the same query, copied
+            at = 1 + 4 * prior[0]
+            p_lo, p_hi = prior[at - 2 - a], prior[at - 1 - a]
+            n = p_hi - p_lo
+            if n > k:
+                raise ValueError("slot_select: a prior answer longer than k")
+            at += QUERIES + 1 + 3 * p_lo
+            for p in range(n):
+                q_items[lo + p] = prior[at + 3 * p]
+                as_int[0] = np.uint32(prior[at + 3 * p + 1])
+                q_scores[lo + p] = bits[0]
+                q_closest[lo + p] = prior[at + 3 * p + 2]
+            q_start[q + 1] = lo + n
             continue
         got_i, got_s, got_c = neighbour_top(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
                                             np.float32(mix_a[q]), np.float32(mix_b[q]), seeds[q],
@@ -496,7 +534,7 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
             total += hi - lo
             n_b += 1
     if n_b == 0:
-        return np.zeros(1, np.int64)
+        return with_answers(np.zeros(1, np.int64), q_start, q_items, q_scores, q_closest)
     b_items = np.empty(total, np.int32)
     b_scores = np.empty(total, np.float32)
     b_lens = np.empty(n_b, np.int64)
@@ -529,12 +567,12 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
         v = src[j]
         out[1 + 4 * t], out[2 + 4 * t], out[3 + 4 * t] = got[0, t], j, pos
         out[4 + 4 * t] = q_closest[q_start[v] + pos] if v < QUERIES else -1
-    return out
+    return with_answers(out, q_start, q_items, q_scores, q_closest)
 
 
 # ``slot_select_2``'s and ``slot_select_4``'s arguments after the queries' (``k``, the ready
 # answers: the first two apart, the others concatenated; the selection's)
-_SLOT_REST = (" int64, int32[:], float32[:], int32[:], float32[:], int32[:], float32[:], int64[::1], UniTuple(int64, 8),"
+_SLOT_REST = (" int64, int64[::1], int32[:], float32[:], int32[:], float32[:], int32[:], float32[:], int64[::1], UniTuple(int64, 8),"
               " float64[::1], int64[::1], boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:],"
               " int64, int64, int64)")
 
@@ -565,8 +603,8 @@ _QUERY = " int64, int64, float64, float64, int64[::1], float32[::1], int32[::1],
 def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                   qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
                   qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
-                  k, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask, current,
-                  cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+                  k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
     """``slot_select`` for a slot with at most two tables and two queries (most slots), each
     table's and query's arguments flat instead of in 4-tuples: the same call (compiled into
     this one), padded here with unused tables (table 0 again) and queries (no table: -1, query
@@ -579,7 +617,7 @@ def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                        (ends0, ends1, ends0, ends0), (qa0, qa1, -1, -1), (qb0, qb1, -1, -1),
                        (mix_a0, mix_a1, 0.0, 0.0), (mix_b0, mix_b1, 0.0, 0.0), (seeds0, seeds1, seeds0, seeds0),
                        (weights0, weights1, weights0, weights0), (more0, more1, more0, more0),
-                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, all_items,
+                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, prior, all_items,
                        all_scores, all_lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
                        brand_code, max_cat, max_brand, count)
 
@@ -590,8 +628,8 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                   qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
                   qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2,
                   qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3,
-                  k, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask, current,
-                  cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+                  k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
     """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
     unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
     numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
@@ -603,7 +641,7 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                        (mix_a0, mix_a1, mix_a2, mix_a3), (mix_b0, mix_b1, mix_b2, mix_b3),
                        (seeds0, seeds1, seeds2, seeds3), (weights0, weights1, weights2, weights3),
                        (more0, more1, more2, more3), (more_w0, more_w1, more_w2, more_w3),
-                       (drops0, drops1, drops2, drops3), k, all_items, all_scores, all_lens, src, src_weight, src_code,
+                       (drops0, drops1, drops2, drops3), k, prior, all_items, all_scores, all_lens, src, src_weight, src_code,
                        mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
 
 

@@ -204,6 +204,33 @@ def test_run_slot_with_table_queries_equals_each_source_asked(model, monkeypatch
     assert _serve(model, requests) == got
 
 
+def test_a_query_asked_by_two_slots_of_a_request_is_copied_from_the_first_call(model, monkeypatch):
+    """Two slots of one request asking the same table source (name, params, ``k``): the later
+    call copies the earlier one's answer (``slot_select``'s ``prior``) instead of computing it,
+    and the slots equal those of each source asked; with other params or another ``k`` it is
+    computed again."""
+    other = {"sources": [{"recommender": "viewed_together"}, {"recommender": "item_cf", "weight": 0.5},
+                         {"recommender": "realtime_personal", "weight": 0.2}], "fallbacks": ["best_sellers"]}
+    requests = []
+    for i, (fields, _) in enumerate(_requests(model, 120, 4)):
+        rules = R.merge(RULES[i % len(RULES)])
+        count = 4 if i % 3 else 6   # (every third: another k in the second slot, nothing copied)
+        requests.append((fields, [(STRATEGIES[0], rules, 4), (other, rules, count), (STRATEGIES[1], rules, 4)]))
+    priors = []
+    for name in ("slot_select_4", "slot_select_2"):   # (compiled before the stand-ins replace the helper they call)
+        getattr(blend.K, name).compile()
+    for name in ("slot_select_4", "slot_select_2"):
+        at = 12 * (2 if name.endswith("2") else 4) + 1   # (``prior``: after the tables, the queries and k)
+        monkeypatch.setattr(blend.K, name, lambda *a, _f=getattr(blend.K, name), _at=at:
+                            priors.append(len(a[_at]) > 0) or _f(*a))
+    got = _serve(model, requests)
+    assert sum(priors) > 40 and not all(priors)
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == got
+
+
 def test_more_table_sources_than_the_call_takes_are_asked_as_any_source(model, monkeypatch):
     """Five table sources (four tables): the fifth query is answered on its own and passed
     ready; the slots equal those of each source asked."""

@@ -99,7 +99,34 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
             np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
             sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"])
     packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
-                           tuple(more), tuple(more_w), tuple(drops), k, items, scores, lens, *rest)
+                           tuple(more), tuple(more_w), tuple(drops), k, NONE, items, scores, lens, *rest)
+    # the queries' answers after the selection: neighbour_top's, entry by entry (the scores' bits)
+    c = int(packed[0])
+    at = 1 + 4 * c
+    q_start = packed[at:at + K.QUERIES + 1]
+    assert q_start[0] == 0 and len(packed) == at + K.QUERIES + 1 + 3 * int(q_start[-1])
+    entries = packed[at + K.QUERIES + 1:].reshape(-1, 3)
+    for q, (a, b, mix, s, ws, mo, drop) in enumerate(queries):
+        ta, tb = tables[a].table(), tables[b].table()
+        want = neighbour_top(*ta, *tb, mix[0], mix[1], s, ws, *mo, drop, k)
+        got = entries[q_start[q]:q_start[q + 1]]
+        assert np.array_equal(got[:, 0], want[0]) and np.array_equal(got[:, 2], want[2])
+        assert np.array_equal(got[:, 1].astype(np.uint32).view(np.float32), want[1])
+    assert q_start[len(queries):].tolist() == [q_start[len(queries)]] * (K.QUERIES + 1 - len(queries))
+    # every query's answer copied from that output instead (another slot asking the same queries,
+    # in another order): the same selection and answers
+    order = list(range(len(queries)))[::-1]
+    qa_prior = [-2 - q for q in order] + [-1] * pad_q
+    src_prior = tuple(order.index(v) if 0 <= v < K.QUERIES else v for v in rest[0])
+    again = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa_prior), tuple(qa_prior), tuple(mix_a[::-1]),
+                          tuple(mix_b[::-1]), tuple(seeds), tuple(w), tuple(more), tuple(more_w), tuple(drops), k, packed,
+                          items, scores, lens, src_prior, *rest[1:])
+    assert np.array_equal(again[:at], packed[:at])
+    n_q = len(queries)
+    for r, q in enumerate(order):
+        assert np.array_equal(again[at + K.QUERIES + 1 + 3 * again[at + r]:at + K.QUERIES + 1 + 3 * again[at + r + 1]],
+                              entries[q_start[q]:q_start[q + 1]].ravel())
+    assert again[at + n_q] == q_start[n_q]
     # slot_select_2's and _4's ready answers: the first two apart, the others concatenated
     apart = [(r[0], r[1]) for r in ready[:2]] + [blend._NO_ANSWER] * (2 - len(ready[:2]))
     others = ((np.concatenate([r[0] for r in ready[2:]]), np.concatenate([r[1] for r in ready[2:]]),
@@ -111,15 +138,13 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
         for q in range(len(queries)):
             flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
         flat += blend._NO_QUERY_2[9 * len(queries):]
-        assert np.array_equal(K.slot_select_2(*flat, k, *answers, *rest), packed)
+        assert np.array_equal(K.slot_select_2(*flat, k, NONE, *answers, *rest), packed)
     flat = [x for t in tables for x in t.table()]   # slot_select_4, padded as ``blend._fused`` pads: the same
     flat += blend._NO_TABLE_4[len(flat):]
     for q in range(len(queries)):
         flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
     flat += blend._NO_QUERY_4[9 * len(queries):]
-    assert np.array_equal(K.slot_select_4(*flat, k, *answers, *rest), packed)
-    c = int(packed[0])
-    assert len(packed) == 1 + 4 * c
+    assert np.array_equal(K.slot_select_4(*flat, k, NONE, *answers, *rest), packed)
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]
 
 
