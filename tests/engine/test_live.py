@@ -27,11 +27,23 @@ def shop(tmp_path):
     d.close()
 
 
-@pytest.fixture(params=["wal-index", "data_version"])
+@pytest.fixture(params=["wal-index", "wal-index pread", "data_version"])
 def looks(request, monkeypatch):
-    """How LiveState.sync sees commits: the WAL-index header, or (no WAL-index) the PRAGMA."""
+    """How LiveState.sync sees commits: the WAL-index header (mapped, or read with ``pread``
+    when the file was too short to map), or (no WAL-index) the PRAGMA."""
     if request.param == "data_version":
         monkeypatch.setattr(L, "_wal_index", lambda conn: None)
+    elif request.param == "wal-index pread":
+        wal_index = L._wal_index
+
+        def unmapped(conn):   # (the process's shared descriptor, without its map)
+            f = wal_index(conn)
+            if f is None:
+                return None
+            g = L._ShmFile.__new__(L._ShmFile)
+            g.fd, g.dev, g.ino, g.header = f.fd, f.dev, f.ino, None
+            return g
+        monkeypatch.setattr(L, "_wal_index", unmapped)
     return request.param
 
 
@@ -87,7 +99,8 @@ def test_memory_equals_sql_while_events_arrive(shop, reader, looks):
                 s = v + rng.choice(["a", "b"])
                 _same(w.context(conn, ds, v, s), L.live_context(conn, ds, v, s))
     assert w1.hits > 0 and w1.tail_rows > 0 and w2.loads > w1.loads
-    assert (w1.wal_index is not None) == (looks == "wal-index")
+    assert (w1.wal_index is not None) == (looks != "data_version")
+    assert (looks == "wal-index") == (w1.wal_index is not None and w1.wal_index.header is not None)
 
 
 def test_long_history_keeps_the_newest(shop, reader):
@@ -237,8 +250,9 @@ def _dms_lock_held(shm_path) -> bool:
 def test_the_wal_index_descriptor_never_drops_sqlite_locks(tmp_path):
     """Closing any descriptor of a file drops all of the process's POSIX locks on it, SQLite's
     locks on the ``-shm`` file included (another process could then rebuild the WAL-index
-    under this one's connections). The live state's descriptor is one per file and process,
-    survives the LiveStates that read it, and is closed only once SQLite deleted the file."""
+    under this one's connections). The live state's descriptor (and its header's map, which
+    holds another) is one per file and process, survives the LiveStates that read it, and is
+    closed only once SQLite deleted the file; the map reads what ``pread`` reads."""
     import gc
     import os
     import sqlite3
@@ -269,14 +283,33 @@ def test_the_wal_index_descriptor_never_drops_sqlite_locks(tmp_path):
     conn.execute("SELECT count(*) FROM events").fetchone()       # a new -shm (another file)
     fresh = L.LiveState()
     fresh.sync(conn)
-    assert fresh.wal_index is not first and first.fd is None     # the stale descriptor was closed
+    assert fresh.wal_index is not first and first.fd is None and first.header is None   # the stale one was closed
     assert _dms_lock_held(shm)
     before = os.pread(fresh.wal_index.fd, L.WAL_INDEX_HEADER, 0)
+    assert fresh.wal_index.header is not None and fresh.wal_index.header[:L.WAL_INDEX_HEADER] == before   # mapped
     conn.execute("INSERT INTO events VALUES (2)")
     conn.commit()
-    assert os.pread(fresh.wal_index.fd, L.WAL_INDEX_HEADER, 0) != before   # the live file: commits show
+    after = os.pread(fresh.wal_index.fd, L.WAL_INDEX_HEADER, 0)
+    assert after != before and fresh.wal_index.header[:L.WAL_INDEX_HEADER] == after   # the live file: commits show
 
     # what the test guards against: a second descriptor opened and closed drops the locks
     os.close(os.open(shm, os.O_RDONLY))
     assert not _dms_lock_held(shm)
     conn.close()
+
+
+def test_a_wal_index_shorter_than_its_header_is_read_with_pread(tmp_path):
+    """A ``-shm`` file shorter than the header when opened is not mapped (a map past a file's
+    end faults): ``sync`` reads it with ``pread``, and ``close`` closes what is open."""
+    import os
+    path = tmp_path / "short-shm"
+    path.write_bytes(b"\0" * 10)
+    f = L._ShmFile(os.open(path, os.O_RDONLY))
+    assert f.header is None and len(os.pread(f.fd, L.WAL_INDEX_HEADER, 0)) < L.WAL_INDEX_HEADER
+    f.close()
+    assert f.fd is None and f.header is None
+    path.write_bytes(b"\1" * 4096)
+    f = L._ShmFile(os.open(path, os.O_RDONLY))
+    assert f.header[:L.WAL_INDEX_HEADER] == b"\1" * L.WAL_INDEX_HEADER
+    f.close()
+    assert f.fd is None and f.header is None
