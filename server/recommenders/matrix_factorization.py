@@ -24,9 +24,9 @@ from dataclasses import replace
 import numpy as np
 
 from ._person import live_items, merge_row, positive_rows
-from .base import Candidates, Recommender
+from .base import Candidates, RecentList, Recommender
 from .kernels.als import ALSParams, ImplicitALS
-from .kernels.factors import catalog_top, closest_seed, closest_seeds, known_top_i32, known_top_u16, strongest, visitor_seeds
+from .kernels.factors import catalog_top, closest_seed, closest_seeds, known_answer_i32, known_answer_u16, strongest
 from .kernels.sums import best_positive
 from .registry import register
 
@@ -82,17 +82,79 @@ def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np
     return items, scores
 
 
+MAX_LIVE = 20   # the session's latest products a visitor's live items hold (``_person.live_items``)
+_NO_LIVE = np.zeros(0, np.int64), np.zeros(0, np.float64)
+_NO_COLUMNS = np.zeros((0, 3), np.float64)
+
+
+class _Known:
+    """What the known person's kernel call (``factors.known_answer``) reads of a model and its
+    dataset, made once per model (``_known``): the compiled call (None: no shortcut) and the
+    model's arguments (the dataset's item count, its feedback rows ``positive_rows``, the
+    trained flags, the ranked shortlists)."""
+    __slots__ = ("model", "call", "args")
+
+    def __init__(self, model, call, args):
+        self.model, self.call, self.args = model, call, args
+
+
+def _known(model, ds) -> _Known | None:
+    """``model``'s ``_Known`` with ``ds`` (kept with the dataset: the model of its build), or
+    None when it has no ranked shortlists for the dataset's items or the feedback rows are not
+    as the kernel takes them (then every request scores)."""
+    holder = ds.derived("matrix_factorization known", _holder)
+    got = holder[0]
+    if got is None or got.model is not model:
+        als = model[0]
+        ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
+        rows = positive_rows(ds) if ranked is not None and als.n_items == ds.n_items else None
+        if rows is None:
+            got = _Known(model, None, None)
+        else:
+            kern = known_answer_u16 if ranked[0].dtype == np.uint16 else known_answer_i32
+            got = _Known(model, kern.compiled or kern.compile(), (ds.n_items, *rows, als.trained_flags(), *ranked))
+        holder[0] = got
+    return got if got.call is not None else None
+
+
+def _holder(ds) -> list:
+    return [None]
+
+
+def _known_answer(known: _Known, ds, ctx, k: int) -> tuple[np.ndarray | None, tuple | None]:
+    """The answer of a known person ``ctx.person`` without anything new (the request's live
+    items all in their model row) and with a trained vector, in one kernel call
+    (``factors.known_answer``: what ``_scored_top`` gives with their vector and shortlist, and
+    the reason's seeds, packed), or None when the request is not that case (or ``k`` is not
+    below the shortlist's length): the caller scores; and ``live_items``' answer when it was
+    read. On a page without products the kernel walks the session itself from the live
+    state's columns (what ``live_items`` reads there: ``Context.session_vectors(MAX_LIVE)``),
+    else it takes ``live_items``' answer."""
+    recent = ctx.recent
+    item = ctx.item
+    if item < 0 and not len(ctx.cart_items) and not len(ctx.order_items) and type(recent) is RecentList \
+            and recent.size == len(recent):
+        packed = known.call(recent.columns, MAX_LIVE, *_NO_LIVE, *known.args, ctx.person, k, item, REASON_SEEDS)
+        return (packed if packed.item(0) >= 0 else None), None
+    live = live_items(ds, ctx, MAX_LIVE)
+    packed = known.call(_NO_COLUMNS, -1, *live, *known.args, ctx.person, k, item, REASON_SEEDS)
+    return (packed if packed.item(0) >= 0 else None), live
+
+
 def _known_top(als, ranked, rows, p: int, live_i: np.ndarray, k: int, item: int):
-    """The answer of a known person ``p`` without anything new (the request's ``live_i`` all in
-    their model row, ``rows``: ``positive_rows``) and with a trained vector: the ``k`` best
-    positive items of their ranked shortlist without ``item`` (int32) and their scores, read in
-    one kernel call (``factors.known_top``: what ``_scored_top`` gives with their vector and
-    shortlist); None when the request is not that case (or ``k`` is not below the shortlist's
-    length): the caller scores."""
+    """``_known_answer``'s top (items int32, scores float32) for person ``p`` with the live items
+    ``live_i`` and the page's ``item`` (``rows``: ``positive_rows``' ``indptr`` and ``indices``,
+    weights 1 when they come without), or None: what tests of the ranked shortlists read."""
     items, scores = ranked
-    top = (known_top_u16 if items.dtype == np.uint16 else known_top_i32)(
-        rows[0], rows[1], als.trained_flags(), items, scores, p, live_i, k, item)
-    return top[:2] if top[2] else None
+    indptr, indices = rows[:2]
+    data = rows[2] if len(rows) > 2 else np.ones(len(indices), np.float32)
+    packed = (known_answer_u16 if items.dtype == np.uint16 else known_answer_i32)(
+        _NO_COLUMNS, -1, live_i, np.ones(len(live_i)), 0, indptr, indices, data, als.trained_flags(),
+        items, scores, p, k, item, REASON_SEEDS)
+    if packed[0] < 0:
+        return None
+    n = packed[0]
+    return packed[2:2 + n], packed[2 + n:2 + 2 * n].view(np.float32)
 
 
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,53 +192,56 @@ class MatrixFactorization(Recommender):
     def recommend(self, model, ds, ctx, k):
         if model is None:
             return Candidates.empty()
-        als, norms, shortlist = model[:3]
-        ranked = model[3] if len(model) > 3 else None   # (a model pickled before the ranking)
-        live_i, live_w = live_items(ds, ctx)
-        p = ctx.person
-        top = visitor = rows = None
-        if ranked is not None and als.n_items == ds.n_items:
-            rows = positive_rows(ds)
-            if rows is not None:
-                top = _known_top(als, ranked, rows, p, live_i, k, ctx.item)
-        if top is None:
-            items_in, weights_in, has_live = visitor = merge_row(ds, p, live_i, live_w)
-            if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
-                known = items_in < als.n_items
-                items_in, weights_in = items_in[known], weights_in[known]
-                visitor = (items_in, weights_in)
-            if len(items_in) == 0:
-                return Candidates.empty()
-            trained = 0 <= p < len(als.user_factors) and not has_live and als.trained(p)
-            if trained:
-                vec = als.user_factors[p]                 # not all zero (checked above)
-            else:
-                vec = als.fold_in(items_in, weights_in)
-                if not vec.any():
+        live = None
+        known = _known(model, ds)
+        if known is not None:
+            packed, live = _known_answer(known, ds, ctx, k)
+            if packed is not None:   # (the top and the reason's seeds, one array)
+                n = packed.item(0)
+                if not n:
                     return Candidates.empty()
-            short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
-            top = _scored_top(als, vec, short, k, ctx.item)
-        cand, cs = top
+                cand = packed[2:2 + n]
+                return Candidates.of(cand, packed[2 + n:2 + 2 * n].view(np.float32),
+                                     _Reasons(ds, model[0].item_factors, model[1], cand, packed))
+        als, norms, shortlist = model[:3]
+        p = ctx.person
+        items_in, weights_in, has_live = visitor = merge_row(ds, p, *(live or live_items(ds, ctx)))
+        if als.n_items < ds.n_items:      # (the model's items are the dataset's: never, in a build)
+            known = items_in < als.n_items
+            items_in, weights_in = items_in[known], weights_in[known]
+            visitor = (items_in, weights_in)
+        if len(items_in) == 0:
+            return Candidates.empty()
+        trained = 0 <= p < len(als.user_factors) and not has_live and als.trained(p)
+        if trained:
+            vec = als.user_factors[p]                 # not all zero (checked above)
+        else:
+            vec = als.fold_in(items_in, weights_in)
+            if not vec.any():
+                return Candidates.empty()
+        short = shortlist[p] if trained and shortlist is not None and k < shortlist.shape[1] else None
+        cand, cs = _scored_top(als, vec, short, k, ctx.item)
         if not len(cand):
             return Candidates.empty()
         # reason: the visitor's item nearest to each candidate (cosine of factors), for the
         # products the placement shows (a few of the ~44)
-        return Candidates.of(cand, cs, _Reasons(ds, als.item_factors, norms, cand, visitor, rows, p, live_i, live_w))
+        return Candidates.of(cand, cs, _Reasons(ds, als.item_factors, norms, cand, visitor))
 
 
 class _Reasons:
     """matrix_factorization's reasons by position: the visitor's item (of their ``REASON_SEEDS``
-    strongest, found on the first reason asked) of largest cosine with the candidate, one
-    kernel call a reason (``factors.closest_seed``); where that cannot tell two seeds apart
-    within numpy's rounding (or the factors are not as a fit makes them), numpy's matmul of
-    every candidate and seed decides (the answer before: ``closest_seeds`` of
-    ``Y[cand] @ Y[seeds].T``), once per answer."""
-    __slots__ = ("ds", "Y", "norms", "cand", "visitor", "rows", "person", "live_i", "live_w", "seeds", "numpy")
+    strongest: ``known_answer``'s, packed after its top, or found on the first reason asked
+    from the visitor's items and weights) of largest cosine with the candidate, one kernel call
+    a reason (``factors.closest_seed``); where that cannot tell two seeds apart within numpy's
+    rounding (or the factors are not as a fit makes them), numpy's matmul of every candidate
+    and seed decides (the answer before: ``closest_seeds`` of ``Y[cand] @ Y[seeds].T``), once
+    per answer. Each seed's text is made once per dataset (``_texts``)."""
+    __slots__ = ("ds", "Y", "norms", "cand", "visitor", "seeds", "numpy", "texts")
 
-    def __init__(self, ds, Y, norms, cand, visitor, rows, person, live_i, live_w):
-        self.ds, self.Y, self.norms, self.cand, self.visitor, self.rows = ds, Y, norms, cand, visitor, rows
-        self.person, self.live_i, self.live_w = person, live_i, live_w
-        self.seeds = self.numpy = None
+    def __init__(self, ds, Y, norms, cand, visitor):
+        """``visitor``: the visitor's (items, weights), or ``known_answer``'s packed answer."""
+        self.ds, self.Y, self.norms, self.cand, self.visitor = ds, Y, norms, cand, visitor
+        self.seeds = self.numpy = self.texts = None
 
     def __len__(self) -> int:
         return len(self.cand)
@@ -184,11 +249,12 @@ class _Reasons:
     def __getitem__(self, pos: int) -> str:
         seeds = self.seeds
         if seeds is None:
-            if self.visitor is not None:
-                seeds = strongest(self.visitor[0], self.visitor[1], REASON_SEEDS)
-            else:        # (the known person's shortcut: the row merged here, in the kernel)
-                seeds = visitor_seeds(*self.rows, self.person, self.live_i, self.live_w, REASON_SEEDS)
-            self.seeds = seeds
+            v = self.visitor
+            if type(v) is tuple:
+                seeds = strongest(v[0], v[1], REASON_SEEDS)
+            else:    # (the known person's: after the packed top)
+                seeds = v[2 + 2 * len(self.cand):].astype(np.int64)
+            self.seeds, self.texts = seeds, self.ds.derived("matrix_factorization reasons", _texts)
         try:
             seed = closest_seed(self.Y, self.norms, self.cand.item(pos), seeds)
         except TypeError:   # (factors the kernel does not take: not float32 rows, as a fit makes them)
@@ -198,4 +264,14 @@ class _Reasons:
                 Y = self.Y
                 self.numpy = closest_seeds(Y[self.cand] @ Y[seeds].T, self.norms, self.cand, seeds).tolist()
             seed = self.numpy[pos]
-        return f"picked for you (because of {self.ds.label(seed)})" if seed >= 0 else "picked for you"
+        if seed < 0:
+            return "picked for you"
+        text = self.texts.get(seed)
+        if text is None:
+            text = self.texts[seed] = f"picked for you (because of {self.ds.label(seed)})"
+        return text
+
+
+def _texts(ds) -> dict:
+    """A dataset's reason texts (seed -> text), made as requests name the seeds."""
+    return {}

@@ -1,6 +1,6 @@
 """matrix_factorization's request path against the numpy code it replaced (kept here as the
 reference) and the tie rule (equal scores, lower item first): ``kernels/factors``
-(``row_lacks``, ``known_top``, ``catalog_top``, the reason's and the merge's kernels),
+(``row_lacks``, ``known_answer``, ``catalog_top``, the reason's and the merge's kernels),
 ``_person``'s two steps (``live_items`` + ``merge_row``), ``ImplicitALS.trained``, and whole
 answers (items, score bytes, every reason) with and without the known person's shortcut."""
 import numpy as np
@@ -11,7 +11,7 @@ from server.recommenders import _person
 from server.recommenders._person import live_items, merge_row, visitor_items
 from server.recommenders.base import Context, Recent
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
-from server.recommenders.kernels.factors import known_top_i32, known_top_u16, row_lacks
+from server.recommenders.kernels.factors import known_answer_i32, known_answer_u16, row_lacks
 from server.recommenders.matrix_factorization import MatrixFactorization, person_candidates, ranked_shortlists
 
 from .test_request_shortcuts import _Data
@@ -85,46 +85,125 @@ def known_top_numpy(R, trained, items, scores, p, live, k, item):
     return ranked_top_numpy(items[p], scores[p], k, item)
 
 
-def test_known_top_is_the_numpy_pick():
+def known_answer_numpy(R, trained, items, scores, p, live_i, live_w, k, item, n_seeds):
+    """``known_answer``'s answer in numpy: ``known_top_numpy``'s top, and the ``n_seeds``
+    strongest of the person's row merged with the live items (``_person._merge``, then the
+    stable argsort: the seeds the reasons read)."""
+    top = known_top_numpy(R, trained, items, scores, p, live_i, k, item)
+    if top is None:
+        return None
+    a, b = R.indptr[p], R.indptr[p + 1]
+    merged, w, _ = _person._merge(R.indices[a:b].astype(np.int64), R.data[a:b].astype(np.float64), live_i, live_w)
+    return top[0], top[1], merged[np.argsort(-w, kind="stable")[:n_seeds]]
+
+
+def unpacked(packed):
+    """``known_answer``'s packed array as (items, scores, seeds), or None for ``[-1]``."""
+    assert packed.dtype == np.int32 and len(packed) >= 1
+    n = int(packed[0])
+    if n < 0:
+        assert len(packed) == 1
+        return None
+    s = int(packed[1])
+    assert len(packed) == 2 + 2 * n + s
+    return packed[2:2 + n], packed[2 + n:2 + 2 * n].view(np.float32), packed[2 + 2 * n:]
+
+
+def ranked_rows(rng, persons, n_items, width, dtype, ties):
+    """Random shortlists ranked as ``ranked_shortlists`` ranks them (score descending, then item)."""
+    items = np.stack([rng.permutation(n_items)[:width] for _ in range(persons)]).astype(dtype)
+    if ties:       # few distinct values: ties everywhere
+        scores = rng.integers(-4, 8, (persons, width)).astype(np.float32)
+    else:
+        scores = rng.normal(size=(persons, width)).astype(np.float32)
+    order = np.lexsort((items, -scores), axis=-1)
+    return np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
+
+
+def test_known_answer_is_the_numpy_pick():
+    """Given live items: the top (ties, k around the width, the page's item in the row or
+    not, persons outside the matrix, without a row, untrained) and the seeds as numpy."""
     rng = np.random.default_rng(1)
     ties = found = 0
     for trial in range(600):
         persons, n_items = int(rng.integers(1, 12)), int(rng.integers(3, 70))
         R = random_R(rng, persons, n_items, empty_every=int(rng.integers(2, 6)))
+        R.data = rng.choice(np.array([0.5, 1.0, 2.0, 3.0], np.float32), len(R.data))   # tied weights
         width = int(rng.integers(1, n_items + 1))
         dtype = (np.uint16, np.int32)[trial % 2]
-        items = np.stack([rng.permutation(n_items)[:width] for _ in range(persons)]).astype(dtype)
-        if trial % 3 == 0:       # few distinct values: ties everywhere
-            scores = rng.integers(-4, 8, (persons, width)).astype(np.float32)
-        else:
-            scores = rng.normal(size=(persons, width)).astype(np.float32)
-        order = np.lexsort((items, -scores), axis=-1)      # ranked: score descending, then item
-        items, scores = np.take_along_axis(items, order, 1), np.take_along_axis(scores, order, 1)
+        items, scores = ranked_rows(rng, persons, n_items, width, dtype, trial % 3 == 0)
         trained = rng.random(persons) < 0.8
+        fn = known_answer_u16 if dtype == np.uint16 else known_answer_i32
         for p in range(-1, persons + 1):
             row = R.indices[R.indptr[p]:R.indptr[p + 1]] if 0 <= p < persons else np.zeros(0, np.int32)
             for t in range(4):
                 m = int(rng.integers(0, 4))
-                live = (rng.choice(row, m) if t % 2 and len(row) else rng.integers(-1, n_items + 1, m)).astype(np.int64)
+                live = (rng.choice(row, m, replace=False) if t % 2 and len(row) >= m
+                        else rng.choice(np.arange(-1, n_items + 1), min(m, n_items + 2), replace=False)).astype(np.int64)
+                live_w = rng.choice([0.5, 1.0, 2.5, 3.0], len(live))
                 k = int(rng.integers(0, width + 2))
                 item = int(items[p][rng.integers(0, width)]) if t == 3 and 0 <= p < persons else int(rng.integers(-1, n_items))
-                want = known_top_numpy(R, trained, items, scores, p, live, k, item)
-                fn = known_top_u16 if dtype == np.uint16 else known_top_i32
-                got_items, got_scores, ok = fn(R.indptr, R.indices, trained, items, scores, p, live, k, item)
+                n_seeds = int(rng.integers(0, 6)) if t == 2 else 20
+                want = known_answer_numpy(R, trained, items, scores, p, live, live_w, k, item, n_seeds)
+                got = unpacked(fn(np.zeros((0, 3)), -1, live, live_w, n_items, R.indptr, R.indices, R.data, trained,
+                                  items, scores, p, k, item, n_seeds))
                 if want is None:
-                    assert not ok and len(got_items) == 0
+                    assert got is None
                     continue
-                assert ok and got_items.dtype == np.int32 and got_scores.dtype == np.float32
-                assert got_items.tolist() == want[0].tolist() and got_scores.tobytes() == want[1].tobytes()
+                assert got is not None
+                assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes()
+                assert got[2].tolist() == want[2].tolist()
                 found += 1
                 ties += len(np.unique(want[1])) < len(want[1])
     assert found > 500 and ties > 100
     one = np.array([[7]], np.uint16), np.array([[0.5]], np.float32)
     R = sparse.csr_matrix(np.ones((1, 8), np.float32))
-    assert not known_top_u16(R.indptr, R.indices, np.ones(1, bool), *one, 0, np.zeros(0, np.int64), 1, -1)[2]  # k: not below the width
+    nothing = np.zeros((0, 3)), -1, np.zeros(0, np.int64), np.zeros(0), 8, R.indptr, R.indices, R.data, np.ones(1, bool)
+    assert unpacked(known_answer_u16(*nothing, *one, 0, 1, -1, 20)) is None   # k: not below the width
     two = np.array([[7, 3]], np.uint16), np.array([[0.5, 0.5]], np.float32)
-    assert known_top_u16(R.indptr, R.indices, np.ones(1, bool), *two, 0, np.zeros(0, np.int64), 1, -1)[0].tolist() == [7]
-    assert known_top_u16(R.indptr, R.indices, np.ones(1, bool), *two, 0, np.zeros(0, np.int64), 1, 7)[0].tolist() == [3]
+    assert unpacked(known_answer_u16(*nothing, *two, 0, 1, -1, 20))[0].tolist() == [7]
+    got = unpacked(known_answer_u16(*nothing, *two, 0, 1, 7, 1))
+    assert got[0].tolist() == [3] and got[2].tolist() == [0]      # one seed: the first of equal weights
+    zero = np.array([[7, 3]], np.uint16), np.array([[0.0, -1.0]], np.float32)
+    got = unpacked(known_answer_u16(*nothing, *zero, 0, 1, -1, 0))
+    assert len(got[0]) == len(got[1]) == len(got[2]) == 0          # nothing positive, no seeds asked
+
+
+def test_known_answer_walks_the_session_as_live_items():
+    """With ``max_live``, the kernel walks the live state's columns itself: the answer of
+    ``live_items``' arrays on a page without products (the Python walk of the plain list),
+    sessions long and short, repeats, bounces, other kinds, earlier visits, products outside
+    the catalog, and nothing at all."""
+    from server.recommenders.base import walk_columns
+    from server.signals import CART, VIEW
+    rng = np.random.default_rng(3)
+    found = outside = 0
+    for trial in range(300):
+        persons, n_items = 6, int(rng.integers(5, 40))
+        R = random_R(rng, persons, n_items, empty_every=4)
+        items, scores = ranked_rows(rng, persons, n_items, int(rng.integers(2, n_items + 1)), np.int32, trial % 2 == 0)
+        trained = np.ones(persons, bool)
+        ds = Data(R)
+        for p in range(persons):
+            row = R.indices[R.indptr[p]:R.indptr[p + 1]]
+            m = int(rng.integers(0, 30))
+            pool = row if trial % 3 and len(row) else np.arange(-1, n_items + 2)   # only the row's: known
+            recent = [Recent("p", int(rng.choice(pool)), int(rng.choice([VIEW, CART, 99])), 100 - j,
+                             float(rng.choice([0.1, 0.5, 1.0, 2.5])), bool(rng.random() < 0.7)) for j in range(m)]
+            max_live = int(rng.choice([0, 1, 3, 20]))
+            live_i, live_w = live_items(ds, Context(person=p, recent=recent), max_live)
+            outside += any(not 0 <= r.item < n_items for r in recent)
+            k = int(rng.integers(1, 10))
+            want = known_answer_numpy(R, trained, items, scores, p, live_i, live_w, k, -1, 20)
+            got = unpacked(known_answer_i32(walk_columns(recent), max_live, np.zeros(0, np.int64), np.zeros(0), n_items,
+                                            R.indptr, R.indices, R.data, trained, items, scores, p, k, -1, 20))
+            if want is None:
+                assert got is None
+                continue
+            assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes()
+            assert got[2].tolist() == want[2].tolist()
+            found += 1
+    assert found > 300 and outside > 100
 
 
 def contexts(rng, persons, items):
@@ -221,29 +300,35 @@ def answer(c):
 
 
 def test_recommend_with_the_shortcut_is_the_merged_answer(mf_model, monkeypatch):
-    """A known person without new items: the answer read without merging the row (the merge
-    done for the reasons) equals the answer of the merged path (the shortcut turned off)."""
+    """A known person without new items: the answer read in one call (``known_answer``: the
+    top, and the seeds of the row merged with the live items; the session walked in the
+    kernel for a bound ``RecentList`` on a page without products) equals the answer of the
+    merged path (the shortcut turned off), every reason included."""
+    from server.recommenders.base import RecentList
     ds, model = mf_model
     rec = MatrixFactorization()
     rng = np.random.default_rng(5)
     ctxs = list(contexts(rng, 200, 300))
-    for ctx in ctxs[::3]:                   # sessions of the row's items only: nothing new
+    for n, ctx in enumerate(ctxs[::3]):     # sessions of the row's items only: nothing new
         if 0 <= ctx.person < 200:
             row = ds.R.indices[ds.R.indptr[ctx.person]:ds.R.indptr[ctx.person + 1]]
-            ctx.recent = [Recent(f"p{i}", int(i), 1, 5, 1.0, True) for i in row[:3]]
+            ctx.recent = [Recent(f"p{i}", int(i), 1, 5, float(rng.integers(1, 4)), True) for i in row[:3]]
             ctx.item, ctx.cart_items = -1, np.zeros(0, np.int32)
+    for ctx in ctxs[1::2]:                  # half of them bound (the kernel walks them)
+        ctx.recent = RecentList.of(ctx.recent)
     import server.recommenders.matrix_factorization as mf
-    shortcuts = []
-    known_top = mf._known_top
+    shortcuts, walked = [], []
+    known_answer = mf._known_answer
 
-    def counted(*a):
-        top = known_top(*a)
-        shortcuts.append(top is not None)
-        return top
-    monkeypatch.setattr(mf, "_known_top", counted)
+    def counted(known, ds, ctx, k):
+        packed, live = known_answer(known, ds, ctx, k)
+        shortcuts.append(packed is not None)
+        walked.append(packed is not None and live is None)
+        return packed, live
+    monkeypatch.setattr(mf, "_known_answer", counted)
     fast = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
-    assert sum(shortcuts) > 200
-    monkeypatch.setattr(mf, "_known_top", lambda *a: None)
+    assert sum(shortcuts) > 200 and sum(walked) > 100
+    monkeypatch.setattr(mf, "_known_answer", lambda *a: (None, None))
     slow = [answer(rec.recommend(model, ds, ctx, k)) for ctx in ctxs for k in (5, 44)]
     assert fast == slow
     assert sum(len(a[0]) > 0 for a in fast) > 1000

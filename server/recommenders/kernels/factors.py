@@ -2,9 +2,10 @@
 
 ``clean_items`` tells ``ImplicitALS.fold_in`` that its items need no filter nor merge;
 ``row_lacks`` tells whether the request's live items add anything to the person's model row
-(``_person.visitor_items``' ``has_live``, without merging); ``known_top`` is a known person's
-whole answer when they did nothing new (that test, then their row of the shortlists ranked at
-fit time); ``catalog_top`` the top k over the catalog of a folded-in visitor (``catalog_top_f64``:
+(``_person.visitor_items``' ``has_live``, without merging); ``known_answer`` is a known person's
+whole answer when they did nothing new, in one call and one array (on a page without products
+the session walked from the live state's columns, that test, their row of the shortlists
+ranked at fit time, and the reason's seeds); ``catalog_top`` the top k over the catalog of a folded-in visitor (``catalog_top_f64``:
 demographic's, over its float64 scores). They only compare
 and copy numbers, so they are exact by construction. The reason's steps: ``strongest`` (the
 visitor's items of largest weight, ``visitor_seeds`` with the merge of their row before it:
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import kernel
+from .seeds import session_walk
 from .sums import merge_visitor_items
 
 
@@ -43,47 +45,72 @@ def row_lacks(indptr, indices, row, items):
     return False
 
 
-def _known_top(indptr, indices, trained, items, scores, person, live, k, item):
-    """matrix_factorization's answer for a known person with nothing new, read from the
+def _known_answer(cols, max_live, live_i, live_w, n_items, indptr, indices, data, trained, items, scores,
+                  person, k, item, n_seeds):
+    """matrix_factorization's whole answer for a known person with nothing new, read from the
     shortlists ranked at fit time (``items`` best first per person, ``scores`` descending,
-    equal scores by lower item: ``ranked_shortlists``): the ``k`` best positive items of row
-    ``person`` without ``item`` (int32) and their scores, and True; or empty arrays and False
-    when the request is not that case, and the caller scores: ``person`` outside the CSR
-    matrix ``indptr``/``indices`` (the model's feedback rows, canonical) or its row empty,
-    one of the ``live`` items missing from the row (``row_lacks``: the person did something
-    new), the person not ``trained`` (a zero vector), or ``k`` not in ``1 .. width - 1``.
+    equal scores by lower item: ``ranked_shortlists``), in one call and one array: the ``k``
+    best positive items of row ``person`` without ``item``, their scores, and the reason's
+    seeds (``visitor_seeds``: the ``n_seeds`` strongest of the person's row merged with the
+    live items), packed as int32 ``[n, s, n items, n float32 score bits, s seeds]``; or
+    ``[-1]`` when the request is not that case, and the caller scores: ``person`` outside the
+    CSR matrix ``indptr``/``indices``/``data`` (the model's feedback rows: canonical, float32
+    weights all > 0) or its row empty, one of the live items missing from the row
+    (``row_lacks``: the person did something new), the person not ``trained`` (a zero
+    vector), or ``k`` not in ``1 .. width - 1``.
 
-    The answer is what scoring the person's shortlist with their trained vector gives
+    The live items: with ``max_live`` >= 0, the session's latest ``max_live`` (at most
+    ``seeds.MAX_ITEMS``) products walked from the live state's ``cols`` (``seeds.session_walk``,
+    as ``Context.session_vectors`` walks them) without those outside ``0 .. n_items - 1``:
+    ``_person.live_items`` of a page without products; else ``live_i``/``live_w`` as given
+    (``live_items``' answer).
+
+    The top is what scoring the person's shortlist with their trained vector gives
     (``_scored_top``: the same scores, ``ranked_shortlists`` computes them as a request does),
-    best first under the tie rule (equal scores: the lower item), the first ``min(positive, k)``
-    of the row once ``item`` is left out; it only compares and copies numbers."""
+    best first under the tie rule (equal scores: the lower item), the first ``min(positive,
+    k)`` of the row once ``item`` is left out. It only walks, compares and copies numbers."""
+    if max_live >= 0:
+        walked_i = np.empty(max_live, np.int64)
+        walked_w = np.empty(max_live, np.float64)
+        m = session_walk(cols, max_live, False, walked_i, walked_w)
+        q = 0
+        for j in range(m):
+            if 0 <= walked_i[j] < n_items:
+                walked_i[q], walked_w[q] = walked_i[j], walked_w[j]
+                q += 1
+        live_i, live_w = walked_i[:q], walked_w[:q]
+    fail = np.full(1, -1, np.int32)
     if not (0 <= person < len(indptr) - 1 and person < len(trained) and person < items.shape[0]
             and 1 <= k < items.shape[1]):
-        return np.empty(0, np.int32), np.empty(0, np.float32), False
-    if indptr[person] == indptr[person + 1] or not trained[person] or row_lacks(indptr, indices, person, live):
-        return np.empty(0, np.int32), np.empty(0, np.float32), False
+        return fail
+    if indptr[person] == indptr[person + 1] or not trained[person] or row_lacks(indptr, indices, person, live_i):
+        return fail
     row_i, row_s = items[person], scores[person]
     positive = 0
     for j in range(len(row_i)):
         if row_i[j] != item and row_s[j] > 0:
             positive += 1
     n = min(positive, k)
-    out_items = np.empty(n, np.int32)
-    out_scores = np.empty(n, np.float32)
+    seeds = visitor_seeds(indptr, indices, data, person, live_i, live_w, n_seeds)
+    out = np.empty(2 + 2 * n + len(seeds), np.int32)
+    bits = out.view(np.float32)
+    out[0], out[1] = n, len(seeds)
     q = j = 0
     while q < n:
         if row_i[j] != item:
-            out_items[q], out_scores[q] = row_i[j], row_s[j]
+            out[2 + q], bits[2 + n + q] = row_i[j], row_s[j]
             q += 1
         j += 1
-    return out_items, out_scores, True
+    for j in range(len(seeds)):
+        out[2 + 2 * n + j] = seeds[j]
+    return out
 
 
 # one signature a kernel: shortlists of uint16 items (catalogs up to 65,535 products), or int32
-_SIG = ("Tuple((int32[::1], float32[::1], boolean))"
-        "(int32[::1], int32[::1], boolean[::1], {}[:, ::1], float32[:, ::1], int64, int64[::1], int64, int64)")
-known_top_u16 = kernel(_SIG.format("uint16"))(_known_top)
-known_top_i32 = kernel(_SIG.format("int32"))(_known_top)
+_SIG = ("int32[::1](float64[:, ::1], int64, int64[::1], float64[::1], int64, int32[::1], int32[::1], float32[::1], "
+        "boolean[::1], {}[:, ::1], float32[:, ::1], int64, int64, int64, int64)")
+known_answer_u16 = kernel(_SIG.format("uint16"))(_known_answer)
+known_answer_i32 = kernel(_SIG.format("int32"))(_known_answer)
 
 
 def _catalog_top(scores, k, finite_only):
