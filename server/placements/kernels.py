@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jit import kernel
-from ..recommenders.kernels.sums import neighbour_top
+from ..recommenders.kernels.sums import neighbour_top, sift_down
 
 
 @kernel("Tuple((int64, int64[:, ::1], float32[::1]))(int32[:], float32[:], int64[::1], float64[::1], boolean)")
@@ -340,34 +340,8 @@ def blend_pick(items, scores, lens, weights, src_code, mask, current, cart, held
             desc = 0xFFFFFFFF - asc
         heap[u] = (desc << 31) | u_item[u]
 
-    def sift_down(heap, size, key):
-        """``key`` put at the root of the min-heap ``heap[:size]``, moved down to its place."""
-        p = 0
-        while True:
-            ch = 2 * p + 1
-            if ch >= size:
-                break
-            if ch + 1 < size and heap[ch + 1] < heap[ch]:
-                ch += 1
-            if heap[ch] >= key:
-                break
-            heap[p] = heap[ch]
-            p = ch
-        heap[p] = key
-
-    for p in range(m // 2 - 1, -1, -1):   # heapify: each inner node sifted down in its subtree
-        key = heap[p]
-        while True:
-            ch = 2 * p + 1
-            if ch >= m:
-                break
-            if ch + 1 < m and heap[ch + 1] < heap[ch]:
-                ch += 1
-            if heap[ch] >= key:
-                break
-            heap[p] = heap[ch]
-            p = ch
-        heap[p] = key
+    for p in range(m // 2 - 1, -1, -1):   # heapify: each inner place sifted down in its subtree
+        sift_down(heap, m, heap[p], p)
 
     out = np.empty((3, max(min(count, m), 0)), np.int64)
     c = 0
@@ -375,7 +349,7 @@ def blend_pick(items, scores, lens, weights, src_code, mask, current, cart, held
     while c < count and left > 0:
         key = heap[0]
         left -= 1
-        sift_down(heap, left, heap[left])
+        sift_down(heap, left, heap[left], 0)
         i = key & 0x7FFFFFFF
         h = (i * 2654435761) & (size - 1)
         while u_item[table[h]] != i:

@@ -58,6 +58,24 @@ _SIG = ("Tuple((int32[::1], float32[::1], int32[::1]))"
 NO_MORE = (np.zeros(0, np.int32), np.zeros(0, np.float32))   # ``neighbour_top``'s ``more``, ``more_w``: none
 
 
+@kernel("void(int64[::1], int64, int64, int64)")
+def sift_down(heap, size, key, p):
+    """``key`` put at place ``p`` of the min-heap ``heap[:size]`` (whose subtrees below ``p``
+    are heaps), moved down to its place: a heap's root replaced (``p`` 0), or a heap built
+    bottom-up (each inner place in turn, the last first)."""
+    while True:
+        ch = 2 * p + 1
+        if ch >= size:
+            break
+        if ch + 1 < size and heap[ch + 1] < heap[ch]:
+            ch += 1
+        if heap[ch] >= key:
+            break
+        heap[p] = heap[ch]
+        p = ch
+    heap[p] = key
+
+
 @kernel(_SIG)
 def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k):
     """The ``k`` best products by the seeds' neighbour sums: (items int32, scores float32,
@@ -148,21 +166,6 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     # better (its float32 score's bits, monotonic for scores > 0, then the item reversed;
     # items are unique, so keys are distinct and any exact top k of them is the rule's), the
     # k best kept in a min-heap (its root the worst kept: a candidate below it costs one test)
-    def sift_down(heap, size, key):
-        """``key`` put at the root of the min-heap ``heap[:size]``, moved down to its place."""
-        p = 0
-        while True:
-            ch = 2 * p + 1
-            if ch >= size:
-                break
-            if ch + 1 < size and heap[ch + 1] < heap[ch]:
-                ch += 1
-            if heap[ch] >= key:
-                break
-            heap[p] = heap[ch]
-            p = ch
-        heap[p] = key
-
     bits = np.empty(1, np.float32)
     as_int = bits.view(np.uint32)
     heap = np.empty(max(k, 0), np.int64)
@@ -185,7 +188,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
                 p = (p - 1) >> 1
             heap[p] = key
         elif filled > 0 and key > heap[0]:     # replaces the worst kept
-            sift_down(heap, filled, key)
+            sift_down(heap, filled, key, 0)
         if filled == k and filled > 0:
             as_int[0] = np.uint32(heap[0] >> 32)
             worst = bits[0]
@@ -197,7 +200,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         top_t[q] = slot[it] - 1
         as_int[0] = np.uint32(key >> 32)
         top_f[q] = bits[0]
-        sift_down(heap, q, heap[q])             # (the heap shrinks by one: its last entry sifts down from the root)
+        sift_down(heap, q, heap[q], 0)          # (the heap shrinks by one: its last entry sifts down from the root)
     if ahead == -7 and ahead_f == -1.5:     # (never so: the reads ahead are not optimised away)
         filled = 0
     items = np.empty(filled, np.int32)
