@@ -83,3 +83,57 @@ def test_the_sums_are_in_numpys_order():
         plain = [sum(((x - c) ** 2).tolist()) for c in centres]
         plain_differs += int(np.argmin(plain)) != want
     assert plain_differs > 100
+
+
+def _group_model(rng, persons, items, cats, with_centres):
+    """A ``GroupModel`` as a fit leaves it: tiers, clusters (some -1), centres, each group's top."""
+    from server.recommenders.customer_group import GroupModel
+    from server.recommenders.kernels.groups import TIERS
+    m = GroupModel.__new__(GroupModel)
+    k = 3 if with_centres else 0
+    m.tier = rng.integers(0, len(TIERS), persons).astype(np.int8)
+    m.cluster = rng.integers(-1, k, persons).astype(np.int64) if k else np.full(persons, -1, np.int64)
+    m.centres = rng.random((k, cats)) if k else np.zeros((0, cats))
+    m.item_cat = rng.integers(-1, cats, items).astype(np.int64)
+    m.cats = [f"c{j}" for j in range(cats)]
+
+    def top():
+        pos = rng.choice(items, 8, replace=False)
+        return pos.astype(np.int32), np.sort(rng.integers(1, 5, 8).astype(np.float32))[::-1].copy()
+    m.tier_top = [top() for _ in TIERS]
+    m.cluster_top = [top() for _ in range(k)]
+    m.cluster_name = [f"c{j}" for j in range(k)]
+    return m
+
+
+def test_a_persons_answer_read_from_their_group_is_the_computed_one(monkeypatch):
+    """``person_answers`` (a known person's group answers, read with two look-ups) gives what
+    the tier, segment and cluster path gives: persons with and without a cluster of their own,
+    models with and without centres, profiles with a segment (a tier's name or not), persons
+    outside the model, several k."""
+    from server.recommenders.base import Context, Recent
+    from server.recommenders.customer_group import CustomerGroup
+    rng = np.random.default_rng(8)
+    rec = CustomerGroup()
+    read = 0
+    for trial in range(40):
+        model = _group_model(rng, 30, 50, 4, trial % 2 == 0)
+        ctxs = []
+        for p in range(-1, 32):
+            recent = [Recent("x", int(i), 1, 10 - j, 1.0, True) for j, i in enumerate(rng.integers(0, 50, 3))]
+            profile = [None, {}, {"segment": "VIP "}, {"segment": "other"}, {"gender": "f"}][int(rng.integers(0, 5))]
+            ctxs.append(Context(person=p, recent=recent, profile=profile))
+        ks = [int(x) for x in rng.integers(1, 12, len(ctxs))]
+        fast = [rec.recommend(model, None, c, k) for c, k in zip(ctxs, ks)]
+        read += sum(c is model.person_answers()[ctx.person].get(k)
+                    for c, ctx, k in zip(fast, ctxs, ks) if 0 <= ctx.person < 30 and model.person_answers()[ctx.person])
+        other = type(model).__new__(type(model))   # (the same fit, no memo: every answer computed)
+        for name in ("tier", "cluster", "centres", "item_cat", "cats", "tier_top", "cluster_top", "cluster_name"):
+            setattr(other, name, getattr(model, name))
+        monkeypatch.setattr(type(other), "person_answers", lambda self: [])
+        slow = [rec.recommend(other, None, c, k) for c, k in zip(ctxs, ks)]
+        monkeypatch.undo()
+        for a, b in zip(fast, slow):
+            assert a.items.tolist() == b.items.tolist() and a.scores.tobytes() == b.scores.tobytes()
+            assert [a.reason(i) for i in range(len(a))] == [b.reason(i) for i in range(len(b))]
+    assert read > 300

@@ -32,7 +32,7 @@ from .kernels.groups import nearest_centre as nearest_kernel
 from .registry import register
 
 TOP = 50
-MAX_ANSWERS = 1024   # answers kept per model: (tier, cluster, k), a few dozen in practice
+MAX_ANSWERS = 32   # answers kept per group (tier, cluster) of a model: one per k, one or two in practice
 NEW = TIERS.index("new")
 MAX_FIT_PERSONS = 5_000
 MAX_CATEGORIES = 50
@@ -150,18 +150,40 @@ class GroupModel:
     def answer(self, tier: int, cluster: int, k: int) -> Candidates:
         """``blend(tier, cluster)``'s first ``k`` as Candidates, made once per (tier, cluster,
         k) for the model's life (a function of the fitted model alone; answers are shared and
-        never changed, as the model's answer cache shares them). Up to ``MAX_ANSWERS`` of them,
-        then made per call (a request's count is bounded, but not to a few values)."""
-        memo = self.__dict__.get("_answers")
-        if memo is None:
-            memo = self.__dict__.setdefault("_answers", {})
-        c = memo.get((tier, cluster, k))
+        never changed, as the model's answer cache shares them). Up to ``MAX_ANSWERS`` of them
+        per group, then made per call (a request's count is bounded, but not to a few values)."""
+        answers = self.group_answers(tier, cluster)
+        c = answers.get(k)
         if c is None:
             items, scores, reasons = self.blend(tier, cluster)
             c = Candidates(items[:k], scores[:k], reasons[:k])
-            if len(memo) < MAX_ANSWERS:
-                memo[(tier, cluster, k)] = c
+            if len(answers) < MAX_ANSWERS:
+                answers[k] = c
         return c
+
+    def group_answers(self, tier: int, cluster: int) -> dict:
+        """The (tier, cluster)'s answers made so far (``answer``: k -> Candidates), one dict per
+        group for the model's life."""
+        memo = self.__dict__.get("_answers")
+        if memo is None:
+            memo = self.__dict__.setdefault("_answers", {})
+        got = memo.get((tier, cluster))
+        if got is None:
+            got = memo.setdefault((tier, cluster), {})
+        return got
+
+    def person_answers(self) -> list:
+        """Per person of the model, their group's answers (``group_answers``) when the model
+        tells both their tier and their cluster (one of their own, or no clusters at all), else
+        None (the cluster is then the nearest centre to the request's session), made on first
+        use: a known person's answer read with two look-ups."""
+        got = self.__dict__.get("_person_answers")
+        if got is None:
+            tiers, clusters = self.groups()
+            nearest = len(self.centres) > 0
+            got = [None if c < 0 and nearest else self.group_answers(t, c) for t, c in zip(tiers, clusters)]
+            got = self.__dict__.setdefault("_person_answers", got)
+        return got
 
     def groups(self) -> tuple[list[int], list[int]]:
         """``tier`` and ``cluster`` as lists (made on first use): a person's read without a
@@ -222,9 +244,17 @@ class CustomerGroup(Recommender):
         if model is None:
             return Candidates.empty()
         p = ctx.person
+        profile = ctx.profile
+        if not (profile and profile.get("segment")):   # (most requests: the person's own groups)
+            people = model.person_answers()
+            if 0 <= p < len(people):
+                answers = people[p]
+                if answers is not None:
+                    c = answers.get(k)
+                    if c is not None:
+                        return c
         tiers = model.groups()[0]
         tier = tiers[p] if 0 <= p < len(tiers) else NEW
-        profile = ctx.profile
         segment = profile.get("segment") if profile else None
         if segment:
             segment = str(segment).strip().lower()

@@ -150,7 +150,7 @@ def test_customer_group_cold_start(tmp_path):
 
 
 def test_customer_group_answers_are_the_blend_sliced(tmp_path):
-    """The answers kept per (tier, cluster, k) are what the blend sliced for each request gives
+    """The answers kept per (tier, cluster) and k are what the blend sliced for each request gives
     (the code before the memo), for known persons, strangers, the merchant's segment, several
     counts, asked twice (the second time from the memo)."""
     from server.recommenders.kernels.groups import TIERS
@@ -190,5 +190,5 @@ def test_customer_group_answers_are_the_blend_sliced(tmp_path):
                 c = rec.recommend(model, ds, ctx, k)
                 assert (c.items.tolist(), c.scores.tobytes(), [c.reason(i) for i in range(len(c))]) == plain(ctx, k)
                 n += len(c) > 0
-    assert n > 100 and len(model._answers) > 10
+    assert n > 100 and sum(len(a) for a in model._answers.values()) > 10   # (per group: k -> answer)
     d.close()
