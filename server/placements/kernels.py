@@ -32,8 +32,9 @@ Orders are stable LSD radix sorts (8 bits a pass, a pass skipped when every key 
 digit there): on ~100 keys they cost a fraction of numba's quicksort or mergesort, and a
 stable sort gives equal keys in input order, as numpy's stable sorts do. ``blend_pick``
 sorts nothing: a min-heap of distinct keys (the radix sort's key, then the item) pops in
-the sorted order, and a slot pops ~10 of them (~3-4 µs less a call than ``blend_sources``
-and ``select_pool`` on the main page's ~180 contributions).
+the sorted order, and a slot pops ~10 of them (in the request flow ~2 µs less a call than
+``blend_sources`` and ``select_pool`` on the main page's ~180 contributions; none on a
+category page's ~50, most of which its mask refuses: nearly every key is popped).
 """
 from __future__ import annotations
 
