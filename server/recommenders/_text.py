@@ -18,7 +18,7 @@ import numpy as np
 from ._common import Neighbours, SeedVectors, seed_vectors
 from ._tables import NO_DROP, NOTHING, TableQuery
 from .kernels.sums import NO_MORE
-from .base import Candidates, LazyReasons, seeds_key
+from .base import SEEDS, Candidates, LazyReasons, seeds_key
 from .kernels.text import TfidfIndex
 
 DESCRIPTION_CHARS = 600
@@ -216,7 +216,7 @@ def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
     if not seeds:
         return Candidates.empty()
     if isinstance(model, TextNeighbours) and model.idx is not None:   # precomputed rows: the dense sum
-        return model.candidates(seeds, k, ds, reason, ctx.seed_vectors(10))
+        return model.candidates(seeds, k, ds, reason, ctx.seed_vectors(SEEDS))
     items, scores, best = model.gather(seeds)
     pos = top_positions(scores, k, items)
     if not len(pos):
@@ -231,7 +231,7 @@ def seed_neighbour_query(model, ctx, reason: str):
     answers)."""
     if model is None:
         return NOTHING
-    v = ctx.seed_vectors(10)   # (``seeds_key``'s seeds)
+    v = ctx.seed_vectors(SEEDS)   # (``seeds_key``'s seeds)
     if not len(v.items):
         return NOTHING
     if isinstance(model, TextNeighbours) and model.idx is not None:

@@ -104,6 +104,7 @@ from .kernels import seeds as _seed_kernels
 
 CONTEXT_FIELDS = frozenset({"product", "cart", "order", "session", "person", "query", "category", "profile"})
 _INTEREST = frozenset({VIEW, CART, PURCHASE, CLICK, REVIEW})   # kinds that count in session_items
+SEEDS = 10   # the seed view the item sources read (``seed_items``' default): what ``seeds_key`` keys on
 
 
 class Recent(NamedTuple):
@@ -228,7 +229,7 @@ class Context:
         memo[key] = (result, recent)
         return result
 
-    def seed_items(self, max_items: int = 10) -> list[tuple[int, float]]:
+    def seed_items(self, max_items: int = SEEDS) -> list[tuple[int, float]]:
         """What "related to this visit" means: the current product (weight 3), cart and order
         items (2 each), then the session's recent items. When the page names products, the
         session only breaks ties (x 0.2): a detail page's complements are the complements of
@@ -282,7 +283,7 @@ class Context:
                                                                                        in_session_only))
         return v
 
-    def seed_vectors(self, max_items: int = 10) -> "SeedVectors":
+    def seed_vectors(self, max_items: int = SEEDS) -> "SeedVectors":
         """``seed_items`` as ``SeedVectors``, made once per request: from the live state's
         columns (``RecentList``) by one ``kernels/seeds.page_seeds`` call, else of ``_seeds``'
         tuple."""
@@ -660,5 +661,5 @@ class Recommender:
 
 
 def seeds_key(ctx: Context) -> tuple:
-    """``cache_key`` of a recommender that reads only ``ctx.seed_items()`` (the default 10)."""
-    return ctx._seeds(10)
+    """``cache_key`` of a recommender that reads only ``ctx.seed_items()`` (the default view, ``SEEDS``)."""
+    return ctx._seeds(SEEDS)

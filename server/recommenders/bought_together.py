@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
 from ._tables import NOTHING
-from .base import Candidates, Recommender, seeds_key
+from .base import SEEDS, Candidates, Recommender, seeds_key
 from .registry import register
 
 REASON = "often bought with {}"
@@ -39,9 +39,9 @@ class BoughtTogether(Recommender):
         return seeds_key(ctx)
 
     def recommend(self, model, ds, ctx, k):
-        v = ctx.seed_vectors(10)   # (``seeds_key``'s seeds)
+        v = ctx.seed_vectors(SEEDS)   # (``seeds_key``'s seeds)
         return model.candidates(None, k, REASON, ds, vectors=v) if len(v.items) else Candidates.empty()
 
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
-        v = ctx.seed_vectors(10)
+        v = ctx.seed_vectors(SEEDS)
         return model.query(None, REASON, v) if len(v.items) else NOTHING

@@ -11,7 +11,7 @@ import numpy as np
 from ._common import itemcf_neighbours
 from ._tables import NOTHING
 from .kernels.sums import NO_MORE
-from .base import Candidates, Recommender, seeds_key
+from .base import SEEDS, Candidates, Recommender, seeds_key
 from .registry import register
 
 TOP = 10
@@ -61,7 +61,7 @@ class ItemCF(Recommender):
         the person's top items not among them (``more``: merged by the kernel when all weigh >
         0, else here: vectors None)."""
         nbrs, (top_idx, top_w), top_ok = model
-        v = ctx.seed_vectors(10)
+        v = ctx.seed_vectors(SEEDS)
         p = ctx.person
         if not 0 <= p < len(top_idx):
             return (None, v, NO_MORE) if len(v.items) else None
