@@ -137,3 +137,39 @@ def test_a_persons_answer_read_from_their_group_is_the_computed_one(monkeypatch)
             assert a.items.tolist() == b.items.tolist() and a.scores.tobytes() == b.scores.tobytes()
             assert [a.reason(i) for i in range(len(a))] == [b.reason(i) for i in range(len(b))]
     assert read > 300
+
+
+def test_items_centre_is_nearest_centre_of_the_pairs():
+    """``items_centre`` (the pairs as two arrays, the shares summed in the kernel) is
+    ``nearest_centre`` of the pairs: items outside the catalog or without a category, repeated
+    categories, equal weights, one item, none, one centre, one category."""
+    from server.recommenders.kernels.groups import items_centre
+    rng = np.random.default_rng(9)
+    for t in range(3000):
+        n_items, n_cats = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+        cat_of = rng.integers(-1, n_cats, n_items)
+        m = int(rng.integers(0, 12))
+        items = rng.integers(-2, n_items + 2, m).astype(np.int64)
+        w = (rng.integers(1, 4, m) / 4 if t % 2 else rng.random(m) * 10.0 ** rng.integers(-3, 3, m)).astype(np.float64)
+        centres = np.ascontiguousarray(rng.random((int(rng.integers(1, 6)), n_cats)))
+        want = nearest_centre(cat_of.tolist(), list(zip(items.tolist(), w.tolist())), centres)
+        assert items_centre(items, w, cat_of.astype(np.int64), centres) == want, t
+    assert items_centre(np.zeros(0, np.int64), np.zeros(0), np.zeros(3, np.int64), np.ones((2, 1))) == -1
+
+
+def test_the_visitor_cluster_of_a_walked_session_is_the_pairs_one():
+    """A bound session (``RecentList``: the view's arrays to ``items_centre``) and the same
+    session as a plain list (its pairs to ``nearest_centre``) give the same cluster."""
+    from server.recommenders.base import Context, Recent, RecentList
+    from server.signals import CART, VIEW
+    rng = np.random.default_rng(10)
+    walked = 0
+    for t in range(400):
+        model = _group_model(rng, 5, 50, int(rng.integers(1, 6)), True)
+        recent = [Recent("x", int(rng.integers(-1, 52)), int(rng.choice([VIEW, CART, 99])), 100 - j,
+                         float(rng.choice([0.1, 0.5, 1.0, 2.5])), bool(rng.random() < 0.7)) for j in range(int(rng.integers(0, 25)))]
+        plain = model.visitor_cluster(Context(person=-1, recent=list(recent)))
+        ctx = Context(person=-1, recent=RecentList.of(recent))
+        assert model.visitor_cluster(ctx) == plain
+        walked += ctx.session_vectors(10).weights64 is not None and plain >= 0
+    assert walked > 200

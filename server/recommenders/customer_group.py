@@ -27,7 +27,7 @@ from scipy import sparse
 
 from ..signals import PURCHASE
 from .base import Candidates, Recommender
-from .kernels.groups import MAX_PAIRWISE, TIERS, assign, choose_k, group_lift, rfm_tiers, share_vectors
+from .kernels.groups import MAX_PAIRWISE, TIERS, assign, choose_k, group_lift, items_centre, rfm_tiers, share_vectors
 from .kernels.groups import nearest_centre as nearest_kernel
 from .registry import register
 
@@ -200,9 +200,16 @@ class GroupModel:
             return clusters[p]
         if not len(self.centres):
             return -1
-        centres = self.__dict__.get("_centres")   # (contiguous float64, as the kernel takes them)
-        if centres is None:
-            centres = self.__dict__.setdefault("_centres", np.ascontiguousarray(self.centres, np.float64))
+        arrays = self.__dict__.get("_kernel_arrays")   # (contiguous, as the kernels take them)
+        if arrays is None:
+            arrays = self.__dict__.setdefault("_kernel_arrays", (np.ascontiguousarray(self.centres, np.float64),
+                                                                  np.ascontiguousarray(self.item_cat, np.int64)))
+        centres, item_cat = arrays
+        if centres.shape[1] <= MAX_PAIRWISE:
+            v = ctx.session_vectors(10)
+            w = v.weights64
+            if w is not None:   # (a walked view: its arrays, no pairs; ``nearest_centre`` in one call)
+                return items_centre(v.items, w, item_cat, centres)
         return nearest_centre(self.category_of(), ctx._session(10, False), centres)
 
     def category_of(self) -> list[int]:

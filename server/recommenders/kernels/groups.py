@@ -259,6 +259,27 @@ def nearest_centre(share, centres):
     return best
 
 
+@kernel("int64(int64[::1], float64[::1], int64[::1], float64[:, ::1])")
+def items_centre(items, weights, item_cat, centres):
+    """``customer_group.nearest_centre`` of (item, weight) pairs given as two arrays (a walked
+    session view's items and float64 weights), in one call: the category shares, each the
+    float64 sum in pair order of the weights of the items with a category (``item_cat[i] >=
+    0``; items outside ``item_cat`` skipped), -1 when no share is > 0, else ``nearest_centre``
+    of them (at most ``MAX_PAIRWISE`` categories: the caller's test)."""
+    share = np.zeros(centres.shape[1])
+    n = len(item_cat)
+    for j in range(len(items)):
+        i = items[j]
+        if 0 <= i < n:
+            c = item_cat[i]
+            if c >= 0:
+                share[c] += weights[j]
+    for c in range(len(share)):
+        if share[c] > 0:
+            return nearest_centre(share, centres)
+    return -1
+
+
 # -- lift --------------------------------------------------------------------------------------
 def group_lift(W: sparse.spmatrix | np.ndarray, labels: np.ndarray, n_groups: int | None = None,
                prior: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
