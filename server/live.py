@@ -211,12 +211,12 @@ _new_tuple = tuple.__new__
 
 def _recent_list(bound_session: str | None, fields: tuple, flips: tuple, columns, session: str | None) -> list:
     """``list(map(_recent, _bind(entries, ds, session)))`` from ``_bind_model(entries, ds, s)``:
-    the request's ``Recent`` interactions, made in C: for the session ``s``, a ``RecentList``
-    with the bound ``columns``; for another session a list, the entries whose ``in_session``
-    differs replaced."""
+    the request's ``Recent`` interactions, made in C: for the session ``s``, a ``RecentList`` of
+    the bound tuples (each made a ``Recent`` when read) with the bound ``columns``; for another
+    session a list, the entries whose ``in_session`` differs replaced."""
     session = session or None
     if session == bound_session:
-        out = RecentList(map(_new_tuple, repeat(Recent), fields))   # (``_recent`` without the partial's layer)
+        out = RecentList(fields)   # (the bound tuples: ``Recent`` made only of those read)
         out.columns, out.size, out.views = columns, len(fields), {}
         return out
     out = list(map(_new_tuple, repeat(Recent), fields))

@@ -106,3 +106,27 @@ def test_a_shorter_view_after_a_whole_walk_is_its_tuple():
         for m in rng.sample((5, 8, 8, 9, 10, 20), rng.randrange(1, 6)):
             _same(ctx._session(m, False), _session_items(recent, m, False))
             _same(ctx._seeds(m), _seed_items(ctx, m))
+
+
+def test_a_recent_list_reads_as_its_recent_interactions():
+    """A ``RecentList`` (the live state's plain tuples) reads as the list of ``Recent`` it stands
+    for: iteration, indexing, slices, reversed, copy, repr, equality; ``rows()`` the tuples;
+    ``has`` and the session walk read it by index to the same answers."""
+    from server.recommenders.base import RecentList, recent_rows
+    rows = [("p1", -1, VIEW, 9, 1.0, True), ("p2", 4, VIEW, 8, 0.5, True), ("p3", 2, CART, 7, 3.0, False)]
+    recent = [Recent(*r) for r in rows]
+    got = RecentList.of(tuple(rows))
+    assert all(type(r) is Recent for r in got) and list(got) == recent and got == recent
+    assert type(got[1]) is Recent and got[1] == recent[1] and got[-1].kind == CART and got[1].item == 4
+    assert got[1:] == recent[1:] and all(type(r) is Recent for r in got[:2])
+    assert list(reversed(got)) == recent[::-1] and type(next(reversed(got))) is Recent
+    assert got.copy() == recent and all(type(r) is Recent for r in got.copy())
+    assert repr(got) == repr(recent) and len(got) == 3 and got
+    assert all(type(r) is tuple for r in got.rows()) and list(got.rows()) == rows
+    assert list(recent_rows(got)) == rows and recent_rows(recent) is recent
+    for page in ({}, {"item": 2}, {"cart_items": np.array([4], np.int32)}):
+        a, b = Context(recent=got, **page), Context(recent=recent, **page)
+        assert a.has("session") and a.has("person") and a.session_items(10) == b.session_items(10)
+        assert a.seed_items(10) == b.seed_items(10)
+    unknown = RecentList.of((("p1", -1, VIEW, 9, 1.0, True),))
+    assert not Context(recent=unknown).has("session") and Context(recent=unknown).has("person")

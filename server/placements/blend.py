@@ -37,7 +37,7 @@ import numpy as np
 from .. import rules as R
 from ..recommenders._common import popularity
 from ..recommenders._tables import NOTHING
-from ..recommenders.base import Candidates, Context, Recommender, newest_purchase
+from ..recommenders.base import Candidates, Context, Recommender, newest_purchase, recent_rows
 from ..signals import CART, PURCHASE, VIEW
 from . import kernels as K
 from .ranker import BlendRanker, CandidateSet, get_ranker
@@ -671,7 +671,7 @@ def _held(ds, ctx: Context, rules: dict) -> Held:
                 if i >= 0:
                     held[i] = "buy_again"
     if seen:
-        for r in ctx.recent:   # (by index: a ``Recent``'s field names cost a lookup each)
+        for r in recent_rows(ctx.recent):   # (by index: a ``Recent``'s field names cost a lookup each)
             if r[5] and r[2] == VIEW and r[1] >= 0:   # in_session, kind, item
                 held[r[1]] = "recently_viewed"
     memo[key] = (held, ctx.bought, ctx.recent)   # keeps them alive: their ids are not reused meanwhile

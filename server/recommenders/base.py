@@ -157,8 +157,8 @@ class Context:
         if need == "order":
             return len(self.order_items) > 0
         if need == "session":
-            for r in self.recent:   # (a loop, not any() over a generator: asked for every request)
-                if r.item >= 0:
+            for r in recent_rows(self.recent):   # (a loop, not any() over a generator: asked for every request)
+                if r[1] >= 0:   # (item)
                     return True
             return False
         if need == "person":
@@ -346,15 +346,53 @@ class RecentList(list):
     live state is bound (``live.py``), so that a request's seed views are one compiled call
     each (``Context.session_vectors``, ``seed_vectors``), kept in ``views`` (one request's:
     the list is made per request); ``size``: the list's length then (a list changed since is
-    walked in Python)."""
+    walked in Python).
+
+    It holds each interaction as a plain tuple of ``Recent``'s fields (the live state's own:
+    the list is a copy of its bound tuple, in C) and gives it as a ``Recent`` when read
+    (iteration, indexing, ``copy``, ``repr``): a request reads few of its ~60 interactions as
+    ``Recent`` (``has``, ``_held`` and the session walk read them by index, ``recent_rows``;
+    the seed views read ``columns``), so most are never made (a ``Recent`` is a tuple
+    subclass: made and freed per request, ~60 of them cost ~4 µs). Equal to the list of
+    ``Recent`` it stands for (a ``Recent`` equals the tuple of its fields)."""
     __slots__ = ("columns", "size", "views")
 
     @classmethod
     def of(cls, recent, columns: np.ndarray | None = None) -> "RecentList":
-        """``recent`` (``Recent``) with their ``columns`` (``walk_columns`` when None)."""
+        """``recent`` (``Recent`` or tuples of their fields) with their ``columns``
+        (``walk_columns`` when None)."""
         out = cls(recent)
-        out.columns, out.size, out.views = walk_columns(out) if columns is None else columns, len(out), {}
+        out.columns, out.size, out.views = walk_columns(out.rows()) if columns is None else columns, len(out), {}
         return out
+
+    def rows(self):
+        """The interactions as tuples of ``Recent``'s fields (read by index), in list order."""
+        return list.__iter__(self)
+
+    def __iter__(self):
+        return map(_new_tuple, repeat(Recent), list.__iter__(self))
+
+    def __reversed__(self):
+        return map(_new_tuple, repeat(Recent), list.__reversed__(self))
+
+    def __getitem__(self, i):
+        got = list.__getitem__(self, i)
+        return list(map(_new_tuple, repeat(Recent), got)) if type(i) is slice else _new_tuple(Recent, got)
+
+    def copy(self) -> list:
+        return list(self)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+_new_tuple = tuple.__new__   # (``_new_tuple(Recent, fields)``: a ``Recent`` without its Python-level ``__new__``, in C)
+
+
+def recent_rows(recent):
+    """``recent``'s interactions as tuples of ``Recent``'s fields, read by index (a
+    ``RecentList``'s without making its ``Recent``)."""
+    return recent.rows() if type(recent) is RecentList else recent
 
 
 class Bought(dict):
@@ -413,7 +451,7 @@ class _SessionWalk:
         get = out.get
         pos = self.pos
         # (fields by index, not unpacked: ~2x faster per interaction; rank == len(out))
-        for r in islice(self.recent, pos, None):
+        for r in islice(recent_rows(self.recent), pos, None):
             pos += 1
             item = r[1]
             if item < 0 or r[2] not in _INTEREST or (only and not r[5]) or r[4] < 0.2:  # < 0.2: a bounce
