@@ -141,22 +141,6 @@ def _known_answer(known: _Known, ds, ctx, k: int) -> tuple[np.ndarray | None, tu
     return (packed if packed.item(0) >= 0 else None), live
 
 
-def _known_top(als, ranked, rows, p: int, live_i: np.ndarray, k: int, item: int):
-    """``_known_answer``'s top (items int32, scores float32) for person ``p`` with the live items
-    ``live_i`` and the page's ``item`` (``rows``: ``positive_rows``' ``indptr`` and ``indices``,
-    weights 1 when they come without), or None: what tests of the ranked shortlists read."""
-    items, scores = ranked
-    indptr, indices = rows[:2]
-    data = rows[2] if len(rows) > 2 else np.ones(len(indices), np.float32)
-    packed = (known_answer_u16 if items.dtype == np.uint16 else known_answer_i32)(
-        _NO_COLUMNS, -1, live_i, np.ones(len(live_i)), 0, indptr, indices, data, als.trained_flags(),
-        items, scores, p, k, item, REASON_SEEDS)
-    if packed[0] < 0:
-        return None
-    n = packed[0]
-    return packed[2:2 + n], packed[2 + n:2 + 2 * n].view(np.float32)
-
-
 def _scored_top(als, vec: np.ndarray, short: np.ndarray | None, k: int, item: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best positive items by ``vec``'s scores without ``item`` and their scores, best
     first (equal scores: the lower item): among ``short`` (a trained person's shortlist), else

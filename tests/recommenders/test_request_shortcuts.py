@@ -6,8 +6,25 @@ import pytest
 
 from server.recommenders._text import top_positions
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
-from server.recommenders.matrix_factorization import (_known_top, _scored_top, person_candidates,
+from server.recommenders.kernels.factors import known_answer_i32, known_answer_u16
+from server.recommenders.matrix_factorization import (_NO_COLUMNS, REASON_SEEDS, _scored_top, person_candidates,
                                                       ranked_shortlists)
+
+
+def _known_top(als, ranked, rows, p: int, live_i: np.ndarray, k: int, item: int):
+    """``matrix_factorization._known_answer``'s kernel's top (items int32, scores float32) for
+    person ``p`` with the live items ``live_i`` and the page's ``item`` (``rows``: ``positive_rows``' ``indptr`` and ``indices``,
+    weights 1 when they come without), or None: what the tests of the ranked shortlists read."""
+    items, scores = ranked
+    indptr, indices = rows[:2]
+    data = rows[2] if len(rows) > 2 else np.ones(len(indices), np.float32)
+    packed = (known_answer_u16 if items.dtype == np.uint16 else known_answer_i32)(
+        _NO_COLUMNS, -1, live_i, np.ones(len(live_i)), 0, indptr, indices, data, als.trained_flags(),
+        items, scores, p, k, item, REASON_SEEDS)
+    if packed[0] < 0:
+        return None
+    n = packed[0]
+    return packed[2:2 + n], packed[2 + n:2 + 2 * n].view(np.float32)
 
 
 def plain_top_positions(scores, k, items=None):
