@@ -64,7 +64,6 @@ MAX_SLOTS = 10
 MAX_COUNT = 50
 
 # -- request body ----------------------------------------------------------------------
-Str128 = msgspec.Meta(max_length=128)
 # ``gc=False``: a request's body is a tree (no cycles), so the cyclic GC need not track its structs
 
 
