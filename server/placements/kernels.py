@@ -6,6 +6,8 @@ step by step, the same summation order, the same order among equal values (see e
 docstring). Their tests (``tests/engine/test_blend_kernels.py``) compare them with that code on
 random data with ties.
 
+- ``answer_top``     one answer's best score as ``np.maximum`` finds it (the three kernels
+                     below that leave a silent source out read it)
 - ``blend_sources``  steps 1-2 of a slot: the sources' answers normalised, weighted, summed per
                      item; each item's largest contribution; the blend order
 - ``select_pool``    step 3 for the pool's candidates: in the ranker's order, the rules' mask,
@@ -42,6 +44,19 @@ import numpy as np
 
 from ..jit import kernel
 from ..recommenders.kernels.sums import neighbour_top, sift_down
+
+
+@kernel("float32(float32[:], int64, int64)")
+def answer_top(scores, lo, hi):
+    """The largest of ``scores[lo:hi]`` (``hi > lo``: one source's answer) as ``np.maximum``
+    finds it: a NaN wins (``blend_sources``, ``blend_pick`` and ``slot_select`` then leave a
+    source whose top is not positive out)."""
+    top = scores[lo]
+    for q in range(lo + 1, hi):
+        v = scores[q]
+        if not np.isnan(top) and (np.isnan(v) or v > top):
+            top = v
+    return top
 
 
 @kernel("Tuple((int64, int64[:, ::1], float32[::1]))(int32[:], float32[:], int64[::1], float64[::1], boolean)")
@@ -111,11 +126,7 @@ def blend_sources(items, scores, lens, weights, rank):
         if hi == lo:
             silent += 1
             continue
-        top = scores[lo]
-        for q in range(lo + 1, hi):   # np.maximum: a NaN wins
-            v = scores[q]
-            if not np.isnan(top) and (np.isnan(v) or v > top):
-                top = v
+        top = answer_top(scores, lo, hi)
         if not top > 0:
             silent += 1
         tops[s] = top
@@ -295,11 +306,7 @@ def blend_pick(items, scores, lens, weights, src_code, mask, current, cart, held
         hi = lo + lens[s]
         if hi == lo:
             raise ValueError("blend_pick: a source without candidates")
-        top = scores[lo]
-        for q in range(lo + 1, hi):   # np.maximum: a NaN wins
-            v = scores[q]
-            if not np.isnan(top) and (np.isnan(v) or v > top):
-                top = v
+        top = answer_top(scores, lo, hi)
         if not top > 0:
             raise ValueError("blend_pick: a source whose best score is not positive")
         w = np.float32(weights[s])
@@ -499,11 +506,7 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
         lo, hi = (q_start[v], q_start[v + 1]) if v < QUERIES else (r_start[v - QUERIES], r_start[v - QUERIES + 1])
         if hi == lo:
             continue
-        top = q_scores[lo] if v < QUERIES else scores[lo]
-        for p in range(lo + 1, hi):   # np.maximum: a NaN wins
-            x = q_scores[p] if v < QUERIES else scores[p]
-            if not np.isnan(top) and (np.isnan(x) or x > top):
-                top = x
+        top = answer_top(q_scores, lo, hi) if v < QUERIES else answer_top(scores, lo, hi)
         if top > 0:
             keep[j] = True
             total += hi - lo
