@@ -15,7 +15,9 @@ Fetching is bounded per build (``BUDGET_S`` seconds, ``MAX_NEW`` new images, ``W
 threads): the rest is picked up by the next builds. Vectors are cached in memory per process
 and, when a cache directory is known (``ds.model_dir`` if the dataset has one, else
 ``configure(cache_dir=...)`` or ``$FUNNELREC_IMAGE_CACHE``), on disk as one ``.npy`` per image.
-Seeds: the current product, cart and session items. Reason: "looks like X".
+Seeds: the current product, cart and session items. Reason: "looks like X". A build without
+any image vector (its ``fit`` gives None: each build fits its own instance) answers nothing,
+so the instance then says it is not ``applicable``: a slot skips it instead of asking an empty answer.
 """
 from __future__ import annotations
 
@@ -247,7 +249,20 @@ def image_vectors(refs: dict[int, str], embedder: ImageEmbedder, fetcher: ImageF
 
 @register("similar_image", description="products that look alike (image features)")
 class SimilarImage(Recommender):
+    has_vectors = True   # whether this instance's ``fit`` found image vectors (the default: not fitted here)
+
     def fit(self, ds):
+        model = self._fit(ds)
+        self.has_vectors = model is not None
+        return model
+
+    def applicable(self, ctx):
+        """Not when the fit found no image vectors (a shop without images, or none fetched
+        yet): every answer would be empty, so a slot neither makes its key (the seeds as
+        pairs) nor asks its answer (~7 µs a detail page); the blend of the others is the same."""
+        return self.has_vectors
+
+    def _fit(self, ds):
         refs = {i: ds.image[i] for i in range(ds.n_items) if ds.in_catalog[i] and ds.image[i]}
         if len(refs) < 2:
             return None
@@ -267,8 +282,8 @@ class SimilarImage(Recommender):
         full_sc[items] = np.where(nidx >= 0, np.maximum(nsc, 0), 0)
         return Neighbours(full_idx, full_sc)
 
-    def cache_key(self, ctx):  # reads only the seed items
-        return seeds_key(ctx)
+    def cache_key(self, ctx):  # reads only the seed items; without vectors no answer to keep (nor asked)
+        return seeds_key(ctx) if self.has_vectors else None
 
     def recommend(self, model, ds, ctx, k):
         return seed_neighbour_candidates(model, ds, ctx, k, "looks like")

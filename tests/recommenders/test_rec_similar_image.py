@@ -130,3 +130,45 @@ def test_pluggable_embedder(tmp_path, images):
         d.close()
     finally:
         si.configure(embedder=si.ClassicalEmbedder())
+
+
+def test_not_applicable_without_vectors(tmp_path, images):
+    """A fit without image vectors makes the instance not applicable (its answers would all be
+    empty); a fit with vectors, or an instance not fitted here, is applicable; and a slot of a
+    model without vectors gives what it gives when the source is asked and answers nothing."""
+    from server import rules as R
+    from server.placements import config as strategies
+    from server.placements.blend import run_slot
+    from server.recommenders.base import Recent
+    from server.signals import VIEW
+    si.configure(fetcher=LocalFetcher(images))
+    assert si.SimilarImage().applicable(Context())      # (not fitted here: as before)
+    d = shop(tmp_path, ["a", "b", "c"])   # no such files: no vectors
+    ds = dataset(d)
+    rec = si.SimilarImage()
+    assert rec.fit(ds) is None and not rec.applicable(Context(product="a", item=ds.item("a")))
+    assert rec.cache_key(Context(product="a", item=ds.item("a"))) is None
+    d.close()
+    (tmp_path / "2").mkdir()
+    (tmp_path / "3").mkdir()
+    d = shop(tmp_path / "2", ["red1", "red2", "blue1", "blue2"])
+    ds = dataset(d)
+    rec = si.SimilarImage()
+    assert rec.fit(ds) is not None and rec.applicable(Context(product="red1", item=ds.item("red1")))
+    d.close()
+    # the slot's answer without the source equals the one with it asked (an empty answer)
+    d = ShopData(tmp_path / "3").products([product(n, "mug " + n) for n in "abcdef"])
+    m = d.model()
+    assert m.fitted["similar_image"] is None and not m.recommenders["similar_image"].applicable(Context())
+    strat = strategies.effective(None)["detail_similar"][0]
+    rules = R.merge(strat.get("rules"))
+    for p in "abc":
+        ctx = Context(product=p, item=m.ds.item(p), recent=[Recent("d", m.ds.item("d"), VIEW, 0, 1.0, True)])
+        got = run_slot(m, ctx, strat, 4, rules, set())
+        assert len(got) == 4
+        m.recommenders["similar_image"].has_vectors = True   # asked, answering nothing
+        m.clear_caches()
+        ctx.answers = None
+        assert run_slot(m, ctx, strat, 4, rules, set()) == got
+        m.recommenders["similar_image"].has_vectors = False
+    d.close()
