@@ -379,37 +379,44 @@ def run_slot(model, ctx: Context, strategy: dict, count: int, rules: dict, page_
     # (the whole mask, rules' and request's, made only when a step below needs it)
     full = None
 
-    # 4: fallbacks, in order
-    fallbacks = plan.fallbacks
-    exhausted = False
-    if len(chosen) < count:
-        full = R.allowed_mask(ds, ctx, rules if scoped is None else scoped[0], exempt_bought=True)
-        # (a short slot whose mask allows nothing more: neither they nor the catalog net are asked)
-        exhausted = not _addable(full, chosen, page_seen, held, rules, fallbacks)
-        for name in () if exhausted else fallbacks:
-            if len(chosen) >= count:
-                break
-            c = _call(model, name, ctx, k)
-            if c is None or len(c) == 0:
-                continue
-            ok = full[c.items].nonzero()[0]  # vectorised first pass of the rules
-            if not len(ok):
-                continue
-            extra = ((i, (c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
-                     if held.get(i, name) == name)   # (select skips what the slot already has)
-            chosen += R.select(ds, extra, count - len(chosen), rules, full, page_seen, chosen)
+    full_rules = rules if scoped is None else scoped[0]   # (the rules of ``full``, the mask pins read)
 
-        # 5: the catalog net (a small category is completed from outside it)
-        if len(chosen) < count and not exhausted:
-            chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
-        if len(chosen) < count and scoped is not None:
-            full = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
-            chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
+    # 4: fallbacks, in order
+    if len(chosen) < count:
+        # (a short slot whose rules allow few products, none of them left: neither the fallbacks
+        # nor the scoped catalog net could add one; the unscoped net in the same call)
+        net = _exhausted_net(ds, plan, scoped, chosen, count, current, cart, held, page_seen)
+        if net is not None:
+            chosen += net
+            full_rules = rules
+        else:
+            full = R.allowed_mask(ds, ctx, full_rules, exempt_bought=True)
+            fallbacks = plan.fallbacks
+            exhausted = not _addable(full, chosen, page_seen, held, rules, fallbacks)
+            for name in () if exhausted else fallbacks:
+                if len(chosen) >= count:
+                    break
+                c = _call(model, name, ctx, k)
+                if c is None or len(c) == 0:
+                    continue
+                ok = full[c.items].nonzero()[0]  # vectorised first pass of the rules
+                if not len(ok):
+                    continue
+                extra = ((i, (c, p), name) for p, i in zip(ok.tolist(), c.items[ok].tolist())
+                         if held.get(i, name) == name)   # (select skips what the slot already has)
+                chosen += R.select(ds, extra, count - len(chosen), rules, full, page_seen, chosen)
+
+            # 5: the catalog net (a small category is completed from outside it)
+            if len(chosen) < count and not exhausted:
+                chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
+            if len(chosen) < count and scoped is not None:
+                full = R.allowed_mask(ds, ctx, rules, exempt_bought=True)
+                chosen += _catalog_net(ds, chosen, count, rules, full, page_seen, held)
 
     # 6: pins
     if plan.pins:
         if full is None:
-            full = R.allowed_mask(ds, ctx, rules if scoped is None else scoped[0], exempt_bought=True)
+            full = R.allowed_mask(ds, ctx, full_rules, exempt_bought=True)
         chosen = R.apply_pins(ds, chosen, rules, count, full, lambda i: (i, "featured", "pin"))
     if plan.dedupe:
         page_seen.update(map(itemgetter(0), chosen))
@@ -606,6 +613,34 @@ def _addable(mask, chosen, page_seen, held, rules, fallbacks) -> bool:
     return any(i not in taken and (i not in held or held[i] in fallbacks) for i in mask.nonzero()[0].tolist())
 
 
+def _exhausted_net(ds, plan: "SlotPlan", scoped, chosen, count, current, cart, held, page_seen) -> list | None:
+    """Steps 4-5 of a short slot in one ``kernels.exhausted_net`` call when its rules allow few
+    products (``SlotPlan.first``): None when a fallback or the net could still add one (or the
+    rules allow many: the steps one by one), else the catalog net's entries from outside the
+    category when the slot is scoped (none otherwise), as ``_addable`` then ``_catalog_net``
+    over the unscoped ``allowed_mask`` give them."""
+    first = plan.first if scoped is None else scoped[2]
+    if first is None:
+        return None
+    order, score = catalog_order(ds)
+    seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
+    got = K.exhausted_net(first, current, cart, held.codes() if held else _NO_HELD, plan.fallback_codes,
+                          np.fromiter([e[0] for e in chosen], np.int64, len(chosen)), seen, scoped is not None,
+                          order, score, plan.mask, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count - len(chosen))
+    if not got.item(0):
+        return None
+    got = iter(got[1:].tolist())
+    return [(i, _POPULAR if popular else _NEW, "catalog") for i, popular in zip(got, got)]
+
+
+_FEW = 256   # (``SlotPlan.first``: the products of a rules' mask kept when at most so many)
+
+
+def _few(mask: np.ndarray) -> np.ndarray | None:
+    """The products ``mask`` allows (int64, ascending) when at most ``_FEW``, else None."""
+    return np.flatnonzero(mask).astype(np.int64) if np.count_nonzero(mask) <= _FEW else None
+
+
 _NAME_CODES: dict[str, int] = {}
 _NAME_CODES_LOCK = threading.Lock()
 _SRC_CODES: dict[tuple, np.ndarray] = {}   # names of a pool's sources -> their codes (a few strategies' lists)
@@ -687,7 +722,8 @@ def _catalog_net(ds, chosen, count, rules, mask, page_seen, held) -> list:
     held_items = held.codes()[0] if type(held) is Held else np.fromiter(held, np.int64, len(held))
     taken = np.fromiter([e[0] for e in chosen], np.int64, len(chosen))
     seen, cat, brand, max_cat, max_brand = _select_args(ds, rules, page_seen)
-    got = K.catalog_net(order, score, mask, held_items, taken, seen, cat, brand, max_cat, max_brand, count - len(chosen))
+    got = K.catalog_net(order, score, mask, -1, _NO_CART, held_items, taken, seen, cat, brand, max_cat, max_brand,
+                        count - len(chosen))
     # a product nobody touched yet is "new", not "popular"
     return [(i, _POPULAR if popular else _NEW, "catalog") for i, popular in zip(*got.tolist())]
 
@@ -757,9 +793,12 @@ class SlotPlan:
     (``rules._rules_mask``, as a kernel takes it: never written), which of the request's
     products the rules exclude, the held items' rules, the caps with their code arrays, the
     page dedupe, boosts and pins; per set of sources that answered, their names, weights and
-    codes (``subset``), per category of a scoped strategy its rules and mask (``scoped``)."""
+    codes (``subset``), per category of a scoped strategy its rules and mask (``scoped``); for
+    a short slot (``_exhausted_net``), the fallbacks' name codes and the products the mask
+    allows when they are few (``first``; a scoped mask's with it)."""
     __slots__ = ("sources", "fallbacks", "scope", "boost", "boost_r", "pins", "dedupe", "current", "cart",
-                 "mask", "cat", "brand", "max_cat", "max_brand", "_subsets", "_scoped", "names", "_fusion")
+                 "mask", "cat", "brand", "max_cat", "max_brand", "_subsets", "_scoped", "names", "_fusion",
+                 "first", "fallback_codes")
 
     def __init__(self, ds, strategy: dict, rules: dict):
         self.sources = tuple(_Source(src["recommender"], float(src.get("weight", 1.0)), src.get("params") or None, 1 << j)
@@ -772,6 +811,8 @@ class SlotPlan:
         self.dedupe = rules.get("dedupe", True)
         self.current, self.cart = rules.get("exclude_current", True), rules.get("exclude_cart", True)
         self.mask = R._rules_mask(ds, rules, for_kernel=True)
+        self.first = _few(self.mask)
+        self.fallback_codes = np.fromiter(map(name_code, self.fallbacks), np.int64, len(self.fallbacks))
         self.cat, self.brand, self.max_cat, self.max_brand = _caps(ds, rules)
         self._subsets: dict[int, tuple] = {}
         self._scoped: dict[str, tuple | None] = {}
@@ -804,9 +845,9 @@ class SlotPlan:
             self._subsets[bits] = got
         return got
 
-    def scoped(self, ds, rules: dict, category: str) -> tuple[dict, np.ndarray] | None:
-        """The rules scoped to ``category`` and their mask (as ``mask``), or None when the
-        category has no products (the slot is not scoped then)."""
+    def scoped(self, ds, rules: dict, category: str) -> tuple[dict, np.ndarray, np.ndarray | None] | None:
+        """The rules scoped to ``category``, their mask (as ``mask``) and its products when few
+        (as ``first``), or None when the category has no products (the slot is not scoped then)."""
         try:
             return self._scoped[category]
         except KeyError:
@@ -814,8 +855,11 @@ class SlotPlan:
         got = None
         if len(ds.category_items(category)):
             scoped = {**rules, "categories": [category]}
-            got = scoped, R._rules_mask(ds, scoped, for_kernel=True)
-        if len(self._scoped) >= 256:   # (bounded: a shop's categories, and whatever a request sends)
+            mask = R._rules_mask(ds, scoped, for_kernel=True)
+            got = scoped, mask, _few(mask)
+        # bounded: a shop's categories (all of them, as the rules' masks: a few MB), and
+        # whatever a request sends
+        if len(self._scoped) >= max(256, min(4096, R._RULES_MASKS_BYTES // max(ds.n_items, 1))):
             self._scoped.clear()
         self._scoped[category] = got
         return got

@@ -191,6 +191,16 @@ def blend_sources(items, scores, lens, weights, rank):
     return 0, rows, score
 
 
+@kernel("boolean(int64, int32[:], int64)")
+def in_cart(i, cart, n):
+    """Whether ``cart`` has item ``i`` (a scan of a few items; a negative one counts from the end
+    of ``n`` items, as ``allowed_mask``'s ``m[ctx.cart_items] = False`` reads it)."""
+    for x in cart:
+        if x == i or x < 0 and x + n == i:
+            return True
+    return False
+
+
 @kernel("boolean(int64, int64, boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64,"
         " int64[:])")
 def selectable(i, code, mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, chosen):
@@ -211,14 +221,6 @@ def selectable(i, code, mask, current, cart, held, seen, cat_code, brand_code, m
         for j in chosen:
             same += codes[j] == code
         return same >= cap
-
-    def in_cart(i, cart, n):
-        """Whether ``cart`` has ``i`` (a scan of a few items; a negative one counts from the
-        end, as ``allowed_mask``'s ``m[ctx.cart_items] = False`` reads it)."""
-        for x in cart:
-            if x == i or x < 0 and x + n == i:
-                return True
-        return False
 
     if not mask[i] or i == current or in_cart(i, cart, len(mask)):
         return False
@@ -623,19 +625,21 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                        mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
 
 
-@kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64[:], int64[::1], int64[::1], int32[:], int32[:],"
-        " int64, int64, int64)")
-def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, max_cat, max_brand, count):
+@kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64, int32[:], int64[:], int64[::1], int64[::1],"
+        " int32[:], int32[:], int64, int64, int64)")
+def catalog_net(order, score, mask, current, cart, held, chosen, seen, cat_code, brand_code, max_cat, max_brand, count):
     """The catalog net's products (``blend._catalog_net``): the first ``count`` of ``order``
     (``catalog_order``: most popular first, then newest; ``score`` alongside) that the slot
     may add. Returns ``[2, c]``: each one's item and whether its score is above 1e-3 (1:
     "popular in the shop", 0: "new in the shop").
 
-    A product is skipped when ``mask`` (the rules') refuses it, when it is ``held`` (for any
-    recommender: the net brings none back), when it is in ``chosen`` (the slot's products so
-    far) or ``seen`` (the page's, with dedupe), when its category (brand) code is >= 0 and
-    ``max_cat`` (``max_brand``; 0: no cap) of the slot's products, ``chosen`` and those taken
-    here, already have it.
+    A product is skipped when ``mask`` (the rules') refuses it or it is ``current`` or in
+    ``cart`` (the request's part of ``rules.allowed_mask``, as ``selectable`` reads them: -1
+    and empty when ``mask`` has it already), when it is ``held`` (for any recommender: the
+    net brings none back), when it is in ``chosen`` (the slot's products so far) or ``seen``
+    (the page's, with dedupe), when its category (brand) code is >= 0 and ``max_cat``
+    (``max_brand``; 0: no cap) of the slot's products, ``chosen`` and those taken here,
+    already have it.
 
     It reproduces the Python net it replaced exactly: its generator over ``order`` (chunks
     filtered by ``mask``, held items left out, the score read as a Python float, compared
@@ -648,10 +652,11 @@ def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, ma
     picked[:n_chosen] = chosen
     out = np.empty((2, max(min(count, len(order)), 1)), np.int64)
     c = 0
+    n = len(mask)
     for t in range(len(order)):
         i = order[t]
-        if not mask[i] or i in held or i in chosen or i in seen:   # (``in``: scans of a few products)
-            continue
+        if not mask[i] or i == current or in_cart(i, cart, n) or i in held or i in chosen or i in seen:
+            continue   # (``in``: scans of a few products)
         capped = False
         for codes, cap in ((cat_code, max_cat), (brand_code, max_brand)):   # (a code < 0: never capped)
             if cap and not capped and codes[i] >= 0:
@@ -668,3 +673,54 @@ def catalog_net(order, score, mask, held, chosen, seen, cat_code, brand_code, ma
         if c >= count:
             break
     return out[:, :c].copy()
+
+
+@kernel("int64[::1](int64[::1], int64, int32[:], int64[:, ::1], int64[::1], int64[::1], int64[::1], boolean, int64[::1],"
+        " float32[::1], boolean[::1], int32[:], int32[:], int64, int64, int64)")
+def exhausted_net(first, current, cart, held, fallbacks, chosen, seen, net, order, score, mask, cat_code, brand_code,
+                  max_cat, max_brand, count):
+    """Steps 4-5 of a short slot whose rules allow few products, when none of those is left:
+    ``blend.run_slot``'s ``_addable`` test, then (``net``: the slot is scoped to a category)
+    the catalog net over the unscoped rules' ``mask``, in one call. Returns int64 ``[0]`` when
+    a fallback or the net could still add a product (the caller takes the steps one by one),
+    else ``[1, then c x (item, popular)]``: ``catalog_net``'s products (none without ``net``).
+
+    ``first``: the products the slot's rules allow (``rules._rules_mask``, scoped when the
+    slot is), ascending; with ``current`` and ``cart`` left out, ``allowed_mask``'s products
+    (the whole mask, ``exempt_bought``). ``_addable`` reproduced: more than 64 of them, or
+    one that is not in ``chosen``, not in ``seen`` (the page's, with dedupe), and not held
+    (``held``: ``[2, h]`` items and their holder's name code) for a recommender whose code
+    is not among ``fallbacks``: then a fallback or the net may add it. Otherwise neither the
+    fallbacks nor the scoped net is asked (they could add nothing), and the unscoped net is
+    ``catalog_net(order, score, mask, current, cart, held[0], chosen, seen, ...)``, as the
+    steps one by one run it.
+    """
+    n = len(mask)
+    left = 0
+    for i in first:
+        if i == current or in_cart(i, cart, n):
+            continue
+        left += 1
+        if left > 64:   # (``_addable``: a large mask is not checked)
+            return np.zeros(1, np.int64)
+        if i in chosen or i in seen:
+            continue
+        free = True
+        for h in range(held.shape[1]):
+            if held[0, h] == i:
+                free = False
+                for f in fallbacks:
+                    free = free or held[1, h] == f
+                break
+        if free:
+            return np.zeros(1, np.int64)
+    if not net:
+        return np.ones(1, np.int64)
+    got = catalog_net(order, score, mask, current, cart, held[0], chosen, seen, cat_code, brand_code, max_cat,
+                      max_brand, count)
+    c = got.shape[1]
+    out = np.empty(1 + 2 * c, np.int64)
+    out[0] = 1
+    for t in range(c):
+        out[1 + 2 * t], out[2 + 2 * t] = got[0, t], got[1, t]
+    return out

@@ -235,21 +235,31 @@ def test_run_slot_skipping_exhausted_fallbacks_gives_the_same_slots(tmp_path, mo
                  "fallbacks": ["category_top", "buy_again", "best_sellers", "new_arrivals"], "scope_to_category": True}
         rng = np.random.default_rng(0)
         cases = []
-        for n in range(60):
+        for n in range(120):
             bought = {f"p{i}": T0 for i in rng.choice(12, int(rng.integers(0, 3)), replace=False)}
-            cases.append((str(rng.choice(["Home > Mugs", "Home > Lamps", "Food", "Home"])), bought,
+            item = int(rng.choice([-1, int(rng.integers(0, 12))]))
+            cart = rng.choice(np.arange(-12, 12), int(rng.integers(0, 3))).astype(np.int32)   # (negative: from the end)
+            cases.append((str(rng.choice(["Home > Mugs", "Home > Lamps", "Food", "Home", ""])), bought,
                           {int(i) for i in rng.choice(12, int(rng.integers(0, 4)))},
-                          R.merge(rng.choice([{}, {"max_per_brand": 1}, {"dedupe": False}, {"exclude": ["p1", "p2"]}])),
-                          int(rng.integers(1, 10))))
+                          R.merge(rng.choice([{}, {"max_per_brand": 1}, {"dedupe": False}, {"exclude": ["p1", "p2"]},
+                                              {"categories": ["Food"]}, {"exclude_cart": False, "exclude_current": False}])),
+                          int(rng.integers(1, 10)), item, cart, bool(rng.random() < 0.5)))
 
         def slots():
             out = []
-            for category, bought, seen, rules, count in cases:
+            for category, bought, seen, rules, count, item, cart, scoped in cases:
                 model.clear_caches()
-                ctx = Context(category=category, bought=bought, clock_ms=T0, now_ms=T0)
-                out.append(blend.run_slot(model, ctx, strat, count, dict(rules), set(seen)))
+                ctx = Context(category=category, bought=bought, clock_ms=T0, now_ms=T0, item=item, cart_items=cart)
+                out.append(blend.run_slot(model, ctx, strat if scoped else unscoped, count, dict(rules), set(seen)))
             return out
+        unscoped = {**strat, "scope_to_category": False}
+        calls = []
+        real = blend._exhausted_net
+        monkeypatch.setattr(blend, "_exhausted_net", lambda *a: calls.append(real(*a)) or calls[-1])
         fast = slots()
+        assert sum(c is not None for c in calls) > 20 and any(calls) and any(c == [] for c in calls)   # (the shortcut taken)
+        monkeypatch.setattr(blend, "_exhausted_net", lambda *a: None)
+        assert fast == slots()
         monkeypatch.setattr(blend, "_addable", lambda *a: True)
         assert fast == slots()
     finally:
@@ -321,9 +331,96 @@ def test_catalog_net_equals_the_python_net(seed, monkeypatch):
 
 def test_catalog_net_empty_single_and_a_count_below_one():
     none, codes = np.zeros(0, np.int64), np.zeros(0, np.int32)
-    assert K.catalog_net(none, np.zeros(0, np.float32), np.ones(3, bool), none, none, none, codes, codes, 0, 0, 5).shape == (2, 0)
+    net = lambda order, score, held, seen, count, current=-1, cart=NO_CART: K.catalog_net(   # noqa: E731
+        order, score, np.ones(3, bool), current, cart, held, none, seen, codes, codes, 0, 0, count)
+    assert net(none, np.zeros(0, np.float32), none, none, 5).shape == (2, 0)
     one, sc = np.array([2], np.int64), np.array([5e-4], np.float32)   # (float32 1e-3 is above 1e-3)
-    assert K.catalog_net(one, sc, np.ones(3, bool), none, none, none, codes, codes, 0, 0, 5).tolist() == [[2], [0]]
-    assert K.catalog_net(one, sc * 4, np.ones(3, bool), none, none, none, codes, codes, 0, 0, 0).tolist() == [[2], [1]]  # (as select)
-    assert K.catalog_net(one, sc, np.ones(3, bool), one, none, none, codes, codes, 0, 0, 5).shape == (2, 0)          # held
-    assert K.catalog_net(one, sc, np.ones(3, bool), none, none, one, codes, codes, 0, 0, 5).shape == (2, 0)          # on the page
+    assert net(one, sc, none, none, 5).tolist() == [[2], [0]]
+    assert net(one, sc * 4, none, none, 0).tolist() == [[2], [1]]  # (as select)
+    assert net(one, sc, one, none, 5).shape == (2, 0)          # held
+    assert net(one, sc, none, one, 5).shape == (2, 0)          # on the page
+    assert net(one, sc, none, none, 5, current=2).shape == (2, 0)                           # the current product
+    assert net(one, sc, none, none, 5, cart=np.array([-1], np.int32)).shape == (2, 0)      # in the cart (from the end)
+    assert net(one, sc, none, none, 5, cart=np.array([1], np.int32)).tolist() == [[2], [0]]
+
+
+def _exhausted_net_python(ds, first_mask, rules_mask, net, current, cart, held, fallbacks, chosen, page_seen, rules, count,
+                          order, score):
+    """``run_slot``'s steps 4-5 one by one for a slot ``_addable`` says is exhausted (None when
+    it is not): nothing, or with ``net`` the catalog net over the unscoped ``allowed_mask``."""
+    from server.placements.blend import _addable
+
+    def allowed(m):
+        m = m.copy()
+        if current >= 0:
+            m[current] = False
+        m[cart] = False
+        return m
+    if _addable(allowed(first_mask), chosen, page_seen, held, rules, fallbacks):
+        return None
+    return _catalog_net_python(ds, chosen, count, rules, allowed(rules_mask), page_seen, held, order, score) if net else []
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_exhausted_net_equals_addable_then_the_unscoped_net(seed, monkeypatch):
+    from types import SimpleNamespace
+
+    from server import rules as R
+    from server.placements import blend
+    rng = np.random.default_rng(seed)
+    shortcut, steps = 0, 0
+    for _ in range(120):
+        n_items = int(rng.choice([1, 2, int(rng.integers(3, 300))]))
+        ds = _Codes(rng.integers(-1, 4, n_items).astype(np.int32), rng.integers(-1, 3, n_items).astype(np.int32))
+        order = rng.permutation(n_items).astype(np.intp)[: int(rng.integers(0, n_items + 1))]
+        score = rng.choice(np.array([0, 1e-3, 1.0001e-3, 0.5, 2], np.float32), len(order))   # (ties)
+        monkeypatch.setattr(blend, "catalog_order", lambda ds: (order, score))
+        rules_mask = rng.random(n_items) < rng.choice([0.05, 0.5, 1.0])
+        first_mask = rules_mask & (rng.random(n_items) < rng.choice([0.0, 0.02, 0.1, 0.5]))   # (a category of it)
+        current = int(rng.choice([-1, int(rng.integers(0, n_items))]))
+        cart = rng.integers(-n_items, n_items, int(rng.choice([0, 1, 3]))).astype(np.int32)
+        held = blend.Held({int(i): str(rng.choice(["buy_again", "recently_viewed"])) for i in rng.choice(n_items, int(rng.integers(0, 6)))})
+        fallbacks = [x for x in ("category_top", "buy_again", "best_sellers") if rng.random() < 0.5]
+        page_seen = {int(i) for i in rng.choice(n_items, int(rng.integers(0, 4)))}
+        count = int(rng.integers(1, 12))
+        chosen = [(int(i), "r", "s") for i in np.unique(rng.choice(n_items, int(rng.integers(0, count))))]
+        rules = R.merge({k: v for k, v in (("max_per_category", int(rng.integers(1, 3))), ("max_per_brand", int(rng.integers(1, 4))),
+                                           ("dedupe", False)) if rng.random() < 0.4})
+        net = bool(rng.random() < 0.7)
+        first = blend._few(first_mask)
+        plan = SimpleNamespace(first=first, dedupe=rules["dedupe"], mask=rules_mask, fallback_codes=np.fromiter(
+            map(blend.name_code, fallbacks), np.int64, len(fallbacks)), **dict(zip(("cat", "brand", "max_cat", "max_brand"),
+                                                                                   blend._caps(ds, rules))))
+        got = blend._exhausted_net(ds, plan, (None, None, first) if net else None, chosen, count, current, cart,
+                                   held, page_seen)
+        want = _exhausted_net_python(ds, first_mask, rules_mask, net, current, cart, held, fallbacks, chosen, page_seen,
+                                     rules, count, order, score)
+        if first is None:
+            assert got is None
+        else:
+            assert got == want
+            shortcut += got is not None
+            steps += got is None
+    assert shortcut > 40 and steps > 10   # (both answers seen)
+
+
+def test_exhausted_net_empty_and_single():
+    none, codes = np.zeros(0, np.int64), np.zeros(0, np.int32)
+    no_held = np.zeros((2, 0), np.int64)
+    one, sc = np.array([2], np.int64), np.array([5e-4], np.float32)
+
+    def call(first, order, net=True, held=no_held, fallbacks=none, chosen=none, seen=none, current=-1):
+        return K.exhausted_net(first, current, NO_CART, held, fallbacks, chosen, seen, net, order, sc[:len(order)],
+                               np.ones(3, bool), codes, codes, 0, 0, 5).tolist()
+    assert call(none, none) == [1]                     # nothing allowed, an empty catalog
+    assert call(none, one) == [1, 2, 0]                # nothing allowed: the net
+    assert call(none, one, net=False) == [1]           # ... unscoped: none
+    assert call(one, one) == [0]                       # 2 is free: the steps one by one
+    assert call(one, one, chosen=one) == [1]           # ... taken
+    assert call(one, one, seen=one) == [1]             # ... on the page
+    assert call(one, one, current=2) == [1]           # ... the current product (nor the net's)
+    held = np.array([[2], [7]], np.int64)
+    assert call(one, one, held=held) == [1]                                  # held for another
+    assert call(one, one, held=held, fallbacks=np.array([7], np.int64)) == [0]  # ... by a fallback
+    assert call(np.arange(65, dtype=np.int64), one, chosen=np.arange(65, dtype=np.int64)) == [0]   # (large: not checked)
+    assert call(np.arange(64, dtype=np.int64), one, chosen=np.arange(64, dtype=np.int64)) == [1]

@@ -302,8 +302,10 @@ def test_slot_plans_are_kept_per_strategy_and_rules_bounded_and_not_pickled(mode
 def test_a_scoped_plan_keeps_each_categorys_mask_and_none_for_an_empty_one(model):
     ds = model.ds
     plan = blend.slot_plan(model, STRATEGIES[2], R.merge())
-    rules, mask = plan.scoped(ds, R.merge(), "Home > Mugs")
+    rules, mask, first = plan.scoped(ds, R.merge(), "Home > Mugs")
     assert rules["categories"] == ["Home > Mugs"]
     assert np.array_equal(mask, R.allowed_mask(ds, Context(), rules))
+    assert first.dtype == np.int64 and np.array_equal(first, np.flatnonzero(mask))   # (few: kept)
+    assert blend._few(np.ones(blend._FEW + 1, bool)) is None and len(blend._few(np.ones(blend._FEW, bool))) == blend._FEW
     assert plan.scoped(ds, R.merge(), "Nope") is None and plan.scoped(ds, R.merge(), "Home > Mugs")[1] is mask
     assert not blend.slot_plan(model, STRATEGIES[2], R.merge({"categories": ["Food"]})).scope   # (scoped by the rules)
