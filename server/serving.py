@@ -96,6 +96,7 @@ class Body(msgspec.Struct, gc=False):
 
 _decode = msgspec.json.Decoder(Body).decode
 _encode = msgspec.json.Encoder().encode
+_pack = msgspec.msgpack.Encoder().encode
 
 
 def _check(body: Body) -> None:
@@ -279,18 +280,22 @@ def _ranker_token(model):
     return token(model) if token else None
 
 
-def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tuple, hour) -> tuple:
+def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tuple, hour) -> bytes:
     """``person``: ``model.ds.person(user, visitor)``; ``live_key``: the visitor's live state
     (``LiveState.visit``: new after each of its events; empty for a visitor without history, so
-    new visitors share answers) with the session, which decides what counts as "in this session"."""
+    new visitors share answers) with the session, which decides what counts as "in this session".
+    One MessagePack string of it all (lengths and types spelled out, so two keys are equal only
+    when every part is): bytes are no object of the cyclic GC's, where a tuple of tuples was ~6
+    a fresh request kept as long as its entry (each counted and scanned by the young collections),
+    and keep their hash for the ``put`` after the ``get``."""
     page = body.page
-    return (
+    return _pack((
         slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
-        page.query, tuple(page.cart), tuple(page.order),
-        tuple([(s.id, pname, strat.get("name"), s.count, tuple(s.exclude), _encode(s.rules) if s.rules else None)
-               for s, pname, strat, _ in plan]),
+        page.query, page.cart, page.order,
+        [(s.id, pname, strat.get("name"), s.count, s.exclude, _encode(s.rules) if s.rules else None)
+         for s, pname, strat, _ in plan],
         person, body.user, live_key, body.session if live_key else None, hour,
-    )  # ``hour``: the absolute hour (time windows, decay, move on) and the local one (visit-time context)
+    ))  # ``hour``: the absolute hour (time windows, decay, move on) and the local one (visit-time context)
 
 
 # -- recommendation ids -------------------------------------------------------------------
@@ -499,7 +504,7 @@ async def recommend(request: Request) -> Response:
                 answers={} if len(plan) > 1 else None,
             )
             page_seen: set[int] = set()
-            hit = []
+            hit = []   # each slot's (items, products, sources) in a row: one tuple a request to keep
             encode = serving.encode
             for slot, pname, strat, rules in plan:
                 ctx.placement = pname
@@ -508,12 +513,13 @@ async def recommend(request: Request) -> Response:
                 else:   # the variant's own: ``R.merge(strat.get("rules"))``, a copy of it
                     rules = dict(rules)
                 # encoded once: the cached value is then bytes, which the cyclic GC never scans
-                hit.append(encode(run_slot(model, ctx, strat, slot.count, rules, page_seen)))
+                hit += encode(run_slot(model, ctx, strat, slot.count, rules, page_seen))
             hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
             if key is not None:
                 eng.cache.put(key, hit)
         rec_head = _rec_head(now_ms)
-        for (slot, pname, strat, _), (items, products, sources) in zip(plan, hit):
+        parts = iter(hit)
+        for (slot, pname, strat, _), items, products, sources in zip(plan, parts, parts, parts):
             rec_id = f"{rec_head}{next(_rec_counter):x}"
             strategy, variant = strat.get("strategy", pname), strat.get("name", "A")
             out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strategy, "variant": variant,
@@ -563,7 +569,7 @@ def insert_packed_served(packed: bytes, conn: sqlite3.Connection) -> None:
     conn.executemany(_INSERT_SERVED, _unpack_rows(packed))
 
 
-_pack_rows = msgspec.msgpack.Encoder().encode
+_pack_rows = _pack
 _unpack_rows = msgspec.msgpack.Decoder(list[list]).decode
 
 
