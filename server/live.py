@@ -253,7 +253,7 @@ class LiveState:
     dict is held beside, in ``bought``: a dict in the tuple would keep it tracked); ``bound``
     is (``ds_serial``, ``_bind_model`` of the entries: bound to that model for any session,
     ready as it is for the session of the newest event), so that a request only makes its ``Recent`` list of them (``_recent_list``) and
-    copies the purchases. Both are made on a read (bound to the model of the last request)
+    takes a read-only view of its purchases (``Bought``). Both are made on a read (bound to the model of the last request)
     and by the first request after an event (``bound`` None until then: every worker applies
     every event, and a visitor may send several between two requests); a request with another
     model binds anew."""
@@ -384,10 +384,8 @@ class LiveState:
                 digest = self._digest(visitor, v)
             b = (self.ds_serial, *_bind_model(digest[0], ds, _newest_session(v[0])))
             v = self.visitors[visitor] = (*v[:4], digest, b)
-        # the purchases copied (in C: a dict made of pairs costs ~4x more), with their newest ts (the digest's)
-        bought = Bought(self.bought[visitor])
-        bought.newest, bought.size = v[4][5], len(bought)
-        return _recent_list(b[1], b[2], b[3], b[4], session), bought, v[4][1]
+        # the purchases as a read-only view of the held dict (not a copy), with their newest ts (the digest's)
+        return _recent_list(b[1], b[2], b[3], b[4], session), Bought(self.bought[visitor], v[4][5]), v[4][1]
 
     def _digest(self, visitor: str, v: tuple) -> tuple:
         """The state ``v``'s digest anew after events (see ``_state_digest``)."""

@@ -1,14 +1,17 @@
 """The live state's model binding (server/live.py): a visitor read (on a request or by the warm
 start) is bound to the model of the last request for any session, and each request makes its
-``Recent`` list of that (``_recent_list``) and copies the purchases held beside the state. The
-answers must be bit for bit the SQL reference's (``live_context``), whatever the session asked
-(the visitor's, another of its sessions, none), the model, and after evictions."""
+``Recent`` list of that (``_recent_list``) and a read-only view of the purchases held beside
+the state (``Bought``). The answers must be bit for bit the SQL reference's (``live_context``),
+whatever the session asked (the visitor's, another of its sessions, none), the model, and
+after evictions."""
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 
 import numpy as np
+import pytest
 
 from server import live as L
 from server.recommenders.base import Bought, Context, RecentList, newest_purchase, walk_columns
@@ -70,15 +73,21 @@ def test_preload_binds_to_the_last_model_and_a_new_model_binds_anew(shop, reader
     _exact(w.context(conn, ds, "w2", "t"), L.live_context(conn, ds, "w2", "t"))
 
 
-def test_purchases_are_a_copy_and_leave_with_their_visitor(shop, reader):
+def test_purchases_are_read_only_and_leave_with_their_visitor(shop, reader):
     conn, ds = reader
     shop.events([buy(f"o{i}", ["p1", f"p{i}"], visitor=f"b{i}", session="s", ts=T0 + i) for i in range(6)])
     w = L.LiveState(max_visitors=4)
     w.sync(conn)
     got = w.context(conn, ds, "b5", "s")
     assert type(got[1]) is Bought and got[1].newest == T0 + 5
-    got[1]["p1"] = 0                                  # a caller changing its dict ...
-    _exact(w.context(conn, ds, "b5", "s"), L.live_context(conn, ds, "b5", "s"))   # ... changes no other
+    assert got[1]._d is w.bought["b5"]                # a view of the held purchases, not a copy ...
+    with pytest.raises((TypeError, AttributeError)):
+        got[1]["p1"] = 0                              # ... that no caller can change
+    with pytest.raises(AttributeError):
+        got[1].pop("p1")
+    assert got[1] == L.live_context(conn, ds, "b5", "s")[1] and dict(got[1]) == got[1].copy() and "p1" in got[1]
+    assert isinstance(got[1], Mapping) and list(got[1]) == list(got[1].keys()) and got[1].get("nope", 7) == 7
+    _exact(w.context(conn, ds, "b5", "s"), L.live_context(conn, ds, "b5", "s"))
     for i in range(6):
         w.visit(conn, f"b{i}")
     assert len(w.visitors) == 4 and set(w.bought) == set(w.visitors)   # evicted: both gone
@@ -195,9 +204,8 @@ def test_seed_views_of_a_bound_list_are_the_reference(shop, reader):
 
 
 def test_newest_purchase_reads_a_changed_dict_in_full():
-    b = Bought({"p1": 5, "p2": 9})
-    b.newest, b.size = 9, 2
-    assert newest_purchase(b) == 9
-    b["p3"] = 12                                      # changed since: its newest is not the held one
-    assert newest_purchase(b) == 12
+    b = Bought({"p1": 5, "p2": 9}, 9)
+    assert newest_purchase(b) == 9 and b.size == 2 and len(b) == 2 and b["p2"] == 9
+    assert newest_purchase(Bought({"p1": 5, "p2": 9})) == 9           # newest not given: the max
+    assert not Bought({}) and Bought({}).newest == 0
     assert newest_purchase({"p1": 5, "p2": 3}) == 5   # a plain dict
