@@ -280,8 +280,8 @@ def _ranker_token(model):
     return token(model) if token else None
 
 
-def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tuple, hour) -> bytes:
-    """``person``: ``model.ds.person(user, visitor)``; ``live_key``: the visitor's live state
+def _cache_key(slug, model, version, body: Body, picks: list, person: int, live_key: tuple, hour) -> bytes:
+    """``picks``: the slots' variants (``config.Pick``); ``person``: ``model.ds.person(user, visitor)``; ``live_key``: the visitor's live state
     (``LiveState.visit``: new after each of its events; empty for a visitor without history, so
     new visitors share answers) with the session, which decides what counts as "in this session".
     One MessagePack string of it all (lengths and types spelled out, so two keys are equal only
@@ -292,8 +292,8 @@ def _cache_key(slug, model, version, body: Body, plan, person: int, live_key: tu
     return _pack((
         slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
         page.query, page.cart, page.order,
-        [(s.id, pname, strat.get("name"), s.count, s.exclude, _encode(s.rules) if s.rules else None)
-         for s, pname, strat, _ in plan],
+        [(s.id, p.name, p.strategy.get("name"), s.count, s.exclude, _encode(s.rules) if s.rules else None)
+         for s, p in zip(body.slots, picks)],
         person, body.user, live_key, body.session if live_key else None, hour,
     ))  # ``hour``: the absolute hour (time windows, decay, move on) and the local one (visit-time context)
 
@@ -380,11 +380,11 @@ class _ReplyParts:
         if not chosen:
             return _EMPTY_SLOT
         items, reasons, sources = zip(*chosen)   # chosen: (item, reason, source) each
-        return (msgspec.Raw(b"[" + b",".join(map(_cat, map(self.head, items), map(self.tail, reasons))) + b"]"),
+        return (b"[" + b",".join(map(_cat, map(self.head, items), map(self.tail, reasons))) + b"]",
                 _encode(list(map(self.product_id, items))).decode(), _encode(sources).decode())
 
 
-_EMPTY_SLOT = (msgspec.Raw(b"[]"), "[]", "[]")
+_EMPTY_SLOT = (b"[]", "[]", "[]")
 
 
 def _reply_parts(ds, currency: str) -> _ReplyParts:
@@ -393,7 +393,7 @@ def _reply_parts(ds, currency: str) -> _ReplyParts:
 
 def _encode_items(ds, chosen: list, currency: str) -> bytes:
     """A slot's items as the reply's JSON list (``_ReplyParts.slot``)."""
-    return bytes(_reply_parts(ds, currency).slot(chosen)[0])
+    return _reply_parts(ds, currency).slot(chosen)[0]
 
 
 _raw_cors: dict = {}  # origin -> its raw CORS headers: a few origins per tenant
@@ -458,76 +458,87 @@ async def recommend(request: Request) -> Response:
     strats = eng.configs.strategies(tenant.slug, conn)
     version = strats.version
     page = body.page
+    currency = tenant.currency
+    locale = body.locale or tenant.locale
+    if model is None:  # first build still running: catalog only, newest first
+        return _cold_start(eng, shard, conn, body, version, now_ms, currency, locale, origin)
+    ds = model.ds
+    live = served_by.live or _live(eng, shard)
+    live.sync(conn)
+    visitor = body.visitor
+    live_key = live.visit(conn, visitor)
+    who = visitor or body.session or ""
+    choose = strats.choose
+    slots = body.slots
+    picks = [choose(slot.placement, who) for slot in slots]   # each slot's variant (config.Pick)
+    serving = served_by.serving(model, currency)
+    hour, weekday = serving.at(now_ms)   # visit-time context, in the tenant's time zone
+    person = ds.person(body.user, visitor)
+    key = hit = None
+    if eng.cache is not None:
+        key = _cache_key(tenant.slug, model, version, body, picks, person, live_key, (now_ms // 3_600_000, hour))
+        hit = eng.cache.get(key)
+    if hit is None:
+        recent, bought, newest = live.context(conn, ds, visitor, body.session)
+        item = ds.item
+        ctx = Context(
+            tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
+            page_type=page.type, product=page.product, item=item(page.product),
+            category=page.category, query=page.query,
+            cart=page.cart, cart_items=_items(item, page.cart),
+            order=page.order, order_items=_items(item, page.order),
+            recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
+            clock_ms=max(ds.clock_ms, newest), hour=hour, weekday=weekday,
+            answers={} if len(slots) > 1 else None,
+        )
+        page_seen: set[int] = set()
+        hit = []   # each slot's (items, products, sources) in a row: one tuple a request to keep
+        encode = serving.encode
+        for slot, pick in zip(slots, picks):
+            ctx.placement = pick.name
+            if slot.rules or slot.exclude:
+                rules = R.merge(pick.strategy.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
+            else:   # the variant's own: ``R.merge(strat.get("rules"))``, a copy of it
+                rules = dict(pick.rules)
+            # encoded once: the cached value is then bytes, which the cyclic GC never scans
+            hit += encode(run_slot(model, ctx, pick.strategy, slot.count, rules, page_seen))
+        hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
+        if key is not None:
+            eng.cache.put(key, hit)
+    # the reply's JSON made of its parts (each slot's from its pick's, ``Pick.reply``, and its
+    # items): the bytes of encoding ``{"ok":..., "slots": {id: {"rec_id":..., ...}}}``
+    rec_head = _rec_head(now_ms)
+    served: list[tuple] = []
+    out: list[bytes] = []
+    parts = iter(hit)
+    for slot, pick, items, products, sources in zip(slots, picks, parts, parts, parts):
+        rec_id = f"{rec_head}{next(_rec_counter):x}"
+        out.append(b'%s:{"rec_id":"%s"%s%s}' % (_encode(slot.id), rec_id.encode(), pick.reply, items))
+        served.append((rec_id, now_ms, visitor, body.session, body.user, page.type, slot.id, slot.placement,
+                       pick.label, pick.variant, version, products, sources))
+    eng.served.add(shard, served)
+    return _Reply(b'{"ok":true,"currency":%s,"locale":%s,"slots":{%s}}' % (_encode(currency), _encode(locale),
+                                                                          b",".join(out)), origin)
+
+
+def _cold_start(eng: Engine, shard, conn, body: Body, version: int, now_ms: int, currency, locale, origin) -> Response:
+    """Before the tenant's first model: each slot the newest products in stock."""
+    page = body.page
     out: dict[str, dict] = {}
     served: list[tuple] = []
-    currency = tenant.currency
-
-    if model is None:  # first build still running: catalog only, newest first
-        seen: set[str] = set(page.cart) | ({page.product} if page.product else set())
-        for slot in body.slots:
-            rows = _catalog_only(conn, slot.count, seen | set(slot.exclude))
-            seen.update(r[0] for r in rows)
-            rec_id = new_rec_id(now_ms)
-            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": "cold_start", "variant": "A",
-                            "items": [{"id": r[0], "title": r[1], "url": r[2], "image": r[3], "price": r[4],
-                                       "currency": r[5] or currency, "reason": "new arrival"} for r in rows]}
-            served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
-                           "cold_start", "A", version, _encode([r[0] for r in rows]).decode(),
-                           _encode(["cold_start"] * len(rows)).decode()))
-    else:
-        ds = model.ds
-        live = served_by.live or _live(eng, shard)
-        live.sync(conn)
-        visitor = body.visitor
-        live_key = live.visit(conn, visitor)
-        who = visitor or body.session or ""
-        choose = strats.choose   # (placement name, variant, its rules merged over the defaults)
-        plan = [(slot, *choose(slot.placement, who)) for slot in body.slots]
-        serving = served_by.serving(model, currency)
-        hour, weekday = serving.at(now_ms)   # visit-time context, in the tenant's time zone
-        person = ds.person(body.user, visitor)
-        key = hit = None
-        if eng.cache is not None:
-            key = _cache_key(tenant.slug, model, version, body, plan, person, live_key, (now_ms // 3_600_000, hour))
-            hit = eng.cache.get(key)
-        if hit is None:
-            recent, bought, newest = live.context(conn, ds, visitor, body.session)
-            item = ds.item
-            ctx = Context(
-                tenant=tenant.slug, visitor=visitor, session=body.session, user=body.user, locale=body.locale,
-                page_type=page.type, product=page.product, item=item(page.product),
-                category=page.category, query=page.query,
-                cart=page.cart, cart_items=_items(item, page.cart),
-                order=page.order, order_items=_items(item, page.order),
-                recent=recent, bought=bought, person=person, profile=_profile(conn, body.user), now_ms=now_ms,
-                clock_ms=max(ds.clock_ms, newest), hour=hour, weekday=weekday,
-                answers={} if len(plan) > 1 else None,
-            )
-            page_seen: set[int] = set()
-            hit = []   # each slot's (items, products, sources) in a row: one tuple a request to keep
-            encode = serving.encode
-            for slot, pname, strat, rules in plan:
-                ctx.placement = pname
-                if slot.rules or slot.exclude:
-                    rules = R.merge(strat.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
-                else:   # the variant's own: ``R.merge(strat.get("rules"))``, a copy of it
-                    rules = dict(rules)
-                # encoded once: the cached value is then bytes, which the cyclic GC never scans
-                hit += encode(run_slot(model, ctx, strat, slot.count, rules, page_seen))
-            hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
-            if key is not None:
-                eng.cache.put(key, hit)
-        rec_head = _rec_head(now_ms)
-        parts = iter(hit)
-        for (slot, pname, strat, _), items, products, sources in zip(plan, parts, parts, parts):
-            rec_id = f"{rec_head}{next(_rec_counter):x}"
-            strategy, variant = strat.get("strategy", pname), strat.get("name", "A")
-            out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": strategy, "variant": variant,
-                            "items": items}
-            served.append((rec_id, now_ms, visitor, body.session, body.user, page.type, slot.id, slot.placement,
-                           strategy, variant, version, products, sources))
+    seen: set[str] = set(page.cart) | ({page.product} if page.product else set())
+    for slot in body.slots:
+        rows = _catalog_only(conn, slot.count, seen | set(slot.exclude))
+        seen.update(r[0] for r in rows)
+        rec_id = new_rec_id(now_ms)
+        out[slot.id] = {"rec_id": rec_id, "placement": slot.placement, "strategy": "cold_start", "variant": "A",
+                        "items": [{"id": r[0], "title": r[1], "url": r[2], "image": r[3], "price": r[4],
+                                   "currency": r[5] or currency, "reason": "new arrival"} for r in rows]}
+        served.append((rec_id, now_ms, body.visitor, body.session, body.user, page.type, slot.id, slot.placement,
+                       "cold_start", "A", version, _encode([r[0] for r in rows]).decode(),
+                       _encode(["cold_start"] * len(rows)).decode()))
     eng.served.add(shard, served)
-    return _Reply(_encode({"ok": True, "currency": currency, "locale": body.locale or tenant.locale, "slots": out}), origin)
+    return _Reply(_encode({"ok": True, "currency": currency, "locale": locale, "slots": out}), origin)
 
 
 _INSERT_SERVED = ("INSERT OR IGNORE INTO rec_served (rec_id, ts, visitor, session, user_id, page, slot, placement,"

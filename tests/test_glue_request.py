@@ -35,9 +35,11 @@ def test_a_placements_plan_is_resolve_choose_variant_and_merge():
             placement, who = rng.choice(names), rng.choice(["", "v1", f"visitor{k}", "é☃"])
             name, variants = strategies.resolve(cfg, placement)
             got = st.choose(placement, who)
-            assert got[0] == name
-            assert got[1] is strategies.choose_variant(variants, who, name)
-            assert got[2] == R.merge(got[1].get("rules"))
+            assert got.name == name
+            assert got.strategy is strategies.choose_variant(variants, who, name)
+            assert got.rules == R.merge(got.strategy.get("rules"))
+            assert (got.label, got.variant) == (got.strategy.get("strategy", name), got.strategy.get("name", "A"))
+            assert st.choose(placement, who) is got   # made once per version
     st = strategies.Strategies(1, strategies.effective(DOC))
     for k in range(strategies.Strategies.PLACEMENTS_KEPT * 2 + 3):
         st.choose(f"made_up_{k}", "v")
@@ -50,7 +52,8 @@ def test_a_slots_rules_are_the_merge_of_the_variants_and_the_slots():
     st = strategies.Strategies(1, strategies.effective(DOC))
     for placement in ("main", "cart", "category"):
         for who in ("a", "b", "c", "d", "e"):
-            _, strat, rules = st.choose(placement, who)
+            pick = st.choose(placement, who)
+            strat, rules = pick.strategy, pick.rules
             assert dict(rules) == R.merge(strat.get("rules"), None, None) == R.merge(strat.get("rules"), {}, None)
 
 
@@ -95,7 +98,7 @@ def test_a_slots_reply_pieces_are_those_of_encoding_them(tmp_path):
             dicts = [{"id": ds.item_ids[i], "title": ds.title[i], "url": ds.url[i], "image": ds.image[i],
                       "price": None if ds.price[i] != ds.price[i] else float(ds.price[i]),
                       "currency": ds.currency[i] or currency, "reason": reason} for i, reason, _ in chosen]
-            assert isinstance(items, msgspec.Raw) and bytes(items) == enc(dicts)
+            assert isinstance(items, bytes) and items == enc(dicts)
             assert products == enc([ds.item_ids[i] for i, _, _ in chosen]).decode()
             assert sources == enc([s for _, _, s in chosen]).decode()
 

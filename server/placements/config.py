@@ -29,6 +29,8 @@ import time
 import zlib
 from typing import Any
 
+import msgspec
+
 from .. import rules as R
 from ..recommenders import registry
 from .defaults import ALIASES, DEFAULT_STRATEGIES, PLACEMENTS
@@ -205,6 +207,24 @@ def rollback_config(version: int, conn: sqlite3.Connection) -> int:
     return store_config(doc, conn)
 
 
+_encode = msgspec.json.encode
+
+
+class Pick:
+    """One variant of one placement as requests use it, made once per config version
+    (``Strategies.placement``): the resolved placement ``name``, the variant's ``strategy``
+    dict, its ``rules`` merged over the defaults (``rules.merge(strategy["rules"])``, read-only),
+    the ``label`` and ``variant`` that replies and served rows name, and ``reply``: the reply's
+    JSON of the slot after its ``rec_id`` up to its items (``,"placement":...,"items":``)."""
+    __slots__ = ("name", "strategy", "rules", "label", "variant", "reply")
+
+    def __init__(self, placement: str, name: str, strategy: dict, rules: dict) -> None:
+        self.name, self.strategy, self.rules = name, strategy, rules
+        self.label, self.variant = strategy.get("strategy", name), strategy.get("name", "A")
+        self.reply = b',"placement":%s,"strategy":%s,"variant":%s,"items":' % (
+            _encode(placement), _encode(self.label), _encode(self.variant))
+
+
 class Strategies:
     """A tenant's effective config (``effective``) at one version, with what requests derive
     of it per placement made once (``placement``): a request then only picks its variant."""
@@ -215,23 +235,21 @@ class Strategies:
         self.version, self.config = version, config
         self._placements: dict[str, tuple] = {}
 
-    def placement(self, placement: str) -> tuple[str, list[dict], list[dict]]:
-        """(``resolve``'s name and variants of ``placement``, each variant's rules merged over
-        the defaults: ``rules.merge(variant["rules"])``, read-only)."""
+    def placement(self, placement: str) -> tuple[str, list[dict], list[Pick]]:
+        """``resolve``'s name and variants of ``placement``, and each variant's ``Pick``."""
         hit = self._placements.get(placement)
         if hit is None:
             name, variants = resolve(self.config, placement)
-            hit = (name, variants, [R.merge(v.get("rules")) for v in variants])
+            hit = (name, variants, [Pick(placement, name, v, R.merge(v.get("rules"))) for v in variants])
             if len(self._placements) >= self.PLACEMENTS_KEPT:
                 self._placements.clear()
             self._placements[placement] = hit
         return hit
 
-    def choose(self, placement: str, who: str) -> tuple[str, dict, dict]:
-        """(placement name, ``who``'s variant: ``choose_variant``, its merged rules)."""
-        name, variants, rules = self.placement(placement)
-        n = _variant(variants, who, name) if len(variants) > 1 else 0
-        return name, variants[n], rules[n]
+    def choose(self, placement: str, who: str) -> Pick:
+        """``who``'s variant of ``placement`` (``choose_variant``) as its ``Pick``."""
+        name, variants, picks = self.placement(placement)
+        return picks[_variant(variants, who, name)] if len(picks) > 1 else picks[0]
 
 
 class ConfigCache:

@@ -37,6 +37,7 @@ def test_cache_key_tells_every_part_apart():
     ["a", "b"] and ["ab"]) give another key; the same parts, the same key."""
     import gc
 
+    from server.placements.config import Pick
     from server.serving import Body, Page, Slot
 
     class Model:
@@ -49,8 +50,8 @@ def test_cache_key_tells_every_part_apart():
         if built_at is not None:
             m = type("M", (), {"built_at": built_at})()
         body = Body(slots=slots or [Slot(id="a")], user=user, session=session, page=page or Page())
-        plan = [(s, pname, {"name": variant}, {}) for s in body.slots]
-        return serving._cache_key(slug, m, version, body, plan, person, live, hour)
+        picks = [Pick(s.placement, pname, {"name": variant}, {}) for s in body.slots]
+        return serving._cache_key(slug, m, version, body, picks, person, live, hour)
 
     base = key()
     assert isinstance(base, bytes) and not gc.is_tracked(base)

@@ -341,3 +341,23 @@ def test_served_rows_go_to_the_writer_process_packed_and_are_stored_as_they_were
         insert(conn)
         stored.append(conn.execute("SELECT *, typeof(ts), typeof(user_id) FROM rec_served ORDER BY rec_id").fetchall())
     assert stored[0] == stored[1] and [r[:13] for r in stored[0]] == sorted(rows)
+
+
+def test_the_reply_is_the_encoded_reply_dict(client, shop):
+    """The reply is written from its parts (``config.Pick.reply``, the slots' items, the encoded
+    ids): the bytes of encoding the reply's dict (decoded and encoded again: the same bytes), for
+    slot ids, placements and a locale that JSON escapes, several slots, an empty and a full one."""
+    import msgspec
+
+    _shop_with_sessions(client, shop)
+    slots = [{"id": 'a "quoted" \\ ☃\u2028', "placement": "detail_similar", "count": 3},
+             {"id": "b", "placement": "made up\t☃", "count": 2}, {"id": "c", "placement": "main", "count": 50,
+                                                                  "exclude": [f"p{i}" for i in range(10)]}]
+    for locale in (None, "en", 'x"\n'):
+        r = _rec(client, shop, slots, page={"type": "detail", "product": "p1"}, locale=locale)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        got = msgspec.json.decode(r.content)
+        assert msgspec.json.encode(got) == r.content
+        assert list(got["slots"]) == [s["id"] for s in slots] and got["slots"]["c"]["items"] == []
+        assert [s["placement"] for s in got["slots"].values()] == [s["placement"] for s in slots]
+        assert got["locale"] == (locale or got["locale"]) and got["currency"] and len(got["slots"]["b"]["items"]) == 2
