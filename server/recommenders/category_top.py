@@ -27,13 +27,17 @@ def ranked(popular: np.ndarray, ds, members: np.ndarray) -> tuple[np.ndarray, np
     return members[order].astype(np.int32), s[order] + 1e-6
 
 
+MAX_ANSWERS = 4096   # answers kept per model (``CategoryRanks.answer``): a shop's paths x the k asked
+
+
 class CategoryRanks:
     """``popularity`` (per item) and every category path's ``ranked`` products, one after the
-    other in ``items`` / ``scores``: ``at[path]`` = (start, end, the reason naming the path)."""
-    __slots__ = ("popularity", "items", "scores", "at")
+    other in ``items`` / ``scores``: ``at[path]`` = (start, end, the reason naming the path);
+    the answers made of them so far (``answer``)."""
+    __slots__ = ("popularity", "items", "scores", "at", "_answers")
 
     def __init__(self, popular: np.ndarray, ds):
-        self.popularity, self.at = popular, {}
+        self.popularity, self.at, self._answers = popular, {}, {}
         items, scores, start = [], [], 0
         paths = dict.fromkeys(" > ".join(levels[:d]) for levels in (c.split(" > ") for c in ds.categories if c)
                               for d in range(1, len(levels) + 1))
@@ -47,6 +51,27 @@ class CategoryRanks:
                 start += len(i)
         self.items = np.concatenate(items) if items else np.zeros(0, np.int32)
         self.scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
+    def answer(self, path: str, k: int) -> Candidates | None:
+        """``path``'s ranking's first ``k`` as Candidates, or None when it is not a path of the
+        catalog: made once per (path, k) for the model's life (a function of the build alone;
+        answers are shared and never changed, as the model's answer cache shares them), up to
+        ``MAX_ANSWERS``, then per call. A category's request then costs a dict read: most
+        categories come too rarely for the model's answer cache to keep them."""
+        try:
+            memo = self._answers
+        except AttributeError:   # (a model pickled before the answers were kept)
+            memo = self._answers = {}
+        got = memo.get((path, k))
+        if got is None:
+            at = self.at.get(path)
+            if at is None:
+                return None
+            start, end, reason = at
+            got = Candidates.of(self.items[start:end][:k], self.scores[start:end][:k], reason)
+            if len(memo) < MAX_ANSWERS:
+                memo[(path, k)] = got
+        return got
 
 
 @register("category_top", description="top products of this category")
@@ -64,10 +89,9 @@ class CategoryTop(Recommender):
         if not cat:
             return Candidates.empty()
         if type(model) is CategoryRanks:   # (most requests: a path of the catalog, ranked at fit time)
-            at = model.at.get(cat)
-            if at is not None:
-                start, end, reason = at
-                return Candidates.of(model.items[start:end][:k], model.scores[start:end][:k], reason)
+            got = model.answer(cat, k)
+            if got is not None:
+                return got
         members, ranked_as = ds.category_items(cat), cat
         if len(members) == 0 and " > " in cat:  # unknown leaf: try its parent
             ranked_as = cat.rsplit(" > ", 1)[0]

@@ -68,3 +68,31 @@ def test_kept_rankings_are_the_sorted_answer():
             assert got.scores.tobytes() == want.scores.tobytes()
             assert [got.reason(p) for p in range(len(got))] == [want.reason(p) for p in range(len(want))]
         assert set(fitted[0].at) <= {"A", "A > B", "A > C", "D", "D > E", "D > E > F"}
+
+
+def test_answers_kept_per_path_and_k(monkeypatch):
+    """A path's answer for a k is made once and shared (the same object), equal to the one made
+    anew; a model pickled before the answers were kept makes them too; past MAX_ANSWERS the
+    answers are made per call, still equal."""
+    import pickle
+
+    from server.recommenders import category_top as ct
+    rng = np.random.default_rng(5)
+    ds = DS(rng, 40)
+    popular = rng.integers(0, 3, 40).astype(np.float32)
+    model = CategoryRanks(popular, ds)
+    rec = CategoryTop()
+    ctx = Context(category="A")
+    first = rec.recommend(model, ds, ctx, 5)
+    assert rec.recommend(model, ds, ctx, 5) is first
+    want = reference(popular, ds, ctx, 5)
+    assert first.items.tolist() == want.items.tolist() and first.scores.tobytes() == want.scores.tobytes()
+    assert rec.recommend(model, ds, ctx, 6) is not first   # (another k: its own answer)
+    old = pickle.loads(pickle.dumps(model))
+    del old._answers      # (as a model pickled before the slot)
+    got = rec.recommend(old, ds, ctx, 5)
+    assert got.items.tolist() == first.items.tolist() and rec.recommend(old, ds, ctx, 5) is got
+    monkeypatch.setattr(ct, "MAX_ANSWERS", 0)
+    fresh = CategoryRanks(popular, ds)
+    a, b = rec.recommend(fresh, ds, ctx, 5), rec.recommend(fresh, ds, ctx, 5)
+    assert a is not b and a.items.tolist() == b.items.tolist() == first.items.tolist() and not fresh._answers
