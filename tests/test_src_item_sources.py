@@ -132,7 +132,8 @@ def test_a_query_holds_what_the_constructor_would():
                    (nb.query(None, "with {}", v, {3}, more),
                     TableQuery(nb, v.items, v.weights, "with {}", nb.reason_texts("with {}"), more=more,
                                drop=np.array([3], np.int64)))):
-        for f in TableQuery.__slots__:
+        assert type(q) is TableQuery and q == q and q != ref and hash(q) != hash(ref)   # (by identity)
+        for f in TableQuery._fields:
             a, b = getattr(q, f), getattr(ref, f)
             if isinstance(a, np.ndarray):
                 assert a.dtype == b.dtype and a.tolist() == b.tolist(), f

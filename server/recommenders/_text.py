@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from ._common import Neighbours, SeedVectors, seed_vectors
-from ._tables import NO_DROP, NOTHING, TableQuery
+from ._tables import NO_DROP, NOTHING, query_of
 from .kernels.sums import NO_MORE
 from .base import SEEDS, Candidates, LazyReasons, seeds_key
 from .kernels.text import TfidfIndex
@@ -130,7 +130,7 @@ class TextNeighbours:
         if nb is None:
             nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
         fmt = reason_format(reason)
-        return TableQuery.of(nb, None, 1.0, 0.0, s, w, *NO_MORE, NO_DROP, fmt, nb.reason_texts(fmt))
+        return query_of((nb, None, 1.0, 0.0, s, w, *NO_MORE, NO_DROP, fmt, nb.reason_texts(fmt)))
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""

@@ -159,10 +159,7 @@ class Context:
         if need == "order":
             return len(self.order_items) > 0
         if need == "session":
-            for r in recent_rows(self.recent):   # (a loop, not any() over a generator: asked for every request)
-                if r[1] >= 0:   # (item)
-                    return True
-            return False
+            return has_session(self.recent)
         if need == "person":
             return self.person >= 0 or bool(self.recent)
         if need == "query":
@@ -281,8 +278,10 @@ class Context:
         v = recent.views.get(key)
         if v is None:
             walk = _seed_kernels.session_seeds   # (its compiled code called at once, not through ``Kernel``)
-            v = recent.views[key] = SeedVectors.walked((walk.compiled or walk.compile())(recent.columns, max_items,
-                                                                                       in_session_only))
+            got = (walk.compiled or walk.compile())(recent.columns, max_items, in_session_only)
+            v = recent.views[key] = _new_object(SeedVectors)   # (``SeedVectors.walked``, inline)
+            v.items, v.weights, v._w64, v.low, v.end, v.positive = got
+            v.seeds = None
         return v
 
     def seed_vectors(self, max_items: int = SEEDS) -> "SeedVectors":
@@ -299,11 +298,13 @@ class Context:
             return hit[0]
         seeds = _seed_kernels.page_seeds   # (its compiled code called at once, not through ``Kernel``)
         try:   # (no page product: an empty array the kernel takes, the request's may be read-only)
-            v = SeedVectors.walked((seeds.compiled or seeds.compile())(recent.columns, max_items, self.item,
-                                                                       cart if len(cart) else _NO_PAGE,
-                                                                       order if len(order) else _NO_PAGE))
+            got = (seeds.compiled or seeds.compile())(recent.columns, max_items, self.item,
+                                                      cart if len(cart) else _NO_PAGE, order if len(order) else _NO_PAGE)
         except (TypeError, OverflowError):   # (page products not as writeable int32 arrays, an item beyond int64)
             return self._vectors_of(self._page_seeds(max_items))
+        v = _new_object(SeedVectors)   # (``SeedVectors.walked``, inline)
+        v.items, v.weights, v._w64, v.low, v.end, v.positive = got
+        v.seeds = None
         recent.views[key] = (v, cart, order)   # (keeps them alive: their ids are not reused meanwhile)
         return v
 
@@ -388,7 +389,17 @@ class RecentList(list):
         return repr(list(self))
 
 
+_new_object = object.__new__   # (an object of a class of slots without its ``__init__``: ``SeedVectors.walked``, inline)
 _new_tuple = tuple.__new__   # (``_new_tuple(Recent, fields)``: a ``Recent`` without its Python-level ``__new__``, in C)
+
+
+def has_session(recent) -> bool:
+    """``Context.has("session")``: whether ``recent`` holds a product the model knows (a loop,
+    not any() over a generator, and ``recent_rows`` inline: asked for most requests)."""
+    for r in (list.__iter__(recent) if type(recent) is RecentList else recent):
+        if r[1] >= 0:   # (item)
+            return True
+    return False
 
 
 def recent_rows(recent):

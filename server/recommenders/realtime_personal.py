@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import coview_neighbours, itemcf_neighbours, seed_vectors
-from ._tables import NO_DROP, NOTHING, TableQuery
+from ._tables import NO_DROP, NOTHING, query_of
 from .kernels.sums import NO_MORE
-from .base import Recommender
+from .base import Recommender, has_session
 from .registry import register
 
 MIX = (0.6, 0.4)     # co-view, item-CF (float32 arithmetic: a Python float times a float32 array)
@@ -34,15 +34,18 @@ class RealtimePersonal(Recommender):
     def recommend(self, model, ds, ctx, k):
         return self.query(model, ds, ctx, k).answer(k, ds)
 
+    def applicable(self, ctx):   # (its one need, ``ctx.has("session")``, without the loop over needs)
+        return has_session(ctx.recent)
+
     def query(self, model, ds, ctx, k):
         """Both tables mixed, the session's items as seeds, the current product left out."""
         coview, itemcf = model
         v = ctx.session_vectors(8)
-        if v.fits(len(coview.idx)):
+        if v.low >= 0 and v.end <= len(coview.idx) and v.positive:   # (``v.fits``, inline)
             s, w = v.items, v.weights
         else:   # only the session's items in range with weight > 0 (both tables span the dataset's items)
             s, w = seed_vectors([p for p in v.pairs() if 0 <= p[0] < len(coview.idx) and p[1] > 0])
         if not len(s) or k <= 0:
             return NOTHING
         drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else NO_DROP
-        return TableQuery.of(coview, itemcf, MIX[0], MIX[1], s, w, *NO_MORE, drop, REASON, coview.reason_texts(REASON))
+        return query_of((coview, itemcf, MIX[0], MIX[1], s, w, *NO_MORE, drop, REASON, coview.reason_texts(REASON)))
