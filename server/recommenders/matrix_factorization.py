@@ -82,6 +82,7 @@ def ranked_shortlists(als, shortlist: np.ndarray | None) -> tuple[np.ndarray, np
     return items, scores
 
 
+_F32 = np.dtype(np.float32)   # (a dtype object: ``view`` converts a type on every call)
 MAX_LIVE = 20   # the session's latest products a visitor's live items hold (``_person.live_items``)
 _NO_LIVE = np.zeros(0, np.int64), np.zeros(0, np.float64)
 _NO_COLUMNS = np.zeros((0, 3), np.float64)
@@ -185,7 +186,7 @@ class MatrixFactorization(Recommender):
                 if not n:
                     return Candidates.empty()
                 cand = packed[2:2 + n]
-                return Candidates.of(cand, packed[2 + n:2 + 2 * n].view(np.float32),
+                return Candidates.of(cand, packed[2 + n:2 + 2 * n].view(_F32),
                                      _Reasons(ds, model[0].item_factors, model[1], cand, packed))
         als, norms, shortlist = model[:3]
         p = ctx.person
@@ -235,18 +236,20 @@ class _Reasons:
         if seeds is None:
             v = self.visitor
             if type(v) is tuple:
-                seeds = strongest(v[0], v[1], REASON_SEEDS)
-            else:    # (the known person's: after the packed top)
-                seeds = v[2 + 2 * len(self.cand):].astype(np.int64)
+                seeds = strongest(v[0], v[1], REASON_SEEDS).astype(np.int32)
+            else:    # (the known person's: after the packed top, read in place)
+                seeds = v[2 + 2 * len(self.cand):]
             self.seeds, self.texts = seeds, self.ds.derived("matrix_factorization reasons", _texts)
-        try:
-            seed = closest_seed(self.Y, self.norms, self.cand.item(pos), seeds)
+        kern = closest_seed
+        try:   # (its compiled dispatcher when compiled: no ``Kernel.__call__`` in between)
+            seed = (getattr(kern, "compiled", None) or kern)(self.Y, self.norms, self.cand.item(pos), seeds)
         except TypeError:   # (factors the kernel does not take: not float32 rows, as a fit makes them)
             seed = -2
         if seed == -2:
             if self.numpy is None:
                 Y = self.Y
-                self.numpy = closest_seeds(Y[self.cand] @ Y[seeds].T, self.norms, self.cand, seeds).tolist()
+                self.numpy = closest_seeds(Y[self.cand] @ Y[seeds].T, self.norms, self.cand,
+                                           seeds.astype(np.int64)).tolist()
             seed = self.numpy[pos]
         if seed < 0:
             return "picked for you"

@@ -499,15 +499,15 @@ def test_closest_seed_is_the_numpy_pick_or_undecided():
         with np.errstate(invalid="ignore"):
             want = closest_numpy(Y, norms, cand, seeds) if len(seeds) else np.full(len(cand), -1)
         for c, w in zip(cand.tolist(), want.tolist()):
-            got = closest_seed(Y, norms, c, seeds)
+            got = closest_seed(Y, norms, c, seeds.astype(np.int32))
             assert got in (w, -2), (trial, c, got, w)
             decided += got == w
             undecided += got == -2
             if trial % 3 and trial % 4 != 1 and trial % 5 and trial % 7 and f == 48:
                 assert got == w      # continuous factors, no equal rows: told apart
     assert decided > 10 * undecided > 0      # (the undecided: the ties made on purpose)
-    assert closest_seed(np.ones((2, 3), np.float32), np.ones(2, np.float32), 1, np.array([1], np.int64)) == -1
-    assert closest_seed(np.ones((2, 3), np.float32), np.ones(2, np.float32), 1, np.zeros(0, np.int64)) == -1
+    assert closest_seed(np.ones((2, 3), np.float32), np.ones(2, np.float32), 1, np.array([1], np.int32)) == -1
+    assert closest_seed(np.ones((2, 3), np.float32), np.ones(2, np.float32), 1, np.zeros(0, np.int32)) == -1
 
 
 def test_undecided_reasons_are_numpys(mf_model, monkeypatch):

@@ -298,12 +298,13 @@ def closest_seeds(dots, norms, cand, seeds):
     return best
 
 
-@kernel("int64(float32[:, ::1], float32[::1], int64, int64[::1])")
+@kernel("int64(float32[:, ::1], float32[::1], int64, int32[::1])")
 def closest_seed(Y, norms, c, seeds):
     """``closest_seeds``' answer for one candidate ``c`` (its seed of largest cosine, other than
     ``c``; -1 when none or the cosine is not finite) without numpy's matmul, or -2 when it
     cannot be told apart: then the caller computes numpy's dot products (``closest_seeds`` of
-    ``Y[cand] @ Y[seeds].T``).
+    ``Y[cand] @ Y[seeds].T``). ``seeds`` int32: a known person's are read in place, a view of
+    ``known_answer``'s packed answer.
 
     numpy's float32 dot product of two rows (BLAS: its own summation order, FMA or not) is
     within ``gamma_f * sum(|y_c[t] * y_s[t]|)`` of the exact one (Higham, Accuracy and Stability
