@@ -538,8 +538,11 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     r1 = (ready[1].items, ready[1].scores) if len(ready) > 1 else _NO_ANSWER
     more = _concatenated(ready[2:]) if len(ready) > 2 else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
+    slot_map = _MAPS.slot
+    if len(slot_map) <= ds.n_items:   # (the thread's first call, or a larger catalog)
+        slot_map = _MAPS.slot = np.zeros(ds.n_items + 1, np.int32)
     rest = (k, prior, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
-            held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count)
+            held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count, slot_map)
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
             packed = _compiled(K.slot_select_2)(
@@ -555,6 +558,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
             packed = _compiled(K.slot_select_4)(*flat, *rest)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
         log.exception("slot_select failed", extra={"error": repr(exc)})
+        _MAPS.slot = _NO_MAP   # (the product map may be left dirty: the next call makes a new one)
         return None
     if memo is not None:   # the queries computed here, for another slot of the request that asks them
         for at, (q, a, b, s) in enumerate(qs):
@@ -564,6 +568,17 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     picked = iter(packed[1:1 + 4 * packed.item(0)].tolist())
     return [(i, qs[src[j]][0].reason(ds, seed) if src[j] < K.QUERIES else ready[src[j] - K.QUERIES].reason(pos), names[j])
             for i, j, pos, seed in zip(picked, picked, picked, picked)]
+
+
+class _Maps(threading.local):
+    """The thread's product map for ``kernels.slot_select`` (``sums.neighbour_top_in``'s
+    ``slot``): zeros, as long as the catalog and its padding entry at least; each call resets
+    the entries it used (kept per thread: the kernels release the GIL)."""
+    slot = np.zeros(0, np.int32)
+
+
+_MAPS = _Maps()
+_NO_MAP = _Maps.slot
 
 
 def _table_at(tables: list, table) -> int:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jit import kernel
-from ..recommenders.kernels.sums import neighbour_top, sift_down
+from ..recommenders.kernels.sums import neighbour_top_in, sift_down
 
 
 @kernel("float32(float32[:], int64, int64)")
@@ -429,10 +429,10 @@ def with_answers(head, q_start, q_items, q_scores, q_closest):
         " UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
         " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64, int64[::1],"
         " int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
-        " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64)")
+        " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64, int32[::1])")
 def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, k, prior, items,
                 scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
-                max_brand, count):
+                max_brand, count, slot_map):
     """Steps 1-3 of a slot whose neighbour-sum sources are given as table queries: each query's
     answer (``neighbour_top``, compiled into this call), the blend of the answers in the
     strategy's order, then the selection (``blend_pick``, exact as ``blend_sources`` then
@@ -448,7 +448,9 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     ``scores``, ``lens``: the other sources' answers, one after the other. ``src[j]`` per
     source of the strategy (``len(src_weight)`` of them, weights ``src_weight``, name codes
     ``src_code``): q < ``QUERIES`` for query q's answer, ``QUERIES + r`` for ready answer r,
-    -1 for none (not applicable, failed). The rest: ``blend_select``'s selection arguments.
+    -1 for none (not applicable, failed). The rest: ``blend_select``'s selection arguments, and
+    ``slot_map``, the queries' product map (``neighbour_top_in``'s ``slot``: zeros, longer than
+    the tables' items; zeros again on return, dirty after an exception).
 
     As ``blend.py``'s path without it: the non-empty answers in the strategy's order, those
     whose best score is not positive (or NaN) left out (``blend._blend``: they say nothing),
@@ -487,9 +489,9 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
                 q_closest[lo + p] = prior[at + 3 * p + 2]
             q_start[q + 1] = lo + n
             continue
-        got_i, got_s, got_c = neighbour_top(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
-                                            np.float32(mix_a[q]), np.float32(mix_b[q]), seeds[q],
-                                            weights[q], more[q], more_w[q], drops[q], k)
+        got_i, got_s, got_c = neighbour_top_in(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
+                                               np.float32(mix_a[q]), np.float32(mix_b[q]), seeds[q],
+                                               weights[q], more[q], more_w[q], drops[q], k, slot_map)
         n = len(got_i)
         q_items[lo:lo + n], q_scores[lo:lo + n], q_closest[lo:lo + n] = got_i, got_s, got_c
         q_start[q + 1] = lo + n
@@ -554,7 +556,7 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
 # answers: the first two apart, the others concatenated; the selection's)
 _SLOT_REST = (" int64, int64[::1], int32[:], float32[:], int32[:], float32[:], int32[:], float32[:], int64[::1], UniTuple(int64, 8),"
               " float64[::1], int64[::1], boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:],"
-              " int64, int64, int64)")
+              " int64, int64, int64, int32[::1])")
 
 
 @kernel("Tuple((int32[::1], float32[::1], int64[::1]))(int32[:], float32[:], int32[:], float32[:], int32[:], float32[:],"
@@ -584,12 +586,12 @@ def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                   qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
                   qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
                   k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
-                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map):
     """``slot_select`` for a slot with at most two tables and two queries (most slots), each
     table's and query's arguments flat instead of in 4-tuples: the same call (compiled into
     this one), padded here with unused tables (table 0 again) and queries (no table: -1, query
     0's arrays). Why: numba's dispatch costs per argument, and a tuple of 4 costs 4; this
-    call takes 45 where ``slot_select`` takes 65 (an empty-bodied kernel of each signature: ~2.0 µs
+    call takes 46 where ``slot_select`` takes 66 (an empty-bodied kernel of each signature: ~2.0 µs
     a call against ~3.7, with 41). The ready answers: the first two apart, the others
     concatenated (``ready_answers``)."""
     all_items, all_scores, all_lens = ready_answers(items0, scores0, items1, scores1, items, scores, lens)
@@ -599,7 +601,7 @@ def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                        (weights0, weights1, weights0, weights0), (more0, more1, more0, more0),
                        (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, prior, all_items,
                        all_scores, all_lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
-                       brand_code, max_cat, max_brand, count)
+                       brand_code, max_cat, max_brand, count, slot_map)
 
 
 @kernel("int64[::1](" + _TABLE * 4 + _QUERY * 4 + _SLOT_REST)
@@ -609,7 +611,7 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                   qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2,
                   qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3,
                   k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
-                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count):
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map):
     """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
     unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
     numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
@@ -622,7 +624,7 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                        (seeds0, seeds1, seeds2, seeds3), (weights0, weights1, weights2, weights3),
                        (more0, more1, more2, more3), (more_w0, more_w1, more_w2, more_w3),
                        (drops0, drops1, drops2, drops3), k, prior, all_items, all_scores, all_lens, src, src_weight, src_code,
-                       mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count)
+                       mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map)
 
 
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64, int32[:], int64[:], int64[::1], int64[::1],"

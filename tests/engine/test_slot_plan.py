@@ -277,7 +277,11 @@ def test_a_failing_table_source_or_call_leaves_the_others(model, monkeypatch, ca
     model.__dict__.pop("_slot_plans")
     monkeypatch.setattr(blend.K, "slot_select_4", broken)
     monkeypatch.setattr(blend.K, "slot_select_2", broken)
+    blend._MAPS.slot = np.ones(model.ds.n_items + 1, np.int32)   # (as a call that raised midway may leave it)
     assert _serve(model, requests) == fused and "slot_select failed" in caplog.text
+    assert blend._MAPS.slot is blend._NO_MAP   # the product map dropped: the next call makes a new one
+    monkeypatch.undo()
+    assert _serve(model, requests) == fused and not blend._MAPS.slot.any()
 
 
 def test_slot_plans_are_kept_per_strategy_and_rules_bounded_and_not_pickled(model, monkeypatch):

@@ -15,6 +15,8 @@ NO_CART = np.zeros(0, np.int32)
 NO_HELD = np.zeros((2, 0), np.int64)
 NONE = np.zeros(0, np.int64)
 NO_CODES = np.zeros(0, np.int32)
+SLOT_MAP = np.zeros(4096, np.int32)   # the product map every call shares (``neighbour_top_in``'s): zeros after each
+SHORT_MAP = np.zeros(0, np.int32)     # (too short: the call makes its own)
 
 
 def random_table(rng, n, width, levels):
@@ -95,9 +97,10 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     else:
         items, scores = np.zeros(0, np.int32), np.zeros(0, np.float32)
     lens = np.array([len(r[0]) for r in ready], np.int64)
+    slot_map = SLOT_MAP if len(pads[0]) % 3 else SHORT_MAP
     rest = (tuple(src) + (-1,) * (K.SOURCES - len(src)), np.array(weights, np.float64),
             np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
-            sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"])
+            sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"], slot_map)
     packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
                            tuple(more), tuple(more_w), tuple(drops), k, NONE, items, scores, lens, *rest)
     # the queries' answers after the selection: neighbour_top's, entry by entry (the scores' bits)
@@ -145,6 +148,7 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
         flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
     flat += blend._NO_QUERY_4[9 * len(queries):]
     assert np.array_equal(K.slot_select_4(*flat, k, NONE, *answers, *rest), packed)
+    assert not SLOT_MAP.any() and not len(SHORT_MAP)   # (the entries used reset)
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]
 
 

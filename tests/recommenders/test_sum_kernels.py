@@ -171,6 +171,26 @@ def test_neighbour_candidates_are_the_numpy_answer_ties_included():
     assert ties > 100      # ties across the k-th place, which a partition would decide
 
 
+def test_neighbour_top_in_with_a_shared_map_is_neighbour_top_and_leaves_it_zero():
+    """``neighbour_top_in`` with one product map for every call (as ``slot_select``'s caller
+    keeps one per thread) gives ``neighbour_top``'s answers (its own map zeroed per call), one
+    or two tables, drops and padding included; the map is zeros again after each call, and a
+    map too short is not used."""
+    from server.recommenders.kernels.sums import neighbour_top_in
+    shared = np.zeros(64, np.int32)
+    for rng, n, width, levels, k, t in cases(5, 600):
+        a, b = table(rng, n, width, levels), table(rng, n, width, levels)
+        s, w = seed_vectors(random_seeds(rng, n, 6, levels if t % 2 else None))
+        drop = rng.integers(-2, n + 2, int(rng.integers(0, 3))).astype(np.int64)
+        mix = (np.float32(0.6), np.float32(0.4)) if t % 2 else (np.float32(1.0), np.float32(0.0))
+        args = (*a.table(), *b.table(), *mix, s, w, *NO_MORE, drop, k)
+        want = neighbour_top(*args)
+        for slot_map in (shared, np.zeros(n, np.int32)):   # (the second too short: the call's own)
+            got = neighbour_top_in(*args, slot_map)
+            assert all(x.tobytes() == y.tobytes() for x, y in zip(got, want))
+            assert not slot_map.any()
+
+
 def crosses(best_k1, k) -> bool:
     """Whether the ``k + 1`` best scores ``best_k1`` have a tie across the k-th place."""
     return len(best_k1) > k and best_k1[k - 1] == best_k1[k]

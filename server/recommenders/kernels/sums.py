@@ -34,8 +34,10 @@ code bit for bit:
 
 Tables are read up to each row's last neighbour (``Neighbours.ends``): a sparse table's rows
 are mostly padding. The per-product work runs over a dense int32 map product -> slot (the
-catalog's size plus the padding entry), allocated zeroed per call (a memset of 4 bytes a
-product: ~0.3 µs for 4,000 products), and compact per-slot arrays as long as the seeds' rows
+catalog's size plus the padding entry; ``neighbour_top_in`` takes it from its caller, who keeps
+one for its calls, zeros but for the call's own entries, which it resets: a slot's kernel
+call in the request flow then touches ~2 KB of it instead of zeroing 15 KB of cold memory;
+``neighbour_top`` allocates it zeroed per call), and compact per-slot arrays as long as the seeds' rows
 (up to their ends). The loop over the seeds' neighbours has no branch on the data but the
 padding (selects instead: whether a product is new, whether a seed is closer; both
 unpredictable, a mispredicted branch per neighbour cost more than its arithmetic).
@@ -78,6 +80,15 @@ def sift_down(heap, size, key, p):
 
 @kernel(_SIG)
 def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k):
+    """``neighbour_top_in`` with a product map of its own (zeroed here: ~0.3 µs a call for
+    4,000 products, more when the caches are cold)."""
+    return neighbour_top_in(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w,
+                            drop, k, np.zeros(pad_a.shape[0] + 1, np.int32))
+
+
+@kernel(_SIG.replace(", int64)", ", int64, int32[::1])"))
+def neighbour_top_in(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, seeds, weights, more, more_w, drop, k,
+                     slot):
     """The ``k`` best products by the seeds' neighbour sums: (items int32, scores float32,
     closest seed of each int32), best first, equal scores by item (see the module docstring).
 
@@ -90,8 +101,13 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
     order; ``more`` (``more_w`` their weights) seeds that follow them unless already among
     them, -1 for none (item_cf's person's top items: ``dict.setdefault`` after the request's
     seeds, in one call); ``drop`` more products to leave out (any values; those out of range
-    are ignored)."""
+    are ignored). ``slot``: the per-product map, zeros, zeros again on return (only the entries
+    used are reset: a caller keeps one map for its calls, e.g. ``placements/kernels.slot_select``;
+    a call that raises may leave it dirty: the caller then drops it); one not longer than the
+    tables' ``n`` items is not used (a map of the call's own instead)."""
     n = pad_a.shape[0]
+    if len(slot) <= n:
+        slot = np.zeros(n + 1, np.int32)
     tables = 2 if mix_b != 0 else 1
     if len(more):
         n_seeds = len(seeds)
@@ -127,7 +143,7 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
             for j in range(0, end_b[row], 16):
                 ahead += pad_b[row, j]
                 ahead_f += score_b[row, j]
-    slot = np.zeros(n + 1, np.int32)          # product -> 1 + its slot (0: not touched)
+    # ``slot``: product -> 1 + its slot (0: not touched)
     item = np.empty(cap, np.int32)            # (int32 as the tables: less to read and write)
     total = np.zeros((tables, cap), np.float64)    # per table and slot: the sum,
     best = np.empty((tables, cap), np.float32)     # the closest seed's contribution
@@ -210,6 +226,8 @@ def neighbour_top(pad_a, score_a, end_a, pad_b, score_b, end_b, mix_a, mix_b, se
         t = top_t[q]
         items[q], scores[q] = item[t], top_f[q]
         closest[q] = near[0, t] if near[0, t] >= 0 or tables == 1 else near[1, t]   # table a's first
+    for t in range(used):                       # (the map zeros again: only the entries used)
+        slot[item[t]] = 0
     return items, scores, closest
 
 
