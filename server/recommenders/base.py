@@ -279,9 +279,10 @@ class Context:
         if v is None:
             walk = _seed_kernels.session_seeds   # (its compiled code called at once, not through ``Kernel``)
             got = (walk.compiled or walk.compile())(recent.columns, max_items, in_session_only)
-            v = recent.views[key] = _new_object(SeedVectors)   # (``SeedVectors.walked``, inline)
-            v.items, v.weights, v._w64, v.low, v.end, v.positive = got
-            v.seeds = None
+            v = recent.views[key] = _new_object(SeedVectors)   # (a walked view: see ``SeedVectors.weights64``)
+            v.items, v.weights, v.low, v.end, v.positive = got
+            v.seeds = v._w64 = None
+            v._again = (_seed_kernels.session_weights, recent.columns, max_items, in_session_only)
         return v
 
     def seed_vectors(self, max_items: int = SEEDS) -> "SeedVectors":
@@ -297,14 +298,15 @@ class Context:
         if hit is not None:
             return hit[0]
         seeds = _seed_kernels.page_seeds   # (its compiled code called at once, not through ``Kernel``)
+        args = (recent.columns, max_items, self.item, cart if len(cart) else _NO_PAGE, order if len(order) else _NO_PAGE)
         try:   # (no page product: an empty array the kernel takes, the request's may be read-only)
-            got = (seeds.compiled or seeds.compile())(recent.columns, max_items, self.item,
-                                                      cart if len(cart) else _NO_PAGE, order if len(order) else _NO_PAGE)
+            got = (seeds.compiled or seeds.compile())(*args)
         except (TypeError, OverflowError):   # (page products not as writeable int32 arrays, an item beyond int64)
             return self._vectors_of(self._page_seeds(max_items))
-        v = _new_object(SeedVectors)   # (``SeedVectors.walked``, inline)
-        v.items, v.weights, v._w64, v.low, v.end, v.positive = got
-        v.seeds = None
+        v = _new_object(SeedVectors)   # (a walked view: see ``SeedVectors.weights64``)
+        v.items, v.weights, v.low, v.end, v.positive = got
+        v.seeds = v._w64 = None
+        v._again = (_seed_kernels.page_weights, *args)
         recent.views[key] = (v, cart, order)   # (keeps them alive: their ids are not reused meanwhile)
         return v
 
@@ -389,7 +391,7 @@ class RecentList(list):
         return repr(list(self))
 
 
-_new_object = object.__new__   # (an object of a class of slots without its ``__init__``: ``SeedVectors.walked``, inline)
+_new_object = object.__new__   # (an object of a class of slots without its ``__init__``: a walked ``SeedVectors``)
 _new_tuple = tuple.__new__   # (``_new_tuple(Recent, fields)``: a ``Recent`` without its Python-level ``__new__``, in C)
 
 
@@ -576,7 +578,7 @@ class SeedVectors:
     ``weights`` float32), with what the sources check before they hand them to it: ``low`` the
     smallest item (0 when none), ``end`` 1 + the largest (0 when none), ``positive``: every
     weight > 0 (NaN is not). ``pairs()``: the seeds as (item, weight) pairs."""
-    __slots__ = ("items", "weights", "low", "end", "positive", "seeds", "_w64")
+    __slots__ = ("items", "weights", "low", "end", "positive", "seeds", "_w64", "_again")
 
     def __init__(self, seeds):
         if seeds:
@@ -590,27 +592,27 @@ class SeedVectors:
         self.items, self.weights = np.array(items, np.int64), np.array(weights, np.float32)
         self.seeds = seeds
 
-    @classmethod
-    def walked(cls, got: tuple) -> "SeedVectors":
-        """The seeds a ``kernels/seeds`` kernel gives (``kernels/seeds.seed_vectors``)."""
-        v = cls.__new__(cls)
-        v.items, v.weights, v._w64, v.low, v.end, v.positive = got
-        v.seeds = None
-        return v
-
     @property
     def weights64(self) -> np.ndarray | None:
         """The float64 weights of walked seeds (``Context.session_vectors`` / ``seed_vectors`` of a
         ``RecentList``: the walk's own, aligned with ``items``; shared by the request's sources,
-        not to be written), None for seeds made of pairs (``pairs()`` holds them)."""
-        return getattr(self, "_w64", None)
+        not to be written), None for seeds made of pairs (``pairs()`` holds them). Made when first
+        asked, by the walk's second kernel (``_again``: ``kernels/seeds.session_weights`` or
+        ``page_weights`` and its arguments): the item sources read only the float32 ones, and
+        each array a kernel returns costs ~0.4 µs."""
+        w = getattr(self, "_w64", None)
+        if w is None:
+            again = getattr(self, "_again", None)
+            if again is not None:
+                w = self._w64 = again[0](*again[1:])
+        return w
 
     def pairs(self):
         """The seeds as given, or as a tuple of (item, weight float64) pairs when walked (made
         once)."""
         seeds = self.seeds
         if seeds is None:
-            seeds = self.seeds = tuple(zip(self.items.tolist(), self._w64.tolist()))
+            seeds = self.seeds = tuple(zip(self.items.tolist(), self.weights64.tolist()))
         return seeds
 
     def fits(self, n: int) -> bool:

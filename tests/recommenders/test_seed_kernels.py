@@ -52,8 +52,10 @@ def test_views_of_the_columns_equal_the_python_walk_and_the_definitions():
                 _vectors_equal(fast.session_vectors(m, only), plain.session_vectors(m, only))
             _pairs_equal(fast.seed_items(m), _seed_items(plain, m))
             _vectors_equal(fast.seed_vectors(m), plain.seed_vectors(m))
-            for v in (fast.session_vectors(m), fast.seed_vectors(m)):   # (walked: float64 weights beside)
+            for v in (fast.session_vectors(m), fast.seed_vectors(m)):   # (walked: float64 weights when asked)
+                assert getattr(v, "_w64", None) is None or v.seeds is not None   # (made when asked: by pairs() here)
                 if v.weights64 is not None:
+                    assert v.weights64 is v.weights64 and v.weights64.astype(np.float32).tobytes() == v.weights.tobytes()
                     assert v.weights64.tolist() == [w for _, w in v.pairs()] and v.weights64.dtype == np.float64
             assert plain.seed_vectors(m).weights64 is None
             assert fast._seeds(m) == plain._seeds(m)
@@ -64,7 +66,10 @@ def test_the_kernels_directly_on_edge_cases():
     reached (its weight still grows: the walk stops at the first NEW product beyond it), a
     repeat weighed with the latest new product's decay, NaN dropped after taking its rank."""
     def walk(recent, m, only=False):
-        items, _, w, low, end, positive = K.session_seeds(walk_columns(recent), m, only)
+        cols = walk_columns(recent)
+        items, w32, low, end, positive = K.session_seeds(cols, m, only)
+        w = K.session_weights(cols, m, only)
+        assert w32.tolist() == w.astype(np.float32).tolist() and len(w) == len(items)
         return list(zip(items.tolist(), w.tolist())), (low, end, positive)
 
     r = lambda i, w=1.0, s=True, kind=VIEW: Recent("p", i, kind, 0, w, s)
@@ -80,11 +85,25 @@ def test_the_kernels_directly_on_edge_cases():
     assert walk([r(-1), r(2, 0.1), r(2, kind=REMOVE), r(2, kind=IMPRESSION)], 5)[0] == []   # none is walked
     cols = walk_columns([r(3), r(4)])
     no = np.zeros(0, np.int32)
-    items, w32, w, low, end, positive = K.page_seeds(cols, 3, 4, np.array([7, 4, 7], np.int32), no)
+    items, w32, low, end, positive = K.page_seeds(cols, 3, 4, np.array([7, 4, 7], np.int32), no)
+    w = K.page_weights(cols, 3, 4, np.array([7, 4, 7], np.int32), no)
     assert items.tolist() == [4, 7, 3] and w.tolist() == [3.0, 2.0, 0.2] and (low, end, positive) == (3, 8, True)
     assert w32.tolist() == [3.0, 2.0, np.float32(0.2)]
-    assert [len(x) for x in K.page_seeds(cols, 0, 4, no, no)[:3]] == [0, 0, 0] and K.page_seeds(cols, 0, 4, no, no)[3:] == (0, 0, True)
+    assert [len(x) for x in K.page_seeds(cols, 0, 4, no, no)[:2]] == [0, 0] and K.page_seeds(cols, 0, 4, no, no)[2:] == (0, 0, True)
+    assert len(K.page_weights(cols, 0, 4, no, no)) == 0 and len(K.session_weights(cols, 0, False)) == 0
     assert K.DECAY.tolist() == [0.8 ** k for k in range(K.MAX_ITEMS)]
+
+
+def test_a_walked_view_makes_its_float64_weights_when_asked():
+    recent = [Recent("p", i % 7, VIEW, 0, 0.5 + i / 10, i % 3 > 0) for i in range(20)]
+    for page in (dict(), dict(item=3, cart_items=np.array([5, 1], np.int32))):
+        ctx = Context(recent=RecentList.of(recent), **page)
+        plain = Context(recent=list(recent), **page)
+        for v, ref in ((ctx.session_vectors(8), plain.session_items(8)), (ctx.seed_vectors(10), plain.seed_items(10))):
+            assert v._w64 is None and v.seeds is None   # not made with the view
+            w = v.weights64
+            assert w.dtype == np.float64 and w.tolist() == [x for _, x in ref] and v.weights64 is w
+            assert list(v.pairs()) == ref
 
 
 def test_a_list_changed_since_its_columns_is_walked_in_python():

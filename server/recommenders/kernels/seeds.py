@@ -6,10 +6,12 @@ item sources take them, in one call a view.
 view as ``SeedVectors`` (items int64, weights float32, their range and sign). In Python that
 is a loop over the interactions, a tuple, then a conversion to arrays (~6 µs a view); here it
 is one call over the interactions as columns (``base.walk_columns``, made when the live state
-is bound: ``live.py``) returning the arrays (~2 µs a view warm; a request's first call pays
+is bound: ``live.py``) returning the arrays (~1.5 µs a view warm; a request's first call pays
 the cold start of its code and columns, a few µs; all of a request's usual views in one call
-was measured and gave nothing). Same answers, bit for bit
-(``tests/recommenders/test_seed_kernels.py`` compares them with the Python walk):
+was measured and gave nothing); the float64 weights, which only a view's pairs and a few
+sources read, by a second call when asked (``session_weights``, ``page_weights``). Same
+answers, bit for bit (``tests/recommenders/test_seed_kernels.py`` compares them with the
+Python walk):
 
 - the walk: the columns hold the interactions the walk keeps in any case (a known product, a
   kind of interest, not a bounce), in list order; ``in_session_only`` skips those of earlier
@@ -138,28 +140,48 @@ def page_walk(cols, max_items, item, cart, order, items, weights):
     return n
 
 
-_OUT = "Tuple((int64[::1], float32[::1], float64[::1], int64, int64, boolean))"   # one view, as ``SeedVectors``
+_OUT = "Tuple((int64[::1], float32[::1], int64, int64, boolean))"   # one view, as ``SeedVectors``
 
 
 @kernel(_OUT + "(float64[:, ::1], int64, boolean)")
 def session_seeds(cols, max_items, only):
     """``Context.session_items(max_items, only)`` as ``SeedVectors`` take them: (items, float32
-    weights, float64 weights, the smallest item or 0, 1 + the largest or 0, every weight > 0)."""
+    weights, the smallest item or 0, 1 + the largest or 0, every weight > 0 (judged on the
+    float64 ones)). The float64 weights, which few requests read, are ``session_weights``'
+    (each returned array costs ~0.4 µs to hand to Python)."""
     items = np.empty(max_items, np.int64)
     weights = np.empty(max_items, np.float64)
     weights32 = np.empty(max_items, np.float32)
     n = session_walk(cols, max_items, only, items, weights)
     low, end, positive = seed_stats(items, weights, weights32, n)
-    return items[:n], weights32[:n], weights[:n], low, end, positive == 1
+    return items[:n], weights32[:n], low, end, positive == 1
+
+
+@kernel("float64[::1](float64[:, ::1], int64, boolean)")
+def session_weights(cols, max_items, only):
+    """The float64 weights of ``session_seeds``' view (the same walk)."""
+    items = np.empty(max_items, np.int64)
+    weights = np.empty(max_items, np.float64)
+    n = session_walk(cols, max_items, only, items, weights)
+    return weights[:n]
 
 
 @kernel(_OUT + "(float64[:, ::1], int64, int64, int32[::1], int32[::1])")
 def page_seeds(cols, max_items, item, cart, order):
     """``Context.seed_items(max_items)`` as ``SeedVectors`` take them (``page_walk``), as
-    ``session_seeds`` gives a walk."""
+    ``session_seeds`` gives a walk; its float64 weights are ``page_weights``'."""
     items = np.empty(max_items, np.int64)
     weights = np.empty(max_items, np.float64)
     weights32 = np.empty(max_items, np.float32)
     n = page_walk(cols, max_items, item, cart, order, items, weights)
     low, end, positive = seed_stats(items, weights, weights32, n)
-    return items[:n], weights32[:n], weights[:n], low, end, positive == 1
+    return items[:n], weights32[:n], low, end, positive == 1
+
+
+@kernel("float64[::1](float64[:, ::1], int64, int64, int32[::1], int32[::1])")
+def page_weights(cols, max_items, item, cart, order):
+    """The float64 weights of ``page_seeds``' view (the same walk)."""
+    items = np.empty(max_items, np.int64)
+    weights = np.empty(max_items, np.float64)
+    n = page_walk(cols, max_items, item, cart, order, items, weights)
+    return weights[:n]
