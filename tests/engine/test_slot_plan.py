@@ -284,6 +284,26 @@ def test_a_failing_table_source_or_call_leaves_the_others(model, monkeypatch, ca
     assert _serve(model, requests) == fused and not blend._MAPS.slot.any()
 
 
+def test_a_strategys_last_rules_give_its_plan_and_other_rules_theirs(model):
+    """``slot_plan``'s shortcut (the strategy's last rules, compared as dicts) gives the plan the
+    memo gives: the same for equal rules (another dict, another order), the rules' own for
+    others, alternating or changed in place after the call."""
+    strat = STRATEGIES[0]
+    a_rules, b_rules = R.merge(), R.merge({"exclude": ["p1"], "max_per_brand": 2})
+    a = blend.slot_plan(model, strat, a_rules)
+    assert blend.slot_plan(model, strat, dict(reversed(list(a_rules.items())))) is a
+    b = blend.slot_plan(model, strat, b_rules)
+    assert b is not a and b.max_brand == 2
+    for _ in range(3):
+        assert blend.slot_plan(model, strat, R.merge()) is a
+        assert blend.slot_plan(model, strat, R.merge({"exclude": ["p1"], "max_per_brand": 2})) is b
+    b_rules["max_per_brand"] = 3   # (the caller's dict changed after the call: not the plan's rules)
+    c = blend.slot_plan(model, strat, b_rules)
+    assert c is not b and c.max_brand == 3
+    other = dict(strat)   # (another strategy with equal rules: its own plan)
+    assert blend.slot_plan(model, other, R.merge()) is not a
+
+
 def test_slot_plans_are_kept_per_strategy_and_rules_bounded_and_not_pickled(model, monkeypatch):
     strat = STRATEGIES[0]
     a = blend.slot_plan(model, strat, R.merge())
