@@ -33,7 +33,9 @@ so events stored by any process count):
     ``updated_at`` moved: imports by the CLI count too), at most every ``CATALOG_DELAY_S``.
 After each build the model is published at once (the blend serves it, with the tenant's
 previous ranker if one passed its guard), then the ranker is trained and the model published
-again with it. A failed build is logged and the last good model stays in service.
+again with it: both publications carry the build's id (``build`` in ``current.json``), so a
+worker that serves the first takes only the ranker of the second (``RemoteModelStore``). A
+failed build is logged and the last good model stays in service.
 """
 from __future__ import annotations
 
@@ -155,6 +157,7 @@ class _Tenant:
         self.failures = 0
         self.last_error: str | None = None
         self.building = False
+        self.build_id: str | None = None  # the last build's (unique): its two publications share it
 
 
 class Builder:
@@ -310,6 +313,7 @@ class Builder:
         t.force = t.catalog_dirty = False
         handled, t.requests = t.requests, []
         t.building = True
+        t.build_id = uuid.uuid4().hex[:12]
         self.publish(t, None, handled=[])
         conn = None
         try:
@@ -359,7 +363,8 @@ class Builder:
             t.n += 1
             name = f"model-{t.n}.pkl"
             _write_atomic(t.folder / name, pickle.dumps(model, protocol=5))
-            cur.update(n=t.n, epoch=t.epoch, file=name, model=model.summary(), ranker=_ranker_info(model))
+            cur.update(n=t.n, epoch=t.epoch, file=name, build=t.build_id, model=model.summary(),
+                       ranker=_ranker_info(model))
             for old in t.folder.glob("model-*.pkl"):
                 with contextlib.suppress(ValueError, OSError):
                     if int(old.stem.split("-")[1]) <= t.n - KEEP:
@@ -429,13 +434,14 @@ def main(argv=None) -> int:
 
 # -- the workers' side -----------------------------------------------------------------------
 class _Loaded:
-    __slots__ = ("model", "n", "epoch", "touched", "mtime", "loading")
+    __slots__ = ("model", "n", "epoch", "build", "touched", "mtime", "loading")
 
     def __init__(self) -> None:
         self.loading = False
         self.model = None
         self.n = 0
         self.epoch = None
+        self.build = None   # the served model's build id (``current.json``'s ``build``)
         self.touched = 0.0
         self.mtime = 0.0
 
@@ -462,11 +468,13 @@ class RemoteModelStore:
         self._full_at = 0.0                    # monotonic: the last full pass
         self.on_loaded = lambda slug, model: None   # before a model serves, in the loading thread
 
-    def _load(self, slug: str, path: Path):
-        """A published model read from ``path`` and warmed for requests (``model.warm``)."""
+    def _load(self, slug: str, path: Path, warm_it: bool = True):
+        """A published model read from ``path`` and warmed for requests (``model.warm``; not
+        when only its ranker is to be taken: ``_load_if_newer``)."""
         from .recommenders.model import warm   # (the worker has it imported already)
         model = _load(path)
-        warm(self.on_loaded, slug, model)
+        if warm_it:
+            warm(self.on_loaded, slug, model)
         return model
 
     def _folder(self, slug: str) -> Path:
@@ -593,9 +601,17 @@ class RemoteModelStore:
             if st.loading:  # another task of this process is loading it
                 return
             path = folder / cur["file"]
+            # the served model's build published again with its newly trained ranker: only the
+            # ranker is taken. The served model object stays, and with it what this process made
+            # of it: the live state's visitors bound to its dataset (each would bind again on
+            # its next request: ~10-20 µs and young objects for the GC each), the reply heads,
+            # masks and plans, the answer and pool caches (the ranker orders after them; the
+            # result cache's keys hold the ranker's token, so no answer it ordered is reused)
+            same_build = (st.model is not None and cur.get("build") is not None and cur.get("build") == st.build
+                          and cur.get("epoch") == st.epoch)
             st.loading = True
             try:
-                model = await asyncio.get_running_loop().run_in_executor(None, self._load, slug, path)
+                model = await asyncio.get_running_loop().run_in_executor(None, self._load, slug, path, not same_build)
             except FileNotFoundError:
                 return  # replaced meanwhile: the next poll takes the newer one
             except Exception as exc:  # e.g. a damaged file: keep serving the last model until the next one
@@ -604,12 +620,17 @@ class RemoteModelStore:
                 return
             finally:
                 st.loading = False
-            st.model, st.n, st.epoch = model, int(cur["n"]), cur.get("epoch")
-            # the model's ~100k Python objects live until the next build: keep them out of the
-            # cyclic GC's scans (a full collection over them paused requests for ~50 ms); they
-            # are still freed by reference counting when the next model replaces this one
-            gc.freeze()
-            log.info("model loaded", extra={"tenant": slug, "n": st.n, "pid": os.getpid()})
+            if same_build:
+                st.model.learned_ranker = getattr(model, "learned_ranker", None)
+                st.n = int(cur["n"])
+                log.info("ranker loaded", extra={"tenant": slug, "n": st.n, "pid": os.getpid()})
+            else:
+                st.model, st.n, st.epoch, st.build = model, int(cur["n"]), cur.get("epoch"), cur.get("build")
+                # the model's ~100k Python objects live until the next build: keep them out of the
+                # cyclic GC's scans (a full collection over them paused requests for ~50 ms); they
+                # are still freed by reference counting when the next model replaces this one
+                gc.freeze()
+                log.info("model loaded", extra={"tenant": slug, "n": st.n, "pid": os.getpid()})
         st.mtime = mtime
         done = set(cur.get("done", ()))
         with self._lock:

@@ -329,3 +329,52 @@ def test_the_builder_builds_in_the_tenants_time_zone(env):
     store = B.RemoteModelStore(settings)
     m = _build_and_load(store, d.shard, b)
     assert m.ds.local.name == "Asia/Seoul" and m.ds.local.at(0) == (9, 3)
+
+
+class _Ranker:
+    """A stand-in for a trained ranker state: what the builder's second publication adds."""
+    def __init__(self, version):
+        self.version = version
+
+
+def test_the_ranker_publication_of_the_served_build_keeps_the_served_model(env):
+    """After a build the builder publishes the model, then the same build again with its new
+    ranker: a worker serving the first keeps that model object (its live bindings, caches and
+    reply heads) and takes only the ranker; a new build is loaded as a new model."""
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+    loaded = []
+    store.on_loaded = lambda slug, model: loaded.append(model)
+    first = _build_and_load(store, d.shard, b)
+    assert loaded == [first] and getattr(first, "learned_ranker", None) is None
+    t = b.tenants["tt"]
+    build = _current(settings)["build"]
+    assert build == t.build_id
+
+    published = B._load(B.models_dir(settings, "tt") / _current(settings)["file"])   # the builder's own model, as train() has it
+    published.learned_ranker = _Ranker("r1")
+    b.publish(t, published, [])
+    cur = _current(settings)
+    assert cur["build"] == build and cur["n"] == 2
+    st = store._loaded["tt"]
+    asyncio.run(store._load_if_newer("tt", st))
+    assert store.get("tt") is first and st.n == 2            # the same object, the ranker taken
+    assert first.learned_ranker.version == "r1" and loaded == [first]   # not warmed again
+
+    b.tenants["tt"].force = True                              # a new build: a new model
+    b.scan()
+    b.build(b.tenants["tt"])
+    assert _current(settings)["build"] != build
+    asyncio.run(store._load_if_newer("tt", st))
+    assert store.get("tt") is not first and st.n == 3 and loaded[-1] is store.get("tt")
+
+
+def test_a_restarted_builder_s_build_is_not_taken_for_the_served_one(env):
+    """Build ids are unique, not counters: a builder started again (same model series) whose
+    first build would have the served build's number still gives a new model."""
+    settings, d, b = env
+    store = B.RemoteModelStore(settings)
+    first = _build_and_load(store, d.shard, b)
+    b2 = B.Builder(settings)                                  # the builder process started again
+    second = _build_and_load(store, d.shard, b2)
+    assert second is not first and store._loaded["tt"].build == b2.tenants["tt"].build_id != b.tenants["tt"].build_id
