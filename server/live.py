@@ -41,6 +41,7 @@ from collections import OrderedDict
 from itertools import repeat
 
 import msgspec
+import numpy as np
 
 from .recommenders.base import Bought, Recent, RecentList, walk_columns
 from .signals import CART, PURCHASE, REMOVE, REVIEW, VIEW
@@ -173,6 +174,23 @@ def _bind(entries: tuple, ds, session: str | None) -> tuple[tuple, ...]:
             product, i = ids[i], indices[i]
         out.append((product, i, kind, ts, w, s in sessions))
     return tuple(out)
+
+
+def binds_alike(old, new) -> bool:
+    """Whether ``_bind`` gives the same fields with the model ``new`` as with ``old``: what it
+    reads of a model is each product's index (``item_ids``, in order) and its usual engaged
+    time. Then a state bound to ``old`` is ``new``'s as it is, and a model change need not
+    bind every returning visitor again (~40 µs each: a rebuild on unchanged data, as the
+    builder's first build after a restart makes; any change of the catalog's products or their
+    usual times binds all anew). Compared once per model change (~0.1 ms for 4,000 products)."""
+    if old is None or new is None:
+        return False
+    if old.item_ids != new.item_ids:
+        return False
+    a, b = old.usual_engaged_ms, new.usual_engaged_ms
+    if a is None or b is None:
+        return a is b
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
 def _model_objects(ds) -> tuple[list, tuple]:
@@ -375,8 +393,10 @@ class LiveState:
         if v is None:
             self.visit(conn, visitor)
             v = self.visitors[visitor]
-        if ds is not self.ds:
-            self.ds, self.ds_serial = ds, next(_serials)
+        if ds is not self.ds:   # a model other than the last request's: bindings to the old one serve
+            if not binds_alike(self.ds, ds):   # only while it binds every product alike
+                self.ds_serial = next(_serials)
+            self.ds = ds
         b = v[5]
         if b is None or b[0] != self.ds_serial:
             digest = v[4]
