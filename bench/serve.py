@@ -15,7 +15,9 @@ One run:
 2. ``funnelrec serve`` (1 worker, rate limit off, OPENBLAS_NUM_THREADS=1); the model is built
    through ``POST /v1/engine/rebuild?wait=1`` before measuring;
 3. an empty Starlette POST endpoint (``bench/empty_app.py``, served like funnelrec) measured
-   with the very same request bytes, then ``POST /v1/recommend`` with personalised requests:
+   with the very same request bytes before and again after the funnelrec servers (the faster
+   of the two is the baseline: the ratios are against it), and between them
+   ``POST /v1/recommend`` with personalised requests:
    a mix of main (personal), detail (substitutes + complements: 2 slots), cart and category
    pages, 8 products per slot, each from a bench visitor and session with history; a pool of
    60,000 such requests, walked in order by all connections, so a "fresh" run repeats none
@@ -333,19 +335,28 @@ def main(argv=None) -> int:
         categories = sorted({p["category"] for p in products})
         bodies = request_bodies(t["site_key"], people, categories, POOL)
 
-        for workers in [] if a.no_empty else [int(w) for w in a.workers.split(",")]:
-            port = free_port()
-            name = "empty" if workers == 1 else f"empty, {workers} workers"
-            with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port), "--workers", str(workers)],
-                               port, name="empty") as srv:
-                results[name] = measure(srv, framed(bodies, "/v1/events", port), a, check=False)
-                print(f"{name}: {results[name]}", file=sys.stderr)
+        def empty(when: str) -> None:
+            for workers in [] if a.no_empty else [int(w) for w in a.workers.split(",")]:
+                port = free_port()
+                name = ("empty" if workers == 1 else f"empty, {workers} workers") + f" ({when})"
+                with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port), "--workers",
+                                    str(workers)], port, name="empty") as srv:
+                    results[name] = measure(srv, framed(bodies, "/v1/events", port), a, check=False)
+                    print(f"{name}: {results[name]}", file=sys.stderr)
 
+        empty("before")
         roots = [Path(r).resolve() for r in a.roots.split(",")] if a.roots else [ROOT]
         for k, root in enumerate(roots):
             tag = f" [{k + 1}: {root.name if root != ROOT else 'this tree'}]" if a.roots else ""
             for workers in [int(w) for w in a.workers.split(",")]:
                 build_s = serve_funnelrec(root, workers, tag, data_dir, env, t, bodies, a, results)
+        empty("after")
+        # the baseline of each worker count: the faster of its two measurements (the machine's
+        # load moves by the minute; the faster one is the stack's rate, and the ratio against it
+        # the lower one)
+        for workers in [] if a.no_empty else [int(w) for w in a.workers.split(",")]:
+            name = "empty" if workers == 1 else f"empty, {workers} workers"
+            results[name] = max(results[f"{name} (before)"], results[f"{name} (after)"], key=lambda m: m["req_per_s"])
     finally:
         if a.keep:
             print(f"data dir kept: {data_dir}", file=sys.stderr)
