@@ -339,6 +339,12 @@ def _item_heads(ds, currency: str) -> list[bytes]:
     return ds.derived("_serving_item_heads." + currency, lambda ds: _build_heads(ds, currency))
 
 
+def _product_ids(ds) -> list[str]:
+    """Per dataset: every product's id as a JSON string, in product order (a slot's product ids
+    are then these joined: the same text as encoding the list of ids)."""
+    return ds.derived("_serving_product_ids", lambda ds: [_encode(i).decode() for i in ds.item_ids])
+
+
 def _warm_model(model, tenant) -> None:
     """What this process's requests read of a new model, made before it serves (in the thread
     that built or loaded it): the reply's product heads in the tenant's currency (a request
@@ -348,40 +354,57 @@ def _warm_model(model, tenant) -> None:
 
 
 class _Tails(dict):
-    """Per dataset: reason text -> its JSON string and the item's closing brace. Reasons repeat
-    ("popular in the shop", "because you viewed X" for the products of the catalog): a look-up
-    costs a fifth of an encode. A miss encodes (``__missing__``: so the slot's look-ups are one
-    ``map`` in C). Bounded: emptied when it reaches REASONS_KEPT entries."""
+    """Per dataset: reason text -> its JSON string, the item's closing brace and the comma after
+    it. Reasons repeat ("popular in the shop", "because you viewed X" for the products of the
+    catalog): a look-up costs a fifth of an encode. A miss encodes (``__missing__``: so the
+    slot's look-ups are one ``map`` in C). Bounded: emptied when it reaches REASONS_KEPT entries."""
 
     def __missing__(self, reason: str) -> bytes:
         if len(self) >= REASONS_KEPT:
             self.clear()
-        tail = self[reason] = _encode(reason) + b"}"
+        tail = self[reason] = _encode(reason) + b"},"
         return tail
 
 
+class _Sources(dict):
+    """Per dataset: a slot's source names (a tuple) -> their JSON list (``rec_served.sources``).
+    A strategy's slots name the same few sources in few orders: a look-up (the tuple's hash of
+    its names' kept hashes, compared name by name, mostly the same objects) costs less than
+    encoding and decoding. Bounded as ``_Tails``."""
+
+    def __missing__(self, sources: tuple) -> str:
+        if len(self) >= REASONS_KEPT:
+            self.clear()
+        text = self[sources] = _encode(sources).decode()
+        return text
+
+
 REASONS_KEPT = 20_000
-_cat = bytes.__add__
+_pairs = itertools.chain.from_iterable
 
 
 class _ReplyParts:
     """What a slot's reply pieces are made of, per dataset and currency (``_reply_parts``): the
-    products' heads (``_build_heads``), the reasons' tails (``_Tails``) and the product ids."""
-    __slots__ = ("head", "tail", "product_id")
+    products' heads (``_build_heads``), the reasons' tails (``_Tails``), the product ids as
+    JSON strings (``_product_ids``) and the sources' lists (``_Sources``)."""
+    __slots__ = ("head", "tail", "product_id", "sources")
 
     def __init__(self, ds, currency: str) -> None:
         self.head = _item_heads(ds, currency).__getitem__
         self.tail = ds.derived("_serving_reason_json", lambda ds: _Tails()).__getitem__
-        self.product_id = ds.item_ids.__getitem__
+        self.product_id = _product_ids(ds).__getitem__
+        self.sources = ds.derived("_serving_sources_json", lambda ds: _Sources()).__getitem__
 
     def slot(self, chosen: list) -> tuple:
         """A slot's (items as JSON, its product ids as a JSON list, its sources as one): the
-        items the same bytes as encoding their dicts; each piece one pass in C over the slot."""
+        items the same bytes as encoding their dicts; each piece one pass in C over the slot.
+        The items are the heads and tails joined in turn (no object per item: each tail ends
+        with the comma after its item), the last comma dropped."""
         if not chosen:
             return _EMPTY_SLOT
         items, reasons, sources = zip(*chosen)   # chosen: (item, reason, source) each
-        return (b"[" + b",".join(map(_cat, map(self.head, items), map(self.tail, reasons))) + b"]",
-                _encode(list(map(self.product_id, items))).decode(), _encode(sources).decode())
+        return (b"[%s]" % b"".join(_pairs(zip(map(self.head, items), map(self.tail, reasons))))[:-1],
+                "[" + ",".join(map(self.product_id, items)) + "]", self.sources(sources))
 
 
 _EMPTY_SLOT = (b"[]", "[]", "[]")

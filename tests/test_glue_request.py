@@ -114,6 +114,20 @@ def test_the_reasons_kept_are_bounded(tmp_path, monkeypatch):
         assert len(tails) <= 5
 
 
+def test_the_sources_lists_kept_are_bounded_and_by_value(tmp_path, monkeypatch):
+    """``_Sources``: a slot's sources' JSON found by the names' values (other string objects of
+    the same names), bounded as the reasons."""
+    monkeypatch.setattr(serving, "REASONS_KEPT", 5)
+    ds = _ds(tmp_path)
+    kept = ds.derived("_serving_sources_json", lambda ds: serving._Sources())
+    parts = serving._reply_parts(ds, "GBP")
+    for k in range(23):
+        names = [f"source_{k}", "".join(["item", "_cf"]), "best\"sellers\u2028"]
+        _, _, sources = parts.slot([(k % ds.n_items, "r", n) for n in names])
+        assert sources == msgspec.json.encode(names).decode() and len(kept) <= 5
+        assert parts.slot([(0, "r", n) for n in names])[2] == sources
+
+
 def test_rec_ids_are_unique_and_timed():
     ids = [serving.new_rec_id(1_700_000_000_123) for _ in range(1000)]
     assert len(set(ids)) == 1000
