@@ -169,6 +169,38 @@ def test_known_answer_is_the_numpy_pick():
     assert len(got[0]) == len(got[1]) == len(got[2]) == 0          # nothing positive, no seeds asked
 
 
+def test_known_answer_seeds_merge_the_live_weights_as_numpy():
+    """The seeds of a known person (the row's weights with the live items' raised in place,
+    then ``strongest_at``'s positions): long rows (the insertion buffer full), live weights
+    below, equal to and above the row's, NaN (wins the merge, after every number) and
+    infinite, tied weights, and 0 to more seeds than the row has, as numpy's merge and
+    stable argsort give them."""
+    rng = np.random.default_rng(12)
+    nan = inf = 0
+    for trial in range(400):
+        persons, n_items = 4, int(rng.integers(20, 120))
+        dense = np.where(rng.random((persons, n_items)) < 0.6, rng.integers(1, 4, (persons, n_items)), 0)
+        R = sparse.csr_matrix(dense.astype(np.float32))
+        items, scores = ranked_rows(rng, persons, n_items, int(rng.integers(2, n_items)), np.int32, trial % 2 == 0)
+        trained = np.ones(persons, bool)
+        for p in range(persons):
+            row = R.indices[R.indptr[p]:R.indptr[p + 1]]
+            live = rng.choice(row, min(len(row), int(rng.integers(0, 25))), replace=False).astype(np.int64)
+            live_w = rng.choice(np.array([0.5, 1.0, 2.0, 3.0, 7.5, np.nan, np.inf]), len(live))
+            nan += bool(np.isnan(live_w).any())
+            inf += bool(np.isinf(live_w).any())
+            for n_seeds in (0, 1, 5, 20, 200):
+                k = int(rng.integers(1, items.shape[1]))
+                want = known_answer_numpy(R, trained, items, scores, p, live, live_w, k, -1, n_seeds)
+                got = unpacked(known_answer_i32(np.zeros((0, 3)), -1, live, live_w, n_items, R.indptr, R.indices,
+                                                R.data, trained, items, scores, p, k, -1, n_seeds))
+                assert (got is None) == (want is None)
+                if want is not None:
+                    assert got[0].tolist() == want[0].tolist() and got[1].tobytes() == want[1].tobytes()
+                    assert got[2].tolist() == want[2].tolist()
+    assert nan > 200 and inf > 200
+
+
 def test_known_answer_walks_the_session_as_live_items():
     """With ``max_live``, the kernel walks the live state's columns itself: the answer of
     ``live_items``' arrays on a page without products (the Python walk of the plain list),
