@@ -127,6 +127,9 @@ class Demographic(Recommender):
             return None
         return DemographicModel(ds), search_index(ds)
 
+    def applicable(self, ctx):   # (``ctx.has("profile")``, without its seven other names compared first)
+        return bool(ctx.profile)
+
     def cache_key(self, ctx):  # what DemographicModel.scores reads of the profile
         p = ctx.profile
         return repr((p.get("gender"), p.get("age_band"), p.get("interests"))) if p else None

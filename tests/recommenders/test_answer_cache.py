@@ -278,3 +278,61 @@ def test_the_caches_keep_a_key_offered_a_second_time():
     assert ("b",) not in c            # its first offer was forgotten: this is a first offer again
     c.put(("b",), 1), c.put(("c",), 1), c.put(("c",), 1)
     assert ("b",) in c and ("c",) in c and ("a",) not in c     # size 2: the least recently used went
+
+
+class _ReferenceLRU:
+    """``LRU``'s get, put and offer as first written (``offer`` called by ``put``): the
+    reference of its one-hash ``put``."""
+    def __init__(self, size):
+        from collections import OrderedDict
+        self.size, self._d, self._seen = size, OrderedDict(), OrderedDict()
+
+    def get(self, key, default=None):
+        if key not in self._d:
+            return default
+        self._d.move_to_end(key)
+        return self._d[key]
+
+    def put(self, key, value):
+        d = self._d
+        if key not in d:
+            if not self.offer(key):
+                return
+            self._seen.pop(hash(key), None)
+        d[key] = value
+        d.move_to_end(key)
+        while len(d) > self.size:
+            d.popitem(last=False)
+
+    def offer(self, key):
+        if key in self._d:
+            return True
+        h = hash(key)
+        if h in self._seen:
+            return True
+        self._seen[h] = None
+        if len(self._seen) > 4 * self.size:
+            self._seen.popitem(last=False)
+        return False
+
+
+def test_the_lru_is_its_reference():
+    """Random gets, puts and offers over few and many keys, sizes 0 to 8: the same answers,
+    the same entries in the same order and the same remembered hashes as the reference."""
+    import random
+
+    from server.recommenders.model import LRU
+    rng = random.Random(4)
+    for trial in range(300):
+        size = rng.randrange(0, 9)
+        a, b = LRU(size), _ReferenceLRU(size)
+        keys = [("k", j) for j in range(rng.randrange(1, 40))]
+        for step in range(300):
+            key, op = rng.choice(keys), rng.random()
+            if op < 0.4:
+                a.put(key, step), b.put(key, step)
+            elif op < 0.8:
+                assert a.get(key, "none") == b.get(key, "none")
+            else:
+                assert a.offer(key) == b.offer(key)
+            assert list(a._d.items()) == list(b._d.items()) and list(a._seen) == list(b._seen)
