@@ -36,8 +36,8 @@ import numpy as np
 
 from .. import rules as R
 from ..recommenders._common import popularity
-from ..recommenders._tables import NOTHING
-from ..recommenders.base import Candidates, Context, Recommender, newest_purchase, recent_rows
+from ..recommenders._tables import NO_DROP, NOTHING
+from ..recommenders.base import Candidates, Context, Recommender, RecentList, newest_purchase, recent_rows
 from ..signals import CART, PURCHASE, VIEW
 from . import kernels as K
 from .ranker import BlendRanker, CandidateSet, get_ranker
@@ -444,7 +444,8 @@ def _blend_select(ds, plan, names, cands, weights, codes, count, mask, current, 
     return packed[3:3 + 3 * c].tolist(), pool
 
 
-def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, cart, held, page_seen) -> list | None:
+def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, cart, held, page_seen,
+           walk: bool = True) -> list | None:
     """Steps 1-3 for a slot with table sources, in the blend order without boosts: each source
     that describes its request as a table query (``recommenders/_tables``: its ``query``)
     gives it, the others their answer (``_call``: the request's memo, the answer cache), and
@@ -465,7 +466,14 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     computed in one slot is not computed again by another slot of the request that asks it
     (a detail page's item_cf, in both its slots): the request's memo keeps it as ``_call``
     keeps answers, by name, params and ``k`` (``_ASKED``), with the call's output, from which
-    the later call copies its answer (``kernels.slot_select``'s ``prior``)."""
+    the later call copies its answer (``kernels.slot_select``'s ``prior``).
+
+    A source with a ``QuerySpec`` (``_Fusion``: its ``query_spec``, made once) is not asked its
+    query when the request's interactions are a ``RecentList`` (the live state's, with their
+    ``columns``): the call walks its seeds itself (``kernels/seeds.walk_view``, the walk its
+    query's seed view makes) and checks them as its query does; a view its table does not take
+    makes the call refuse (nothing computed) and the slot is asked again with the queries
+    (``walk`` False), as are page products the walk does not take (not int32 arrays)."""
     fusion = plan.fusion(model)
     ds = model.ds
     srcs = []   # (source, its ``_Fusion`` entry, recommender, key or _MISS) of the sources that apply
@@ -502,6 +510,9 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     src = [-1] * K.SOURCES
     memo = ctx.answers
     prior = _NONE       # an earlier slot's output with queries asked again here (``_ASKED``)
+    recent = ctx.recent
+    walk = walk and type(recent) is RecentList and recent.size == len(recent)   # (``base._walks``)
+    walked = False      # whether a query's seeds are the call's to walk
     for s, e, rec, key in srcs:
         ctx.params = s.params or {}
         if key is _MISS:
@@ -510,8 +521,20 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
                 if hit is not None and (prior is _NONE or hit[0] is prior):   # (one earlier output a call)
                     prior, at, q = hit
                     src[e.place] = len(qs)
-                    qs.append((q, -2 - at, -2 - at, None))
+                    qs.append((q, -2 - at, -2 - at, None, (-2 - at, -2 - at, *_NO_QUERY[0][2:])))
                     continue
+            spec = e.spec
+            if walk and spec is not None and len(qs) < K.QUERIES:
+                more = spec.more(ctx.person)
+                if more is not None:   # (else its query merges the person's items)
+                    a = _table_at(tables, spec.a)
+                    b = a if spec.b is None else _table_at(tables, spec.b)
+                    if a >= 0 and b >= 0:
+                        src[e.place] = len(qs)
+                        qs.append((spec, a, b, s, (a, b, spec.mix_a, spec.mix_b, _NO_SEEDS, _NO_WEIGHTS, *more, NO_DROP,
+                                                   spec.walk)))
+                        walked = True
+                        continue
             try:
                 q = e.query(e.fitted, ds, ctx, k)
             except Exception as exc:  # one broken recommender must not break the slot (as ``_call``)
@@ -524,7 +547,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
                 b = a if q.b is None else _table_at(tables, q.b)
                 if a >= 0 and b >= 0:
                     src[e.place] = len(qs)
-                    qs.append((q, a, b, s))
+                    qs.append((q, a, b, s, _query_args(q, a, b)))
                     continue
             # (not a table query here, or more tables than the call takes: asked as any source)
             key = _source_key(model, s.name, ctx, s.pr, s.kkey)[1]
@@ -541,27 +564,37 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     slot_map = _MAPS.slot
     if len(slot_map) <= ds.n_items:   # (the thread's first call, or a larger catalog)
         slot_map = _MAPS.slot = np.zeros(ds.n_items + 1, np.int32)
+    if walked:   # (the page's products as ``Context.seed_vectors`` hands them to the walk)
+        page = ctx.cart_items, ctx.order_items
+        page = (recent.columns, ctx.item, page[0] if len(page[0]) else _NO_PAGE, page[1] if len(page[1]) else _NO_PAGE)
+    else:
+        page = _NO_WALK
     rest = (k, prior, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
-            held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count, slot_map)
+            held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count, slot_map,
+            *page)
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
             packed = _compiled(K.slot_select_2)(
                 *(tables[0].table() if tables else _NO_TABLE[0]), *(tables[1].table() if len(tables) > 1 else _NO_TABLE[0]),
-                *(_query_args(*qs[0][:3]) if qs else _NO_QUERY[0]), *(_query_args(*qs[1][:3]) if len(qs) > 1 else _NO_QUERY[0]),
-                *rest)
+                *(qs[0][4] if qs else _NO_QUERY[0]), *(qs[1][4] if len(qs) > 1 else _NO_QUERY[0]), *rest)
         else:   # (every table's and query's arguments, unused ones padded)
             flat = [x for t in tables for x in t.table()]
             flat += _NO_TABLE_4[len(flat):]
-            for q, a, b, _ in qs:
-                flat += _query_args(q, a, b)
-            flat += _NO_QUERY_4[9 * len(qs):]
+            for q in qs:
+                flat += q[4]
+            flat += _NO_QUERY_4[len(_NO_QUERY[0]) * len(qs):]
             packed = _compiled(K.slot_select_4)(*flat, *rest)
+    except (TypeError, OverflowError) if walked else ():   # (page products the walk does not take)
+        _MAPS.slot = _NO_MAP   # (not run: refused by the dispatch; a new map all the same)
+        return _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen, False)
     except Exception as exc:   # (e.g. a broken table: each source asked on its own isolates it)
         log.exception("slot_select failed", extra={"error": repr(exc)})
         _MAPS.slot = _NO_MAP   # (the product map may be left dirty: the next call makes a new one)
         return None
+    if packed.item(0) < 0:   # (a walked view its table does not take: the queries answer)
+        return _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen, False)
     if memo is not None:   # the queries computed here, for another slot of the request that asks them
-        for at, (q, a, b, s) in enumerate(qs):
+        for at, (q, a, b, s, _) in enumerate(qs):
             if s is not None:
                 memo[_ASKED, s.kkey, k] = packed, at, q
     names = plan.names
@@ -593,8 +626,9 @@ def _table_at(tables: list, table) -> int:
 
 
 def _query_args(q, a: int, b: int) -> tuple:
-    """A ``TableQuery``'s arguments of ``slot_select`` (its tables' places ``a``, ``b``)."""
-    return a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop
+    """A ``TableQuery``'s arguments of ``slot_select`` (its tables' places ``a``, ``b``; its
+    seeds given, not walked: -1)."""
+    return a, b, q.mix_a, q.mix_b, q.seeds, q.weights, q.more, q.more_w, q.drop, -1
 
 
 def _compiled(fn):
@@ -606,7 +640,10 @@ def _compiled(fn):
 # ``slot_select``'s unused tables (pads, scores, ends) and queries (no table: -1)
 _NO_TABLE = [(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), np.zeros(1, np.int32))] * K.QUERIES
 _NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
-              np.zeros(0, np.float32), np.zeros(0, np.int64))] * K.QUERIES
+              np.zeros(0, np.float32), np.zeros(0, np.int64), -1)] * K.QUERIES
+_NO_SEEDS, _NO_WEIGHTS = _NO_QUERY[0][4:6]   # (a walked query's given seeds: none)
+_NO_PAGE = np.zeros(0, np.int32)
+_NO_WALK = (np.zeros((0, 3), np.float64), -1, _NO_PAGE, _NO_PAGE)   # (``slot_select``'s walk arguments: no walk)
 # ``slot_select_2``'s: two tables' flat arguments, then two queries'; ``slot_select_4``'s, four
 _NO_TABLE_2, _NO_TABLE_4 = _NO_TABLE[0] * 2, _NO_TABLE[0] * 4
 _NO_QUERY_2, _NO_QUERY_4 = _NO_QUERY[0] * 2, _NO_QUERY[0] * 4
@@ -883,13 +920,21 @@ class SlotPlan:
 class _FusedSource:
     """A source of a ``_Fusion``: its place in the strategy, its recommender, its ``query``
     (None: not a table source) with its fitted state, whether it has a ``cache_key`` of its own
-    (else its key is always None: no pool)."""
-    __slots__ = ("source", "place", "rec", "query", "fitted", "keyed")
+    (else its key is always None: no pool), its ``query_spec`` (``_tables.QuerySpec``, None
+    when it has none)."""
+    __slots__ = ("source", "place", "rec", "query", "fitted", "keyed", "spec")
 
     def __init__(self, source: _Source, place: int, rec, fitted):
         self.source, self.place, self.rec, self.fitted = source, place, rec, fitted
         self.query = getattr(rec, "query", None)
         self.keyed = type(rec).cache_key is not Recommender.cache_key
+        self.spec = None   # (its ``QuerySpec``; None: its query is asked)
+        spec = getattr(rec, "query_spec", None) if self.query is not None else None
+        if spec is not None:
+            try:
+                self.spec = spec(fitted)
+            except Exception as exc:   # (its query asked: it fails there as it may, logged per request)
+                log.warning("query_spec failed", extra={"recommender": source.name, "error": repr(exc)})
 
 
 class _Fusion:

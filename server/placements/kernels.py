@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..jit import kernel
+from ..recommenders.kernels.seeds import MAX_ITEMS, WALK_DROP, WALK_STEP, walk_view
 from ..recommenders.kernels.sums import neighbour_top_in, sift_down
 
 
@@ -427,12 +428,13 @@ def with_answers(head, q_start, q_items, q_scores, q_closest):
 @kernel("int64[::1](UniTuple(int32[:, ::1], 4), UniTuple(float32[:, ::1], 4), UniTuple(int32[::1], 4),"
         " UniTuple(int64, 4), UniTuple(int64, 4), UniTuple(float64, 4), UniTuple(float64, 4),"
         " UniTuple(int64[::1], 4), UniTuple(float32[::1], 4),"
-        " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), int64, int64[::1],"
-        " int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
-        " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64, int32[::1])")
-def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, k, prior, items,
+        " UniTuple(int32[::1], 4), UniTuple(float32[::1], 4), UniTuple(int64[::1], 4), UniTuple(int64, 4), int64,"
+        " int64[::1], int32[:], float32[:], int64[::1], UniTuple(int64, 8), float64[::1], int64[::1],"
+        " boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:], int64, int64, int64, int32[::1],"
+        " float64[:, ::1], int64, int32[::1], int32[::1])")
+def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more, more_w, drops, walks, k, prior, items,
                 scores, lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
-                max_brand, count, slot_map):
+                max_brand, count, slot_map, cols, item, page_cart, page_order):
     """Steps 1-3 of a slot whose neighbour-sum sources are given as table queries: each query's
     answer (``neighbour_top``, compiled into this call), the blend of the answers in the
     strategy's order, then the selection (``blend_pick``, exact as ``blend_sources`` then
@@ -444,7 +446,14 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     ``neighbour_top``'s callers' are), ``seeds[q]``, ``weights[q]``, ``more[q]``,
     ``more_w[q]``, ``drops[q]`` and ``k``: ``neighbour_top``'s arguments; ``qa[q]`` < -1: the
     answer is query ``-2 - qa[q]``'s of ``prior``, an earlier call's output (the same query
-    asked by another slot of the request: copied, not computed again). ``items``,
+    asked by another slot of the request: copied, not computed again). ``walks[q]`` >= 0: the
+    query's seeds are not ``seeds[q]`` and ``weights[q]`` but walked here from the request's
+    interactions ``cols`` (``base.walk_columns``), current product ``item`` and page's
+    ``page_cart`` and ``page_order`` (``kernels/seeds.walk_view``: a ``_tables.QuerySpec``'s
+    view), with the current product as its ``drops[q]`` when the walk says so; a walked view
+    that its table does not take (what the source's ``query`` checks before its kernel call)
+    refuses the call: ``[-1]`` is returned, nothing computed (the caller asks the queries
+    then). ``items``,
     ``scores``, ``lens``: the other sources' answers, one after the other. ``src[j]`` per
     source of the strategy (``len(src_weight)`` of them, weights ``src_weight``, name codes
     ``src_code``): q < ``QUERIES`` for query q's answer, ``QUERIES + r`` for ready answer r,
@@ -462,6 +471,19 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
     query (what a later call reads as its ``prior``).
     """
     n_src = len(src_weight)
+    # the walked queries' seeds, every one before any sum (a refused view: nothing computed)
+    w_items = np.empty((QUERIES, MAX_ITEMS), np.int64)
+    w_weights = np.empty((QUERIES, MAX_ITEMS), np.float32)
+    w_n = np.zeros(QUERIES, np.int64)
+    for q in range(QUERIES):
+        if qa[q] >= 0 and walks[q] >= 0:
+            if walks[q] // WALK_STEP > MAX_ITEMS:
+                raise ValueError("slot_select: a walk longer than MAX_ITEMS")
+            w_n[q] = walk_view(cols, walks[q], item, page_cart, page_order, w_items[q], w_weights[q],
+                               pads[qa[q]].shape[0])
+            if w_n[q] < 0:
+                return np.full(1, -1, np.int64)
+    drop_item = np.full(1, item, np.int64)   # (a walked query's drop: the current product)
     # the queries' answers one after the other (each at most k long), and where each starts
     q_start = np.zeros(QUERIES + 1, np.int64)
     q_items = np.empty(QUERIES * max(k, 0), np.int32)
@@ -489,9 +511,14 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
                 q_closest[lo + p] = prior[at + 3 * p + 2]
             q_start[q + 1] = lo + n
             continue
+        q_seeds, q_weights, q_drop = seeds[q], weights[q], drops[q]
+        if walks[q] >= 0:
+            q_seeds, q_weights = w_items[q, :w_n[q]], w_weights[q, :w_n[q]]
+            if (walks[q] & WALK_DROP) != 0 and item >= 0:
+                q_drop = drop_item
         got_i, got_s, got_c = neighbour_top_in(pads[a], tscores[a], ends[a], pads[b], tscores[b], ends[b],
-                                               np.float32(mix_a[q]), np.float32(mix_b[q]), seeds[q],
-                                               weights[q], more[q], more_w[q], drops[q], k, slot_map)
+                                               np.float32(mix_a[q]), np.float32(mix_b[q]), q_seeds,
+                                               q_weights, more[q], more_w[q], q_drop, k, slot_map)
         n = len(got_i)
         q_items[lo:lo + n], q_scores[lo:lo + n], q_closest[lo:lo + n] = got_i, got_s, got_c
         q_start[q + 1] = lo + n
@@ -556,7 +583,7 @@ def slot_select(pads, tscores, ends, qa, qb, mix_a, mix_b, seeds, weights, more,
 # answers: the first two apart, the others concatenated; the selection's)
 _SLOT_REST = (" int64, int64[::1], int32[:], float32[:], int32[:], float32[:], int32[:], float32[:], int64[::1], UniTuple(int64, 8),"
               " float64[::1], int64[::1], boolean[::1], int64, int32[:], int64[:, ::1], int64[::1], int32[:], int32[:],"
-              " int64, int64, int64, int32[::1])")
+              " int64, int64, int64, int32[::1], float64[:, ::1], int64, int32[::1], int32[::1])")
 
 
 @kernel("Tuple((int32[::1], float32[::1], int64[::1]))(int32[:], float32[:], int32[:], float32[:], int32[:], float32[:],"
@@ -578,15 +605,16 @@ def ready_answers(items0, scores0, items1, scores1, items, scores, lens):
 
 
 _TABLE = " int32[:, ::1], float32[:, ::1], int32[::1],"
-_QUERY = " int64, int64, float64, float64, int64[::1], float32[::1], int32[::1], float32[::1], int64[::1],"
+_QUERY = " int64, int64, float64, float64, int64[::1], float32[::1], int32[::1], float32[::1], int64[::1], int64,"
 
 
 @kernel("int64[::1](" + _TABLE * 2 + _QUERY * 2 + _SLOT_REST)
 def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
-                  qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
-                  qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
+                  qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0, walk0,
+                  qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1, walk1,
                   k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
-                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map):
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map, cols, item,
+                  page_cart, page_order):
     """``slot_select`` for a slot with at most two tables and two queries (most slots), each
     table's and query's arguments flat instead of in 4-tuples: the same call (compiled into
     this one), padded here with unused tables (table 0 again) and queries (no table: -1, query
@@ -599,19 +627,20 @@ def slot_select_2(pads0, tscores0, ends0, pads1, tscores1, ends1,
                        (ends0, ends1, ends0, ends0), (qa0, qa1, -1, -1), (qb0, qb1, -1, -1),
                        (mix_a0, mix_a1, 0.0, 0.0), (mix_b0, mix_b1, 0.0, 0.0), (seeds0, seeds1, seeds0, seeds0),
                        (weights0, weights1, weights0, weights0), (more0, more1, more0, more0),
-                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), k, prior, all_items,
-                       all_scores, all_lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code,
-                       brand_code, max_cat, max_brand, count, slot_map)
+                       (more_w0, more_w1, more_w0, more_w0), (drops0, drops1, drops0, drops0), (walk0, walk1, -1, -1), k,
+                       prior, all_items, all_scores, all_lens, src, src_weight, src_code, mask, current, cart, held, seen,
+                       cat_code, brand_code, max_cat, max_brand, count, slot_map, cols, item, page_cart, page_order)
 
 
 @kernel("int64[::1](" + _TABLE * 4 + _QUERY * 4 + _SLOT_REST)
 def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores2, ends2, pads3, tscores3, ends3,
-                  qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0,
-                  qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1,
-                  qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2,
-                  qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3,
+                  qa0, qb0, mix_a0, mix_b0, seeds0, weights0, more0, more_w0, drops0, walk0,
+                  qa1, qb1, mix_a1, mix_b1, seeds1, weights1, more1, more_w1, drops1, walk1,
+                  qa2, qb2, mix_a2, mix_b2, seeds2, weights2, more2, more_w2, drops2, walk2,
+                  qa3, qb3, mix_a3, mix_b3, seeds3, weights3, more3, more_w3, drops3, walk3,
                   k, prior, items0, scores0, items1, scores1, items, scores, lens, src, src_weight, src_code, mask,
-                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map):
+                  current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map, cols, item,
+                  page_cart, page_order):
     """``slot_select`` with every table's and query's arguments flat (``QUERIES`` of each;
     unused ones as ``slot_select`` takes them): the same call, compiled into this one. Why:
     numba's dispatch reads a tuple's elements more slowly than as many plain arguments (an
@@ -623,8 +652,9 @@ def slot_select_4(pads0, tscores0, ends0, pads1, tscores1, ends1, pads2, tscores
                        (mix_a0, mix_a1, mix_a2, mix_a3), (mix_b0, mix_b1, mix_b2, mix_b3),
                        (seeds0, seeds1, seeds2, seeds3), (weights0, weights1, weights2, weights3),
                        (more0, more1, more2, more3), (more_w0, more_w1, more_w2, more_w3),
-                       (drops0, drops1, drops2, drops3), k, prior, all_items, all_scores, all_lens, src, src_weight, src_code,
-                       mask, current, cart, held, seen, cat_code, brand_code, max_cat, max_brand, count, slot_map)
+                       (drops0, drops1, drops2, drops3), (walk0, walk1, walk2, walk3), k, prior, all_items, all_scores,
+                       all_lens, src, src_weight, src_code, mask, current, cart, held, seen, cat_code, brand_code, max_cat,
+                       max_brand, count, slot_map, cols, item, page_cart, page_order)
 
 
 @kernel("int64[:, ::1](int64[::1], float32[::1], boolean[::1], int64, int32[:], int64[:], int64[::1], int64[::1],"

@@ -83,6 +83,39 @@ query_of = functools.partial(tuple.__new__, TableQuery)
 """``TableQuery.of(*fields)`` as ``query_of(fields)``: one C call (the sources' per-request constructor)."""
 
 
+class QuerySpec:
+    """What a table source's ``query`` reads of its fitted state, made once per model and
+    strategy (``query_spec(model)``, ``blend._Fusion``), for a ``slot_select`` call that walks
+    the request's seeds itself (``kernels/seeds.walk_view``) instead of being handed them:
+    tables ``a`` and ``b`` (None: ``a`` alone), their mix, the view (``walk``: ``walk_code``
+    of the session's or the page's seeds, whether the current product is dropped, whether a
+    weight not > 0 refuses it), the reason's ``fmt`` and ``texts`` (as ``TableQuery``'s), and
+    ``top``: item_cf's person's top items (``(top_idx, top_w, top_ok)``, None for the others),
+    whose row for the request is its ``more`` (``more``). A request's answer is exactly its
+    ``query``'s: the same view, checked as it checks it (a refused view and a person whose top
+    items are not all > 0 take ``query``)."""
+    __slots__ = ("a", "b", "mix_a", "mix_b", "walk", "fmt", "texts", "top")
+
+    def __init__(self, a, walk: int, fmt: str, texts: dict, b=None, mix: tuple[float, float] = (1.0, 0.0), top=None):
+        self.a, self.b, self.walk, self.fmt, self.texts, self.top = a, b, walk, fmt, texts, top
+        self.mix_a, self.mix_b = mix
+
+    def more(self, person: int) -> tuple | None:
+        """The request's ``more`` seeds (``NO_MORE`` without ``top``), None when its ``query``
+        is to answer (a person whose top items do not all weigh > 0: merged in Python)."""
+        top = self.top
+        if top is None:
+            return NO_MORE
+        top_idx, top_w, top_ok = top
+        if not 0 <= person < len(top_idx):
+            return NO_MORE
+        if top_ok[person]:
+            return top_idx[person], top_w[person]
+        return None
+
+    reason = TableQuery.reason
+
+
 class _Nothing:
     """``NOTHING``: a query whose answer is empty (no seed)."""
     __slots__ = ()

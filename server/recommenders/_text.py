@@ -16,7 +16,8 @@ import functools
 import numpy as np
 
 from ._common import Neighbours, SeedVectors, seed_vectors
-from ._tables import NO_DROP, NOTHING, query_of
+from ._tables import NO_DROP, NOTHING, QuerySpec, query_of
+from .kernels.seeds import walk_code
 from .kernels.sums import NO_MORE
 from .base import SEEDS, Candidates, LazyReasons, seeds_key
 from .kernels.text import TfidfIndex
@@ -126,11 +127,16 @@ class TextNeighbours:
             if not valid:
                 return NOTHING
             s, w = seed_vectors(valid)
-        nb = self.__dict__.get("_nb")    # the rows as ``Neighbours`` (made on first use)
-        if nb is None:
-            nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
+        nb = self.rows()
         fmt = reason_format(reason)
         return query_of((nb, None, 1.0, 0.0, s, w, *NO_MORE, NO_DROP, fmt, nb.reason_texts(fmt)))
+
+    def rows(self) -> Neighbours:
+        """The precomputed rows as ``Neighbours`` (made on first use): ``query``'s table."""
+        nb = self.__dict__.get("_nb")
+        if nb is None:
+            nb = self.__dict__.setdefault("_nb", Neighbours(self.idx, self.score))
+        return nb
 
     def gather(self, seeds: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ seed weight × similarity per item; (items, scores, best seed), seeds removed."""
@@ -223,6 +229,16 @@ def seed_neighbour_candidates(model, ds, ctx, k: int, reason: str):
         return Candidates.empty()
     best = best[pos]
     return Candidates(items[pos], scores[pos], LazyReasons(lambda n: f"{reason} {ds.label(int(best[n]))}", len(pos)))
+
+
+def seed_neighbour_spec(model, reason: str) -> QuerySpec | None:
+    """``seed_neighbour_query`` as a ``_tables.QuerySpec`` (the page's seeds walked, any weight)
+    when ``model`` has precomputed text rows, one per item of its index; None otherwise (its
+    ``query`` answers)."""
+    if not (isinstance(model, TextNeighbours) and model.idx is not None and len(model.idx) == model.index.n_items):
+        return None
+    nb, fmt = model.rows(), reason_format(reason)
+    return QuerySpec(nb, walk_code(SEEDS, page=True, positive=False), fmt, nb.reason_texts(fmt))
 
 
 def seed_neighbour_query(model, ctx, reason: str):

@@ -10,7 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._common import Neighbours, copurchase_counts, row_of, top_k_rows
-from ._tables import NOTHING
+from ._tables import NOTHING, QuerySpec
+from .kernels.seeds import walk_code
 from .base import SEEDS, Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -45,3 +46,7 @@ class BoughtTogether(Recommender):
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
         v = ctx.seed_vectors(SEEDS)
         return model.query(None, REASON, v) if len(v.items) else NOTHING
+
+    def query_spec(self, model):
+        """``query`` as a ``QuerySpec``: the page's seeds walked."""
+        return QuerySpec(model, walk_code(SEEDS, page=True), REASON, model.reason_texts(REASON))

@@ -8,7 +8,7 @@ score is the seed-weighted sum of cosine similarities; the reason names the clos
 """
 from __future__ import annotations
 
-from ._text import seed_neighbour_candidates, seed_neighbour_query, text_neighbours
+from ._text import seed_neighbour_candidates, seed_neighbour_query, seed_neighbour_spec, text_neighbours
 from .base import Recommender, seeds_key
 from .registry import register
 
@@ -26,3 +26,6 @@ class ContentBased(Recommender):
 
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call, precomputed rows only)
         return seed_neighbour_query(model, ctx, "similar to")
+
+    def query_spec(self, model):   # (precomputed rows only)
+        return seed_neighbour_spec(model, "similar to")

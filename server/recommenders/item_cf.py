@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import itemcf_neighbours
-from ._tables import NOTHING
+from ._tables import NOTHING, QuerySpec
+from .kernels.seeds import walk_code
 from .kernels.sums import NO_MORE
 from .base import SEEDS, Candidates, Recommender, seeds_key
 from .registry import register
@@ -53,6 +54,12 @@ class ItemCF(Recommender):
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
         seeds = self.seeds(model, ctx)
         return NOTHING if seeds is None else model[0].query(seeds[0], REASON, seeds[1], None, seeds[2])
+
+    def query_spec(self, model):
+        """``query`` as a ``QuerySpec``: the page's seeds walked, the person's top items as ``more``."""
+        nbrs, (top_idx, top_w), top_ok = model
+        return QuerySpec(nbrs, walk_code(SEEDS, page=True), REASON, nbrs.reason_texts(REASON),
+                         top=(top_idx, top_w, top_ok))
 
     @staticmethod
     def seeds(model, ctx) -> tuple | None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import coview_neighbours, itemcf_neighbours, seed_vectors
-from ._tables import NO_DROP, NOTHING, query_of
+from ._tables import NO_DROP, NOTHING, QuerySpec, query_of
+from .kernels.seeds import walk_code
 from .kernels.sums import NO_MORE
 from .base import Recommender, has_session
 from .registry import register
@@ -49,3 +50,8 @@ class RealtimePersonal(Recommender):
             return NOTHING
         drop = np.array((ctx.item,), np.int64) if ctx.item >= 0 else NO_DROP
         return query_of((coview, itemcf, MIX[0], MIX[1], s, w, *NO_MORE, drop, REASON, coview.reason_texts(REASON)))
+
+    def query_spec(self, model):
+        """``query`` as a ``QuerySpec``: the session's 8 items walked, the current product dropped."""
+        coview, itemcf = model
+        return QuerySpec(coview, walk_code(8, page=False, drop=True), REASON, coview.reason_texts(REASON), itemcf, MIX)

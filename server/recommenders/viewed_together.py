@@ -6,7 +6,8 @@ top-50 neighbours per product. Request: seeds = current product, cart, session i
 from __future__ import annotations
 
 from ._common import coview_neighbours
-from ._tables import NOTHING
+from ._tables import NOTHING, QuerySpec
+from .kernels.seeds import walk_code
 from .base import SEEDS, Candidates, Recommender, seeds_key
 from .registry import register
 
@@ -28,3 +29,7 @@ class ViewedTogether(Recommender):
     def query(self, model, ds, ctx, k):   # (``recommend``'s kernel call: ``Neighbours.query``)
         v = ctx.seed_vectors(SEEDS)
         return model.query(None, REASON, v) if len(v.items) else NOTHING
+
+    def query_spec(self, model):
+        """``query`` as a ``QuerySpec``: the page's seeds walked."""
+        return QuerySpec(model, walk_code(SEEDS, page=True), REASON, model.reason_texts(REASON))

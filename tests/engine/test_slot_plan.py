@@ -220,7 +220,7 @@ def test_a_query_asked_by_two_slots_of_a_request_is_copied_from_the_first_call(m
     for name in ("slot_select_4", "slot_select_2"):   # (compiled before the stand-ins replace the helper they call)
         getattr(blend.K, name).compile()
     for name in ("slot_select_4", "slot_select_2"):
-        at = 12 * (2 if name.endswith("2") else 4) + 1   # (``prior``: after the tables, the queries and k)
+        at = 13 * (2 if name.endswith("2") else 4) + 1   # (``prior``: after the tables, the queries and k)
         monkeypatch.setattr(blend.K, name, lambda *a, _f=getattr(blend.K, name), _at=at:
                             priors.append(len(a[_at]) > 0) or _f(*a))
     got = _serve(model, requests)

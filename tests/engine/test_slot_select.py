@@ -100,9 +100,10 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     slot_map = SLOT_MAP if len(pads[0]) % 3 else SHORT_MAP
     rest = (tuple(src) + (-1,) * (K.SOURCES - len(src)), np.array(weights, np.float64),
             np.array(codes, np.int64), sel["mask"], sel["current"], sel["cart"], sel["held"],
-            sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"], slot_map)
+            sel["seen"], sel["cat"], sel["brand"], sel["max_cat"], sel["max_brand"], sel["count"], slot_map,
+            *blend._NO_WALK)   # (no walked query: the seeds given)
     packed = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa), tuple(qb), tuple(mix_a), tuple(mix_b), tuple(seeds), tuple(w),
-                           tuple(more), tuple(more_w), tuple(drops), k, NONE, items, scores, lens, *rest)
+                           tuple(more), tuple(more_w), tuple(drops), (-1,) * K.QUERIES, k, NONE, items, scores, lens, *rest)
     # the queries' answers after the selection: neighbour_top's, entry by entry (the scores' bits)
     c = int(packed[0])
     at = 1 + 4 * c
@@ -122,7 +123,8 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
     qa_prior = [-2 - q for q in order] + [-1] * pad_q
     src_prior = tuple(order.index(v) if 0 <= v < K.QUERIES else v for v in rest[0])
     again = K.slot_select(tuple(pads), tuple(tsc), tuple(ends), tuple(qa_prior), tuple(qa_prior), tuple(mix_a[::-1]),
-                          tuple(mix_b[::-1]), tuple(seeds), tuple(w), tuple(more), tuple(more_w), tuple(drops), k, packed,
+                          tuple(mix_b[::-1]), tuple(seeds), tuple(w), tuple(more), tuple(more_w), tuple(drops),
+                          (-1,) * K.QUERIES, k, packed,
                           items, scores, lens, src_prior, *rest[1:])
     assert np.array_equal(again[:at], packed[:at])
     n_q = len(queries)
@@ -139,14 +141,14 @@ def fused(tables, queries, ready, src, weights, codes, k, sel):
         flat = [x for t in tables for x in t.table()]
         flat += blend._NO_TABLE_2[len(flat):]
         for q in range(len(queries)):
-            flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
-        flat += blend._NO_QUERY_2[9 * len(queries):]
+            flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q], -1)
+        flat += blend._NO_QUERY_2[10 * len(queries):]
         assert np.array_equal(K.slot_select_2(*flat, k, NONE, *answers, *rest), packed)
     flat = [x for t in tables for x in t.table()]   # slot_select_4, padded as ``blend._fused`` pads: the same
     flat += blend._NO_TABLE_4[len(flat):]
     for q in range(len(queries)):
-        flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q])
-    flat += blend._NO_QUERY_4[9 * len(queries):]
+        flat += (qa[q], qb[q], mix_a[q], mix_b[q], seeds[q], w[q], more[q], more_w[q], drops[q], -1)
+    flat += blend._NO_QUERY_4[10 * len(queries):]
     assert np.array_equal(K.slot_select_4(*flat, k, NONE, *answers, *rest), packed)
     assert not SLOT_MAP.any() and not len(SHORT_MAP)   # (the entries used reset)
     return [tuple(packed[1 + 4 * t:5 + 4 * t].tolist()) for t in range(c)]

@@ -185,3 +185,38 @@ def page_weights(cols, max_items, item, cart, order):
     weights = np.empty(max_items, np.float64)
     n = page_walk(cols, max_items, item, cart, order, items, weights)
     return weights[:n]
+
+
+# ``walk_view``'s ``walk``: ``max_items * WALK_STEP + flags`` (``walk_code``)
+WALK_PAGE = 1        # the page's seeds (``page_walk``), else the session's (``session_walk``)
+WALK_ONLY = 2        # the session's: this session's interactions only
+WALK_DROP = 4        # the current product is left out of the answer (``drop``)
+WALK_POSITIVE = 8    # a view with a weight not > 0 is refused (``Neighbours``'; any weight for text rows)
+WALK_STEP = 16
+
+
+def walk_code(max_items: int, page: bool, only: bool = False, drop: bool = False, positive: bool = True) -> int:
+    """``walk_view``'s ``walk`` for a view of ``max_items`` (0..``MAX_ITEMS``)."""
+    return (max_items * WALK_STEP + (WALK_PAGE if page else 0) + (WALK_ONLY if only else 0)
+            + (WALK_DROP if drop else 0) + (WALK_POSITIVE if positive else 0))
+
+
+@kernel("int64(float64[:, ::1], int64, int64, int32[::1], int32[::1], int64[::1], float32[::1], int64)")
+def walk_view(cols, walk, item, cart, order, items, weights32, rows):
+    """A table query's seeds walked in the call that sums them (``placements/kernels.slot_select``,
+    a ``_tables.QuerySpec``'s ``walk``): ``page_seeds`` (``WALK_PAGE``) or ``session_seeds`` of
+    ``walk // WALK_STEP`` items, their items and float32 weights written to ``items`` and
+    ``weights32`` (at least that long); returns how many, or -1 when the view is not one the
+    source's table of ``rows`` items takes (an item out of range; with ``WALK_POSITIVE`` a
+    weight not > 0, judged on the float64 ones): what its ``query`` checks (``SeedVectors.fits``)
+    before it hands the view to ``neighbour_top``, else it answers otherwise."""
+    max_items = walk // WALK_STEP
+    weights = np.empty(max_items, np.float64)
+    if walk & WALK_PAGE:
+        n = page_walk(cols, max_items, item, cart, order, items, weights)
+    else:
+        n = session_walk(cols, max_items, (walk & WALK_ONLY) != 0, items, weights)
+    low, end, positive = seed_stats(items, weights, weights32, n)
+    if low < 0 or end > rows or ((walk & WALK_POSITIVE) != 0 and positive == 0):
+        return -1
+    return n
