@@ -128,6 +128,23 @@ def test_the_sources_lists_kept_are_bounded_and_by_value(tmp_path, monkeypatch):
         assert parts.slot([(0, "r", n) for n in names])[2] == sources
 
 
+def test_a_requests_context_is_made_in_its_fields_order():
+    """``serving._context``: ``Context`` itself, called positionally, while its fields are those
+    of ``_CONTEXT_FIELDS`` in that order (else every request would take the slower path by
+    name: update ``_CONTEXT_FIELDS`` with the dataclass); the path by name gives the same."""
+    import dataclasses
+
+    from server.recommenders.base import Context
+
+    assert tuple(f.name for f in dataclasses.fields(Context)) == serving._CONTEXT_FIELDS, \
+        "Context's fields changed: update serving._CONTEXT_FIELDS (the request's positional call)"
+    assert serving._context is Context
+    values = tuple(f"v{k}" for k in range(len(serving._CONTEXT_FIELDS)))
+    made = serving._context_by_name(*values)
+    assert made == Context(*values)
+    assert [getattr(made, name) for name in serving._CONTEXT_FIELDS] == list(values)
+
+
 def test_rec_ids_are_unique_and_timed():
     ids = [serving.new_rec_id(1_700_000_000_123) for _ in range(1000)]
     assert len(set(ids)) == 1000
