@@ -290,8 +290,9 @@ def _cache_key(slug, model, version, body: Body, picks: list, person: int, live_
     a fresh request kept as long as its entry (each counted and scanned by the young collections),
     and keep their hash for the ``put`` after the ``get``."""
     page = body.page
+    token = getattr(get_ranker(), "cache_token", None)   # (``_ranker_token``, inline)
     return _pack((
-        slug, id(model), model.built_at, version, _ranker_token(model), page.type, page.product, page.category,
+        slug, id(model), model.built_at, version, token(model) if token else None, page.type, page.product, page.category,
         page.query, page.cart, page.order,
         [(s.id, p.name, p.strategy.get("name"), s.count, s.exclude, _encode(s.rules) if s.rules else None)
          for s, p in zip(body.slots, picks)],
