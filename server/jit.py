@@ -108,7 +108,17 @@ def _tagged(fn: Callable) -> Callable:
 
 
 class Kernel:
-    """A function compiled by numba on first call (or by ``warm``), with one signature."""
+    """A function compiled by numba on first call (or by ``warm``), with one signature.
+
+    ``unchecked`` (None until compiled): the compiled function called without numba's dispatch,
+    which types every argument to find the signature (~17 ns an argument, warm): the arguments
+    are unboxed as the signature says, and only an array's item size is checked (a wrong ndim
+    or layout is read as if right: a 2-d array where a 1-d one is expected writes past numba's
+    struct). For a caller with many arguments whose types are the signature's by construction
+    (``blend._fused``'s ``slot_select_2``/``_4``: ~50-75 arguments), the call without the checks;
+    any other caller calls the kernel."""
+    unchecked = None
+
     def __init__(self, fn: Callable, signature: str):
         self.py, self.signature, self.compiled = fn, signature, None
         functools.update_wrapper(self, fn)
@@ -122,6 +132,7 @@ class Kernel:
                 if c is None:
                     import numba
                     c = numba.njit(self.signature, **OPTIONS)(_tagged(self.py))
+                    self.unchecked = c.overloads[c.signatures[0]].entry_point
                     self.compiled = c
         return c
 

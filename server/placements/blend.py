@@ -513,6 +513,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     recent = ctx.recent
     walk = walk and type(recent) is RecentList and recent.size == len(recent)   # (``base._walks``)
     walked = False      # whether a query's seeds are the call's to walk
+    checked = False     # whether an argument not made by this module may be of another ndim or layout
     for s, e, rec, key in srcs:
         ctx.params = s.params or {}
         if key is _MISS:
@@ -555,6 +556,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
         if c is not None and len(c.items):
             src[e.place] = K.QUERIES + len(ready)
             ready.append(c)
+            checked = checked or c.items.ndim != 1 or c.scores.ndim != 1   # (an answer the call's types may refuse)
     # the ready answers as the kernels take them: the first two apart (most slots have at most
     # two: no concatenation), the others concatenated
     r0 = (ready[0].items, ready[0].scores) if ready else _NO_ANSWER
@@ -567,14 +569,22 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     if walked:   # (the page's products as ``Context.seed_vectors`` hands them to the walk)
         page = ctx.cart_items, ctx.order_items
         page = (recent.columns, ctx.item, page[0] if len(page[0]) else _NO_PAGE, page[1] if len(page[1]) else _NO_PAGE)
+        checked = checked or not (_flat_int32(page[2]) and _flat_int32(page[3]))
     else:
         page = _NO_WALK
+    checked = checked or (cart is not _NO_CART and cart.ndim != 1)
+    # the call without numba's dispatch (``jit.Kernel.unchecked``: ~1-1.7 µs a call in the
+    # request's flow) when every argument is of the signature's ndim and layout: those made here,
+    # by the plan, the tables (``Neighbours.table``), the queries and the walk's columns
+    # (``base.walk_columns``) are by construction; the answers of other sources, the cart and
+    # the page's products are checked above (their dtypes: numba checks the item size)
+    call = _compiled if checked else _unchecked
     rest = (k, prior, *r0, *r1, *more, tuple(src), fusion.weights, fusion.codes, mask, current, cart,
             held.codes() if held else _NO_HELD, seen, plan.cat, plan.brand, plan.max_cat, plan.max_brand, count, slot_map,
             *page)
     try:
         if len(tables) <= 2 and len(qs) <= 2:   # (most slots: the call with fewer arguments)
-            packed = _compiled(K.slot_select_2)(
+            packed = call(K.slot_select_2)(
                 *(tables[0].table() if tables else _NO_TABLE[0]), *(tables[1].table() if len(tables) > 1 else _NO_TABLE[0]),
                 *(qs[0][4] if qs else _NO_QUERY[0]), *(qs[1][4] if len(qs) > 1 else _NO_QUERY[0]), *rest)
         else:   # (every table's and query's arguments, unused ones padded)
@@ -583,7 +593,7 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
             for q in qs:
                 flat += q[4]
             flat += _NO_QUERY_4[len(_NO_QUERY[0]) * len(qs):]
-            packed = _compiled(K.slot_select_4)(*flat, *rest)
+            packed = call(K.slot_select_4)(*flat, *rest)
     except (TypeError, OverflowError) if walked else ():   # (page products the walk does not take)
         _MAPS.slot = _NO_MAP   # (not run: refused by the dispatch; a new map all the same)
         return _fused(model, ctx, plan, k, count, mask, current, cart, held, page_seen, False)
@@ -637,12 +647,27 @@ def _compiled(fn):
     return getattr(fn, "compiled", None) or fn
 
 
+def _unchecked(fn):
+    """A kernel's compiled function without numba's dispatch when compiled (``jit.Kernel.unchecked``:
+    its arguments' types are the caller's to guarantee), else ``fn`` itself (compiled on that
+    call, through the dispatch; or a stand-in)."""
+    return getattr(fn, "unchecked", None) or fn
+
+
+def _flat_int32(items) -> bool:
+    """Whether ``items`` is as ``slot_select``'s page products are typed (``int32[::1]``): numba's
+    dispatch refuses another array (the slot then asks its queries), the call without it would
+    read it wrongly."""
+    return type(items) is np.ndarray and items.dtype == _INT32 and items.ndim == 1 and items.flags.c_contiguous
+
+
 # ``slot_select``'s unused tables (pads, scores, ends) and queries (no table: -1)
 _NO_TABLE = [(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32), np.zeros(1, np.int32))] * K.QUERIES
 _NO_QUERY = [(-1, -1, 0.0, 0.0, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
               np.zeros(0, np.float32), np.zeros(0, np.int64), -1)] * K.QUERIES
 _NO_SEEDS, _NO_WEIGHTS = _NO_QUERY[0][4:6]   # (a walked query's given seeds: none)
 _NO_PAGE = np.zeros(0, np.int32)
+_INT32 = _NO_PAGE.dtype
 _NO_WALK = (np.zeros((0, 3), np.float64), -1, _NO_PAGE, _NO_PAGE)   # (``slot_select``'s walk arguments: no walk)
 # ``slot_select_2``'s: two tables' flat arguments, then two queries'; ``slot_select_4``'s, four
 _NO_TABLE_2, _NO_TABLE_4 = _NO_TABLE[0] * 2, _NO_TABLE[0] * 4

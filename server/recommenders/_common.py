@@ -82,12 +82,19 @@ class Neighbours:
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(``padded()``, ``score``, ``ends()``): the table as ``neighbour_top`` reads it (made on
-        first use)."""
+        first use). A TypeError when it is not of ``neighbour_top``'s types (``int32[:, ::1]``,
+        ``float32[:, ::1]``, ``int32[::1]``, writeable), as numba's dispatch of every kernel that
+        reads it would raise: ``blend._fused`` calls ``slot_select`` without the dispatch's checks."""
         try:
             return self._table
         except AttributeError:
-            self._table = (self.padded(), self.score, self.ends())
-            return self._table
+            table = (self.padded(), self.score, self.ends())
+            for x, dtype, ndim in zip(table, (np.int32, np.float32, np.int32), (2, 2, 1)):
+                if not (type(x) is np.ndarray and x.dtype == dtype and x.ndim == ndim and x.flags.c_contiguous
+                        and x.flags.writeable):
+                    raise TypeError("a neighbour table not of neighbour_top's types")
+            self._table = table
+            return table
 
     def reason_texts(self, fmt: str) -> dict:
         """A memo seed item -> ``fmt`` naming it, for this table's reasons (``ClosestReasons``):
