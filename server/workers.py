@@ -173,5 +173,9 @@ else:
 
 
 def http_options() -> dict:
-    """uvicorn options for funnelrec's workers: ``HttpProtocol`` when httptools is there."""
-    return {"http": HttpProtocol} if HttpProtocol is not None else {}
+    """uvicorn options for funnelrec's workers: ``inline.InlineProtocol`` (``HttpProtocol``
+    answering funnelrec's hot paths inside its callbacks, server/inline.py) when httptools is
+    there. An app without funnelrec's hot paths (bench/empty_app) is served by it exactly as
+    by ``HttpProtocol``: through uvicorn's ASGI path."""
+    from .inline import InlineProtocol   # (here: inline imports this module)
+    return {"http": InlineProtocol} if InlineProtocol is not None else {}
