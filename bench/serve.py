@@ -311,6 +311,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--workers", default="1,2", help="funnelrec worker processes to measure (default 1,2)")
     ap.add_argument("--no-empty", action="store_true", help="skip the empty endpoint")
+    ap.add_argument("--inline-empty", action="store_true",
+                    help="also the empty endpoint answered inline as funnelrec's hot paths are (reported, not the baseline)")
     ap.add_argument("--roots", default=None,
                     help="comma-separated source trees to serve funnelrec from, in turn, on the same data "
                          "(e.g. /tmp/base,.,/tmp/base,.: before/after side by side in one run); default: this one")
@@ -335,16 +337,21 @@ def main(argv=None) -> int:
         categories = sorted({p["category"] for p in products})
         bodies = request_bodies(t["site_key"], people, categories, POOL)
 
-        def empty(when: str) -> None:
+        def empty(when: str, inline: bool = False) -> None:
             for workers in [] if a.no_empty else [int(w) for w in a.workers.split(",")]:
                 port = free_port()
                 name = ("empty" if workers == 1 else f"empty, {workers} workers") + f" ({when})"
                 with ServerProcess([sys.executable, "-m", "bench.empty_app", "--port", str(port), "--workers",
-                                    str(workers)], port, name="empty") as srv:
+                                    str(workers), *(["--inline"] if inline else [])], port, name="empty") as srv:
                     results[name] = measure(srv, framed(bodies, "/v1/events", port), a, check=False)
                     print(f"{name}: {results[name]}", file=sys.stderr)
 
         empty("before")
+        # funnelrec's own stack for an empty answer (its hot paths are answered inline, server/
+        # inline.py; the Starlette endpoint through uvicorn's ASGI path): reported beside the
+        # baseline, not the baseline
+        if a.inline_empty:
+            empty("answered inline", inline=True)
         roots = [Path(r).resolve() for r in a.roots.split(",")] if a.roots else [ROOT]
         for k, root in enumerate(roots):
             tag = f" [{k + 1}: {root.name if root != ROOT else 'this tree'}]" if a.roots else ""
@@ -372,12 +379,21 @@ def main(argv=None) -> int:
             base = results.get("empty" if w == "1" else f"empty, {w} workers")
             if base and base["req_per_s"]:
                 same[k] = round(m["req_per_s"] / base["req_per_s"], 3)
+    # beside it: against the empty endpoint answered inline (--inline-empty), same workers
+    inline_same = {}
+    for k, m in results.items():
+        if k.startswith("recommend"):
+            w = k.split(", ")[-1].split(" ")[0]
+            base = results.get(("empty" if w == "1" else f"empty, {w} workers") + " (answered inline)")
+            if base and base["req_per_s"]:
+                inline_same[k] = round(m["req_per_s"] / base["req_per_s"], 3)
     # the summary: each tree's fresh requests (1 worker if measured), the last tree's kept for the exit line
     fresh = [k for k in results if k.startswith("recommend, ") and "repeat" not in k]
     ones = [k for k in fresh if k.startswith("recommend, 1 worker")] or fresh
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
               "load_avg": os.getloadavg(), "connections": a.connections, "duration_s": a.duration, "results": results,
-              "ratio_vs_empty": ratios, "ratio_vs_empty_same_workers": same, "model_build_s": round(build_s, 2),
+              "ratio_vs_empty": ratios, "ratio_vs_empty_same_workers": same,
+              "ratio_vs_empty_answered_inline_same_workers": inline_same, "model_build_s": round(build_s, 2),
               "targets": {k: {"ratio >= 0.25": same.get(k, ratios.get(k, 0)) >= 0.25, "p99 < 20 ms": m["p99_ms"] < 20}
                           for k, m in results.items() if k.startswith("recommend")}}
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -398,7 +414,8 @@ def main(argv=None) -> int:
         ratio = same.get(k, r["req_per_s"] / e["req_per_s"] if e["req_per_s"] else 0)
         slots_per_req = r["slots"] / max(r.get("sampled") or r["requests"] / 10, 1)
         print(f"\n{k}: recommend / empty = {ratio:.3f} (target >= 0.25); {slots_per_req:.2f} slots per request; "
-              f"p99 {r['p99_ms']} ms (target < 20) at {a.connections} connections")
+              f"p99 {r['p99_ms']} ms (target < 20) at {a.connections} connections"
+              + (f"; / the empty endpoint answered inline = {inline_same[k]:.3f}" if k in inline_same else ""))
     return 0 if all(m["non_200"] == 0 for m in results.values()) else 1
 
 
