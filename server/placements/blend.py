@@ -482,9 +482,14 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
         s = e.source
         ctx.params = s.params or {}
         if e.query is None:
-            rec, key = _source_key(model, s.name, ctx, s.pr, s.kkey)
-            if rec is None:
-                continue
+            if e.keyed:
+                rec, key = _source_key(model, s.name, ctx, s.pr, s.kkey)
+                if rec is None:
+                    continue
+            else:   # (no key of its own: ``_source_key`` would give None; main: ~-1.3 µs a call)
+                rec, key = e.rec, None
+                if not rec.applicable(ctx):
+                    continue
         else:
             rec, key = e.rec, _MISS
             if not rec.applicable(ctx):

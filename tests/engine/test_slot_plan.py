@@ -333,3 +333,32 @@ def test_a_scoped_plan_keeps_each_categorys_mask_and_none_for_an_empty_one(model
     assert blend._few(np.ones(blend._FEW + 1, bool)) is None and len(blend._few(np.ones(blend._FEW, bool))) == blend._FEW
     assert plan.scoped(ds, R.merge(), "Nope") is None and plan.scoped(ds, R.merge(), "Home > Mugs")[1] is mask
     assert not blend.slot_plan(model, STRATEGIES[2], R.merge({"categories": ["Food"]})).scope   # (scoped by the rules)
+
+
+def test_a_source_without_a_key_of_its_own_is_not_keyed(model, monkeypatch):
+    """``_fused``'s sources whose recommender has no ``cache_key`` of its own (buy_again: the
+    person's) are asked ``applicable`` directly, not ``_source_key`` (their key is None): the
+    slots equal those of each source asked, where it applies (a person) and where not."""
+    strat = {"sources": [{"recommender": "bought_together"}, {"recommender": "buy_again", "weight": 0.5},
+                         {"recommender": "best_sellers", "weight": 0.2}], "fallbacks": ["best_sellers"]}
+    requests = [(dict(fields, person=p % 3 - 1), [(strat, R.merge(RULES[p % len(RULES)]), 6)])
+                for p, (fields, _) in enumerate(_requests(model, 120, 9))]
+    keyed, inside = [], []   # (the names ``_fused`` asks ``_source_key``)
+    real = blend._source_key
+    monkeypatch.setattr(blend, "_source_key", lambda model, name, *a: (inside and keyed.append(name)) or real(model, name, *a))
+    real_fused = blend._fused
+
+    def fused(*a, **kw):
+        inside.append(1)
+        try:
+            return real_fused(*a, **kw)
+        finally:
+            inside.pop()
+    monkeypatch.setattr(blend, "_fused", fused)
+    got = _serve(model, requests)
+    assert "best_sellers" in keyed and "buy_again" not in keyed
+    assert any(src == "buy_again" for slots in got for slot in slots for _, _, src in slot)
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == got
