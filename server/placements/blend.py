@@ -288,6 +288,20 @@ def _concatenated(cands: list[Candidates]) -> tuple[np.ndarray, np.ndarray, np.n
     return items, scores, np.fromiter(map(len, its), np.int64, len(its))
 
 
+_LENS: dict[int, np.ndarray] = {}   # (``_one_len``'s arrays, by length: an answer is at most a few hundred long)
+
+
+def _one_len(n: int) -> np.ndarray:
+    """``[n]`` as int64, one array per ``n``, shared (the kernels read it, never write it): one
+    answer's lengths as ``_concatenated`` gives them, without ``np.fromiter``."""
+    a = _LENS.get(n)
+    if a is None:
+        if len(_LENS) >= 1024:   # (bounded: lengths of arbitrary answers)
+            _LENS.clear()
+        a = _LENS[n] = np.full(1, n, np.int64)
+    return a
+
+
 def _blend(ds, names: list[str], cands: list[Candidates], weights: list[float], rules: dict) -> Pool | None:
     """Steps 1-2's arithmetic over the sources' non-empty answers: one compiled call
     (``kernels.blend_sources``: normalise, weight, sum per item, each item's largest
@@ -566,7 +580,11 @@ def _fused(model, ctx: Context, plan: "SlotPlan", k: int, count, mask, current, 
     # two: no concatenation), the others concatenated
     r0 = (ready[0].items, ready[0].scores) if ready else _NO_ANSWER
     r1 = (ready[1].items, ready[1].scores) if len(ready) > 1 else _NO_ANSWER
-    more = _concatenated(ready[2:]) if len(ready) > 2 else _NO_ANSWERS
+    if len(ready) == 3:   # (main pages: a third answer, taken as it is, its length from a memo: ~-2.3 µs in the flow)
+        c = ready[2]
+        more = c.items, c.scores, _one_len(len(c.items))
+    else:
+        more = _concatenated(ready[2:]) if len(ready) > 2 else _NO_ANSWERS
     seen = np.fromiter(page_seen, np.int64, len(page_seen)) if page_seen and plan.dedupe else _NONE
     slot_map = _MAPS.slot
     if len(slot_map) <= ds.n_items:   # (the thread's first call, or a larger catalog)

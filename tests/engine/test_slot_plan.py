@@ -362,3 +362,24 @@ def test_a_source_without_a_key_of_its_own_is_not_keyed(model, monkeypatch):
     model.__dict__.pop("_slot_plans")
     monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
     assert _serve(model, requests) == got
+
+
+def test_three_and_four_ready_answers_equal_each_source_asked(model, monkeypatch):
+    """Slots whose call takes three ready answers (the third as it is, its length ``_one_len``'s)
+    or four (the last two concatenated): the slots equal those of each source asked."""
+    ready = [{"recommender": n, "weight": w} for n, w in
+             (("best_sellers", 0.5), ("popular_now", 0.4), ("new_arrivals", 0.3), ("buy_again", 0.2))]
+    strats = [{"sources": [{"recommender": "item_cf"}, *ready[:n]], "fallbacks": ["best_sellers"]} for n in (3, 4)]
+    requests = [(dict(fields, person=p % 3 - 1), [(strats[p % 2], R.merge(RULES[p % len(RULES)]), 6)])
+                for p, (fields, _) in enumerate(_requests(model, 120, 10))]
+    lens = []
+    real = blend._one_len
+    monkeypatch.setattr(blend, "_one_len", lambda n: lens.append(n) or real(n))
+    got = _serve(model, requests)
+    assert len(lens) > 30
+    assert blend._one_len(3) is blend._one_len(3) and blend._one_len(3).tolist() == [3]
+    assert blend._one_len(3).dtype == np.int64
+    model.clear_caches()
+    model.__dict__.pop("_slot_plans")
+    monkeypatch.setattr(blend.SlotPlan, "fusion", lambda self, model: None)
+    assert _serve(model, requests) == got
