@@ -536,8 +536,8 @@ async def recommend(request: Request) -> Response:
             ctx.placement = pick.name
             if slot.rules or slot.exclude:
                 rules = R.merge(pick.strategy.get("rules"), slot.rules, {"exclude": slot.exclude} if slot.exclude else None)
-            else:   # the variant's own: ``R.merge(strat.get("rules"))``, a copy of it
-                rules = dict(pick.rules)
+            else:   # the variant's own (``R.merge(strat.get("rules"))``, made once per config
+                rules = pick.rules   # version), not a copy: run_slot never changes its rules (tested)
             # encoded once: the cached value is then bytes, which the cyclic GC never scans
             hit += encode(run_slot(model, ctx, pick.strategy, slot.count, rules, page_seen))
         hit = tuple(hit)  # a tuple of bytes and strings: the cyclic GC stops scanning it
