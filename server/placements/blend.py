@@ -137,6 +137,8 @@ def _call(model, name: str, ctx: Context, k: int, rec=_MISS, key=None, pr=_MISS)
         c = memo.get(mkey, _MISS)
         if c is not _MISS:
             return c
+    if key is not None and rec.keeps_answers:   # (its own answers: no second cache)
+        key = None
     if key is not None:
         answers, key = model.answers, (key, k)
         c = answers.get(key, _MISS)

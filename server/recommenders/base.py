@@ -736,6 +736,11 @@ class Recommender:
     name: ClassVar[str] = ""
     context: ClassVar[frozenset[str]] = frozenset()
     description: ClassVar[str] = ""
+    # True: ``recommend`` keeps its answers itself for the model's life (a dict read per
+    # call: category_top's per category, time_of_day's per hour), so the placement does not
+    # look them up in, nor offer them to, the model's answer cache (``Model.answers``, whose
+    # get and put hash the source's key in Python); its ``cache_key`` still keys the pools
+    keeps_answers: ClassVar[bool] = False
 
     def fit(self, ds) -> Any:
         return None

@@ -76,6 +76,8 @@ class CategoryRanks:
 
 @register("category_top", description="top products of this category")
 class CategoryTop(Recommender):
+    keeps_answers = True   # (``CategoryRanks.answer``)
+
     def fit(self, ds):
         return CategoryRanks(popularity(ds, (VIEW, CART, PURCHASE), half_life_days=30.0), ds)
 

@@ -22,6 +22,7 @@ from .registry import register
 
 PRIOR = 50.0
 TOP = 200
+MAX_ANSWERS = 1024   # answers kept per model: 48 (day kind, hour) x the k asked
 
 
 def _hour_label(h: int) -> str:
@@ -60,12 +61,28 @@ class TimeOfDay(Recommender):
     def cache_key(self, ctx):
         return int(ctx.hour) % 24, int(ctx.weekday) >= 5
 
+    keeps_answers = True   # (each (day kind, hour, k) once per model: ``recommend``)
+
     def recommend(self, model, ds, ctx, k):
         if model is None:
             return Candidates.empty()
-        idx, sc = model
         h = int(ctx.hour) % 24
         we = 1 if int(ctx.weekday) >= 5 else 0
+        kept = self.__dict__.get("_answers")   # (the fitted state, its answers)
+        if kept is None or kept[0] is not model:
+            kept = self._answers = (model, {})
+        c = kept[1].get((we, h, k))
+        if c is None:
+            c = self._answer(model, we, h, k)
+            if len(kept[1]) < MAX_ANSWERS:
+                kept[1][(we, h, k)] = c
+        return c
+
+    @staticmethod
+    def _answer(model, we: int, h: int, k: int) -> Candidates:
+        """The answer of a (day kind, hour) for ``k``: a function of the fitted state alone,
+        made once per model (shared and never changed, as the answer cache shares answers)."""
+        idx, sc = model
         items, scores = idx[we, h, :k], sc[we, h, :k]
         keep = scores > 0
         part = ("weekend " if we else "") + ("mornings" if 5 <= h < 12 else "afternoons" if 12 <= h < 18

@@ -118,7 +118,10 @@ def test_a_cached_answer_equals_a_fresh_one(shop):
             blend._call(m, name, ctx, 20)                # offered once: remembered, not kept
             first = blend._call(m, name, ctx, 20)        # offered again: kept
             again = blend._call(m, name, ctx, 20)        # from the model's answer cache
-            assert again is first
+            if rec.keeps_answers:                         # (from its own: a ranked one is kept, an empty one made)
+                assert same(again, first)
+            else:
+                assert again is first
             assert same(again, fresh(m, name, ctx)), (name, ctx)
     assert m.answers.hits > 0 and len(m.answers) > 0
 
@@ -336,3 +339,35 @@ def test_the_lru_is_its_reference():
             else:
                 assert a.offer(key) == b.offer(key)
             assert list(a._d.items()) == list(b._d.items()) and list(a._seen) == list(b._seen)
+
+
+def test_sources_that_keep_their_answers_skip_the_answer_cache(shop):
+    """category_top and time_of_day keep their answers themselves (``keeps_answers``): the
+    placement neither looks them up in nor offers them to the model's answer cache, their keys
+    still exist (the pools'), and a kept answer is the one computed from the fitted state."""
+    from server.recommenders.time_of_day import TimeOfDay
+    _, m = shop
+    m.clear_caches()
+    for name in ("category_top", "time_of_day"):
+        assert m.recommenders[name].keeps_answers and name in cacheable(m)
+    assert not any(r.keeps_answers for n, r in m.recommenders.items() if n not in ("category_top", "time_of_day"))
+    ctxs = contexts(m)
+    for name in ("category_top", "time_of_day"):
+        for ctx in ctxs:
+            ctx.answers = None
+            first, again = blend._call(m, name, ctx, 20), blend._call(m, name, ctx, 20)
+            assert (again is first) if name == "time_of_day" or len(first) else same(again, first)
+    assert len(m.answers) == 0 and m.answers.hits == m.answers.misses == 0
+    tod = m.recommenders["time_of_day"]
+    for hour in range(-1, 26):
+        for weekday in range(7):
+            for k in (1, 20, 44, 300):
+                ctx = Context(hour=hour, weekday=weekday)
+                got = tod.recommend(m.fitted["time_of_day"], m.ds, ctx, k)
+                assert got is tod.recommend(m.fitted["time_of_day"], m.ds, ctx, k)
+                assert same(got, TimeOfDay._answer(m.fitted["time_of_day"], int(weekday >= 5), hour % 24, k))
+    other = TimeOfDay()   # another fitted state: its own answers
+    idx, sc = m.fitted["time_of_day"]
+    flat = (idx[:, :, ::-1].copy(), sc[:, :, ::-1].copy())
+    assert same(other.recommend(flat, m.ds, Context(hour=9), 5), TimeOfDay._answer(flat, 0, 9, 5))
+    assert not same(other.recommend(flat, m.ds, Context(hour=9), 5), tod.recommend(m.fitted["time_of_day"], m.ds, Context(hour=9), 5))
