@@ -11,7 +11,7 @@ from server.recommenders import _person
 from server.recommenders._person import live_items, merge_row, visitor_items
 from server.recommenders.base import Context, Recent
 from server.recommenders.kernels.als import ALSParams, ImplicitALS
-from server.recommenders.kernels.factors import known_answer_i32, known_answer_u16, row_lacks
+from server.recommenders.kernels.factors import known_answer_i32, known_answer_u16, row_lacks, row_position
 from server.recommenders.matrix_factorization import MatrixFactorization, person_candidates, ranked_shortlists
 
 from .test_request_shortcuts import _Data
@@ -72,6 +72,17 @@ def test_row_lacks_is_isin():
                     live = rng.integers(-1, 42, n).astype(np.int64)
                 want = bool(np.isin(live, row, invert=True).any())
                 assert row_lacks(R.indptr, R.indices, p, live) is want
+
+
+def test_row_position_is_the_items_place_in_its_row():
+    rng = np.random.default_rng(1)
+    R = random_R(rng, 60, 40)
+    for p in range(60):
+        a, b = int(R.indptr[p]), int(R.indptr[p + 1])
+        row = R.indices[a:b]
+        for item in range(-1, 42):
+            hits = np.flatnonzero(row == item)
+            assert row_position(R.indices, a, b, item) == (a + int(hits[0]) if len(hits) else -1)
 
 
 def known_top_numpy(R, trained, items, scores, p, live, k, item):

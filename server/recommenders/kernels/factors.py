@@ -25,6 +25,22 @@ from .seeds import session_walk
 from .sums import merge_visitor_items
 
 
+@kernel("int64(int32[::1], int64, int64, int64)")
+def row_position(indices, a, b, item):
+    """Where ``item`` is in ``indices[a:b]`` (sorted and unique: a row of a CSR matrix in
+    canonical format), found by binary search; -1 when it is not there."""
+    lo, hi = a, b
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < item:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == b or indices[lo] != item:
+        return -1
+    return lo
+
+
 @kernel("boolean(int32[::1], int32[::1], int64, int64[::1])")
 def row_lacks(indptr, indices, row, items):
     """Whether any of ``items`` is missing from row ``row`` of a CSR matrix in canonical format
@@ -32,15 +48,7 @@ def row_lacks(indptr, indices, row, items):
     invert=True).any()``. True for any item when the row is empty; False without items."""
     a, b = indptr[row], indptr[row + 1]
     for j in range(len(items)):
-        it = items[j]
-        lo, hi = a, b              # binary search of the sorted row
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if indices[mid] < it:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == b or indices[lo] != it:
+        if row_position(indices, a, b, items[j]) < 0:
             return True
     return False
 
@@ -71,7 +79,7 @@ def _known_answer(cols, max_live, live_i, live_w, n_items, indptr, indices, data
     k)`` of the row once ``item`` is left out. The seeds: with nothing new, the merged row
     (``merged_row``) is the row itself, each live item's weight raised to the larger of the
     two (``merge_visitor_items``' rule), so its weights are made in place of the row's and
-    the live items found by ``row_lacks``' search, and ``strongest``'s positions are written
+    the live items found by ``row_position``, and ``strongest``'s positions are written
     into the answer (no array of the merge: 4 allocations a call instead of 13). It only
     walks, compares and copies numbers."""
     if max_live >= 0:
@@ -92,23 +100,16 @@ def _known_answer(cols, max_live, live_i, live_w, n_items, indptr, indices, data
         return np.full(1, -1, np.int32)
     # the merged row's weights: the row's, each live item's raised (``merge_visitor_items``:
     # the larger, NaN wins, the row's on equal values); a live item not in the row: the
-    # person did something new (``row_lacks``' binary search of the sorted row)
+    # person did something new (``row_position``, the binary search of the sorted row)
     w = np.empty(b - a, np.float64)
     for j in range(b - a):
         w[j] = data[a + j]
     for j in range(len(live_i)):
-        it = live_i[j]
-        lo, hi = a, b
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if indices[mid] < it:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == b or indices[lo] != it:
+        at = row_position(indices, a, b, live_i[j])
+        if at < 0:
             return np.full(1, -1, np.int32)
-        x, y = w[lo - a], live_w[j]
-        w[lo - a] = x if (x >= y or x != x) else y
+        x, y = w[at - a], live_w[j]
+        w[at - a] = x if (x >= y or x != x) else y
     row_i, row_s = items[person], scores[person]
     positive = 0
     for j in range(len(row_i)):
