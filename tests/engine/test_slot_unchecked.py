@@ -9,8 +9,8 @@ import pytest
 from server.placements import blend
 from server.recommenders._common import Neighbours
 from tests.engine.fixtures import ShopData, rules_shop
-from tests.engine.test_slot_plan import _requests
-from tests.engine.test_slot_walk import _live, _serve
+from tests.engine.test_slot_plan import _requests, _serve
+from tests.engine.test_slot_walk import _live
 
 
 @pytest.fixture

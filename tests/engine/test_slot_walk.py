@@ -15,7 +15,7 @@ from server.placements import blend
 from server.recommenders.base import SEEDS, Context, RecentList
 from server.recommenders.kernels import seeds as S
 from tests.engine.fixtures import ShopData, rules_shop
-from tests.engine.test_slot_plan import RULES, STRATEGIES, _requests
+from tests.engine.test_slot_plan import RULES, _requests, _serve
 from tests.recommenders.test_seed_kernels import _visit
 
 MAIN = {"sources": [{"recommender": "realtime_personal"}, {"recommender": "item_cf", "weight": 0.6},
@@ -74,15 +74,6 @@ def _live(requests, rng):
             rules = R.merge(RULES[i % len(RULES)])
             slots = [(s, rules, int(rng.integers(1, 9))) for s in (MAIN, DETAIL, CART)[:1 + i % 3]]
         out.append((fields, slots))
-    return out
-
-
-def _serve(model, requests):
-    out = []
-    for fields, slots in requests:
-        ctx = Context(**fields, answers={} if len(slots) > 1 else None)
-        seen: set[int] = set()
-        out.append([blend.run_slot(model, ctx, strat, count, dict(rules), seen) for strat, rules, count in slots])
     return out
 
 
