@@ -149,19 +149,26 @@ class HotPaths:
         if handler is None:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        request = Request(scope, receive)
+        response = await self.respond(handler, Request(scope, receive))
+        await response(scope, receive, send)
+        self.observe(scope, response.status_code, time.perf_counter() - start)
+
+    async def respond(self, handler, request: Request) -> Response:
+        """``handler``'s response to ``request``, else its error handler's (not sent: also
+        ``server/inline.py``'s, which answers the hot paths inside the HTTP protocol)."""
         try:
-            response = await handler(request)
+            return await handler(request)
         except Exception as exc:
             on_error = next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
             if on_error is None:
                 raise
-            response = await on_error(request, exc)
-        await response(scope, receive, send)
-        elapsed = time.perf_counter() - start   # ``record``, inline: its route is one of ours
+            return await on_error(request, exc)
+
+    def observe(self, scope, status: int, elapsed: float) -> None:
+        """A hot path's latency metric and access-log line (``record``, its route one of ours)."""
         self._histograms[scope["path"]].observe(elapsed)
-        if response.status_code >= 400 or access_log.isEnabledFor(logging.DEBUG):
-            log_access(scope, response.status_code, elapsed)
+        if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
+            log_access(scope, status, elapsed)
 
 
 class AppState(State):

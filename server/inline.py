@@ -77,17 +77,16 @@ class _Cycle:
 
 
 def _hot_paths(app):
-    """What answering inline reads of uvicorn's app: (the ``App``, its ``HotPaths``, the access
-    log's logger and line writer), or None when the app is wrapped by uvicorn's middleware or
+    """What answering inline reads of uvicorn's app: (the ``App``, its ``HotPaths``), or None when the app is wrapped by uvicorn's middleware or
     has no hot paths (e.g. bench/empty_app: everything goes uvicorn's way)."""
-    from .app import App, HotPaths, access_log, log_access   # (here: the module imports no engine)
+    from .app import App, HotPaths   # (here: the module imports no engine)
 
     if not isinstance(app, App) or app.hot_paths is None:
         return None
     if app.middleware_stack is None:   # (Starlette builds it on its first call)
         app.middleware_stack = app.build_middleware_stack()
     hot = app.middleware_stack
-    return (app, hot, access_log, log_access) if isinstance(hot, HotPaths) else None
+    return (app, hot) if isinstance(hot, HotPaths) else None
 
 
 async def _carry_on(coro, waited):
@@ -174,7 +173,7 @@ if workers.HttpProtocol is not None:
 
         # -- the answer ------------------------------------------------------------------
         def _answer(self, cycle: _Cycle) -> None:
-            app, hot = self._hot[:2]
+            app, hot = self._hot
             scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
                      "http_version": cycle.http_version, "server": self.server, "client": self.client,
                      "scheme": self.scheme, "root_path": "", "headers": self.headers, "method": cycle.method,
@@ -184,7 +183,7 @@ if workers.HttpProtocol is not None:
             request._body = cycle.body
             start = time.perf_counter()
             context = contextvars.copy_context()
-            coro = _respond(hot, request)
+            coro = hot.respond(hot.routes["POST", cycle.path], request)
             try:
                 waited = context.run(coro.send, None)
             except StopIteration as stop:
@@ -247,11 +246,7 @@ if workers.HttpProtocol is not None:
                 outbox.flush()
                 raw.write(b"".join(content))
                 transport.close()
-            elapsed = time.perf_counter() - start
-            hot._histograms[cycle.path].observe(elapsed)
-            _, _, access_log, log_access = self._hot
-            if status >= 400 or access_log.isEnabledFor(logging.DEBUG):
-                log_access(scope, status, elapsed)
+            hot.observe(scope, status, time.perf_counter() - start)
             background = response.background
             if background is not None:   # (none of the hot paths' replies has one)
                 self.loop.create_task(background())
@@ -316,16 +311,3 @@ def _outbox(loop) -> _Outbox:
                 del _OUTBOXES[old]
         box = _OUTBOXES[loop] = _Outbox(loop)
     return box
-
-
-async def _respond(hot, request: Request):
-    """``HotPaths``' answer to ``request`` (its handler, else its error handler), not sent."""
-    scope = request.scope
-    handler = hot.routes[(scope["method"], scope["path"])]
-    try:
-        return await handler(request)
-    except Exception as exc:
-        on_error = next((hot.handlers[c] for c in type(exc).__mro__ if c in hot.handlers), None)
-        if on_error is None:
-            raise
-        return await on_error(request, exc)
